@@ -1,0 +1,96 @@
+import { type ActorRefFrom, assign, enqueueActions, setup, stopChild } from 'xstate';
+import { type SupervisorInput, type SupervisorRef, supervisorMachine } from './supervisor.machine.js';
+
+export interface RootSupervisorInput {
+  /** How many shards the registry is split into; a tracker lives in shard hash(id) mod shardCount. */
+  shardCount: number;
+  /** What every shard is started with (its index is added). */
+  shardInput: Omit<SupervisorInput, 'shard'>;
+}
+
+export interface RootSupervisorContext extends RootSupervisorInput {
+  /** Shard index → shard supervisor; shards are created the first time a tracker hashes to them. */
+  shards: Record<number, SupervisorRef>;
+}
+
+export type RootSupervisorEvent =
+  | { type: 'ENSURE_SHARD'; shard: number }
+  | { type: 'SHUTDOWN' }
+  | { type: `xstate.error.actor.${string}`; actorId: string; error: unknown }
+  | { type: `xstate.done.actor.${string}`; actorId: string; output: unknown };
+
+export const shardActorId = (shard: number): string => `shard-${shard}`;
+const shardIndexOf = (actorId: string): number => Number(actorId.slice('shard-'.length));
+
+/**
+ * The top of the tree: supervises the shard supervisors. XState copies a parent's `children` on every
+ * spawn and stop, so one supervisor of 100,000 trackers costs O(N) per spawn; a root over shards of
+ * about a hundred trackers keeps every spawn O(shard size).
+ *
+ * @example
+ * const root = createActor(rootSupervisorMachine, { input: { shardCount: 1024, shardInput: {} } }).start();
+ * root.send({ type: 'ENSURE_SHARD', shard: 7 });
+ */
+export const rootSupervisorMachine = setup({
+  types: {
+    context: {} as RootSupervisorContext,
+    events: {} as RootSupervisorEvent,
+    input: {} as RootSupervisorInput,
+  },
+  actors: { shard: supervisorMachine },
+  actions: {
+    // Provided by the runtime: a shard supervisor failed (a bug); its trackers must be brought back.
+    shardRestarted: (_, _params: { shard: number; error: unknown }) => {},
+  },
+  guards: {
+    isMissing: ({ context, event }) => event.type === 'ENSURE_SHARD' && !(event.shard in context.shards),
+  },
+}).createMachine({
+  id: 'root',
+  context: ({ input }) => ({ ...input, shards: {} }),
+  initial: 'running',
+  states: {
+    running: {
+      on: {
+        ENSURE_SHARD: {
+          guard: 'isMissing',
+          actions: assign({
+            shards: ({ context, event, spawn }) => ({
+              ...context.shards,
+              [event.shard]: spawn('shard', {
+                id: shardActorId(event.shard),
+                input: { ...context.shardInput, shard: event.shard },
+              }),
+            }),
+          }),
+        },
+        'xstate.error.actor.*': {
+          actions: enqueueActions(({ context, event, enqueue }) => {
+            const shard = shardIndexOf(event.actorId);
+            enqueue(stopChild(event.actorId));
+            enqueue.assign({
+              shards: ({ spawn }) => ({
+                ...context.shards,
+                [shard]: spawn('shard', { id: event.actorId, input: { ...context.shardInput, shard } }),
+              }),
+            });
+            enqueue({ type: 'shardRestarted', params: { shard, error: 'error' in event ? event.error : undefined } });
+          }),
+        },
+        SHUTDOWN: {
+          target: 'halted',
+          actions: enqueueActions(({ context, enqueue }) => {
+            for (const shard of Object.values(context.shards)) enqueue.sendTo(shard, { type: 'SHUTDOWN' });
+          }),
+        },
+      },
+    },
+    // Every shard has stopped its trackers and ended. Deliberately not a final state: ending the
+    // root would make XState stop its ~1,024 children one at a time, copying its children object
+    // for each (seconds at 100,000 trackers), for actors that are already done.
+    halted: {},
+  },
+});
+
+export type RootSupervisorMachine = typeof rootSupervisorMachine;
+export type RootSupervisorRef = ActorRefFrom<RootSupervisorMachine>;

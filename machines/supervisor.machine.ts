@@ -1,0 +1,315 @@
+import { type ActorRefFrom, enqueueActions, fromPromise, setup, stopChild } from 'xstate';
+import { restoringLogic } from './restore.js';
+import {
+  type SupervisionFailureReason,
+  type TrackerContext,
+  type TrackerInput,
+  type TrackerMachine,
+  trackerMachine,
+} from './tracker.machine.js';
+
+export type TrackerRef = ActorRefFrom<TrackerMachine>;
+
+/** A tracker's persisted snapshot, as `getPersistedSnapshot()` returns it and a store keeps it. */
+export type PersistedTracker = ReturnType<TrackerMachine['getPersistedSnapshot']> & {
+  value: unknown;
+  context: TrackerContext;
+};
+
+export interface RestartPolicy {
+  /** More crashes than this within `restartWindowMs` and the tracker is failed with `crash_loop`. */
+  maxRestarts: number;
+  restartWindowMs: number;
+  /** Delay before the second restart in a window; it doubles with each further one. */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+export const DEFAULT_RESTART_POLICY: RestartPolicy = {
+  maxRestarts: 5,
+  restartWindowMs: 60_000,
+  backoffBaseMs: 100,
+  backoffMaxMs: 5_000,
+};
+
+export interface SupervisorInput {
+  shard: number;
+  policy?: Partial<RestartPolicy>;
+  /** The tracker logic to spawn and restore, with the runtime's effects provided. */
+  trackerLogic?: TrackerMachine;
+  /** Injected clock (epoch ms), so that restart intensity is testable. */
+  now?: () => number;
+}
+
+export interface SupervisorContext {
+  shard: number;
+  /** The registry: tracker id → the live actor for it. */
+  trackers: Record<string, TrackerRef>;
+  /** Ids that crashed and wait for their restart (or for being given up). */
+  restarting: Record<string, true>;
+  /** Recent crash times per id, within the restart window. */
+  crashes: Record<string, number[]>;
+  policy: RestartPolicy;
+  trackerLogic: TrackerMachine;
+  now: () => number;
+}
+
+export interface RestoreTrackerInput {
+  id: string;
+  /** Wait this long first (restart back-off). */
+  delayMs: number;
+}
+export interface RestoreTrackerOutput {
+  id: string;
+  /** The last durable snapshot, or null when the store has none. */
+  snapshot: PersistedTracker | null;
+}
+export interface GiveUpInput {
+  id: string;
+  reason: SupervisionFailureReason;
+  detail: string;
+}
+
+export type SupervisorEvent =
+  | { type: 'START'; id: string; input: TrackerInput }
+  /** Bring a tracker back from a stored snapshot (process start, rehydration). */
+  | { type: 'RESTORE'; id: string; snapshot: PersistedTracker }
+  | { type: 'STOP_TRACKER'; id: string }
+  | { type: 'SHUTDOWN' }
+  | { type: `xstate.error.actor.${string}`; actorId: string; error: unknown }
+  | { type: `xstate.done.actor.${string}`; actorId: string; output: unknown };
+
+// XState types `spawn` for the actors named in `setup`; trackers are spawned from logic held in
+// context (so a restoring variant can be made per snapshot), which needs this narrower signature.
+type SpawnTracker = (logic: TrackerMachine, options: { id: string; input?: TrackerInput }) => TrackerRef;
+const spawnTracker = (spawn: unknown, logic: TrackerMachine, id: string, input?: TrackerInput): TrackerRef =>
+  (spawn as SpawnTracker)(logic, input ? { id, input } : { id });
+
+const RESTORE_PREFIX = 'restore/';
+const GIVE_UP_PREFIX = 'giveup/';
+
+const without = <T>(record: Record<string, T>, key: string): Record<string, T> => {
+  const { [key]: _dropped, ...rest } = record;
+  return rest;
+};
+
+/** The part of `enqueueActions`' queue that `register` uses. */
+interface RegisterQueue {
+  assign(assignment: {
+    trackers: (args: { spawn: unknown; context: SupervisorContext }) => Record<string, TrackerRef>;
+  }): void;
+  (action: { type: 'trackerSpawned'; params: { id: string } }): void;
+}
+
+/** Spawn a tracker into the registry, then let the runtime attach persistence to it. */
+function register(enqueue: RegisterQueue, id: string, logic: TrackerMachine, input?: TrackerInput): void {
+  enqueue.assign({
+    trackers: ({ spawn, context }) => ({ ...context.trackers, [id]: spawnTracker(spawn, logic, id, input) }),
+  });
+  enqueue({ type: 'trackerSpawned', params: { id } });
+}
+
+/** Crash times still inside the window, this crash included. */
+export function recentCrashes(times: readonly number[] | undefined, now: number, windowMs: number): number[] {
+  return [...(times ?? []).filter((t) => now - t < windowMs), now];
+}
+
+/** The first restart in a window is immediate; later ones back off exponentially. */
+export function restartDelay(crashesInWindow: number, policy: RestartPolicy): number {
+  if (crashesInWindow <= 1) return 0;
+  return Math.min(policy.backoffMaxMs, policy.backoffBaseMs * 2 ** (crashesInWindow - 2));
+}
+
+/**
+ * One shard of the registry: like a DynamicSupervisor with its Registry, for about a hundred
+ * trackers. It spawns trackers, re-spawns a crashed one from its last durable snapshot (with
+ * back-off and a per-tracker restart intensity), gives up on a crash loop and deregisters trackers
+ * that finish. The durable-snapshot reads and writes are actors the runtime provides.
+ *
+ * @example
+ * const shard = createActor(supervisorMachine.provide({ actors: { restoreTracker, giveUpTracker } }), {
+ *   input: { shard: 0 },
+ * }).start();
+ * shard.send({ type: 'START', id: 'txn_1', input: { id: 'txn_1', txHash, requiredConfirmations: 12, createdAt } });
+ */
+export const supervisorMachine = setup({
+  types: {
+    context: {} as SupervisorContext,
+    events: {} as SupervisorEvent,
+    input: {} as SupervisorInput,
+  },
+  actors: {
+    // Provided by the runtime: wait `delayMs`, then read the tracker's last durable snapshot.
+    restoreTracker: fromPromise<RestoreTrackerOutput, RestoreTrackerInput>(async ({ input }) => ({
+      id: input.id,
+      snapshot: null,
+    })),
+    // Provided by the runtime: persist the tracker as failed (crash loop) and report it.
+    giveUpTracker: fromPromise<void, GiveUpInput>(async () => {}),
+  },
+  actions: {
+    // Provided by the runtime: attach persistence to a new or restored tracker (it is in
+    // `context.trackers[id]` by then).
+    trackerSpawned: (_, _params: { id: string }) => {},
+    // Provided by the runtime: logs and metrics.
+    trackerCrashed: (_, _params: { id: string; error: unknown; crashes: number; delayMs: number }) => {},
+    trackerFinished: (_, _params: { id: string }) => {},
+    trackerGivenUp: (_, _params: { id: string }) => {},
+    restoreFailed: (_, _params: { id: string; error: unknown }) => {},
+  },
+  guards: {
+    isKnown: ({ context, event }) =>
+      (event.type === 'START' || event.type === 'RESTORE') &&
+      (event.id in context.trackers || event.id in context.restarting),
+    isLiveTracker: ({ context, event }) => 'actorId' in event && event.actorId in context.trackers,
+    isRestore: ({ event }) => 'actorId' in event && event.actorId.startsWith(RESTORE_PREFIX),
+    isGiveUp: ({ event }) => 'actorId' in event && event.actorId.startsWith(GIVE_UP_PREFIX),
+  },
+}).createMachine({
+  id: 'supervisor',
+  context: ({ input }) => ({
+    shard: input.shard,
+    trackers: {},
+    restarting: {},
+    crashes: {},
+    policy: { ...DEFAULT_RESTART_POLICY, ...input.policy },
+    trackerLogic: input.trackerLogic ?? trackerMachine,
+    now: input.now ?? Date.now,
+  }),
+  initial: 'running',
+  states: {
+    running: {
+      on: {
+        START: [
+          // Already running (or coming back): never a duplicate, like {:error, {:already_started, pid}}.
+          { guard: 'isKnown' },
+          {
+            actions: enqueueActions(({ context, event, enqueue }) =>
+              register(enqueue, event.id, context.trackerLogic, event.input),
+            ),
+          },
+        ],
+        RESTORE: [
+          { guard: 'isKnown' },
+          {
+            actions: enqueueActions(({ context, event, enqueue }) =>
+              register(enqueue, event.id, restoringLogic(context.trackerLogic, event.snapshot)),
+            ),
+          },
+        ],
+        STOP_TRACKER: {
+          actions: enqueueActions(({ context, event, enqueue }) => {
+            const ref = context.trackers[event.id];
+            if (ref) enqueue.sendTo(ref, { type: 'STOP', at: context.now() });
+          }),
+        },
+        'xstate.error.actor.*': [
+          {
+            guard: 'isLiveTracker',
+            actions: enqueueActions(({ context, event, enqueue }) => {
+              const id = event.actorId;
+              const now = context.now();
+              const crashes = recentCrashes(context.crashes[id], now, context.policy.restartWindowMs);
+              const givingUp = crashes.length > context.policy.maxRestarts;
+              const delayMs = givingUp ? 0 : restartDelay(crashes.length, context.policy);
+              // A failed child stays in `children` until stopped; re-spawning the id without this
+              // would orphan it.
+              enqueue(stopChild(id));
+              enqueue.assign({
+                trackers: without(context.trackers, id),
+                restarting: { ...context.restarting, [id]: true },
+                crashes: { ...context.crashes, [id]: crashes },
+              });
+              enqueue({
+                type: 'trackerCrashed',
+                params: { id, error: 'error' in event ? event.error : undefined, crashes: crashes.length, delayMs },
+              });
+              if (givingUp) {
+                enqueue.spawnChild('giveUpTracker', {
+                  id: GIVE_UP_PREFIX + id,
+                  input: {
+                    id,
+                    reason: 'crash_loop',
+                    detail: `crashed ${crashes.length} times within ${context.policy.restartWindowMs} ms`,
+                  },
+                });
+              } else {
+                enqueue.spawnChild('restoreTracker', { id: RESTORE_PREFIX + id, input: { id, delayMs } });
+              }
+            }),
+          },
+          {
+            // The store could not be read: count it as one more crash of that tracker.
+            guard: 'isRestore',
+            actions: enqueueActions(({ context, event, enqueue }) => {
+              const id = event.actorId.slice(RESTORE_PREFIX.length);
+              const now = context.now();
+              const crashes = recentCrashes(context.crashes[id], now, context.policy.restartWindowMs);
+              enqueue(stopChild(event.actorId));
+              enqueue.assign({ crashes: { ...context.crashes, [id]: crashes } });
+              enqueue({ type: 'restoreFailed', params: { id, error: 'error' in event ? event.error : undefined } });
+              enqueue.spawnChild('restoreTracker', {
+                id: RESTORE_PREFIX + id,
+                input: { id, delayMs: Math.max(context.policy.backoffBaseMs, restartDelay(crashes.length, context.policy)) },
+              });
+            }),
+          },
+          {
+            guard: 'isGiveUp',
+            actions: enqueueActions(({ context, event, enqueue }) => {
+              const id = event.actorId.slice(GIVE_UP_PREFIX.length);
+              enqueue(stopChild(event.actorId));
+              enqueue.assign({ restarting: without(context.restarting, id), crashes: without(context.crashes, id) });
+              enqueue({ type: 'restoreFailed', params: { id, error: 'error' in event ? event.error : undefined } });
+            }),
+          },
+        ],
+        'xstate.done.actor.*': [
+          {
+            // Reached a final state (or stopped on purpose): deregister and free it at once.
+            guard: 'isLiveTracker',
+            actions: enqueueActions(({ context, event, enqueue }) => {
+              const id = event.actorId;
+              enqueue(stopChild(id));
+              enqueue.assign({ trackers: without(context.trackers, id), crashes: without(context.crashes, id) });
+              enqueue({ type: 'trackerFinished', params: { id } });
+            }),
+          },
+          {
+            guard: 'isRestore',
+            actions: enqueueActions(({ context, event, enqueue }) => {
+              const { id, snapshot } = ('output' in event ? event.output : { id: '', snapshot: null }) as RestoreTrackerOutput;
+              enqueue(stopChild(event.actorId));
+              if (snapshot === null) {
+                enqueue.assign({ restarting: without(context.restarting, id), crashes: without(context.crashes, id) });
+                enqueue({ type: 'restoreFailed', params: { id, error: new Error(`no stored snapshot for ${id}`) } });
+                return;
+              }
+              const revived: PersistedTracker = {
+                ...snapshot,
+                context: { ...snapshot.context, restarts: snapshot.context.restarts + 1, updatedAt: context.now() },
+              };
+              enqueue.assign({ restarting: without(context.restarting, id) });
+              register(enqueue, id, restoringLogic(context.trackerLogic, revived));
+            }),
+          },
+          {
+            guard: 'isGiveUp',
+            actions: enqueueActions(({ context, event, enqueue }) => {
+              const id = event.actorId.slice(GIVE_UP_PREFIX.length);
+              enqueue(stopChild(event.actorId));
+              enqueue.assign({ restarting: without(context.restarting, id), crashes: without(context.crashes, id) });
+              enqueue({ type: 'trackerGivenUp', params: { id } });
+            }),
+          },
+        ],
+        SHUTDOWN: 'stopped',
+      },
+    },
+    // Stopping the supervisor stops every child it still has.
+    stopped: { type: 'final' },
+  },
+});
+
+export type SupervisorMachine = typeof supervisorMachine;
+export type SupervisorRef = ActorRefFrom<SupervisorMachine>;

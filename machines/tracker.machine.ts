@@ -1,0 +1,284 @@
+import { assign, setup } from 'xstate';
+
+/**
+ * Bumped whenever the shape of a persisted tracker snapshot changes (a state renamed,
+ * a context field added or removed). Stores keep it beside every snapshot.
+ */
+export const TRACKER_MACHINE_VERSION = 1;
+
+/** Ids a caller may choose; a tx hash (the default id) fits it too. */
+export const TRACKER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+/** A 0x-prefixed 32-byte hash, any case. */
+export const TX_HASH_PATTERN = /^0x[0-9a-fA-F]{64}$/;
+
+export const MIN_CONFIRMATIONS = 1;
+export const MAX_CONFIRMATIONS = 1000;
+
+export type TrackerStateName = 'pending' | 'confirming' | 'confirmed' | 'failed' | 'stopped';
+export const TRACKER_STATE_NAMES: readonly TrackerStateName[] = [
+  'pending',
+  'confirming',
+  'confirmed',
+  'failed',
+  'stopped',
+];
+export const FINAL_STATE_NAMES: readonly TrackerStateName[] = ['confirmed', 'failed', 'stopped'];
+
+/** How a tx with the same sender and nonce took the tracked one's place (as ethers v6 classifies it). */
+export type ReplacementReason = 'repriced' | 'cancelled' | 'replaced';
+
+export type FailureReason =
+  | 'reverted'
+  | 'cancelled'
+  | 'replaced'
+  | 'dropped'
+  | 'crash_loop'
+  | 'incompatible_snapshot';
+
+/** Reasons the runtime (not the chain) can end a tracker with. */
+export type SupervisionFailureReason = Extract<FailureReason, 'crash_loop' | 'incompatible_snapshot'>;
+
+export interface TrackerFailure {
+  reason: FailureReason;
+  detail: string;
+}
+
+export interface TrackerContext {
+  id: string;
+  /** The hash the tracker was started for; lower-case. */
+  txHash: string;
+  requiredConfirmations: number;
+  blockNumber: number | null;
+  blockHash: string | null;
+  confirmations: number;
+  reorgs: number;
+  restarts: number;
+  /** The hash that took this tx's place (sender + nonce), when one did. */
+  replacedBy: string | null;
+  failure: TrackerFailure | null;
+  /** Epoch milliseconds. */
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface TrackerInput {
+  id: string;
+  txHash: string;
+  requiredConfirmations: number;
+  createdAt: number;
+}
+
+/**
+ * Every event may carry `at` (epoch ms, stamped by the runtime when it routes the event) so that
+ * the machine can keep `updatedAt` without reading a clock itself.
+ */
+interface Stamped {
+  at?: number;
+}
+
+export type TrackerEvent = Stamped &
+  (
+    | { type: 'TX_SEEN' }
+    | {
+        type: 'TX_MINED';
+        blockNumber: number;
+        blockHash: string;
+        status: 'success' | 'reverted';
+        /** The chain head when the receipt was read (≥ blockNumber). */
+        head: number;
+      }
+    | { type: 'NEW_HEAD'; blockNumber: number }
+    | { type: 'BLOCK_REORGED'; blockHash: string }
+    | { type: 'TX_REPLACED'; reason: ReplacementReason; replacementHash: string }
+    | { type: 'TX_DROPPED'; detail?: string }
+    | { type: 'RECHECK' }
+    | { type: 'CRASH' }
+    | { type: 'STOP' }
+    | { type: 'GIVE_UP'; reason: SupervisionFailureReason; detail: string }
+  );
+
+export type TrackerEventType = TrackerEvent['type'];
+
+/** The events a tracker defines, for validating what clients send. */
+export const TRACKER_EVENT_TYPES: readonly TrackerEventType[] = [
+  'TX_SEEN',
+  'TX_MINED',
+  'NEW_HEAD',
+  'BLOCK_REORGED',
+  'TX_REPLACED',
+  'TX_DROPPED',
+  'RECHECK',
+  'CRASH',
+  'STOP',
+  'GIVE_UP',
+];
+
+/** Thrown by the default `crash` action: fault injection for showing the supervision path. */
+export class TrackerCrashError extends Error {
+  override name = 'TrackerCrashError';
+}
+
+// Accepted in every state that is not final (pending and confirming). Kept off the root so that
+// `snapshot.can()` answers false in a final state.
+const whileLive = {
+  RECHECK: { actions: 'requestRecheck' },
+  CRASH: { actions: 'crash' },
+  STOP: { target: '#tracker.stopped', actions: 'touch' },
+  GIVE_UP: { target: '#tracker.failed', actions: ['recordGiveUp', 'touch'] },
+} as const;
+
+const failed = (reason: FailureReason, detail: string): TrackerFailure => ({ reason, detail });
+
+/**
+ * One transaction, followed from the mempool to its final state. Chain facts arrive as events; the
+ * only effects (`requestRecheck`, `crash`) are named actions the runtime provides.
+ *
+ * @example
+ * const actor = createActor(trackerMachine, {
+ *   input: { id: 'txn_1', txHash: '0x…', requiredConfirmations: 12, createdAt: Date.now() },
+ * }).start();
+ * actor.send({ type: 'TX_MINED', blockNumber: 100, blockHash: '0x…', status: 'success', head: 100 });
+ */
+export const trackerMachine = setup({
+  types: {
+    context: {} as TrackerContext,
+    events: {} as TrackerEvent,
+    input: {} as TrackerInput,
+    output: {} as TrackerContext,
+  },
+  actions: {
+    touch: assign({
+      updatedAt: ({ context, event }) => event.at ?? context.updatedAt,
+    }),
+    recordMined: assign(({ event }) => {
+      if (event.type !== 'TX_MINED') return {};
+      return {
+        blockNumber: event.blockNumber,
+        blockHash: event.blockHash,
+        confirmations: Math.max(1, event.head - event.blockNumber + 1),
+      };
+    }),
+    recordHead: assign({
+      confirmations: ({ context, event }) =>
+        event.type === 'NEW_HEAD' && context.blockNumber !== null
+          ? event.blockNumber - context.blockNumber + 1
+          : context.confirmations,
+    }),
+    recordReorg: assign({
+      blockNumber: null,
+      blockHash: null,
+      confirmations: 0,
+      reorgs: ({ context }) => context.reorgs + 1,
+    }),
+    recordReplacement: assign({
+      replacedBy: ({ context, event }) =>
+        event.type === 'TX_REPLACED' ? event.replacementHash : context.replacedBy,
+    }),
+    recordReverted: assign({
+      failure: ({ event }) =>
+        failed('reverted', event.type === 'TX_MINED' ? `reverted in block ${event.blockNumber}` : 'reverted'),
+    }),
+    recordReplacedFailure: assign({
+      failure: ({ event }) =>
+        event.type === 'TX_REPLACED'
+          ? failed(event.reason === 'cancelled' ? 'cancelled' : 'replaced', `${event.reason} by ${event.replacementHash}`)
+          : null,
+    }),
+    recordNeverSeenDrop: assign({
+      failure: ({ event }) =>
+        failed('dropped', (event.type === 'TX_DROPPED' && event.detail) || 'the node never knew this transaction'),
+    }),
+    recordDrop: assign({
+      failure: ({ event }) =>
+        failed(
+          'dropped',
+          (event.type === 'TX_DROPPED' && event.detail) || 'the transaction left the mempool without being mined',
+        ),
+    }),
+    recordGiveUp: assign({
+      failure: ({ event }) => (event.type === 'GIVE_UP' ? failed(event.reason, event.detail) : null),
+    }),
+    // Provided by the runtime: ask the chain watcher to look this tx up now.
+    requestRecheck: () => {},
+    // Fault injection: the runtime only lets CRASH through when it is enabled.
+    crash: () => {
+      throw new TrackerCrashError('tracker crashed on purpose (CRASH event)');
+    },
+  },
+  guards: {
+    isReverted: ({ event }) => event.type === 'TX_MINED' && event.status === 'reverted',
+    isReorgOfOwnBlock: ({ context, event }) =>
+      event.type === 'BLOCK_REORGED' && event.blockHash === context.blockHash,
+    isHeadOnOrAfterOwnBlock: ({ context, event }) =>
+      event.type === 'NEW_HEAD' && context.blockNumber !== null && event.blockNumber >= context.blockNumber,
+    hasEnoughConfirmations: ({ context }) => context.confirmations >= context.requiredConfirmations,
+    isRepriced: ({ event }) => event.type === 'TX_REPLACED' && event.reason === 'repriced',
+  },
+}).createMachine({
+  id: 'tracker',
+  context: ({ input }) => ({
+    id: input.id,
+    txHash: input.txHash,
+    requiredConfirmations: input.requiredConfirmations,
+    blockNumber: null,
+    blockHash: null,
+    confirmations: 0,
+    reorgs: 0,
+    restarts: 0,
+    replacedBy: null,
+    failure: null,
+    createdAt: input.createdAt,
+    updatedAt: input.createdAt,
+  }),
+  initial: 'pending',
+  states: {
+    pending: {
+      initial: 'unseen',
+      states: {
+        // Not yet known to the node (just submitted elsewhere, or a hash that never existed).
+        unseen: {
+          on: {
+            TX_SEEN: { target: 'seen', actions: 'touch' },
+            TX_DROPPED: { target: '#tracker.failed', actions: ['recordNeverSeenDrop', 'touch'] },
+          },
+        },
+        // In the node's mempool (or back there after a reorg).
+        seen: {
+          on: {
+            TX_DROPPED: { target: '#tracker.failed', actions: ['recordDrop', 'touch'] },
+          },
+        },
+      },
+      on: {
+        TX_MINED: [
+          { guard: 'isReverted', target: 'failed', actions: ['recordMined', 'recordReverted', 'touch'] },
+          { target: 'confirming', actions: ['recordMined', 'touch'] },
+        ],
+        TX_REPLACED: [
+          // Same call at a higher fee: follow the new hash; the id stays.
+          { guard: 'isRepriced', target: '.seen', actions: ['recordReplacement', 'touch'] },
+          { target: 'failed', actions: ['recordReplacement', 'recordReplacedFailure', 'touch'] },
+        ],
+        ...whileLive,
+      },
+    },
+    confirming: {
+      always: { guard: 'hasEnoughConfirmations', target: 'confirmed' },
+      on: {
+        NEW_HEAD: { guard: 'isHeadOnOrAfterOwnBlock', actions: ['recordHead', 'touch'] },
+        BLOCK_REORGED: {
+          guard: 'isReorgOfOwnBlock',
+          target: 'pending.seen',
+          actions: ['recordReorg', 'touch'],
+        },
+        ...whileLive,
+      },
+    },
+    confirmed: { type: 'final' },
+    failed: { type: 'final' },
+    stopped: { type: 'final' },
+  },
+  output: ({ context }) => context,
+});
+
+export type TrackerMachine = typeof trackerMachine;

@@ -1,0 +1,49 @@
+/**
+ * Base of every error the tracker system throws on purpose. `code` is stable (the HTTP API puts it
+ * in `{error:{code}}`); `shortMessage` is for people; `details` and `cause` are for logs.
+ */
+export class TrackerSystemError extends Error {
+  override name = 'TrackerSystemError';
+  readonly code: string;
+  readonly shortMessage: string;
+  readonly details: string | undefined;
+
+  constructor(code: string, shortMessage: string, options: { details?: string; cause?: unknown } = {}) {
+    super(options.details ? `${shortMessage}: ${options.details}` : shortMessage, { cause: options.cause });
+    this.code = code;
+    this.shortMessage = shortMessage;
+    this.details = options.details;
+  }
+}
+
+/** The caller's input is wrong (the HTTP API answers 400). */
+export class InvalidInputError extends TrackerSystemError {
+  override name = 'InvalidInputError';
+}
+
+/** The id is taken by a tracker of another transaction (409). */
+export class IdConflictError extends TrackerSystemError {
+  override name = 'IdConflictError';
+  constructor(id: string, existingTxHash: string) {
+    super('id_conflict', `tracker ${id} already tracks another transaction`, { details: existingTxHash });
+  }
+}
+
+/** The store could not make a write durable, or could not be read (503). */
+export class StoreError extends TrackerSystemError {
+  override name = 'StoreError';
+  constructor(shortMessage: string, cause?: unknown) {
+    super('store_unavailable', shortMessage, {
+      cause,
+      details: cause instanceof Error ? cause.message : undefined,
+    });
+  }
+}
+
+/** The system is shutting down and takes no new work (503). */
+export class ShuttingDownError extends TrackerSystemError {
+  override name = 'ShuttingDownError';
+  constructor() {
+    super('shutting_down', 'the tracker system is shutting down');
+  }
+}

@@ -1,0 +1,9 @@
+export * from './runtime/system.js';
+export type { Tracker } from './runtime/tracker-view.js';
+export type { Logger } from './runtime/logger.js';
+export * from './errors.js';
+export type { SnapshotStore, TrackerRecord, ListQuery, ListPage } from './store/types.js';
+export { MemoryStore } from './store/memory.js';
+export * from '../machines/tracker.machine.js';
+export { supervisorMachine, DEFAULT_RESTART_POLICY, type RestartPolicy, type TrackerRef } from '../machines/supervisor.machine.js';
+export { rootSupervisorMachine } from '../machines/root-supervisor.machine.js';

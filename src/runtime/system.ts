@@ -1,0 +1,564 @@
+import { type InspectionEvent, type Observer, createActor, fromPromise } from 'xstate';
+import { type RootSupervisorRef, rootSupervisorMachine } from '../../machines/root-supervisor.machine.js';
+import { restoringLogic } from '../../machines/restore.js';
+import {
+  DEFAULT_RESTART_POLICY,
+  type GiveUpInput,
+  type PersistedTracker,
+  type RestartPolicy,
+  type RestoreTrackerInput,
+  type RestoreTrackerOutput,
+  type SupervisorRef,
+  type TrackerRef,
+  supervisorMachine,
+} from '../../machines/supervisor.machine.js';
+import {
+  FINAL_STATE_NAMES,
+  TRACKER_EVENT_TYPES,
+  TRACKER_MACHINE_VERSION,
+  type TrackerContext,
+  type TrackerEvent,
+  type TrackerStateName,
+  trackerMachine,
+} from '../../machines/tracker.machine.js';
+import { IdConflictError, InvalidInputError, ShuttingDownError, StoreError, TrackerSystemError } from '../errors.js';
+import type { ListQuery, SnapshotStore, TrackerRecord } from '../store/types.js';
+import { type Logger, silentLogger } from './logger.js';
+import { shardOf } from './shard.js';
+import { type Tracker, toTracker, topState } from './tracker-view.js';
+import { normalizeId, normalizeTxHash, validateConfirmations } from './validate.js';
+
+/** What the rest of the service (the chain watcher) plugs into the runtime. Looked up at call time. */
+export interface TrackerHooks {
+  /** A tracker is live (started, restarted or rehydrated): bring it up to date and follow it. */
+  trackerLive?(tracker: TrackerContext, state: TrackerStateName): void;
+  /** A tracker left the registry for good (final state, stopped, or given up). */
+  trackerGone?(id: string): void;
+  /** The tracker asked for a lookup of its tx now (the RECHECK event). */
+  recheck?(tracker: TrackerContext): void;
+}
+
+export interface TrackerSystemOptions {
+  store: SnapshotStore;
+  /** Shards of the registry (default 1024: about a hundred trackers each at 100,000). */
+  shardCount?: number;
+  restartPolicy?: Partial<RestartPolicy>;
+  /** `requiredConfirmations` of a tracker started without one (default 12). */
+  defaultConfirmations?: number;
+  /** Let the `CRASH` event through (default false). */
+  faultInjection?: boolean;
+  hooks?: TrackerHooks;
+  logger?: Logger;
+  /** Observes the whole actor system (supervisors and trackers), e.g. `@statelyai/inspect`. */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  now?: () => number;
+  /** Bring back every non-final tracker from the store at start (default true). */
+  rehydrate?: boolean;
+}
+
+export interface StartOptions {
+  txHash: string;
+  confirmations?: number;
+}
+
+export interface StartRequest extends StartOptions {
+  id?: string | undefined;
+}
+
+export type StartResult =
+  /** Spawned and registered; its first snapshot is durable. */
+  | { status: 'started'; tracker: Tracker; ref: TrackerRef }
+  /** That id is running (or restarting): no duplicate, like `{:error, {:already_started, pid}}`. */
+  | { status: 'already_started'; tracker: Tracker; ref: TrackerRef | undefined }
+  /** That id finished earlier; its final snapshot is returned. */
+  | { status: 'exists'; tracker: Tracker; ref: undefined };
+
+export type StartManyResult = StartResult | { status: 'error'; error: TrackerSystemError };
+
+export type SendResult =
+  | { status: 'accepted'; tracker: Tracker }
+  /** The tracker's current state does not take that event (the machine's own `can`). */
+  | { status: 'not_accepted'; tracker: Tracker }
+  /** The tracker is restarting; the event is held and delivered once it is back. */
+  | { status: 'held'; tracker: Tracker }
+  | { status: 'not_found' };
+
+export interface TrackerPage {
+  items: Tracker[];
+  nextCursor: string | null;
+}
+
+export interface TrackerSystemStats {
+  /** Trackers in the registry (live actors). */
+  live: number;
+  /** Trackers waiting for their restart. */
+  restarting: number;
+  /** Children of every shard supervisor: trackers plus restart tasks. Equal to live when idle. */
+  shardChildren: number;
+  shards: number;
+  crashes: number;
+  restarts: number;
+  crashLoops: number;
+  subscriptions: number;
+}
+
+export type TrackerListener = (tracker: Tracker) => void;
+
+/** Events held for one restarting tracker at most (the oldest go first). */
+const MAX_HELD_EVENTS = 100;
+/** Placeholder in `startMany` results until the store has answered. */
+const NOT_YET = { status: 'not_found' } as unknown as StartManyResult;
+
+/**
+ * Start the tracker system: a root supervisor over sharded supervisors, the registry in their
+ * context, every tracker persisted through `store`.
+ *
+ * @example
+ * const system = await createTrackerSystem({ store: new MemoryStore() });
+ * await system.start('txn_01dp371w0fnjhf9z2tjebx4vr4', { txHash });
+ * system.lookup('txn_01dp371w0fnjhf9z2tjebx4vr4'); // the live ActorRef, also after a restart
+ */
+export async function createTrackerSystem(options: TrackerSystemOptions): Promise<TrackerSystem> {
+  const system = new TrackerSystem(options);
+  if (options.rehydrate !== false) await system.rehydrate();
+  return system;
+}
+
+export class TrackerSystem {
+  readonly store: SnapshotStore;
+  readonly shardCount: number;
+  readonly defaultConfirmations: number;
+  readonly policy: RestartPolicy;
+  readonly trackerLogic: typeof trackerMachine;
+  private readonly root: RootSupervisorRef;
+  private readonly hooks: TrackerHooks;
+  private readonly logger: Logger;
+  private readonly faultInjection: boolean;
+  private readonly now: () => number;
+  private readonly listeners = new Set<TrackerListener>();
+  private readonly held = new Map<string, TrackerEvent[]>();
+  private readonly restartWaiters = new Map<string, Array<() => void>>();
+  private subscriptions = 0;
+  private counters = { crashes: 0, restarts: 0, crashLoops: 0 };
+  private shuttingDown = false;
+
+  constructor(options: TrackerSystemOptions) {
+    this.store = options.store;
+    this.shardCount = options.shardCount ?? 1024;
+    this.defaultConfirmations = validateConfirmations(options.defaultConfirmations ?? 12);
+    this.policy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
+    this.hooks = options.hooks ?? {};
+    this.logger = options.logger ?? silentLogger;
+    this.faultInjection = options.faultInjection ?? false;
+    this.now = options.now ?? Date.now;
+
+    this.trackerLogic = trackerMachine.provide({
+      actions: { requestRecheck: ({ context }) => this.hooks.recheck?.(context) },
+    });
+
+    const shardLogic = supervisorMachine.provide({
+      actors: {
+        restoreTracker: fromPromise<RestoreTrackerOutput, RestoreTrackerInput>(({ input }) => this.loadForRestart(input)),
+        giveUpTracker: fromPromise<void, GiveUpInput>(({ input }) => this.giveUp(input)),
+      },
+      actions: {
+        trackerSpawned: ({ context }, { id }) => this.attach(id, context.trackers[id]!),
+        trackerCrashed: (_, { id, error, crashes, delayMs }) => {
+          this.counters.crashes++;
+          this.logger.warn({ id, err: error, crashes, delayMs }, 'tracker crashed; restarting from its durable snapshot');
+        },
+        trackerFinished: (_, { id }) => this.gone(id),
+        trackerGivenUp: (_, { id }) => {
+          this.counters.crashLoops++;
+          this.logger.error({ id }, 'tracker crashed too often; failed with crash_loop');
+          this.gone(id);
+        },
+        restoreFailed: (_, { id, error }) => {
+          this.logger.error({ id, err: error }, 'tracker could not be restored');
+          this.gone(id);
+        },
+      },
+    });
+
+    this.root = createActor(
+      rootSupervisorMachine.provide({
+        actors: { shard: shardLogic },
+        actions: {
+          shardRestarted: (_, { shard, error }) => {
+            this.logger.error({ shard, err: error }, 'shard supervisor failed; restarting it and its trackers');
+            void this.rehydrate(shard);
+          },
+        },
+      }),
+      {
+        input: {
+          shardCount: this.shardCount,
+          shardInput: { policy: this.policy, trackerLogic: this.trackerLogic, now: this.now },
+        },
+        ...(options.inspect ? { inspect: options.inspect } : {}),
+      },
+    );
+    this.root.start();
+  }
+
+  /**
+   * Start tracking a transaction under `id` (default: its hash). Resolves once the tracker's first
+   * snapshot is durable. Starting an id that runs returns the running tracker.
+   *
+   * @example
+   * const { status, ref } = await system.start('txn_01dp371w0fnjhf9z2tjebx4vr4', { txHash, confirmations: 3 });
+   */
+  async start(id: string | undefined, options: StartOptions): Promise<StartResult> {
+    const [result] = await this.startMany([{ ...options, id }]);
+    if (result!.status === 'error') throw result!.error;
+    return result!;
+  }
+
+  /**
+   * Start many trackers with one durability barrier. One bad item never rejects the others: each
+   * gets its own result, in order.
+   *
+   * @example
+   * const results = await system.startMany([{ txHash: a }, { txHash: b, id: 'order-7' }]);
+   */
+  async startMany(requests: readonly StartRequest[]): Promise<StartManyResult[]> {
+    if (this.shuttingDown) throw new ShuttingDownError();
+    const results: StartManyResult[] = [];
+    const pendingStored: Array<{ index: number; id: string; txHash: string; confirmations: number }> = [];
+    for (const request of requests) {
+      try {
+        const txHash = normalizeTxHash(request.txHash);
+        const id = request.id === undefined ? txHash : normalizeId(request.id);
+        const confirmations = validateConfirmations(request.confirmations ?? this.defaultConfirmations);
+        const live = this.lookup(id);
+        if (live) {
+          results.push(this.alreadyStarted(id, txHash, live));
+          continue;
+        }
+        pendingStored.push({ index: results.length, id, txHash, confirmations });
+        results.push(NOT_YET);
+      } catch (error) {
+        results.push({ status: 'error', error: asSystemError(error) });
+      }
+    }
+    // Ids that are not live may have finished earlier, or be restarting: the store knows.
+    const stored = await Promise.all(pendingStored.map((p) => this.store.get(p.id).catch(storeReadError)));
+    const seen = new Set<string>();
+    pendingStored.forEach((p, i) => {
+      const record = stored[i];
+      if (record instanceof StoreError) {
+        results[p.index] = { status: 'error', error: record };
+        return;
+      }
+      const live = this.lookup(p.id);
+      if (live || seen.has(p.id)) {
+        results[p.index] = this.alreadyStarted(p.id, p.txHash, live ?? this.lookup(p.id));
+        return;
+      }
+      if (record) {
+        if (record.txHash !== p.txHash) {
+          results[p.index] = { status: 'error', error: new IdConflictError(p.id, record.txHash) };
+        } else if (FINAL_STATE_NAMES.includes(record.state)) {
+          results[p.index] = { status: 'exists', tracker: recordToTracker(record), ref: undefined };
+        } else {
+          results[p.index] = { status: 'already_started', tracker: recordToTracker(record), ref: undefined };
+        }
+        return;
+      }
+      seen.add(p.id);
+      const shard = this.shardFor(p.id);
+      shard.send({
+        type: 'START',
+        id: p.id,
+        input: { id: p.id, txHash: p.txHash, requiredConfirmations: p.confirmations, createdAt: this.now() },
+      });
+      const ref = shard.getSnapshot().context.trackers[p.id]!;
+      results[p.index] = { status: 'started', tracker: this.view(ref), ref };
+    });
+    if (seen.size > 0) await this.flush();
+    return results;
+  }
+
+  /** The live actor for `id`, wherever it runs, also after a restart; undefined when not live. */
+  lookup(id: string): TrackerRef | undefined {
+    const shard = this.root.getSnapshot().context.shards[shardOf(id, this.shardCount)];
+    return shard?.getSnapshot().context.trackers[id];
+  }
+
+  /** The tracker as it stands now, live or final. */
+  async get(id: string): Promise<Tracker | undefined> {
+    const key = normalizeId(id);
+    const ref = this.lookup(key);
+    if (ref) return this.view(ref);
+    const record = await this.store.get(key).catch(storeReadError);
+    if (record instanceof StoreError) throw record;
+    return record ? recordToTracker(record) : undefined;
+  }
+
+  /**
+   * Route an event to the tracker's current actor. Resolves once the change is durable.
+   *
+   * @example
+   * await system.send('txn_1', { type: 'RECHECK' }); // { status: 'accepted', tracker }
+   */
+  async send(id: string, event: TrackerEvent): Promise<SendResult> {
+    if (this.shuttingDown) throw new ShuttingDownError();
+    const key = normalizeId(id);
+    if (!TRACKER_EVENT_TYPES.includes(event.type)) {
+      throw new InvalidInputError('unknown_event', `trackers define no event ${String(event.type)}`);
+    }
+    if (event.type === 'CRASH' && !this.faultInjection) {
+      throw new InvalidInputError('fault_injection_disabled', 'CRASH is only accepted with fault injection enabled');
+    }
+    const stamped = { ...event, at: event.at ?? this.now() };
+    const ref = this.lookup(key);
+    if (!ref) {
+      const record = await this.store.get(key);
+      if (!record) return { status: 'not_found' };
+      if (!this.isRestarting(key)) return { status: 'not_accepted', tracker: recordToTracker(record) };
+      this.hold(key, stamped);
+      return { status: 'held', tracker: recordToTracker(record) };
+    }
+    if (!ref.getSnapshot().can(stamped)) return { status: 'not_accepted', tracker: this.view(ref) };
+    ref.send(stamped);
+    await this.flush();
+    return { status: 'accepted', tracker: (await this.get(key))! };
+  }
+
+  /**
+   * Deliver a chain fact without waiting for durability (the chain watcher's path). Returns false
+   * when no live tracker has that id.
+   */
+  deliver(id: string, event: TrackerEvent): boolean {
+    const stamped = event.at === undefined ? { ...event, at: this.now() } : event;
+    const ref = this.lookup(id);
+    if (ref) {
+      ref.send(stamped);
+      return true;
+    }
+    if (this.isRestarting(id)) {
+      this.hold(id, stamped);
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Stop tracking on purpose: the tracker goes to `stopped`, is deregistered, and its final
+   * snapshot stays in the store. Undefined when the id is unknown.
+   */
+  async stop(id: string): Promise<Tracker | undefined> {
+    const key = normalizeId(id);
+    if (this.isRestarting(key)) await this.restarted(key);
+    const ref = this.lookup(key);
+    if (ref) {
+      this.shardFor(key).send({ type: 'STOP_TRACKER', id: key });
+      await this.flush();
+    }
+    return this.get(key);
+  }
+
+  /** A page of trackers in id order, optionally in one state. */
+  async list(query: ListQuery): Promise<TrackerPage> {
+    const page = await this.store.list(query).catch(storeReadError);
+    if (page instanceof StoreError) throw page;
+    return { items: page.items.map(recordToTracker), nextCursor: page.nextCursor };
+  }
+
+  /** Be told of every tracker change, creation included. Returns the unsubscribe function. */
+  subscribe(listener: TrackerListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Bring non-final trackers back from the store (all of them, or one shard's). */
+  async rehydrate(onlyShard?: number): Promise<number> {
+    let count = 0;
+    for await (const batch of this.store.loadLive(1000)) {
+      for (const record of batch) {
+        const shardIndex = shardOf(record.id, this.shardCount);
+        if (onlyShard !== undefined && shardIndex !== onlyShard) continue;
+        if (this.lookup(record.id)) continue;
+        this.shardFor(record.id).send({ type: 'RESTORE', id: record.id, snapshot: record.snapshot as PersistedTracker });
+        count++;
+      }
+    }
+    return count;
+  }
+
+  /**
+   * Stop taking work, make every write durable, stop all actors. The store stays open (its owner
+   * closes it).
+   */
+  async shutdown(): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    await this.flush().catch((error: unknown) => this.logger.error({ err: error }, 'final flush failed'));
+    this.root.send({ type: 'SHUTDOWN' });
+  }
+
+  stats(): TrackerSystemStats {
+    let live = 0;
+    let restarting = 0;
+    let shardChildren = 0;
+    const shards = Object.values(this.root.getSnapshot().context.shards);
+    for (const shard of shards) {
+      const snapshot = shard.getSnapshot();
+      live += Object.keys(snapshot.context.trackers).length;
+      restarting += Object.keys(snapshot.context.restarting).length;
+      shardChildren += Object.keys(snapshot.children).length;
+    }
+    return { live, restarting, shardChildren, shards: shards.length, ...this.counters, subscriptions: this.subscriptions };
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  private shardFor(id: string): SupervisorRef {
+    const index = shardOf(id, this.shardCount);
+    let shard = this.root.getSnapshot().context.shards[index];
+    if (!shard) {
+      this.root.send({ type: 'ENSURE_SHARD', shard: index });
+      shard = this.root.getSnapshot().context.shards[index]!;
+    }
+    return shard;
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      await this.store.flush();
+    } catch (error) {
+      throw error instanceof StoreError ? error : new StoreError('the store could not make the change durable', error);
+    }
+  }
+
+  private view(ref: TrackerRef): Tracker {
+    const snapshot = ref.getSnapshot();
+    return toTracker(snapshot.context, topState(snapshot.value));
+  }
+
+  private alreadyStarted(id: string, txHash: string, ref: TrackerRef | undefined): StartManyResult {
+    const tracker = ref ? this.view(ref) : undefined;
+    if (tracker && tracker.txHash !== txHash) return { status: 'error', error: new IdConflictError(id, tracker.txHash) };
+    return { status: 'already_started', tracker: tracker!, ref };
+  }
+
+  /** Persist every change of a tracker (new or restored) and tell the hooks it is live. */
+  private attach(id: string, ref: TrackerRef): void {
+    let last: unknown;
+    this.subscriptions++;
+    const subscription = ref.subscribe({
+      next: (snapshot) => {
+        if (snapshot === last) return;
+        last = snapshot;
+        this.persist(snapshot);
+      },
+      // The supervisor is told through `xstate.error.actor.*`; observers must not rethrow.
+      error: () => {
+        this.subscriptions--;
+        subscription.unsubscribe();
+      },
+      complete: () => {
+        this.subscriptions--;
+      },
+    });
+    const held = this.held.get(id);
+    this.held.delete(id);
+    const waiters = this.restartWaiters.get(id);
+    this.restartWaiters.delete(id);
+    queueMicrotask(() => {
+      const snapshot = ref.getSnapshot();
+      if (snapshot.context.restarts > 0) this.counters.restarts++;
+      this.hooks.trackerLive?.(snapshot.context, topState(snapshot.value));
+      for (const event of held ?? []) ref.send(event);
+      for (const wake of waiters ?? []) wake();
+    });
+  }
+
+  private persist(snapshot: ReturnType<TrackerRef['getSnapshot']>): void {
+    const context = snapshot.context;
+    const state = topState(snapshot.value);
+    this.store.write({
+      id: context.id,
+      txHash: context.txHash,
+      state,
+      version: TRACKER_MACHINE_VERSION,
+      snapshot: this.trackerLogic.getPersistedSnapshot(snapshot),
+      restarts: context.restarts,
+      createdAt: context.createdAt,
+      updatedAt: context.updatedAt,
+    });
+    if (this.listeners.size > 0) {
+      const tracker = toTracker(context, state);
+      for (const listener of this.listeners) {
+        try {
+          listener(tracker);
+        } catch (error) {
+          this.logger.error({ err: error }, 'tracker listener threw');
+        }
+      }
+    }
+  }
+
+  private gone(id: string): void {
+    this.held.delete(id);
+    const waiters = this.restartWaiters.get(id);
+    this.restartWaiters.delete(id);
+    for (const wake of waiters ?? []) wake();
+    this.hooks.trackerGone?.(id);
+  }
+
+  private isRestarting(id: string): boolean {
+    const shard = this.root.getSnapshot().context.shards[shardOf(id, this.shardCount)];
+    return shard !== undefined && id in shard.getSnapshot().context.restarting;
+  }
+
+  /** Resolves when a restarting tracker is back (or was given up). */
+  private restarted(id: string): Promise<void> {
+    return new Promise((resolve) => {
+      const waiters = this.restartWaiters.get(id) ?? [];
+      waiters.push(resolve);
+      this.restartWaiters.set(id, waiters);
+    });
+  }
+
+  private hold(id: string, event: TrackerEvent): void {
+    const events = this.held.get(id) ?? [];
+    if (events.length >= MAX_HELD_EVENTS) events.shift();
+    events.push(event);
+    this.held.set(id, events);
+  }
+
+  private async loadForRestart({ id, delayMs }: RestoreTrackerInput): Promise<RestoreTrackerOutput> {
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+    const record = await this.store.get(id);
+    if (!record || FINAL_STATE_NAMES.includes(record.state)) return { id, snapshot: null };
+    return { id, snapshot: record.snapshot as PersistedTracker };
+  }
+
+  private async giveUp({ id, reason, detail }: GiveUpInput): Promise<void> {
+    const record = await this.store.get(id);
+    if (!record) return;
+    const saved = record.snapshot as PersistedTracker;
+    const { txHash, requiredConfirmations, createdAt } = saved.context;
+    const actor = createActor(restoringLogic(this.trackerLogic, saved), {
+      input: { id, txHash, requiredConfirmations, createdAt },
+    }).start();
+    actor.send({ type: 'GIVE_UP', reason, detail, at: this.now() });
+    this.persist(actor.getSnapshot());
+    actor.stop();
+    await this.flush();
+  }
+}
+
+function recordToTracker(record: TrackerRecord): Tracker {
+  return toTracker((record.snapshot as PersistedTracker).context, record.state);
+}
+
+function storeReadError(error: unknown): StoreError {
+  return error instanceof StoreError ? error : new StoreError('the store could not be read', error);
+}
+
+function asSystemError(error: unknown): TrackerSystemError {
+  if (error instanceof TrackerSystemError) return error;
+  return new TrackerSystemError('internal', 'unexpected error', { cause: error });
+}

@@ -1,0 +1,60 @@
+import { FINAL_STATE_NAMES } from '../../machines/tracker.machine.js';
+import { type ListPage, type ListQuery, type SnapshotStore, type TrackerRecord, decodeCursor, encodeCursor } from './types.js';
+
+/**
+ * A `SnapshotStore` in a `Map`: durable for the life of the process only. For tests, and for the
+ * library used without persistence. Records are copied in and out, as a real store would.
+ *
+ * @example
+ * const system = await createTrackerSystem({ store: new MemoryStore() });
+ */
+export class MemoryStore implements SnapshotStore {
+  private readonly rows = new Map<string, string>();
+
+  write(record: TrackerRecord): void {
+    this.rows.set(record.id, JSON.stringify(record));
+  }
+
+  async flush(): Promise<void> {}
+
+  async get(id: string): Promise<TrackerRecord | undefined> {
+    const row = this.rows.get(id);
+    return row === undefined ? undefined : (JSON.parse(row) as TrackerRecord);
+  }
+
+  async list(query: ListQuery): Promise<ListPage> {
+    const after = query.cursor ? decodeCursor(query.cursor) : '';
+    const items: TrackerRecord[] = [];
+    for (const id of [...this.rows.keys()].sort()) {
+      if (id <= after) continue;
+      const record = JSON.parse(this.rows.get(id)!) as TrackerRecord;
+      if (query.state && record.state !== query.state) continue;
+      items.push(record);
+      if (items.length > query.limit) break;
+    }
+    const more = items.length > query.limit;
+    if (more) items.pop();
+    return { items, nextCursor: more ? encodeCursor(items[items.length - 1]!.id) : null };
+  }
+
+  async *loadLive(batchSize: number): AsyncIterable<TrackerRecord[]> {
+    let batch: TrackerRecord[] = [];
+    for (const row of this.rows.values()) {
+      const record = JSON.parse(row) as TrackerRecord;
+      if (FINAL_STATE_NAMES.includes(record.state)) continue;
+      batch.push(record);
+      if (batch.length >= batchSize) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length) yield batch;
+  }
+
+  async close(): Promise<void> {}
+
+  /** Test hook: how many rows are stored. */
+  get size(): number {
+    return this.rows.size;
+  }
+}

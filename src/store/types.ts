@@ -1,0 +1,49 @@
+import type { TrackerStateName } from '../../machines/tracker.machine.js';
+
+/** One tracker as a store keeps it: a row. */
+export interface TrackerRecord {
+  id: string;
+  txHash: string;
+  /** Top state of the snapshot, kept beside it so listing by state needs no JSON parsing. */
+  state: TrackerStateName;
+  /** `TRACKER_MACHINE_VERSION` of the machine that wrote the snapshot. */
+  version: number;
+  /** XState's persisted snapshot (`getPersistedSnapshot()`), JSON-serialisable. */
+  snapshot: unknown;
+  restarts: number;
+  /** Epoch milliseconds. */
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface ListQuery {
+  state?: TrackerStateName | undefined;
+  limit: number;
+  /** Opaque: the `nextCursor` of the previous page. */
+  cursor?: string | null | undefined;
+}
+
+export interface ListPage {
+  items: TrackerRecord[];
+  nextCursor: string | null;
+}
+
+/**
+ * Where tracker snapshots become durable. Writes are queued and grouped; `flush()` is the
+ * durability barrier. A write is visible to `get` and `list` as soon as `write` returns.
+ */
+export interface SnapshotStore {
+  /** Queue a record for the next group commit. Never throws for I/O: `flush()` reports that. */
+  write(record: TrackerRecord): void;
+  /** Resolves when every record written before the call is durable; rejects if it cannot be. */
+  flush(): Promise<void>;
+  get(id: string): Promise<TrackerRecord | undefined>;
+  /** Stable paging in id order. */
+  list(query: ListQuery): Promise<ListPage>;
+  /** Every tracker that is not in a final state, in batches, for rehydration at start. */
+  loadLive(batchSize: number): AsyncIterable<TrackerRecord[]>;
+  close(): Promise<void>;
+}
+
+export const encodeCursor = (id: string): string => Buffer.from(id, 'utf8').toString('base64url');
+export const decodeCursor = (cursor: string): string => Buffer.from(cursor, 'base64url').toString('utf8');
