@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import express from 'express';
 import type { TrackerSystem } from '../runtime/system.js';
@@ -141,6 +141,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
+  // Sockets with a request in flight; the others may be closed at once when closing (Node's
+  // closeIdleConnections skips connections that never carried a request).
+  const busy = new Set<Socket>();
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    busy.add(req.socket);
+    res.on('close', () => busy.delete(req.socket));
+  });
+  const closeIdle = () => {
+    for (const socket of sockets) if (!busy.has(socket)) socket.destroy();
+  };
 
   const { port } = server.address() as AddressInfo;
   const host = options.host ?? '127.0.0.1';
@@ -157,8 +167,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         metrics.close();
         const done = new Promise<void>((resolve) => server.close(() => resolve()));
         // Keep-alive connections go idle as their in-flight requests finish: close them as they do.
-        server.closeIdleConnections();
-        const sweeper = setInterval(() => server.closeIdleConnections(), 50);
+        closeIdle();
+        const sweeper = setInterval(closeIdle, 50);
         void done.then(() => clearInterval(sweeper));
         const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), options.closeTimeoutMs ?? 10_000).unref());
         if ((await Promise.race([done, timeout])) === 'timeout') {

@@ -69,7 +69,7 @@ export class ChangeFeed {
       if (lastEventId !== undefined) this.replayTo(res, lastEventId, only);
       const client: Client = { res, trackerId: only };
       this.clients.add(client);
-      req.on('close', () => this.clients.delete(client));
+      res.on('close', () => this.clients.delete(client));
     };
   }
 
@@ -77,7 +77,8 @@ export class ChangeFeed {
   close(): void {
     clearInterval(this.heartbeat);
     this.unsubscribe();
-    for (const client of this.clients) client.res.end();
+    // End each stream, then drop its connection: a stream's socket is never reused for a request.
+    for (const client of this.clients) client.res.end(() => client.res.socket?.destroy());
     this.clients.clear();
   }
 
