@@ -85,7 +85,7 @@ describe('API_TOKEN', () => {
   it('requires the bearer token everywhere but /healthz and /readyz', async () => {
     expect((await api.call('GET', '/healthz')).status).toBe(200);
     expect((await api.call('GET', '/readyz')).status).toBe(200);
-    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: token }, { authorization: `Basic ${token}` }]) {
+    for (const headers of [{} as Record<string, string>, { authorization: 'Bearer wrong' }, { authorization: token }, { authorization: `Basic ${token}` }]) {
       const res = await api.call('GET', '/trackers', undefined, headers);
       expect([res.status, errorCode(res.json)]).toEqual([401, 'unauthorized']);
       expect(res.headers.get('www-authenticate')).toBe('Bearer');

@@ -66,8 +66,8 @@ export function toHttpError(error: unknown): { status: number; body: ErrorBody }
 
 /** body-parser signals with `type` and `status`; map them to our codes. */
 function bodyParserError(error: unknown): { status: number; code: string; message: string } | undefined {
-  if (typeof error !== 'object' || error === null || !('type' in error)) return undefined;
-  const { type, status } = error as { type: unknown; status?: unknown };
+  if (typeof error !== 'object' || error === null || !('type' in error || 'status' in error)) return undefined;
+  const { type, status } = error as { type?: unknown; status?: unknown };
   switch (type) {
     case 'entity.too.large':
       return { status: 413, code: 'payload_too_large', message: 'the body is larger than 1 MB' };

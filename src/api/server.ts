@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import express from 'express';
+import express, { type RequestHandler } from 'express';
 import type { TrackerSystem } from '../runtime/system.js';
 import { type Logger, silentLogger } from '../runtime/logger.js';
 import { errorHandler, notFoundHandler } from './errors.js';
@@ -63,6 +63,20 @@ const opsDocs: RouteDoc[] = [
   { method: 'get', path: '/inspect', summary: 'The live actor system (with INSPECT set)', responses: { 200: { description: 'actors and recent inspection events' }, 404: { description: 'INSPECT is not set', schema: 'Error' } } },
 ];
 
+/** OPTIONS: 204 with the route's methods in `Allow` (Express would answer text), 404 JSON for no route. */
+function optionsHandler(docs: readonly RouteDoc[]): RequestHandler {
+  const routes = docs.map((doc) => ({
+    pattern: new RegExp(`^${doc.path.replace(/\{[^}]+\}/g, '[^/]+')}$`),
+    method: doc.method.toUpperCase(),
+  }));
+  return (req, res, next) => {
+    const path = req.path.length > 1 ? req.path.replace(/\/+$/, '') : req.path; // Express ignores a trailing slash
+    const methods = routes.filter((route) => route.pattern.test(path)).map((route) => route.method);
+    if (methods.length === 0) return notFoundHandler(req, res, next);
+    res.set('Allow', [...new Set([...methods, 'OPTIONS'])].join(', ')).status(204).end();
+  };
+}
+
 async function defaultReadiness(system: TrackerSystem): Promise<Readiness> {
   const store = await system.store.get('readyz-probe').then(
     () => true,
@@ -86,7 +100,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const feed = new ChangeFeed(system, options.sse);
   const metrics = createMetrics(system, options.metricsSources ?? {}, { sseClients: () => feed.clientCount });
-  const openapi = buildOpenApi([...trackerRouteDocs, ...opsDocs], { auth: Boolean(options.apiToken) });
+  const routeDocs = [...trackerRouteDocs, ...opsDocs];
+  const openapi = buildOpenApi(routeDocs, { auth: Boolean(options.apiToken) });
   const readiness = options.readiness ?? (() => defaultReadiness(system));
 
   const app = express();
@@ -128,6 +143,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   app.get('/inspect/ui', (_req, res) => {
     res.type('html').send(INSPECT_PAGE);
   });
+  app.options(/.*/, optionsHandler(routeDocs));
   app.use(trackerRoutes(system));
   app.use(notFoundHandler);
   app.use(errorHandler(logger));
