@@ -104,3 +104,17 @@ it('leaves out trackers outside the INSPECT prefix, and serves the offline view 
   const page = await api.call('GET', '/inspect/ui');
   expect(page.headers.get('content-type')).toMatch(/^text\/html/);
 });
+
+it('shows at most maxTrackers trackers, each whole, so 100,000 trackers cannot flood it', async () => {
+  const capped = createInspection({ filter: '*', maxTrackers: 2 });
+  const small = await startTestApi({ system: { inspect: capped.observe } });
+  await small.call('POST', '/trackers/batch', { trackers: Array.from({ length: 5 }, (_, i) => ({ txHash: hashOf(100 + i), id: `cap-${i}` })) });
+  const view = await waitFor('the shown trackers', () => {
+    const v = capped.view();
+    return v.actors.filter((a) => a.name.startsWith('cap-')).length === 2 ? v : undefined;
+  });
+  expect(view.counts.shownTrackers).toBe(2);
+  expect(view.counts.filtered).toBeGreaterThan(0);
+  await small.stop();
+  capped.stop();
+});

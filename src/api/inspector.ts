@@ -11,6 +11,8 @@ export interface InspectionOptions {
   relayUrl?: string | undefined;
   /** Inspection events per second passed on at most; the rest are dropped and counted (default 2,000). */
   maxEventsPerSecond?: number;
+  /** Trackers shown at most: the first that match are followed whole, later ones not at all (default 1,000). */
+  maxTrackers?: number;
   /** Recent events the offline view keeps (default 500). */
   recent?: number;
 }
@@ -57,6 +59,15 @@ export function createInspection(options: InspectionOptions) {
   const maxPerSecond = options.maxEventsPerSecond ?? 2000;
   const recentMax = options.recent ?? 500;
   const prefix = options.filter === '*' ? '' : options.filter;
+  const maxTrackers = options.maxTrackers ?? 1000;
+  const shown = new Set<string>();
+  /** A tracker is shown whole or not at all, so the inspector never gets events of unknown actors. */
+  const isShown = (tracker: string): boolean => {
+    if (shown.has(tracker)) return true;
+    if (!tracker.startsWith(prefix) || shown.size >= maxTrackers) return false;
+    shown.add(tracker);
+    return true;
+  };
   const actors = new Map<string, ActorRow>();
   const recent: StatelyInspectionEvent[] = [];
   const counts = { passed: 0, filtered: 0, dropped: 0 };
@@ -90,7 +101,7 @@ export function createInspection(options: InspectionOptions) {
     if (event.type !== '@xstate.actor' && event.type !== '@xstate.event' && event.type !== '@xstate.snapshot') return;
     const tracker = trackerOf(event);
     const supervisorOwn = tracker === undefined && isSupervisor(event.actorRef as AnyActorRef);
-    if (!supervisorOwn && (tracker === undefined || !tracker.startsWith(prefix))) {
+    if (!supervisorOwn && (tracker === undefined || !isShown(tracker))) {
       counts.filtered++;
       return;
     }
@@ -99,7 +110,7 @@ export function createInspection(options: InspectionOptions) {
       windowStart = now;
       inWindow = 0;
     }
-    // Actor registrations always pass (few per tracker); the rate limit sheds events and snapshots.
+    // Actor registrations of shown trackers always pass; the rate limit sheds events and snapshots.
     if (event.type !== '@xstate.actor' && ++inWindow > maxPerSecond) {
       counts.dropped++;
       return;
@@ -113,7 +124,13 @@ export function createInspection(options: InspectionOptions) {
     observe,
     /** The offline view: actors (supervisors and shown trackers) and the latest inspection events. */
     view() {
-      return { filter: options.filter, relayUrl: options.relayUrl ?? null, counts: { ...counts }, actors: [...actors.values()], recent: [...recent] };
+      return {
+        filter: options.filter,
+        relayUrl: options.relayUrl ?? null,
+        counts: { ...counts, shownTrackers: shown.size, maxTrackers },
+        actors: [...actors.values()],
+        recent: [...recent],
+      };
     },
     stop(): void {
       remote?.stop();
