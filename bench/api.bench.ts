@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   const servers = { floor: await startProcess('bench/floor-server.ts'), 'tx-tracker': await startProcess('bench/api-server.ts') };
   const rows: Row[] = [];
   try {
-    for (const [name, server] of Object.entries(servers)) {
+    for (const server of Object.values(servers)) {
       // Warm up the JIT on both before measuring.
       await run(server.url, uniquePosts(1e9), 16, 2);
     }

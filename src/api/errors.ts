@@ -51,7 +51,12 @@ export function fromZodError(error: z.ZodError, fallback: string): ApiError {
   return new ApiError(400, code, `${where}${issue?.message ?? 'invalid input'}`);
 }
 
-/** Status and body for any error; unexpected ones become a bare 500 without details. */
+/**
+ * Status and body for any error; unexpected ones become a bare 500 without details.
+ *
+ * @example
+ * toHttpError(new IdConflictError('order-1', '0x…')); // { status: 409, body: { error: { code: 'id_conflict', … } } }
+ */
 export function toHttpError(error: unknown): { status: number; body: ErrorBody } {
   const make = (status: number, code: string, message: string) => ({ status, body: { error: { code, message } } });
   if (error instanceof ApiError) return make(error.status, error.code, error.message);

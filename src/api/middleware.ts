@@ -53,7 +53,12 @@ export function bearerAuth(token: string | undefined, open: readonly string[]): 
   };
 }
 
-/** While shutting down, new requests get 503 and their connection is closed. */
+/**
+ * While shutting down, new requests get 503 and their connection is closed.
+ *
+ * @example
+ * app.use(refuseWhile(() => closing));
+ */
 export function refuseWhile(isClosing: () => boolean): RequestHandler {
   return (_req, res, next) => {
     if (!isClosing()) return next();

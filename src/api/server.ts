@@ -42,7 +42,8 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-const OPEN_ROUTES = ['/healthz', '/readyz'];
+/** Open without the token: probes, and the inspector page (static; it sends the token itself). */
+const OPEN_ROUTES = ['/healthz', '/readyz', '/inspect/ui'];
 
 const opsDocs: RouteDoc[] = [
   { method: 'get', path: '/healthz', summary: 'The process is up', responses: { 200: { description: '{"status":"ok"}' } } },
