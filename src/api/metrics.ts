@@ -1,0 +1,170 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { TRACKER_STATE_NAMES, type TrackerStateName } from '../../machines/tracker.machine.js';
+import type { TrackerSystem } from '../runtime/system.js';
+import type { ListPage, ListQuery, SnapshotStore, TrackerRecord } from '../store/types.js';
+
+/** Numbers from parts this branch does not own (the chain watcher, a store that can count). */
+export interface MetricsSources {
+  /** Cumulative JSON-RPC requests and errors of the chain watcher. */
+  rpc?: () => { requests: number; errors: number };
+  /** Blocks between the chain head and the last block the watcher processed. */
+  blockLag?: () => number | undefined;
+  /** Trackers per state over the whole store; without it, trackers changed since start are counted. */
+  trackersByState?: () => Promise<Partial<Record<TrackerStateName, number>>>;
+}
+
+/**
+ * A `SnapshotStore` that times every `flush()` (the durability barrier) for `/metrics`.
+ *
+ * @example
+ * const store = new TimedStore(new MemoryStore());
+ * const system = await createTrackerSystem({ store });
+ */
+export class TimedStore implements SnapshotStore {
+  readonly flushListeners = new Set<(seconds: number, ok: boolean) => void>();
+  constructor(readonly inner: SnapshotStore) {}
+
+  write(record: TrackerRecord): void {
+    this.inner.write(record);
+  }
+  async flush(): Promise<void> {
+    const t0 = performance.now();
+    let ok = false;
+    try {
+      await this.inner.flush();
+      ok = true;
+    } finally {
+      const seconds = (performance.now() - t0) / 1000;
+      for (const listener of this.flushListeners) listener(seconds, ok);
+    }
+  }
+  get(id: string): Promise<TrackerRecord | undefined> {
+    return this.inner.get(id);
+  }
+  list(query: ListQuery): Promise<ListPage> {
+    return this.inner.list(query);
+  }
+  loadLive(batchSize: number): AsyncIterable<TrackerRecord[]> {
+    return this.inner.loadLive(batchSize);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** A Prometheus counter fed from a cumulative number someone else keeps. */
+function counterFrom(registry: Registry, name: string, help: string, read: () => number | undefined): void {
+  let seen = 0;
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const now = read();
+      if (now !== undefined && now > seen) {
+        this.inc(now - seen);
+        seen = now;
+      }
+    },
+  });
+}
+
+/**
+ * The service's Prometheus registry: trackers by state, live and restarting, crashes, restarts,
+ * crash loops, store write (flush) latency, HTTP requests, SSE clients, and — when sources are
+ * given — RPC requests, errors and block lag.
+ *
+ * @example
+ * const metrics = createMetrics(system, {});
+ * app.get('/metrics', async (_req, res) => res.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+ */
+export function createMetrics(system: TrackerSystem, sources: MetricsSources, extra: { sseClients: () => number }) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'tx_tracker_process_' });
+
+  // Without a counting store: the last known state of every tracker changed since start.
+  const lastState = new Map<string, TrackerStateName>();
+  const unsubscribe = sources.trackersByState ? () => {} : system.subscribe((t) => lastState.set(t.id, t.state));
+  new Gauge({
+    name: 'tx_tracker_trackers',
+    help: 'Trackers by state (from the store when it can count, else those changed since start)',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      const counts: Partial<Record<TrackerStateName, number>> = sources.trackersByState
+        ? await sources.trackersByState()
+        : {};
+      if (!sources.trackersByState) for (const state of lastState.values()) counts[state] = (counts[state] ?? 0) + 1;
+      for (const state of TRACKER_STATE_NAMES) this.set({ state }, counts[state] ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'tx_tracker_trackers_live',
+    help: 'Tracker actors in the registry',
+    registers: [registry],
+    collect() {
+      this.set(system.stats().live);
+    },
+  });
+  new Gauge({
+    name: 'tx_tracker_trackers_restarting',
+    help: 'Trackers waiting for their restart',
+    registers: [registry],
+    collect() {
+      this.set(system.stats().restarting);
+    },
+  });
+  counterFrom(registry, 'tx_tracker_crashes_total', 'Tracker crashes', () => system.stats().crashes);
+  counterFrom(registry, 'tx_tracker_restarts_total', 'Tracker restarts by the supervisor', () => system.stats().restarts);
+  counterFrom(registry, 'tx_tracker_crash_loops_total', 'Trackers given up after too many crashes', () => system.stats().crashLoops);
+  counterFrom(registry, 'tx_tracker_rpc_requests_total', 'JSON-RPC requests to the chain', () => sources.rpc?.().requests);
+  counterFrom(registry, 'tx_tracker_rpc_errors_total', 'JSON-RPC errors', () => sources.rpc?.().errors);
+  if (sources.blockLag) {
+    const blockLag = sources.blockLag;
+    new Gauge({
+      name: 'tx_tracker_block_lag',
+      help: 'Blocks between the chain head and the last processed block',
+      registers: [registry],
+      collect() {
+        const lag = blockLag();
+        if (lag !== undefined) this.set(lag);
+      },
+    });
+  }
+  new Gauge({
+    name: 'tx_tracker_sse_clients',
+    help: 'Open /events streams',
+    registers: [registry],
+    collect() {
+      this.set(extra.sseClients());
+    },
+  });
+
+  const storeWriteSeconds = new Histogram({
+    name: 'tx_tracker_store_write_seconds',
+    help: 'Latency of making writes durable (store flush)',
+    labelNames: ['outcome'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
+  const observeFlush = (seconds: number, ok: boolean) => storeWriteSeconds.observe({ outcome: ok ? 'ok' : 'error' }, seconds);
+  if (system.store instanceof TimedStore) system.store.flushListeners.add(observeFlush);
+
+  const httpRequests = new Counter({
+    name: 'tx_tracker_http_requests_total',
+    help: 'HTTP requests by method, route and status',
+    labelNames: ['method', 'route', 'status'],
+    registers: [registry],
+  });
+
+  return {
+    registry,
+    httpRequests,
+    close(): void {
+      unsubscribe();
+      if (system.store instanceof TimedStore) system.store.flushListeners.delete(observeFlush);
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,68 @@
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import type { Logger } from '../runtime/logger.js';
+import { ApiError } from './errors.js';
+import type { Metrics } from './metrics.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+/**
+ * Every request gets an id (the caller's `X-Request-Id` when it is sane), echoed in the response
+ * and in one structured log line when the response is sent.
+ *
+ * @example
+ * app.use(requestContext(logger, metrics));
+ */
+export function requestContext(logger: Logger, metrics: Metrics): RequestHandler {
+  return (req, res, next) => {
+    const given = req.get('x-request-id');
+    const reqId = given && REQUEST_ID.test(given) ? given : randomUUID();
+    res.locals.reqId = reqId;
+    res.setHeader('X-Request-Id', reqId);
+    const t0 = performance.now();
+    res.on('finish', () => {
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      metrics.httpRequests.inc({ method: req.method, route, status: res.statusCode });
+      const ms = Math.round((performance.now() - t0) * 100) / 100;
+      logger.info({ reqId, method: req.method, url: req.originalUrl.slice(0, 512), status: res.statusCode, ms }, 'request');
+    });
+    next();
+  };
+}
+
+/**
+ * `Authorization: Bearer <token>` on every route but `open` ones; compared in constant time (both
+ * sides hashed first so their lengths match).
+ *
+ * @example
+ * app.use(bearerAuth(process.env.API_TOKEN, ['/healthz', '/readyz']));
+ */
+export function bearerAuth(token: string | undefined, open: readonly string[]): RequestHandler {
+  if (!token) return (_req, _res, next) => next();
+  const expected = digest(token);
+  return (req, res, next) => {
+    if (open.includes(req.path)) return next();
+    const header = req.get('authorization') ?? '';
+    const match = /^Bearer (.+)$/i.exec(header);
+    if (!match || !timingSafeEqual(digest(match[1]!), expected)) {
+      res.setHeader('WWW-Authenticate', 'Bearer');
+      throw new ApiError(401, 'unauthorized', 'a valid Authorization: Bearer token is required');
+    }
+    next();
+  };
+}
+
+/**
+ * While shutting down, new requests get 503 and their connection is closed.
+ *
+ * @example
+ * app.use(refuseWhile(() => closing));
+ */
+export function refuseWhile(isClosing: () => boolean): RequestHandler {
+  return (_req, res, next) => {
+    if (!isClosing()) return next();
+    res.setHeader('Connection', 'close');
+    throw new ApiError(503, 'shutting_down', 'the server is shutting down');
+  };
+}

@@ -1,0 +1,96 @@
+import { z } from 'zod';
+import {
+  MAX_CONFIRMATIONS,
+  MIN_CONFIRMATIONS,
+  TRACKER_ID_PATTERN,
+  TRACKER_STATE_NAMES,
+  TX_HASH_PATTERN,
+} from '../../machines/tracker.machine.js';
+
+/**
+ * The HTTP contract in one place: every schema here validates requests, yields the TypeScript type
+ * of what a route receives, and is an entry of `/openapi.json` (through `apiSchemas`).
+ */
+export const apiSchemas = z.registry<{ id: string; description?: string }>();
+
+const TxHash = z.string().regex(TX_HASH_PATTERN).describe('0x followed by 64 hex digits, any case; stored lower-case');
+const TrackerId = z.string().regex(TRACKER_ID_PATTERN).describe('Caller-chosen id; defaults to the lower-case txHash');
+export const TrackerState = z.enum(TRACKER_STATE_NAMES as [string, ...string[]]);
+
+export const CreateTrackerBody = z
+  .object({
+    txHash: TxHash,
+    id: TrackerId.optional(),
+    confirmations: z.number().int().min(MIN_CONFIRMATIONS).max(MAX_CONFIRMATIONS).optional(),
+  })
+  .strict();
+export type CreateTrackerBody = z.infer<typeof CreateTrackerBody>;
+apiSchemas.add(CreateTrackerBody, { id: 'CreateTrackerBody' });
+
+export const MAX_BATCH = 1000;
+export const BatchBody = z
+  .object({
+    trackers: z.array(z.unknown().meta({ $ref: '#/components/schemas/CreateTrackerBody' })).min(1).max(MAX_BATCH),
+  })
+  .strict();
+apiSchemas.add(BatchBody, { id: 'BatchBody', description: '1 to 1,000 POST /trackers bodies' });
+
+export const ListQuery = z
+  .object({
+    state: TrackerState.optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    cursor: z.string().regex(/^[A-Za-z0-9_-]{1,512}$/).optional(),
+  })
+  .strict();
+export type ListQuery = z.infer<typeof ListQuery>;
+
+export const EventsQuery = z.object({ id: z.string().optional(), lastEventId: z.string().optional() }).strict();
+
+/** The events a client may send; chain facts come from the chain watcher only. */
+export const ClientEvent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('RECHECK') }).strict().describe('Look the transaction up now (pending or confirming)'),
+  z.object({ type: z.literal('CRASH') }).strict().describe('Make the tracker throw (only with FAULT_INJECTION=1)'),
+]);
+export type ClientEvent = z.infer<typeof ClientEvent>;
+apiSchemas.add(ClientEvent, { id: 'ClientEvent' });
+
+export const Failure = z.object({ reason: z.string(), detail: z.string() });
+
+export const Tracker = z.object({
+  id: z.string(),
+  txHash: z.string(),
+  state: TrackerState,
+  confirmations: z.number().int(),
+  requiredConfirmations: z.number().int(),
+  blockNumber: z.number().int().nullable(),
+  blockHash: z.string().nullable(),
+  reorgs: z.number().int(),
+  restarts: z.number().int(),
+  replacedBy: z.string().nullable(),
+  failure: Failure.nullable(),
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+});
+apiSchemas.add(Tracker, { id: 'Tracker' });
+
+export const ApiErrorBody = z.object({
+  error: z.object({ code: z.string(), message: z.string() }),
+});
+apiSchemas.add(ApiErrorBody, { id: 'Error' });
+
+export const BatchResult = z.object({
+  status: z.union([z.literal(200), z.literal(201), z.literal(400), z.literal(409), z.literal(503)]),
+  tracker: Tracker.optional(),
+  error: ApiErrorBody.shape.error.optional(),
+});
+export const BatchResponse = z.object({ results: z.array(BatchResult) });
+apiSchemas.add(BatchResponse, { id: 'BatchResponse' });
+
+export const TrackerPage = z.object({ items: z.array(Tracker), nextCursor: z.string().nullable() });
+apiSchemas.add(TrackerPage, { id: 'TrackerPage' });
+
+export const Readiness = z.object({
+  status: z.enum(['ready', 'not_ready']),
+  checks: z.object({ store: z.boolean(), chain: z.boolean() }),
+});
+apiSchemas.add(Readiness, { id: 'Readiness' });

@@ -1,0 +1,211 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import express, { type RequestHandler } from 'express';
+import type { TrackerSystem } from '../runtime/system.js';
+import { type Logger, silentLogger } from '../runtime/logger.js';
+import { errorHandler, notFoundHandler } from './errors.js';
+import { INSPECT_PAGE, type Inspection } from './inspector.js';
+import { type MetricsSources, createMetrics } from './metrics.js';
+import { bearerAuth, refuseWhile, requestContext } from './middleware.js';
+import { type RouteDoc, buildOpenApi } from './openapi.js';
+import { ChangeFeed, type ChangeFeedOptions } from './sse.js';
+import { trackerRouteDocs, trackerRoutes } from './trackers.routes.js';
+
+export interface Readiness {
+  store: boolean;
+  chain: boolean;
+}
+
+export interface ServerOptions {
+  system: TrackerSystem;
+  port: number;
+  host?: string;
+  /** When set, every route but /healthz and /readyz needs `Authorization: Bearer <apiToken>`. */
+  apiToken?: string | undefined;
+  /** Informational: the system decides whether CRASH goes through. */
+  faultInjection?: boolean;
+  logger?: Logger;
+  /** Store and chain reachability; default: a store read, and no chain (reported reachable). */
+  readiness?: () => Promise<Readiness>;
+  metricsSources?: MetricsSources;
+  /** The live actor system view served at /inspect (see `createInspection`). */
+  inspection?: Inspection | undefined;
+  sse?: ChangeFeedOptions;
+  /** How long `close()` waits for in-flight requests before cutting connections (default 10 s). */
+  closeTimeoutMs?: number;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  /** Stop accepting, end SSE streams, let in-flight requests finish (bounded), close. */
+  close(): Promise<void>;
+}
+
+/** Open without the token: probes, and the inspector page (static; it sends the token itself). */
+const OPEN_ROUTES = ['/healthz', '/readyz', '/inspect/ui'];
+
+const opsDocs: RouteDoc[] = [
+  { method: 'get', path: '/healthz', summary: 'The process is up', responses: { 200: { description: '{"status":"ok"}' } } },
+  {
+    method: 'get',
+    path: '/readyz',
+    summary: 'The store and the chain are reachable',
+    responses: { 200: { description: 'Ready', schema: 'Readiness' }, 503: { description: 'not_ready', schema: 'Error' } },
+  },
+  { method: 'get', path: '/metrics', summary: 'Prometheus metrics', responses: { 200: { description: 'text exposition', contentType: 'text/plain' } } },
+  {
+    method: 'get',
+    path: '/events',
+    summary: 'Server-Sent Events: one per tracker change (id: global, increasing; ?id= one tracker; Last-Event-ID replay)',
+    responses: { 200: { description: 'event stream', contentType: 'text/event-stream' } },
+  },
+  { method: 'get', path: '/openapi.json', summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1' } } },
+  { method: 'get', path: '/inspect', summary: 'The live actor system (with INSPECT set)', responses: { 200: { description: 'actors and recent inspection events' }, 404: { description: 'INSPECT is not set', schema: 'Error' } } },
+];
+
+/** OPTIONS: 204 with the route's methods in `Allow` (Express would answer text), 404 JSON for no route. */
+function optionsHandler(docs: readonly RouteDoc[]): RequestHandler {
+  const routes = docs.map((doc) => ({
+    pattern: new RegExp(`^${doc.path.replace(/\{[^}]+\}/g, '[^/]+')}$`),
+    method: doc.method.toUpperCase(),
+  }));
+  return (req, res, next) => {
+    const path = req.path.length > 1 ? req.path.replace(/\/+$/, '') : req.path; // Express ignores a trailing slash
+    const methods = routes.filter((route) => route.pattern.test(path)).map((route) => route.method);
+    if (methods.length === 0) return notFoundHandler(req, res, next);
+    res.set('Allow', [...new Set([...methods, 'OPTIONS'])].join(', ')).status(204).end();
+  };
+}
+
+async function defaultReadiness(system: TrackerSystem): Promise<Readiness> {
+  const store = await system.store.get('readyz-probe').then(
+    () => true,
+    () => false,
+  );
+  return { store, chain: true };
+}
+
+/**
+ * Serve the tracker system over HTTP on `port` (0: a free one). Resolves once listening.
+ *
+ * @example
+ * const server = await startServer({ system, port: 0 });
+ * await fetch(`${server.url}/trackers/txn_01dp371w0fnjhf9z2tjebx4vr4`);
+ * await server.close();
+ */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { system } = options;
+  const logger = options.logger ?? silentLogger;
+  let closing = false;
+
+  const feed = new ChangeFeed(system, options.sse);
+  const metrics = createMetrics(system, options.metricsSources ?? {}, { sseClients: () => feed.clientCount });
+  const routeDocs = [...trackerRouteDocs, ...opsDocs];
+  const openapi = buildOpenApi(routeDocs, { auth: Boolean(options.apiToken) });
+  const readiness = options.readiness ?? (() => defaultReadiness(system));
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  app.use(requestContext(logger, metrics));
+  app.use(refuseWhile(() => closing));
+  app.use(bearerAuth(options.apiToken, OPEN_ROUTES));
+  // Any content type is read as JSON: clients that forget the header still get precise errors.
+  app.use(express.json({ limit: '1mb', type: () => true, strict: false }));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const checks = await readiness().catch(() => ({ store: false, chain: false }));
+    if (checks.store && checks.chain && !closing) {
+      res.json({ status: 'ready', checks });
+      return;
+    }
+    const down = Object.entries(checks).filter(([, ok]) => !ok).map(([name]) => name);
+    res.status(503).json({ error: { code: 'not_ready', message: `not reachable: ${down.join(', ') || 'shutting down'}` }, checks });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
+  app.get('/events', feed.handler());
+  app.get('/inspect', (_req, res) => {
+    if (!options.inspection) {
+      res.status(404).json({ error: { code: 'inspect_disabled', message: 'start the server with INSPECT set' } });
+      return;
+    }
+    res.json(options.inspection.view());
+  });
+  app.get('/inspect/ui', (_req, res) => {
+    res.type('html').send(INSPECT_PAGE);
+  });
+  app.options(/.*/, optionsHandler(routeDocs));
+  app.use(trackerRoutes(system));
+  app.use(notFoundHandler);
+  app.use(errorHandler(logger));
+
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(options.port, options.host ?? '127.0.0.1', (error?: Error) => (error ? reject(error) : resolve(s)));
+  });
+  server.keepAliveTimeout = 5_000;
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  // Sockets with a request in flight; the others may be closed at once when closing (Node's
+  // closeIdleConnections skips connections that never carried a request).
+  const busy = new Set<Socket>();
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    busy.add(req.socket);
+    res.on('close', () => busy.delete(req.socket));
+  });
+  const closeIdle = () => {
+    for (const socket of sockets) if (!busy.has(socket)) socket.destroy();
+  };
+
+  const { port } = server.address() as AddressInfo;
+  const host = options.host ?? '127.0.0.1';
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  let closed: Promise<void> | undefined;
+
+  return {
+    url,
+    port,
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        feed.close();
+        metrics.close();
+        const done = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Keep-alive connections go idle as their in-flight requests finish: close them as they do.
+        closeIdle();
+        const sweeper = setInterval(closeIdle, 50);
+        void done.then(() => clearInterval(sweeper));
+        const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), options.closeTimeoutMs ?? 10_000).unref());
+        if ((await Promise.race([done, timeout])) === 'timeout') {
+          logger.warn({ open: sockets.size }, 'in-flight requests did not finish in time; closing their connections');
+          server.closeAllConnections();
+          await done;
+        }
+        clearInterval(sweeper);
+      })();
+      return closed;
+    },
+  };
+}
+
+/**
+ * Stop a server started by `startServer` (the same as `server.close()`).
+ *
+ * @example
+ * afterAll(() => stopServer(server));
+ */
+export function stopServer(server: RunningServer): Promise<void> {
+  return server.close();
+}

@@ -1,0 +1,177 @@
+import { Router } from 'express';
+import { TRACKER_EVENT_TYPES } from '../../machines/tracker.machine.js';
+import { InvalidInputError } from '../errors.js';
+import type { StartManyResult, TrackerSystem } from '../runtime/system.js';
+import { normalizeId } from '../runtime/validate.js';
+import { ApiError, fromZodError, toHttpError } from './errors.js';
+import type { RouteDoc } from './openapi.js';
+import { BatchBody, ClientEvent, CreateTrackerBody, ListQuery } from './schemas.js';
+
+const err = (description: string) => ({ description, schema: 'Error' });
+
+/** `/openapi.json` entries of the routes below. */
+export const trackerRouteDocs: RouteDoc[] = [
+  {
+    method: 'post',
+    path: '/trackers',
+    summary: 'Start tracking a transaction (acknowledged once durable)',
+    body: 'CreateTrackerBody',
+    responses: {
+      201: { description: 'Started', schema: 'Tracker' },
+      200: { description: 'That id already tracks this txHash', schema: 'Tracker' },
+      400: err('invalid_body, invalid_json, invalid_tx_hash, invalid_id, invalid_confirmations'),
+      409: err('id_conflict: the id tracks another txHash'),
+      503: err('store_unavailable, shutting_down'),
+    },
+  },
+  {
+    method: 'post',
+    path: '/trackers/batch',
+    summary: 'Start 1 to 1,000 trackers with one durable commit; a result per item, in order',
+    body: 'BatchBody',
+    responses: { 200: { description: 'Per-item results', schema: 'BatchResponse' }, 400: err('invalid_body, invalid_batch') },
+  },
+  {
+    method: 'get',
+    path: '/trackers',
+    summary: 'List trackers in id order, with stable cursor paging',
+    query: ListQuery,
+    responses: { 200: { description: 'A page', schema: 'TrackerPage' }, 400: err('invalid_query, invalid_state, invalid_limit, invalid_cursor') },
+  },
+  {
+    method: 'get',
+    path: '/trackers/{id}',
+    summary: 'A tracker, live or final (0x ids are matched lower-cased)',
+    pathParams: ['id'],
+    responses: { 200: { description: 'The tracker', schema: 'Tracker' }, 400: err('invalid_id'), 404: err('not_found') },
+  },
+  {
+    method: 'post',
+    path: '/trackers/{id}/events',
+    summary: 'Send a client event (RECHECK; CRASH with fault injection)',
+    pathParams: ['id'],
+    body: 'ClientEvent',
+    responses: {
+      202: { description: 'Accepted; the tracker after the event', schema: 'Tracker' },
+      400: err('unknown_event, event_not_allowed, invalid_event, fault_injection_disabled, invalid_id'),
+      404: err('not_found'),
+      409: err('event_not_accepted: the current state does not take it'),
+    },
+  },
+  {
+    method: 'delete',
+    path: '/trackers/{id}',
+    summary: 'Stop tracking: the tracker ends stopped, its final snapshot is kept',
+    pathParams: ['id'],
+    responses: { 200: { description: 'The stopped tracker', schema: 'Tracker' }, 404: err('not_found') },
+  },
+];
+
+const CLIENT_EVENT_TYPES = new Set(['RECHECK', 'CRASH']);
+
+/** A batch item that failed validation before reaching the system. */
+function itemError(error: unknown): StartManyResult {
+  const { body } = toHttpError(error);
+  const wrapped = new InvalidInputError(body.error.code, body.error.message);
+  return { status: 'error', error: wrapped };
+}
+
+function toBatchItem(result: StartManyResult) {
+  if (result.status === 'started') return { status: 201, tracker: result.tracker };
+  if (result.status === 'error') {
+    const { status, body } = toHttpError(result.error);
+    return { status, error: body.error };
+  }
+  return { status: 200, tracker: result.tracker };
+}
+
+/**
+ * The tracker routes: each validates with a schema from `schemas.ts`, calls one function of the
+ * tracker system, maps its result. Errors go to the central handler.
+ *
+ * @example
+ * app.use(trackerRoutes(system));
+ */
+export function trackerRoutes(system: TrackerSystem): Router {
+  const router = Router();
+
+  router.post('/trackers', async (req, res) => {
+    const parsed = CreateTrackerBody.safeParse(req.body);
+    if (!parsed.success) throw fromZodError(parsed.error, 'invalid_body');
+    const result = await system.start(parsed.data.id, parsed.data);
+    res.status(result.status === 'started' ? 201 : 200).json(result.tracker);
+  });
+
+  router.post('/trackers/batch', async (req, res) => {
+    const parsed = BatchBody.safeParse(req.body);
+    if (!parsed.success) {
+      const tooMany = parsed.error.issues.some((issue) => issue.path[0] === 'trackers');
+      throw tooMany
+        ? new ApiError(400, 'invalid_batch', 'trackers must be an array of 1 to 1,000 POST /trackers bodies')
+        : fromZodError(parsed.error, 'invalid_body');
+    }
+    // Validate each item with the POST /trackers schema; only valid ones reach the system.
+    const results: Array<StartManyResult | undefined> = [];
+    const valid: CreateTrackerBody[] = [];
+    const slots: number[] = [];
+    for (const item of parsed.data.trackers) {
+      const one = CreateTrackerBody.safeParse(item);
+      if (one.success) {
+        slots.push(results.length);
+        valid.push(one.data);
+        results.push(undefined);
+      } else {
+        results.push(itemError(fromZodError(one.error, 'invalid_body')));
+      }
+    }
+    const started = valid.length ? await system.startMany(valid) : [];
+    started.forEach((result, i) => (results[slots[i]!] = result));
+    res.status(200).json({ results: results.map((result) => toBatchItem(result!)) });
+  });
+
+  router.get('/trackers', async (req, res) => {
+    const parsed = ListQuery.safeParse(req.query);
+    if (!parsed.success) throw fromZodError(parsed.error, 'invalid_query');
+    const { state, limit, cursor } = parsed.data;
+    res.json(await system.list({ state: state as ListQueryState, limit, cursor }));
+  });
+
+  router.get('/trackers/:id', async (req, res) => {
+    const id = normalizeId(req.params.id);
+    const tracker = await system.get(id);
+    if (!tracker) throw new ApiError(404, 'not_found', `no tracker ${id}`);
+    res.json(tracker);
+  });
+
+  router.post('/trackers/:id/events', async (req, res) => {
+    const id = normalizeId(req.params.id);
+    const body: unknown = req.body;
+    const type = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as { type?: unknown }).type : undefined;
+    if (typeof type !== 'string') throw new ApiError(400, 'invalid_event', 'the body must be an object with a string type');
+    if (!(TRACKER_EVENT_TYPES as readonly string[]).includes(type)) {
+      throw new ApiError(400, 'unknown_event', `trackers define no event ${type.slice(0, 64)}`);
+    }
+    if (!CLIENT_EVENT_TYPES.has(type)) {
+      throw new ApiError(400, 'event_not_allowed', `${type} comes from the chain watcher, not from clients`);
+    }
+    const parsed = ClientEvent.safeParse(body);
+    if (!parsed.success) throw fromZodError(parsed.error, 'invalid_event');
+    const result = await system.send(id, parsed.data);
+    if (result.status === 'not_found') throw new ApiError(404, 'not_found', `no tracker ${id}`);
+    if (result.status === 'not_accepted') {
+      throw new ApiError(409, 'event_not_accepted', `tracker ${id} in state ${result.tracker.state} does not accept ${type}`);
+    }
+    res.status(202).json(result.tracker);
+  });
+
+  router.delete('/trackers/:id', async (req, res) => {
+    const id = normalizeId(req.params.id);
+    const tracker = await system.stop(id);
+    if (!tracker) throw new ApiError(404, 'not_found', `no tracker ${id}`);
+    res.json(tracker);
+  });
+
+  return router;
+}
+
+type ListQueryState = Parameters<TrackerSystem['list']>[0]['state'];

@@ -1,0 +1,49 @@
+/**
+ * `npm start`: parse the configuration, start the service, log where everything is on one line,
+ * stop gracefully on SIGTERM/SIGINT (stop accepting, finish in-flight requests, make every write
+ * durable, exit 0; exit 1 if that takes longer than SHUTDOWN_BOUND_MS).
+ */
+import { pino } from 'pino';
+import { ConfigError, type Config, parseConfig } from './config.js';
+import { startService } from './service.js';
+
+const SHUTDOWN_BOUND_MS = 15_000;
+
+let config: Config;
+try {
+  config = parseConfig(process.env);
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`${error.message}\n`);
+  process.exit(1);
+}
+
+const logger = pino({ level: config.LOG_LEVEL, base: { service: 'tx-tracker' } });
+const service = await startService(config, logger).catch((error: unknown) => {
+  logger.fatal({ err: error }, 'start failed');
+  process.exit(1);
+});
+logger.info(service.where, `tx-tracker: API ${service.where.api} · chain ${service.where.chain} · database ${service.where.database}`);
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      logger.error({ boundMs: SHUTDOWN_BOUND_MS }, 'shutdown took too long; exiting');
+      process.exit(1);
+    }, SHUTDOWN_BOUND_MS).unref();
+    service.stop().then(
+      () => {
+        logger.info({}, 'stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  });
+}

@@ -1,0 +1,67 @@
+import { MemoryStore } from '../../src/store/memory.js';
+import { TimedStore } from '../../src/api/metrics.js';
+import { type RunningServer, type ServerOptions, startServer } from '../../src/api/server.js';
+import { type TrackerSystem, type TrackerSystemOptions, createTrackerSystem } from '../../src/runtime/system.js';
+
+export interface TestApi {
+  url: string;
+  system: TrackerSystem;
+  server: RunningServer;
+  call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse>;
+  stop(): Promise<void>;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: unknown;
+}
+
+/** `0x` + 64 hex digits made from `n`. */
+export const hashOf = (n: number | bigint): string => `0x${n.toString(16).padStart(64, '0')}`;
+
+/** A real tracker system behind a real HTTP server on a free port. */
+export async function startTestApi(
+  options: { system?: Partial<TrackerSystemOptions>; server?: Partial<Omit<ServerOptions, 'system'>> } = {},
+): Promise<TestApi> {
+  const system = await createTrackerSystem({ store: new TimedStore(new MemoryStore()), ...options.system });
+  const server = await startServer({ system, port: 0, ...options.server });
+  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+      (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+    }
+    const res = await fetch(`${server.url}${path}`, init);
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, json };
+  };
+  return {
+    url: server.url,
+    system,
+    server,
+    call,
+    async stop() {
+      await server.close();
+      await system.shutdown();
+    },
+  };
+}
+
+/** Poll `check` until it returns a value that is not undefined, or fail after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
