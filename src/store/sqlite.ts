@@ -66,6 +66,7 @@ export class SqliteStore implements SnapshotStore {
   private waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   private scheduled = false;
   private closed = false;
+  private commits = 0;
   private readonly upsert: Database.Statement;
   private readonly selectOne: Database.Statement<[string], Row>;
   private readonly commitBatch: (records: Iterable<TrackerRecord>) => void;
@@ -199,6 +200,11 @@ export class SqliteStore implements SnapshotStore {
     }
   }
 
+  /** Transactions committed so far (each one a group of writes and one fsync). */
+  get commitCount(): number {
+    return this.commits;
+  }
+
   /** How many writes wait for the next group commit. */
   get pendingCount(): number {
     return this.pending.size;
@@ -235,6 +241,7 @@ export class SqliteStore implements SnapshotStore {
       for (const w of waiters) w.reject(failure);
       return;
     }
+    this.commits++;
     for (const w of waiters) w.resolve();
   }
 
