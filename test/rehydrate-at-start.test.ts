@@ -39,6 +39,11 @@ describe('process start rehydrates every non-final tracker from the store, in ba
     expect(await system.get('t_005')).toMatchObject({ state: 'confirmed' });
     expect(system.lookup('t_001')!.getSnapshot().context).toMatchObject({ confirmations: 2, blockNumber: 50 });
     expect(system.lookup('t_000')!.getSnapshot().value).toEqual({ pending: 'unseen' });
+    // Rehydration writes nothing back (the rows are what was loaded), yet the first change after it is stored.
+    expect(store.pendingCount + store.commitCount).toBe(0);
+    system.deliver('t_000', { type: 'TX_SEEN' });
+    await store.flush();
+    expect(((await store.get('t_000'))!.snapshot as { value: unknown }).value).toEqual({ pending: 'seen' });
     // Rehydrated trackers carry on.
     const result = await system.send('t_001', { type: 'NEW_HEAD', blockNumber: 53 });
     expect(result).toMatchObject({ status: 'accepted', tracker: { state: 'confirmed' } });

@@ -142,6 +142,8 @@ export class TrackerSystem {
   private readonly listeners = new Set<TrackerListener>();
   private readonly held = new Map<string, TrackerEvent[]>();
   private readonly restartWaiters = new Map<string, Array<() => void>>();
+  /** Rehydrated ids whose first snapshot is the stored row itself: writing it again would be waste. */
+  private readonly storedAsIs = new Set<string>();
   private subscriptions = 0;
   private counters = { crashes: 0, restarts: 0, crashLoops: 0 };
   private shuttingDown = false;
@@ -394,10 +396,12 @@ export class TrackerSystem {
           quarantined++;
           continue;
         }
+        if (snapshot === record.snapshot) this.storedAsIs.add(record.id);
         this.shardFor(record.id).send({ type: 'RESTORE', id: record.id, snapshot });
         count++;
       }
     }
+    this.storedAsIs.clear();
     if (quarantined > 0) {
       await this.flush().catch((error: unknown) => this.logger.error({ err: error }, 'could not store quarantined trackers'));
     }
@@ -463,11 +467,16 @@ export class TrackerSystem {
   /** Persist every change of a tracker (new or restored) and tell the hooks it is live. */
   private attach(id: string, ref: TrackerRef): void {
     let last: unknown;
+    let skipFirst = this.storedAsIs.delete(id);
     this.subscriptions++;
     const subscription = ref.subscribe({
       next: (snapshot) => {
         if (snapshot === last) return;
         last = snapshot;
+        if (skipFirst) {
+          skipFirst = false;
+          return;
+        }
         this.persist(snapshot);
       },
       // The supervisor is told through `xstate.error.actor.*`; observers must not rethrow.
