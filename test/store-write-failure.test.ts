@@ -46,6 +46,8 @@ describe('a store that cannot write gives a clear error at the API, no crash and
     expect((error as StoreError).code).toBe('store_unavailable');
     expect((error as StoreError).message).toMatch(/could not make the change durable: database or disk is full/);
     await expect(system!.start('one_more', { txHash: hashOf(2000) })).rejects.toBeInstanceOf(StoreError);
+    // Regression: a retried start found the tracker live and answered already_started, not durable.
+    await expect(system!.start('one_more', { txHash: hashOf(2000) })).rejects.toBeInstanceOf(StoreError);
     await expect(
       system!.send('kept_0', { type: 'NEW_HEAD', blockNumber: 10 }),
     ).rejects.toThrow(/database or disk is full/);
@@ -57,7 +59,7 @@ describe('a store that cannot write gives a clear error at the API, no crash and
 
     // Room again: the writes that were held (not dropped) become durable with the next flush.
     store!.db.pragma('max_page_count = 1073741823');
-    await store!.flush();
+    expect(await system!.start('one_more', { txHash: hashOf(2000) })).toMatchObject({ status: 'already_started' });
     const after = rowsOnDisk(path);
     expect(after.size).toBe(5 + 500 + 1);
     expect(after.get('kept_0')).toBe('confirmed');

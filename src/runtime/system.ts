@@ -283,7 +283,9 @@ export class TrackerSystem {
       const ref = shard.getSnapshot().context.trackers[p.id]!;
       results[p.index] = { status: 'started', tracker: this.view(ref), ref };
     });
-    if (seen.size > 0) await this.flush();
+    // `already_started` waits too: after a failed flush a retried start finds the tracker live, and
+    // must not be acknowledged before its first snapshot is durable.
+    if (results.some((r) => r.status === 'started' || r.status === 'already_started')) await this.flush();
     return results;
   }
 
