@@ -475,11 +475,8 @@ export class TrackerSystem {
       next: (snapshot) => {
         if (snapshot === last) return;
         last = snapshot;
-        if (skipFirst) {
-          skipFirst = false;
-          return;
-        }
-        this.persist(snapshot);
+        this.persist(snapshot, !skipFirst);
+        skipFirst = false;
       },
       // The supervisor is told through `xstate.error.actor.*`; observers must not rethrow.
       error: () => {
@@ -503,19 +500,21 @@ export class TrackerSystem {
     });
   }
 
-  private persist(snapshot: ReturnType<TrackerRef['getSnapshot']>): void {
+  private persist(snapshot: ReturnType<TrackerRef['getSnapshot']>, write = true): void {
     const context = snapshot.context;
     const state = topState(snapshot.value);
-    this.store.write({
-      id: context.id,
-      txHash: context.txHash,
-      state,
-      version: TRACKER_MACHINE_VERSION,
-      snapshot: this.trackerLogic.getPersistedSnapshot(snapshot),
-      restarts: context.restarts,
-      createdAt: context.createdAt,
-      updatedAt: context.updatedAt,
-    });
+    if (write) {
+      this.store.write({
+        id: context.id,
+        txHash: context.txHash,
+        state,
+        version: TRACKER_MACHINE_VERSION,
+        snapshot: this.trackerLogic.getPersistedSnapshot(snapshot),
+        restarts: context.restarts,
+        createdAt: context.createdAt,
+        updatedAt: context.updatedAt,
+      });
+    }
     if (this.listeners.size > 0) {
       const tracker = toTracker(context, state);
       for (const listener of this.listeners) {
