@@ -225,8 +225,13 @@ export class SqliteStore implements SnapshotStore {
   private commit(): void {
     const waiters = this.waiters;
     this.waiters = [];
-    if (this.pending.size === 0 || this.closed) {
+    if (this.pending.size === 0) {
       for (const w of waiters) w.resolve();
+      return;
+    }
+    if (this.closed) {
+      const failure = new StoreError('the store is closed; the last writes were not made durable');
+      for (const w of waiters) w.reject(failure);
       return;
     }
     const batch = this.pending;
