@@ -69,6 +69,8 @@ export class SqliteStore implements SnapshotStore {
   private commits = 0;
   private readonly upsert: Database.Statement;
   private readonly selectOne: Database.Statement<[string], Row>;
+  private readonly pageAll: Database.Statement<[string, number], Row>;
+  private readonly pageInState: Database.Statement<[string, string, number], Row>;
   private readonly commitBatch: (records: Iterable<TrackerRecord>) => void;
 
   constructor(options: SqliteStoreOptions) {
@@ -93,6 +95,8 @@ export class SqliteStore implements SnapshotStore {
         snapshot = excluded.snapshot, restarts = excluded.restarts, created_at = excluded.created_at,
         updated_at = excluded.updated_at, quarantined = COALESCE(excluded.quarantined, trackers.quarantined)`);
     this.selectOne = this.db.prepare(`SELECT ${COLUMNS} FROM trackers WHERE id = ?`);
+    this.pageAll = this.db.prepare(`SELECT ${COLUMNS} FROM trackers WHERE id > ? ORDER BY id LIMIT ?`);
+    this.pageInState = this.db.prepare(`SELECT ${COLUMNS} FROM trackers WHERE state = ? AND id > ? ORDER BY id LIMIT ?`);
     this.commitBatch = this.db.transaction((records: Iterable<TrackerRecord>) => {
       for (const r of records) {
         this.upsert.run({
@@ -136,13 +140,7 @@ export class SqliteStore implements SnapshotStore {
     const after = query.cursor ? decodeCursor(query.cursor) : '';
     const limit = query.limit + 1;
     const rows = this.read(() =>
-      query.state
-        ? this.db
-            .prepare<[string, string, number], Row>(
-              `SELECT ${COLUMNS} FROM trackers WHERE state = ? AND id > ? ORDER BY id LIMIT ?`,
-            )
-            .all(query.state, after, limit)
-        : this.db.prepare<[string, number], Row>(`SELECT ${COLUMNS} FROM trackers WHERE id > ? ORDER BY id LIMIT ?`).all(after, limit),
+      query.state ? this.pageInState.all(query.state, after, limit) : this.pageAll.all(after, limit),
     );
     // Merge the writes not yet committed, so a page is never older than `get`. When the file gave a
     // full page, only pending ids up to its last row can belong to this page.
@@ -168,9 +166,6 @@ export class SqliteStore implements SnapshotStore {
     // Everything written so far is read from the file: keyset paging over (state, id) keeps each
     // batch one index range scan and holds no read transaction open between batches.
     await this.flush();
-    const page = this.db.prepare<[string, string, number], Row>(
-      `SELECT ${COLUMNS} FROM trackers WHERE state = ? AND id > ? ORDER BY id LIMIT ?`,
-    );
     // Rows whose state column is not a state this machine knows are live for all we know: they are
     // handed out too, so that the runtime quarantines them instead of leaving them unseen.
     const unknown = this.db.prepare<unknown[], Row>(
@@ -180,7 +175,7 @@ export class SqliteStore implements SnapshotStore {
       let after = '';
       for (;;) {
         const rows = this.read(() =>
-          state === null ? unknown.all(...TRACKER_STATE_NAMES, after, batchSize) : page.all(state, after, batchSize),
+          state === null ? unknown.all(...TRACKER_STATE_NAMES, after, batchSize) : this.pageInState.all(state, after, batchSize),
         );
         if (rows.length === 0) break;
         after = rows[rows.length - 1]!.id;
