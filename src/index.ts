@@ -7,3 +7,6 @@ export { MemoryStore } from './store/memory.js';
 export * from '../machines/tracker.machine.js';
 export { supervisorMachine, DEFAULT_RESTART_POLICY, type RestartPolicy, type TrackerRef } from '../machines/supervisor.machine.js';
 export { rootSupervisorMachine } from '../machines/root-supervisor.machine.js';
+export type { Quarantined } from './store/types.js';
+export { openStore, SqliteStore, DEFAULT_DATABASE_URL, type SqliteStoreOptions } from './store/index.js';
+export { checkSnapshot, quarantinedRecord, type SnapshotMigrations, type SnapshotCheck } from './runtime/snapshot-compat.js';

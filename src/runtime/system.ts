@@ -25,6 +25,7 @@ import { IdConflictError, InvalidInputError, ShuttingDownError, StoreError, Trac
 import type { ListQuery, SnapshotStore, TrackerRecord } from '../store/types.js';
 import { type Logger, silentLogger } from './logger.js';
 import { shardOf } from './shard.js';
+import { type SnapshotMigrations, checkSnapshot, quarantinedRecord } from './snapshot-compat.js';
 import { type Tracker, toTracker, topState } from './tracker-view.js';
 import { normalizeId, normalizeTxHash, validateConfirmations } from './validate.js';
 
@@ -54,6 +55,8 @@ export interface TrackerSystemOptions {
   now?: () => number;
   /** Bring back every non-final tracker from the store at start (default true). */
   rehydrate?: boolean;
+  /** Per machine version step, how an older stored snapshot is taken up (see `SnapshotMigrations`). */
+  migrations?: SnapshotMigrations;
 }
 
 export interface StartOptions {
@@ -135,9 +138,12 @@ export class TrackerSystem {
   private readonly logger: Logger;
   private readonly faultInjection: boolean;
   private readonly now: () => number;
+  private readonly migrations: SnapshotMigrations;
   private readonly listeners = new Set<TrackerListener>();
   private readonly held = new Map<string, TrackerEvent[]>();
   private readonly restartWaiters = new Map<string, Array<() => void>>();
+  /** Rehydrated ids whose first snapshot is the stored row itself: writing it again would be waste. */
+  private readonly storedAsIs = new Set<string>();
   private subscriptions = 0;
   private counters = { crashes: 0, restarts: 0, crashLoops: 0 };
   private shuttingDown = false;
@@ -151,6 +157,7 @@ export class TrackerSystem {
     this.logger = options.logger ?? silentLogger;
     this.faultInjection = options.faultInjection ?? false;
     this.now = options.now ?? Date.now;
+    this.migrations = options.migrations ?? {};
 
     this.trackerLogic = trackerMachine.provide({
       actions: { requestRecheck: ({ context }) => this.hooks.recheck?.(context) },
@@ -256,12 +263,13 @@ export class TrackerSystem {
         return;
       }
       if (record) {
+        const tracker = this.recordToTracker(record);
         if (record.txHash !== p.txHash) {
           results[p.index] = { status: 'error', error: new IdConflictError(p.id, record.txHash) };
-        } else if (FINAL_STATE_NAMES.includes(record.state)) {
-          results[p.index] = { status: 'exists', tracker: recordToTracker(record), ref: undefined };
+        } else if (FINAL_STATE_NAMES.includes(tracker.state)) {
+          results[p.index] = { status: 'exists', tracker, ref: undefined };
         } else {
-          results[p.index] = { status: 'already_started', tracker: recordToTracker(record), ref: undefined };
+          results[p.index] = { status: 'already_started', tracker, ref: undefined };
         }
         return;
       }
@@ -275,7 +283,9 @@ export class TrackerSystem {
       const ref = shard.getSnapshot().context.trackers[p.id]!;
       results[p.index] = { status: 'started', tracker: this.view(ref), ref };
     });
-    if (seen.size > 0) await this.flush();
+    // `already_started` waits too: after a failed flush a retried start finds the tracker live, and
+    // must not be acknowledged before its first snapshot is durable.
+    if (results.some((r) => r.status === 'started' || r.status === 'already_started')) await this.flush();
     return results;
   }
 
@@ -292,7 +302,7 @@ export class TrackerSystem {
     if (ref) return this.view(ref);
     const record = await this.store.get(key).catch(storeReadError);
     if (record instanceof StoreError) throw record;
-    return record ? recordToTracker(record) : undefined;
+    return record ? this.recordToTracker(record) : undefined;
   }
 
   /**
@@ -315,9 +325,9 @@ export class TrackerSystem {
     if (!ref) {
       const record = await this.store.get(key);
       if (!record) return { status: 'not_found' };
-      if (!this.isRestarting(key)) return { status: 'not_accepted', tracker: recordToTracker(record) };
+      if (!this.isRestarting(key)) return { status: 'not_accepted', tracker: this.recordToTracker(record) };
       this.hold(key, stamped);
-      return { status: 'held', tracker: recordToTracker(record) };
+      return { status: 'held', tracker: this.recordToTracker(record) };
     }
     if (!ref.getSnapshot().can(stamped)) return { status: 'not_accepted', tracker: this.view(ref) };
     ref.send(stamped);
@@ -362,7 +372,7 @@ export class TrackerSystem {
   async list(query: ListQuery): Promise<TrackerPage> {
     const page = await this.store.list(query).catch(storeReadError);
     if (page instanceof StoreError) throw page;
-    return { items: page.items.map(recordToTracker), nextCursor: page.nextCursor };
+    return { items: page.items.map((record) => this.recordToTracker(record)), nextCursor: page.nextCursor };
   }
 
   /** Be told of every tracker change, creation included. Returns the unsubscribe function. */
@@ -371,17 +381,31 @@ export class TrackerSystem {
     return () => this.listeners.delete(listener);
   }
 
-  /** Bring non-final trackers back from the store (all of them, or one shard's). */
+  /**
+   * Bring non-final trackers back from the store (all of them, or one shard's), in batches. A row
+   * that does not fit the machine is quarantined (failed, `incompatible_snapshot`), never run.
+   */
   async rehydrate(onlyShard?: number): Promise<number> {
     let count = 0;
+    let quarantined = 0;
     for await (const batch of this.store.loadLive(1000)) {
       for (const record of batch) {
         const shardIndex = shardOf(record.id, this.shardCount);
         if (onlyShard !== undefined && shardIndex !== onlyShard) continue;
         if (this.lookup(record.id)) continue;
-        this.shardFor(record.id).send({ type: 'RESTORE', id: record.id, snapshot: record.snapshot as PersistedTracker });
+        const snapshot = this.runnable(record);
+        if (!snapshot) {
+          quarantined++;
+          continue;
+        }
+        if (snapshot === record.snapshot) this.storedAsIs.add(record.id);
+        this.shardFor(record.id).send({ type: 'RESTORE', id: record.id, snapshot });
         count++;
       }
+    }
+    this.storedAsIs.clear();
+    if (quarantined > 0) {
+      await this.flush().catch((error: unknown) => this.logger.error({ err: error }, 'could not store quarantined trackers'));
     }
     return count;
   }
@@ -445,12 +469,14 @@ export class TrackerSystem {
   /** Persist every change of a tracker (new or restored) and tell the hooks it is live. */
   private attach(id: string, ref: TrackerRef): void {
     let last: unknown;
+    let skipFirst = this.storedAsIs.delete(id);
     this.subscriptions++;
     const subscription = ref.subscribe({
       next: (snapshot) => {
         if (snapshot === last) return;
         last = snapshot;
-        this.persist(snapshot);
+        this.persist(snapshot, !skipFirst);
+        skipFirst = false;
       },
       // The supervisor is told through `xstate.error.actor.*`; observers must not rethrow.
       error: () => {
@@ -474,19 +500,21 @@ export class TrackerSystem {
     });
   }
 
-  private persist(snapshot: ReturnType<TrackerRef['getSnapshot']>): void {
+  private persist(snapshot: ReturnType<TrackerRef['getSnapshot']>, write = true): void {
     const context = snapshot.context;
     const state = topState(snapshot.value);
-    this.store.write({
-      id: context.id,
-      txHash: context.txHash,
-      state,
-      version: TRACKER_MACHINE_VERSION,
-      snapshot: this.trackerLogic.getPersistedSnapshot(snapshot),
-      restarts: context.restarts,
-      createdAt: context.createdAt,
-      updatedAt: context.updatedAt,
-    });
+    if (write) {
+      this.store.write({
+        id: context.id,
+        txHash: context.txHash,
+        state,
+        version: TRACKER_MACHINE_VERSION,
+        snapshot: this.trackerLogic.getPersistedSnapshot(snapshot),
+        restarts: context.restarts,
+        createdAt: context.createdAt,
+        updatedAt: context.updatedAt,
+      });
+    }
     if (this.listeners.size > 0) {
       const tracker = toTracker(context, state);
       for (const listener of this.listeners) {
@@ -532,13 +560,34 @@ export class TrackerSystem {
     if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
     const record = await this.store.get(id);
     if (!record || FINAL_STATE_NAMES.includes(record.state)) return { id, snapshot: null };
-    return { id, snapshot: record.snapshot as PersistedTracker };
+    return { id, snapshot: this.runnable(record) };
+  }
+
+  /** The record's snapshot, migrated, when it fits this machine; otherwise it is quarantined. */
+  private runnable(record: TrackerRecord): PersistedTracker | null {
+    const check = checkSnapshot(record, this.migrations);
+    if (check.ok) return check.snapshot;
+    this.logger.error(
+      { id: record.id, version: record.version, state: record.state, reason: check.reason },
+      `tracker ${record.id} quarantined: incompatible_snapshot (${check.reason}); the stored row is kept`,
+    );
+    this.store.write(quarantinedRecord(record, check.reason, this.now(), this.defaultConfirmations));
+    return null;
+  }
+
+  /** What a stored record shows: a row that does not fit the machine shows as failed, never as it reads. */
+  private recordToTracker(record: TrackerRecord): Tracker {
+    const check = checkSnapshot(record, this.migrations);
+    if (check.ok) return toTracker(check.snapshot.context, record.state);
+    const failed = quarantinedRecord(record, check.reason, this.now(), this.defaultConfirmations);
+    return toTracker((failed.snapshot as PersistedTracker).context, failed.state);
   }
 
   private async giveUp({ id, reason, detail }: GiveUpInput): Promise<void> {
     const record = await this.store.get(id);
     if (!record) return;
-    const saved = record.snapshot as PersistedTracker;
+    const saved = this.runnable(record);
+    if (!saved) return;
     const { txHash, requiredConfirmations, createdAt } = saved.context;
     const actor = createActor(restoringLogic(this.trackerLogic, saved), {
       input: { id, txHash, requiredConfirmations, createdAt },
@@ -548,10 +597,6 @@ export class TrackerSystem {
     actor.stop();
     await this.flush();
   }
-}
-
-function recordToTracker(record: TrackerRecord): Tracker {
-  return toTracker((record.snapshot as PersistedTracker).context, record.state);
 }
 
 function storeReadError(error: unknown): StoreError {

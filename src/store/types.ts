@@ -8,12 +8,25 @@ export interface TrackerRecord {
   state: TrackerStateName;
   /** `TRACKER_MACHINE_VERSION` of the machine that wrote the snapshot. */
   version: number;
-  /** XState's persisted snapshot (`getPersistedSnapshot()`), JSON-serialisable. */
+  /**
+   * XState's persisted snapshot (`getPersistedSnapshot()`), JSON-serialisable. A store hands out
+   * stored text that is not JSON as that string, so that it is quarantined rather than lost.
+   */
   snapshot: unknown;
   restarts: number;
   /** Epoch milliseconds. */
   createdAt: number;
   updatedAt: number;
+  /** Set when the stored row did not fit the machine: the row as it was found, kept for people. */
+  quarantined?: Quarantined | undefined;
+}
+
+/** A row that could not be run (`incompatible_snapshot`), exactly as it was stored. */
+export interface Quarantined {
+  reason: string;
+  /** Epoch milliseconds. */
+  at: number;
+  original: Omit<TrackerRecord, 'quarantined'>;
 }
 
 export interface ListQuery {
