@@ -6,6 +6,7 @@ import { type RunningServer, startServer } from './api/server.js';
 import type { Config } from './config.js';
 import type { Logger } from './runtime/logger.js';
 import { type TrackerSystem, createTrackerSystem } from './runtime/system.js';
+import { openStore } from './store/index.js';
 import { MemoryStore } from './store/memory.js';
 import type { SnapshotStore } from './store/types.js';
 
@@ -16,14 +17,16 @@ export interface ConfiguredStore {
 }
 
 /**
- * The one place a store is made from the configuration. The durable store factory
- * (`openStore(DATABASE_URL)`) plugs in here; this build keeps trackers in memory.
+ * The one place a store is made from the configuration: SQLite (`sqlite:<path>`, the default
+ * `sqlite:./data/trackers.db`), or `memory:` for a throwaway run. Store writes are timed for
+ * `/metrics`.
  *
  * @example
  * const { store, location } = await createStoreFromConfig(config);
  */
 export async function createStoreFromConfig(config: Pick<Config, 'DATABASE_URL'>): Promise<ConfiguredStore> {
-  return { store: new TimedStore(new MemoryStore()), location: `memory (DATABASE_URL=${config.DATABASE_URL} needs the SQLite store)` };
+  if (config.DATABASE_URL === 'memory:') return { store: new TimedStore(new MemoryStore()), location: 'memory: (not durable)' };
+  return { store: new TimedStore(openStore(config.DATABASE_URL)), location: config.DATABASE_URL };
 }
 
 export interface Service {

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
@@ -81,7 +84,8 @@ describe('npm start (src/main.ts)', () => {
   });
 
   it('logs where the API, chain and database are on one line, serves, and exits 0 on SIGTERM', async () => {
-    const child = startMain({ PORT: '0' });
+    const dir = mkdtempSync(join(tmpdir(), 'tx-tracker-main-'));
+    const child = startMain({ PORT: '0', DATABASE_URL: `sqlite:${join(dir, 'trackers.db')}` });
     const stdout = collect(child.stdout);
     const exited = once(child, 'exit');
     const deadline = Date.now() + 30_000;
@@ -100,5 +104,7 @@ describe('npm start (src/main.ts)', () => {
     const [code] = (await exited) as [number];
     expect(code).toBe(0);
     expect(stdout.text).toContain('"msg":"stopped"');
+    expect(started!.database).toContain(dir);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
