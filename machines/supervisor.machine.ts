@@ -70,10 +70,15 @@ export interface GiveUpInput {
   detail: string;
 }
 
+/** A tracker to spawn: a new one from its input, or one brought back from a stored snapshot. */
+export type TrackerSpawn = { id: string; input: TrackerInput } | { id: string; snapshot: PersistedTracker };
+
 export type SupervisorEvent =
-  | { type: 'START'; id: string; input: TrackerInput }
-  /** Bring a tracker back from a stored snapshot (process start, rehydration). */
-  | { type: 'RESTORE'; id: string; snapshot: PersistedTracker }
+  /**
+   * Spawn and register trackers. One event may carry many: XState copies the registry and the
+   * children once per transition, so a batch costs one copy instead of one per tracker.
+   */
+  | { type: 'START'; trackers: readonly TrackerSpawn[] }
   | { type: 'STOP_TRACKER'; id: string }
   | { type: 'SHUTDOWN' }
   | { type: `xstate.error.actor.${string}`; actorId: string; error: unknown }
@@ -101,12 +106,29 @@ interface RegisterQueue {
   (action: { type: 'trackerSpawned'; params: { id: string } }): void;
 }
 
-/** Spawn a tracker into the registry, then let the runtime attach persistence to it. */
-function register(enqueue: RegisterQueue, id: string, logic: TrackerMachine, input?: TrackerInput): void {
+/**
+ * Spawn trackers into the registry in one assignment (ids already registered or restarting are
+ * skipped: never a duplicate), then let the runtime attach persistence to each.
+ */
+function register(enqueue: RegisterQueue, context: SupervisorContext, spawns: readonly TrackerSpawn[]): void {
+  const fresh = new Map<string, TrackerSpawn>();
+  for (const s of spawns) {
+    if (!(s.id in context.trackers) && !(s.id in context.restarting) && !fresh.has(s.id)) fresh.set(s.id, s);
+  }
+  if (fresh.size === 0) return;
   enqueue.assign({
-    trackers: ({ spawn, context }) => ({ ...context.trackers, [id]: spawnTracker(spawn, logic, id, input) }),
+    trackers: ({ spawn, context: current }) => {
+      const trackers = { ...current.trackers };
+      for (const s of fresh.values()) {
+        trackers[s.id] =
+          'snapshot' in s
+            ? spawnTracker(spawn, restoringLogic(current.trackerLogic, s.snapshot), s.id)
+            : spawnTracker(spawn, current.trackerLogic, s.id, s.input);
+      }
+      return trackers;
+    },
   });
-  enqueue({ type: 'trackerSpawned', params: { id } });
+  for (const id of fresh.keys()) enqueue({ type: 'trackerSpawned', params: { id } });
 }
 
 /** Crash times still inside the window, this crash included. */
@@ -130,7 +152,7 @@ export function restartDelay(crashesInWindow: number, policy: RestartPolicy): nu
  * const shard = createActor(supervisorMachine.provide({ actors: { restoreTracker, giveUpTracker } }), {
  *   input: { shard: 0 },
  * }).start();
- * shard.send({ type: 'START', id: 'txn_1', input: { id: 'txn_1', txHash, requiredConfirmations: 12, createdAt } });
+ * shard.send({ type: 'START', trackers: [{ id: 'txn_1', input: { id: 'txn_1', txHash, requiredConfirmations: 12, createdAt } }] });
  */
 export const supervisorMachine = setup({
   types: {
@@ -158,9 +180,6 @@ export const supervisorMachine = setup({
     restoreFailed: (_, _params: { id: string; error: unknown }) => {},
   },
   guards: {
-    isKnown: ({ context, event }) =>
-      (event.type === 'START' || event.type === 'RESTORE') &&
-      (event.id in context.trackers || event.id in context.restarting),
     isLiveTracker: ({ context, event }) => 'actorId' in event && event.actorId in context.trackers,
     isRestore: ({ event }) => 'actorId' in event && event.actorId.startsWith(RESTORE_PREFIX),
     isGiveUp: ({ event }) => 'actorId' in event && event.actorId.startsWith(GIVE_UP_PREFIX),
@@ -180,23 +199,11 @@ export const supervisorMachine = setup({
   states: {
     running: {
       on: {
-        START: [
-          // Already running (or coming back): never a duplicate, like {:error, {:already_started, pid}}.
-          { guard: 'isKnown' },
-          {
-            actions: enqueueActions(({ context, event, enqueue }) =>
-              register(enqueue, event.id, context.trackerLogic, event.input),
-            ),
-          },
-        ],
-        RESTORE: [
-          { guard: 'isKnown' },
-          {
-            actions: enqueueActions(({ context, event, enqueue }) =>
-              register(enqueue, event.id, restoringLogic(context.trackerLogic, event.snapshot)),
-            ),
-          },
-        ],
+        // Already running (or coming back) ids are skipped: never a duplicate, like
+        // {:error, {:already_started, pid}}.
+        START: {
+          actions: enqueueActions(({ context, event, enqueue }) => register(enqueue, context, event.trackers)),
+        },
         STOP_TRACKER: {
           actions: enqueueActions(({ context, event, enqueue }) => {
             const ref = context.trackers[event.id];
@@ -289,8 +296,9 @@ export const supervisorMachine = setup({
                 ...snapshot,
                 context: { ...snapshot.context, restarts: snapshot.context.restarts + 1, updatedAt: context.now() },
               };
-              enqueue.assign({ restarting: without(context.restarting, id) });
-              register(enqueue, id, restoringLogic(context.trackerLogic, revived));
+              const rest = without(context.restarting, id);
+              enqueue.assign({ restarting: rest });
+              register(enqueue, { ...context, restarting: rest }, [{ id, snapshot: revived }]);
             }),
           },
           {

@@ -10,6 +10,7 @@ import {
   type RestoreTrackerOutput,
   type SupervisorRef,
   type TrackerRef,
+  type TrackerSpawn,
   supervisorMachine,
 } from '../../machines/supervisor.machine.js';
 import {
@@ -251,6 +252,9 @@ export class TrackerSystem {
     // Ids that are not live may have finished earlier, or be restarting: the store knows.
     const stored = await Promise.all(pendingStored.map((p) => this.store.get(p.id).catch(storeReadError)));
     const seen = new Set<string>();
+    const duplicates: Array<{ index: number; id: string; txHash: string }> = [];
+    const spawned: Array<{ index: number; id: string }> = [];
+    const byShard = new Map<number, TrackerSpawn[]>();
     pendingStored.forEach((p, i) => {
       const record = stored[i];
       if (record instanceof StoreError) {
@@ -259,7 +263,8 @@ export class TrackerSystem {
       }
       const live = this.lookup(p.id);
       if (live || seen.has(p.id)) {
-        results[p.index] = this.alreadyStarted(p.id, p.txHash, live ?? this.lookup(p.id));
+        if (live) results[p.index] = this.alreadyStarted(p.id, p.txHash, live);
+        else duplicates.push({ index: p.index, id: p.id, txHash: p.txHash });
         return;
       }
       if (record) {
@@ -274,15 +279,20 @@ export class TrackerSystem {
         return;
       }
       seen.add(p.id);
-      const shard = this.shardFor(p.id);
-      shard.send({
-        type: 'START',
-        id: p.id,
-        input: { id: p.id, txHash: p.txHash, requiredConfirmations: p.confirmations, createdAt: this.now() },
-      });
-      const ref = shard.getSnapshot().context.trackers[p.id]!;
-      results[p.index] = { status: 'started', tracker: this.view(ref), ref };
+      const shard = shardOf(p.id, this.shardCount);
+      const input = { id: p.id, txHash: p.txHash, requiredConfirmations: p.confirmations, createdAt: this.now() };
+      const spawns = byShard.get(shard) ?? [];
+      spawns.push({ id: p.id, input });
+      byShard.set(shard, spawns);
+      spawned.push({ index: p.index, id: p.id });
     });
+    // One START per shard: the shard copies its registry once for the whole group.
+    for (const [shard, trackers] of byShard) this.shard(shard).send({ type: 'START', trackers });
+    for (const { index, id } of spawned) {
+      const ref = this.lookup(id)!;
+      results[index] = { status: 'started', tracker: this.view(ref), ref };
+    }
+    for (const { index, id, txHash } of duplicates) results[index] = this.alreadyStarted(id, txHash, this.lookup(id));
     // `already_started` waits too: after a failed flush a retried start finds the tracker live, and
     // must not be acknowledged before its first snapshot is durable.
     if (results.some((r) => r.status === 'started' || r.status === 'already_started')) await this.flush();
@@ -388,6 +398,8 @@ export class TrackerSystem {
   async rehydrate(onlyShard?: number): Promise<number> {
     let count = 0;
     let quarantined = 0;
+    // Grouped by shard and sent once per shard: one registry copy per shard instead of one per tracker.
+    const byShard = new Map<number, TrackerSpawn[]>();
     for await (const batch of this.store.loadLive(1000)) {
       for (const record of batch) {
         const shardIndex = shardOf(record.id, this.shardCount);
@@ -399,10 +411,13 @@ export class TrackerSystem {
           continue;
         }
         if (snapshot === record.snapshot) this.storedAsIs.add(record.id);
-        this.shardFor(record.id).send({ type: 'RESTORE', id: record.id, snapshot });
+        const spawns = byShard.get(shardIndex) ?? [];
+        spawns.push({ id: record.id, snapshot });
+        byShard.set(shardIndex, spawns);
         count++;
       }
     }
+    for (const [shardIndex, trackers] of byShard) this.shard(shardIndex).send({ type: 'START', trackers });
     this.storedAsIs.clear();
     if (quarantined > 0) {
       await this.flush().catch((error: unknown) => this.logger.error({ err: error }, 'could not store quarantined trackers'));
@@ -438,7 +453,11 @@ export class TrackerSystem {
   // ---- internals -------------------------------------------------------------------------
 
   private shardFor(id: string): SupervisorRef {
-    const index = shardOf(id, this.shardCount);
+    return this.shard(shardOf(id, this.shardCount));
+  }
+
+  /** Shard `index`, created on first use. */
+  private shard(index: number): SupervisorRef {
     let shard = this.root.getSnapshot().context.shards[index];
     if (!shard) {
       this.root.send({ type: 'ENSURE_SHARD', shard: index });

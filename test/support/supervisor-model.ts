@@ -22,8 +22,10 @@ const giveUpId = `giveup/${MODEL_ID}`;
 
 /** The events that can really reach a supervisor, named for what happens in the world. */
 export const SUPERVISOR_MODEL_EVENTS = {
-  start: { type: 'START', id: MODEL_ID, input: modelInput(MODEL_ID) },
-  rehydrate: { type: 'RESTORE', id: MODEL_ID, snapshot: savedSnapshot() },
+  start: { type: 'START', trackers: [{ id: MODEL_ID, input: modelInput(MODEL_ID) }] },
+  rehydrate: { type: 'START', trackers: [{ id: MODEL_ID, snapshot: savedSnapshot() }] },
+  /** The same id twice in one batch (two requests for it in one round). */
+  startTwice: { type: 'START', trackers: [{ id: MODEL_ID, input: modelInput(MODEL_ID) }, { id: MODEL_ID, snapshot: savedSnapshot() }] },
   trackerCrashed: { type: `xstate.error.actor.${MODEL_ID}`, actorId: MODEL_ID, error: new Error('crash') },
   trackerFinished: { type: `xstate.done.actor.${MODEL_ID}`, actorId: MODEL_ID, output: undefined },
   restoreLoaded: { type: `xstate.done.actor.${restoreId}`, actorId: restoreId, output: { id: MODEL_ID, snapshot: savedSnapshot() } },
@@ -51,8 +53,8 @@ export function describeSupervisor(s: ModelSnapshot): string {
 function possibleEvents(s: ModelSnapshot): SupervisorEvent[] {
   if (s.status === 'done') return [];
   const e = SUPERVISOR_MODEL_EVENTS;
-  // Rehydration can race a live or restarting tracker (a shard brought back), so RESTORE is always possible.
-  const events: SupervisorEvent[] = [e.start, e.rehydrate, e.shutdown];
+  // Starts and rehydration can race a live or restarting tracker, so they are always possible.
+  const events: SupervisorEvent[] = [e.start, e.rehydrate, e.startTwice, e.shutdown];
   const live = MODEL_ID in s.context.trackers;
   if (live) events.push(e.trackerCrashed, e.trackerFinished);
   if (restoreId in s.children) events.push(e.restoreLoaded, e.restoreFoundNothing, e.restoreFailed);
@@ -65,10 +67,10 @@ export function supervisorTestModel() {
   return new TestModel(supervisorMachine, {
     input: { shard: 0, policy: MODEL_POLICY, now: () => 1_000 },
     events: (s) => possibleEvents(s as unknown as ModelSnapshot),
-    // A START or RESTORE of a known id changes nothing; marking it keeps that guard in the paths.
+    // A START of a known id changes nothing; marking it keeps that case in the paths.
     serializeState: (s, event, prev) =>
       describeSupervisor(s as unknown as ModelSnapshot) +
-      (prev && (event?.type === 'START' || event?.type === 'RESTORE') && describeSupervisor(prev as unknown as ModelSnapshot) === describeSupervisor(s as unknown as ModelSnapshot)
+      (prev && event?.type === 'START' && describeSupervisor(prev as unknown as ModelSnapshot) === describeSupervisor(s as unknown as ModelSnapshot)
         ? event.type
         : ''),
   });
