@@ -146,6 +146,11 @@ export class TrackerSystem {
   /** Rehydrated ids whose first snapshot is the stored row itself: writing it again would be waste. */
   private readonly storedAsIs = new Set<string>();
   private subscriptions = 0;
+  private readonly startQueue: Array<{
+    request: StartRequest;
+    resolve: (result: StartManyResult) => void;
+    reject: (error: unknown) => void;
+  }> = [];
   private counters = { crashes: 0, restarts: 0, crashLoops: 0 };
   private shuttingDown = false;
 
@@ -217,9 +222,23 @@ export class TrackerSystem {
    * const { status, ref } = await system.start('txn_01dp371w0fnjhf9z2tjebx4vr4', { txHash, confirmations: 3 });
    */
   async start(id: string | undefined, options: StartOptions): Promise<StartResult> {
-    const [result] = await this.startMany([{ ...options, id }]);
-    if (result!.status === 'error') throw result!.error;
-    return result!;
+    if (this.shuttingDown) throw new ShuttingDownError();
+    // Starts that arrive in the same turn of the event loop (concurrent API requests, a loop of
+    // calls) go through one `startMany`: one START per shard and one durability barrier.
+    const result = await new Promise<StartManyResult>((resolve, reject) => {
+      this.startQueue.push({ request: { ...options, id }, resolve, reject });
+      if (this.startQueue.length === 1) setImmediate(() => this.drainStartQueue());
+    });
+    if (result.status === 'error') throw result.error;
+    return result;
+  }
+
+  private drainStartQueue(): void {
+    const queued = this.startQueue.splice(0);
+    this.startMany(queued.map((q) => q.request)).then(
+      (results) => queued.forEach((q, i) => q.resolve(results[i]!)),
+      (error: unknown) => queued.forEach((q) => q.reject(error)),
+    );
   }
 
   /**
@@ -287,6 +306,7 @@ export class TrackerSystem {
       spawned.push({ index: p.index, id: p.id });
     });
     // One START per shard: the shard copies its registry once for the whole group.
+    this.ensureShards(byShard.keys());
     for (const [shard, trackers] of byShard) this.shard(shard).send({ type: 'START', trackers });
     for (const { index, id } of spawned) {
       const ref = this.lookup(id)!;
@@ -417,6 +437,7 @@ export class TrackerSystem {
         count++;
       }
     }
+    this.ensureShards(byShard.keys());
     for (const [shardIndex, trackers] of byShard) this.shard(shardIndex).send({ type: 'START', trackers });
     this.storedAsIs.clear();
     if (quarantined > 0) {
@@ -456,11 +477,18 @@ export class TrackerSystem {
     return this.shard(shardOf(id, this.shardCount));
   }
 
+  /** Create the missing ones among `shards` in one root transition. */
+  private ensureShards(shards: Iterable<number>): void {
+    const existing = this.root.getSnapshot().context.shards;
+    const missing = [...shards].filter((shard) => !(shard in existing));
+    if (missing.length > 0) this.root.send({ type: 'ENSURE_SHARDS', shards: missing });
+  }
+
   /** Shard `index`, created on first use. */
   private shard(index: number): SupervisorRef {
     let shard = this.root.getSnapshot().context.shards[index];
     if (!shard) {
-      this.root.send({ type: 'ENSURE_SHARD', shard: index });
+      this.root.send({ type: 'ENSURE_SHARDS', shards: [index] });
       shard = this.root.getSnapshot().context.shards[index]!;
     }
     return shard;
