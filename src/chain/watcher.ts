@@ -1,0 +1,373 @@
+import type { TrackerContext, TrackerEvent, TrackerStateName } from '../../machines/tracker.machine.js';
+import type { Logger } from '../runtime/logger.js';
+import { silentLogger } from '../runtime/logger.js';
+import type { TrackerHooks } from '../runtime/system.js';
+import { type BlockRef, CanonicalChain } from './canonical.js';
+import { errorMessage, redact } from './errors.js';
+import { getBlock } from './getBlock.js';
+import { type HeadSource, createHeadSource } from './heads.js';
+import { applyBlock, applyLookups } from './replay.js';
+import { type Tracked, TrackedSet } from './tracked.js';
+import { type Transport, createHttpTransport } from './transport.js';
+import { lookupTransactions } from './lookupTransactions.js';
+
+/** The part of the tracker system the watcher drives. */
+export interface TrackerSink {
+  deliver(id: string, event: TrackerEvent): boolean;
+}
+
+export interface ChainWatcherOptions {
+  /** The node's JSON-RPC URL (http(s) or ws(s)); or pass `transport`. */
+  url?: string;
+  transport?: Transport;
+  system: TrackerSink;
+  /** Head polling interval for http(s) URLs (default 1000). */
+  pollIntervalMs?: number;
+  /** A pending tx the node does not know for this long is dropped (default 600,000). */
+  droppedAfterMs?: number;
+  /** How often each pending tracker is looked up for the dropped check (default droppedAfterMs / 10, 1 s–60 s). */
+  dropCheckIntervalMs?: number;
+  /** Blocks of history kept for finding fork points (default 2048 ≥ the largest requiredConfirmations). */
+  historyDepth?: number;
+  /** Hashes per lookup batch (default 100, i.e. up to 300 calls). */
+  lookupBatchSize?: number;
+  /** Retry backoff: first delay and cap (default 250 ms, 30 s). */
+  backoff?: { baseMs?: number; maxMs?: number };
+  /** Per request (default 10,000 ms). */
+  timeoutMs?: number;
+  logger?: Logger;
+  now?: () => number;
+}
+
+export interface ChainWatcherHealth {
+  status: 'starting' | 'ok' | 'degraded' | 'stopped';
+  url: string;
+  headNumber: number | null;
+  headHash: string | null;
+  /** Epoch ms of the last new head. */
+  lastHeadAt: number | null;
+  consecutiveFailures: number;
+  lastError: string | null;
+  tracked: number;
+  pendingLookups: number;
+  blocksProcessed: number;
+  reorgs: number;
+  deepestReorg: number;
+  /** Blocks that left the chain after trackers were confirmed on them (reorg deeper than requiredConfirmations). */
+  reorgsAfterConfirmation: number;
+  /** Whether the node offers eth_getBlockReceipts. */
+  blockReceipts: boolean;
+}
+
+/** Mutable state shared by the watcher and its replay helpers. */
+export interface WatcherState {
+  transport: Transport;
+  sink: TrackerSink;
+  logger: Logger;
+  now: () => number;
+  tracked: TrackedSet;
+  chain: CanonicalChain;
+  support: { blockReceipts: boolean };
+  droppedAfterMs: number;
+  /** Blocks on which trackers were confirmed: their ids and block number. */
+  confirmedOn: Map<string, { ids: string[]; number: bigint }>;
+  metrics: { blocksProcessed: number; reorgs: number; deepestReorg: number; reorgsAfterConfirmation: number };
+}
+
+/**
+ * Follows one chain's heads and drives the trackers: constant RPC calls per block, however many
+ * trackers there are. Plug `watcher.hooks` into the tracker system.
+ *
+ * @example
+ * const hooks: TrackerHooks = {};
+ * const system = await createTrackerSystem({ store: new MemoryStore(), hooks });
+ * const watcher = createChainWatcher({ url: 'http://127.0.0.1:8545', system });
+ * Object.assign(hooks, watcher.hooks);
+ * watcher.start();
+ */
+export function createChainWatcher(options: ChainWatcherOptions): ChainWatcher {
+  return new ChainWatcher(options);
+}
+
+export class ChainWatcher {
+  readonly hooks: Required<TrackerHooks>;
+  private readonly state: WatcherState;
+  private readonly pollIntervalMs: number;
+  private readonly dropCheckIntervalMs: number;
+  private readonly lookupBatchSize: number;
+  private readonly backoff: { baseMs: number; maxMs: number };
+  private readonly lookups = new Set<string>();
+  private readonly heads: HeadSource;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wakeUp: (() => void) | null = null;
+  private lastHeadAt: number | null = null;
+  private failures = 0;
+  private lastError: string | null = null;
+  private lastDropCheck = 0;
+
+  constructor(options: ChainWatcherOptions) {
+    const url = options.url ?? options.transport?.url;
+    if (!url) throw new TypeError('createChainWatcher needs url or transport');
+    this.heads = createHeadSource(url, () => this.wake(), options.logger ?? silentLogger);
+    const transport = options.transport ?? this.heads.transport ?? createHttpTransport(url, options);
+    const depth = options.historyDepth ?? 2048;
+    this.state = {
+      transport,
+      sink: options.system,
+      logger: options.logger ?? silentLogger,
+      now: options.now ?? Date.now,
+      tracked: new TrackedSet(),
+      chain: new CanonicalChain(depth, 4 * depth),
+      support: { blockReceipts: true },
+      droppedAfterMs: options.droppedAfterMs ?? 600_000,
+      confirmedOn: new Map(),
+      metrics: { blocksProcessed: 0, reorgs: 0, deepestReorg: 0, reorgsAfterConfirmation: 0 },
+    };
+    this.pollIntervalMs = options.pollIntervalMs ?? 1000;
+    this.dropCheckIntervalMs =
+      options.dropCheckIntervalMs ?? Math.min(60_000, Math.max(1000, this.state.droppedAfterMs / 10));
+    this.lookupBatchSize = options.lookupBatchSize ?? 100;
+    this.backoff = { baseMs: options.backoff?.baseMs ?? 250, maxMs: options.backoff?.maxMs ?? 30_000 };
+    this.hooks = {
+      trackerLive: (context, state) => this.follow(context, state),
+      trackerGone: (id) => this.forget(id),
+      recheck: (context) => this.requestLookup(context.id),
+    };
+  }
+
+  /** Start following heads. Never rejects: failures show in `health()` and are retried. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.heads.start();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake();
+    await this.loop;
+    this.heads.stop();
+    this.state.transport.close();
+  }
+
+  health(): ChainWatcherHealth {
+    const head = this.state.chain.head;
+    const { metrics } = this.state;
+    return {
+      status: !this.running ? 'stopped' : this.failures > 0 ? 'degraded' : head ? 'ok' : 'starting',
+      url: redact(this.state.transport.url),
+      headNumber: head ? Number(head.number) : null,
+      headHash: head?.hash ?? null,
+      lastHeadAt: this.lastHeadAt,
+      consecutiveFailures: this.failures,
+      lastError: this.lastError,
+      tracked: this.state.tracked.size,
+      pendingLookups: this.lookups.size,
+      ...metrics,
+      blockReceipts: this.state.support.blockReceipts,
+    };
+  }
+
+  /** The signed form of a tracker's tx when the node gave it, to re-broadcast it after a reorg. */
+  rawTransaction(id: string): string | null {
+    return this.state.tracked.get(id)?.raw ?? null;
+  }
+
+  /** Resolves once the watcher has replayed a head at or above `blockNumber` (tests, demos). */
+  async waitForHead(blockNumber: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((this.state.chain.head?.number ?? -1n) < BigInt(blockNumber)) {
+      if (Date.now() > deadline) throw new Error(`no head ${blockNumber} within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  // ---- hooks -----------------------------------------------------------------------------
+
+  private follow(context: TrackerContext, state: TrackerStateName): void {
+    if (state !== 'pending' && state !== 'confirming') return;
+    const previous = this.state.tracked.get(context.id);
+    const entry: Tracked = {
+      id: context.id,
+      // A pending tracker with replacedBy was repriced: it follows the new hash.
+      hash: state === 'pending' && context.replacedBy ? context.replacedBy : context.txHash,
+      requiredConfirmations: context.requiredConfirmations,
+      state,
+      blockNumber: context.blockNumber === null ? null : BigInt(context.blockNumber),
+      blockHash: context.blockHash,
+      tx: previous?.tx ?? null,
+      raw: previous?.raw ?? null,
+      seen: previous?.seen ?? false,
+      unknownSince: previous?.unknownSince ?? null,
+      checkedAt: 0,
+    };
+    if (previous && previous.hash !== entry.hash) entry.tx = null;
+    this.state.tracked.upsert(entry);
+    this.requestLookup(context.id);
+  }
+
+  private forget(id: string): void {
+    const entry = this.state.tracked.delete(id);
+    this.lookups.delete(id);
+    const head = this.state.chain.head;
+    if (!entry || entry.state !== 'confirming' || !entry.blockHash || entry.blockNumber === null || !head) return;
+    if (head.number - entry.blockNumber + 1n < BigInt(entry.requiredConfirmations)) return;
+    // Confirmed: remember the block, so that a reorg deeper than requiredConfirmations is noticed.
+    const on = this.state.confirmedOn.get(entry.blockHash) ?? { ids: [], number: entry.blockNumber };
+    on.ids.push(id);
+    this.state.confirmedOn.set(entry.blockHash, on);
+  }
+
+  private requestLookup(id: string): void {
+    this.lookups.add(id);
+    this.wake();
+  }
+
+  private wake(): void {
+    const wake = this.wakeUp;
+    this.wakeUp = null;
+    wake?.();
+  }
+
+  // ---- the loop --------------------------------------------------------------------------
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let delay = this.pollIntervalMs;
+      try {
+        await this.tick();
+        if (this.failures > 0) this.state.logger.info({ after: this.failures }, 'chain watcher recovered');
+        this.failures = 0;
+        this.lastError = null;
+      } catch (error) {
+        this.failures++;
+        this.lastError = errorMessage(error);
+        // Exponential backoff with full jitter; trackers are never failed for this.
+        const cap = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** Math.min(this.failures - 1, 20));
+        delay = Math.max(this.backoff.baseMs / 2, Math.random() * cap);
+        this.state.logger.warn({ err: error, failures: this.failures, retryInMs: Math.round(delay) }, 'chain watcher tick failed');
+      }
+      if (!this.running) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          // Let a burst of trackerLive calls gather into one batch.
+          setImmediate(resolve);
+        };
+      });
+      this.wakeUp = null;
+    }
+  }
+
+  private async tick(): Promise<void> {
+    await this.syncHead();
+    if (this.lookups.size > 0) await this.runLookups();
+    await this.checkDropped();
+  }
+
+  private async syncHead(): Promise<void> {
+    const hint = this.heads.latest();
+    const head = hint
+      ? await getBlock(this.state.transport, { blockHash: hint })
+      : await getBlock(this.state.transport, { blockTag: 'latest' });
+    if (!head) return; // the hinted block is gone already; the next head will come
+    const { chain, tracked, logger, metrics } = this.state;
+    const plan = await chain.plan(this.state.transport, head);
+    if (!plan) return;
+    if (plan.orphaned.length > 0) {
+      this.orphan(plan.orphaned);
+      if (plan.tooDeep) {
+        logger.error({ err: plan.tooDeep }, 'reorg deeper than the kept history; looking every tracker up again');
+        chain.reset();
+        for (const entry of tracked.values()) this.lookups.add(entry.id);
+      } else {
+        chain.truncate(plan.orphaned.at(-1)!.number - 1n);
+      }
+    } else if (plan.tooDeep) {
+      logger.warn({ err: plan.tooDeep }, 'too many blocks missed; restarting from the head and looking trackers up');
+      chain.reset();
+      for (const entry of tracked.values()) this.lookups.add(entry.id);
+    }
+    const target = plan.branch.at(-1);
+    for (const block of plan.branch) {
+      await applyBlock(this.state, block, target!.number);
+      chain.commit(block);
+      metrics.blocksProcessed++;
+    }
+    if (target) {
+      this.lastHeadAt = this.state.now();
+      this.newHead(target.number);
+    }
+  }
+
+  private orphan(orphaned: BlockRef[]): void {
+    const { tracked, sink, logger, metrics, confirmedOn } = this.state;
+    metrics.reorgs++;
+    metrics.deepestReorg = Math.max(metrics.deepestReorg, orphaned.length);
+    logger.warn({ depth: orphaned.length, from: Number(orphaned.at(-1)!.number) }, 'chain reorganised');
+    for (const ref of orphaned) {
+      for (const id of tracked.idsByBlock(ref.hash)) {
+        const entry = tracked.get(id)!;
+        sink.deliver(id, { type: 'BLOCK_REORGED', blockHash: ref.hash });
+        tracked.setBlock(entry, 'pending', null, null);
+      }
+      const confirmed = confirmedOn.get(ref.hash);
+      if (confirmed) {
+        confirmedOn.delete(ref.hash);
+        metrics.reorgsAfterConfirmation++;
+        logger.warn(
+          { block: ref.hash, number: Number(ref.number), trackers: confirmed.ids },
+          'a block with confirmed trackers left the chain: the reorg was deeper than their requiredConfirmations',
+        );
+      }
+    }
+  }
+
+  /** Confirmations come from the head alone: no call per tracker. */
+  private newHead(head: bigint): void {
+    const { tracked, sink, confirmedOn, chain } = this.state;
+    for (const id of tracked.confirming) {
+      const entry = tracked.get(id)!;
+      if (entry.blockNumber !== null && head >= entry.blockNumber) {
+        sink.deliver(id, { type: 'NEW_HEAD', blockNumber: Number(head) });
+      }
+    }
+    const oldest = head - BigInt(chain.depth);
+    for (const [hash, on] of confirmedOn) if (on.number < oldest) confirmedOn.delete(hash);
+  }
+
+  private async runLookups(): Promise<void> {
+    if (!this.state.chain.head) return;
+    const ids = [...this.lookups].slice(0, this.lookupBatchSize * 10);
+    const entries = ids.map((id) => this.state.tracked.get(id)).filter((e): e is Tracked => e !== undefined);
+    for (let i = 0; i < entries.length; i += this.lookupBatchSize) {
+      await this.lookupEntries(entries.slice(i, i + this.lookupBatchSize));
+    }
+    for (const id of ids) this.lookups.delete(id);
+  }
+
+  private async lookupEntries(entries: Tracked[]): Promise<void> {
+    const hashes = [...new Set(entries.map((e) => e.hash))];
+    const withRaw = new Set(entries.filter((e) => e.raw === null).map((e) => e.hash));
+    const results = await lookupTransactions(this.state.transport, { hashes, withRaw, batchSize: 3 * this.lookupBatchSize });
+    await applyLookups(this.state, entries, results);
+  }
+
+  /** Rate-limited: each pending tracker is looked up at most once per dropCheckIntervalMs. */
+  private async checkDropped(): Promise<void> {
+    const now = this.state.now();
+    if (now - this.lastDropCheck < Math.min(this.dropCheckIntervalMs, 1000)) return;
+    this.lastDropCheck = now;
+    const due: Tracked[] = [];
+    for (const entry of this.state.tracked.values()) {
+      if (entry.state === 'pending' && now - entry.checkedAt >= this.dropCheckIntervalMs) due.push(entry);
+      if (due.length >= this.lookupBatchSize * 10) break;
+    }
+    for (let i = 0; i < due.length; i += this.lookupBatchSize) {
+      await this.lookupEntries(due.slice(i, i + this.lookupBatchSize));
+    }
+  }
+}
