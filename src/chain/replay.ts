@@ -22,6 +22,9 @@ function mined(state: WatcherState, entry: Tracked, receipt: ChainReceipt, head:
   if (entry.state === 'confirming' && entry.blockHash === receipt.blockHash) return;
   entry.seen = true;
   entry.unknownSince = null;
+  entry.head = head;
+  // Set before delivering: a tracker confirmed at once leaves (trackerGone) inside the send.
+  if (receipt.status === 'success') state.tracked.setBlock(entry, 'confirming', receipt.blockNumber, receipt.blockHash);
   send(state, entry, {
     type: 'TX_MINED',
     blockNumber: Number(receipt.blockNumber),
@@ -29,9 +32,6 @@ function mined(state: WatcherState, entry: Tracked, receipt: ChainReceipt, head:
     status: receipt.status,
     head: Number(head),
   });
-  if (receipt.status === 'success' && state.tracked.get(entry.id) === entry) {
-    state.tracked.setBlock(entry, 'confirming', receipt.blockNumber, receipt.blockHash);
-  }
 }
 
 async function replaced(
@@ -131,6 +131,7 @@ export async function applyLookups(
       // A block we have not replayed yet (or one that left): the replay of the chain decides.
       if (chain.isCanonical(receipt.blockNumber, receipt.blockHash) === false) continue;
       if (entry.state === 'confirming' && entry.blockHash === receipt.blockHash) {
+        entry.head = head;
         send(state, entry, { type: 'NEW_HEAD', blockNumber: Number(head) });
         continue;
       }

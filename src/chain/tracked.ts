@@ -9,6 +9,8 @@ export interface Tracked {
   state: 'pending' | 'confirming';
   blockNumber: bigint | null;
   blockHash: string | null;
+  /** The last head this tracker was told of (to know, when it goes, whether it confirmed). */
+  head: bigint | null;
   /** Sender, nonce and call, once the node has shown the tx (for replacement matching). */
   tx: (TransactionIntent & { nonce: bigint }) | null;
   /** The signed tx, for re-broadcast after a reorg. */

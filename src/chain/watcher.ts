@@ -197,6 +197,7 @@ export class ChainWatcher {
       state,
       blockNumber: context.blockNumber === null ? null : BigInt(context.blockNumber),
       blockHash: context.blockHash,
+      head: null,
       tx: previous?.tx ?? null,
       raw: previous?.raw ?? null,
       seen: previous?.seen ?? false,
@@ -211,9 +212,8 @@ export class ChainWatcher {
   private forget(id: string): void {
     const entry = this.state.tracked.delete(id);
     this.lookups.delete(id);
-    const head = this.state.chain.head;
-    if (!entry || entry.state !== 'confirming' || !entry.blockHash || entry.blockNumber === null || !head) return;
-    if (head.number - entry.blockNumber + 1n < BigInt(entry.requiredConfirmations)) return;
+    if (!entry || entry.state !== 'confirming' || !entry.blockHash || entry.blockNumber === null || entry.head === null) return;
+    if (entry.head - entry.blockNumber + 1n < BigInt(entry.requiredConfirmations)) return;
     // Confirmed: remember the block, so that a reorg deeper than requiredConfirmations is noticed.
     const on = this.state.confirmedOn.get(entry.blockHash) ?? { ids: [], number: entry.blockNumber };
     on.ids.push(id);
@@ -332,6 +332,7 @@ export class ChainWatcher {
     for (const id of tracked.confirming) {
       const entry = tracked.get(id)!;
       if (entry.blockNumber !== null && head >= entry.blockNumber) {
+        entry.head = head;
         sink.deliver(id, { type: 'NEW_HEAD', blockNumber: Number(head) });
       }
     }
