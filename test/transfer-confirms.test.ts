@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Harness, mine, startHarness } from './support/chain.js';
+import { type Harness, blockNumber, mine, startHarness } from './support/chain.js';
 
 describe('a plain transfer on anvil', () => {
   let h: Harness;
@@ -50,6 +50,8 @@ describe('a plain transfer on anvil', () => {
     await mine(h.anvil.url, 4);
     const b = await h.sign(0, { to, value: 1n, nonce: 3 });
     await h.send(b.raw);
+    // The watcher has replayed the head: the lookup at start sees every confirmation there is.
+    await h.watcher.waitForHead(await blockNumber(h.anvil.url));
     await h.system.startMany([
       { txHash: a.hash, confirmations: 3 },
       { txHash: b.hash, confirmations: 3 },

@@ -17,6 +17,8 @@ export interface SyncPlan {
   branch: ChainBlock[];
   /** The fork went deeper than the history: trackers must be looked up again. */
   tooDeep: ReorgTooDeepError | null;
+  /** The branch stops short of the head: plan again after replaying it. */
+  partial: boolean;
 }
 
 /**
@@ -26,6 +28,7 @@ export interface SyncPlan {
 export class CanonicalChain {
   private readonly blocks = new Map<bigint, BlockRef>();
   private headRef: BlockRef | null = null;
+  private readonly walked = new Map<string, ChainBlock>();
 
   constructor(
     readonly depth: number,
@@ -51,13 +54,26 @@ export class CanonicalChain {
     return this.headRef !== null && number > this.headRef.number ? false : undefined;
   }
 
-  /** Walk back from `head` by parent hash to a block we know; fetches only by hash. */
+  /**
+   * The next step towards `head`. Behind by more than one block: the next block by number, taken
+   * only if its parent hash is our head (each step commits, so a flaky node still lets us
+   * progress; `partial` says more steps follow). Otherwise walk back from `head` by parent hash
+   * to a block we know: the fork point of a reorg.
+   */
   async plan(transport: Transport, head: ChainBlock): Promise<SyncPlan | null> {
-    if (!this.headRef) return { orphaned: [], branch: [head], tooDeep: null };
+    const ours = this.headRef;
+    if (!ours) return { orphaned: [], branch: [head], tooDeep: null, partial: false };
     const known = this.blocks.get(head.number);
     if (known?.hash === head.hash) {
       // The head went back to a block we know (e.g. anvil_rollback): what is above it left.
-      return head.number < this.headRef.number ? { orphaned: this.above(head.number), branch: [], tooDeep: null } : null;
+      return head.number < ours.number ? { orphaned: this.above(head.number), branch: [], tooDeep: null, partial: false } : null;
+    }
+    if (head.number - ours.number > BigInt(this.maxCatchUp)) {
+      return { orphaned: [], branch: [head], tooDeep: new ReorgTooDeepError(this.maxCatchUp), partial: false };
+    }
+    if (head.number > ours.number + 1n) {
+      const next = await getBlock(transport, { blockTag: ours.number + 1n });
+      if (next && next.parentHash === ours.hash) return { orphaned: [], branch: [next], tooDeep: null, partial: true };
     }
     const branch = [head];
     let cur = head;
@@ -65,20 +81,21 @@ export class CanonicalChain {
       const parentNumber = cur.number - 1n;
       const parent = this.blocks.get(parentNumber);
       if (parent?.hash === cur.parentHash) break;
-      if (!parent && parentNumber <= this.headRef.number) {
+      if (!parent && parentNumber <= ours.number) {
         // Below the history and still no match.
-        return { orphaned: this.above(-1n), branch, tooDeep: new ReorgTooDeepError(this.blocks.size) };
+        this.walked.clear();
+        return { orphaned: this.above(-1n), branch, tooDeep: new ReorgTooDeepError(this.blocks.size), partial: false };
       }
-      if (branch.length >= this.maxCatchUp) {
-        return { orphaned: [], branch: [head], tooDeep: new ReorgTooDeepError(this.maxCatchUp) };
-      }
-      const next = await getBlock(transport, { blockHash: cur.parentHash });
+      // Blocks fetched by an earlier, failed walk are reused: a flaky node still lets it finish.
+      const next = this.walked.get(cur.parentHash) ?? (await getBlock(transport, { blockHash: cur.parentHash }));
       // The node forgot the parent: the chain moved under us; the next tick starts over.
       if (!next) throw new ReorgTooDeepError(branch.length);
+      this.walked.set(next.hash, next);
       cur = next;
       branch.unshift(cur);
     }
-    return { orphaned: this.above(cur.number - 1n), branch, tooDeep: null };
+    this.walked.clear();
+    return { orphaned: this.above(cur.number - 1n), branch, tooDeep: null, partial: false };
   }
 
   /** Forget blocks above `number` (they left the chain). */

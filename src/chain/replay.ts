@@ -117,9 +117,18 @@ export async function applyLookups(
     if (tracked.get(entry.id) !== entry || !result) continue;
     entry.checkedAt = now();
     if (!result.ok) {
-      logger.warn({ id: entry.id, err: errorMessage(result.error) }, 'tracker lookup failed; will retry');
+      entry.lookupFailures++;
+      logger.warn({ id: entry.id, err: errorMessage(result.error), failures: entry.lookupFailures }, 'tracker lookup failed');
+      if (entry.lookupFailures >= state.maxLookupFailures) {
+        // The supervision path: the tracker crashes, restarts from its snapshot, and is looked up again.
+        entry.lookupFailures = 0;
+        send(state, entry, { type: 'CRASH' });
+      } else {
+        state.lookups.add(entry.id);
+      }
       continue;
     }
+    entry.lookupFailures = 0;
     if (result.raw && !entry.raw) entry.raw = result.raw;
     if (result.transaction) {
       if (!entry.tx) tracked.setTx(entry, facts(result.transaction));
@@ -183,7 +192,7 @@ async function resolveUnknown(state: WatcherState, entries: Tracked[], head: big
       }
     }
     entry.unknownSince ??= now;
-    const waited = now - entry.unknownSince;
+    const waited = now - Math.max(entry.unknownSince, state.recoveredAt);
     if (waited < state.droppedAfterMs) continue;
     send(state, entry, {
       type: 'TX_DROPPED',

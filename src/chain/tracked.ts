@@ -19,6 +19,8 @@ export interface Tracked {
   seen: boolean;
   /** Epoch ms since when the node has not known the tx (null while it knows it). */
   unknownSince: number | null;
+  /** Own lookups that failed in a row. */
+  lookupFailures: number;
   /** Epoch ms of the last lookup of this tracker's tx. */
   checkedAt: number;
 }

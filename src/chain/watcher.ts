@@ -2,7 +2,7 @@ import type { TrackerContext, TrackerEvent, TrackerStateName } from '../../machi
 import type { Logger } from '../runtime/logger.js';
 import { silentLogger } from '../runtime/logger.js';
 import type { TrackerHooks } from '../runtime/system.js';
-import { type BlockRef, CanonicalChain } from './canonical.js';
+import { type BlockRef, CanonicalChain, type SyncPlan } from './canonical.js';
 import { errorMessage, redact } from './errors.js';
 import { getBlock } from './getBlock.js';
 import { type HeadSource, createHeadSource } from './heads.js';
@@ -69,6 +69,12 @@ export interface WatcherState {
   chain: CanonicalChain;
   support: { blockReceipts: boolean };
   droppedAfterMs: number;
+  /** Tracker ids waiting for a lookup. */
+  lookups: Set<string>;
+  /** A tracker whose own lookup failed this many times in a row is crashed (its supervisor restarts it). */
+  maxLookupFailures: number;
+  /** Epoch ms when the node last came back after failures: an outage does not count as time unknown. */
+  recoveredAt: number;
   /** Blocks on which trackers were confirmed: their ids and block number. */
   confirmedOn: Map<string, { ids: string[]; number: bigint }>;
   metrics: { blocksProcessed: number; reorgs: number; deepestReorg: number; reorgsAfterConfirmation: number };
@@ -96,7 +102,6 @@ export class ChainWatcher {
   private readonly dropCheckIntervalMs: number;
   private readonly lookupBatchSize: number;
   private readonly backoff: { baseMs: number; maxMs: number };
-  private readonly lookups = new Set<string>();
   private readonly heads: HeadSource;
   private running = false;
   private loop: Promise<void> | null = null;
@@ -121,6 +126,9 @@ export class ChainWatcher {
       chain: new CanonicalChain(depth, 4 * depth),
       support: { blockReceipts: true },
       droppedAfterMs: options.droppedAfterMs ?? 600_000,
+      recoveredAt: 0,
+      lookups: new Set(),
+      maxLookupFailures: 3,
       confirmedOn: new Map(),
       metrics: { blocksProcessed: 0, reorgs: 0, deepestReorg: 0, reorgsAfterConfirmation: 0 },
     };
@@ -164,7 +172,7 @@ export class ChainWatcher {
       consecutiveFailures: this.failures,
       lastError: this.lastError,
       tracked: this.state.tracked.size,
-      pendingLookups: this.lookups.size,
+      pendingLookups: this.state.lookups.size,
       ...metrics,
       blockReceipts: this.state.support.blockReceipts,
     };
@@ -198,6 +206,7 @@ export class ChainWatcher {
       blockNumber: context.blockNumber === null ? null : BigInt(context.blockNumber),
       blockHash: context.blockHash,
       head: null,
+      lookupFailures: 0,
       tx: previous?.tx ?? null,
       raw: previous?.raw ?? null,
       seen: previous?.seen ?? false,
@@ -211,7 +220,7 @@ export class ChainWatcher {
 
   private forget(id: string): void {
     const entry = this.state.tracked.delete(id);
-    this.lookups.delete(id);
+    this.state.lookups.delete(id);
     if (!entry || entry.state !== 'confirming' || !entry.blockHash || entry.blockNumber === null || entry.head === null) return;
     if (entry.head - entry.blockNumber + 1n < BigInt(entry.requiredConfirmations)) return;
     // Confirmed: remember the block, so that a reorg deeper than requiredConfirmations is noticed.
@@ -221,7 +230,7 @@ export class ChainWatcher {
   }
 
   private requestLookup(id: string): void {
-    this.lookups.add(id);
+    this.state.lookups.add(id);
     this.wake();
   }
 
@@ -238,7 +247,10 @@ export class ChainWatcher {
       let delay = this.pollIntervalMs;
       try {
         await this.tick();
-        if (this.failures > 0) this.state.logger.info({ after: this.failures }, 'chain watcher recovered');
+        if (this.failures > 0) {
+          this.state.logger.info({ after: this.failures }, 'chain watcher recovered');
+          this.state.recoveredAt = this.state.now();
+        }
         this.failures = 0;
         this.lastError = null;
       } catch (error) {
@@ -262,10 +274,20 @@ export class ChainWatcher {
     }
   }
 
+  /** Each step makes its own progress; the first error is rethrown once all had their turn. */
   private async tick(): Promise<void> {
-    await this.syncHead();
-    if (this.lookups.size > 0) await this.runLookups();
-    await this.checkDropped();
+    let failure: unknown = null;
+    const step = async (run: () => Promise<void>): Promise<void> => {
+      try {
+        await run();
+      } catch (error) {
+        failure ??= error;
+      }
+    };
+    await step(() => this.syncHead());
+    if (this.state.lookups.size > 0) await step(() => this.runLookups());
+    await step(() => this.checkDropped());
+    if (failure !== null) throw failure;
   }
 
   private async syncHead(): Promise<void> {
@@ -274,25 +296,28 @@ export class ChainWatcher {
       ? await getBlock(this.state.transport, { blockHash: hint })
       : await getBlock(this.state.transport, { blockTag: 'latest' });
     if (!head) return; // the hinted block is gone already; the next head will come
+    for (;;) {
+      const plan = await this.state.chain.plan(this.state.transport, head);
+      if (!plan) return;
+      await this.replay(plan);
+      if (!plan.partial) return;
+    }
+  }
+
+  private async replay(plan: SyncPlan): Promise<void> {
     const { chain, tracked, logger, metrics } = this.state;
-    const plan = await chain.plan(this.state.transport, head);
-    if (!plan) return;
     if (plan.orphaned.length > 0) {
       this.orphan(plan.orphaned);
-      if (plan.tooDeep) {
-        logger.error({ err: plan.tooDeep }, 'reorg deeper than the kept history; looking every tracker up again');
-        chain.reset();
-        for (const entry of tracked.values()) this.lookups.add(entry.id);
-      } else {
-        chain.truncate(plan.orphaned.at(-1)!.number - 1n);
-      }
-    } else if (plan.tooDeep) {
-      logger.warn({ err: plan.tooDeep }, 'too many blocks missed; restarting from the head and looking trackers up');
+      if (!plan.tooDeep) chain.truncate(plan.orphaned.at(-1)!.number - 1n);
+    }
+    if (plan.tooDeep) {
+      logger.warn({ err: plan.tooDeep }, 'lost track of the chain; restarting from the head and looking every tracker up');
       chain.reset();
-      for (const entry of tracked.values()) this.lookups.add(entry.id);
+      for (const entry of tracked.values()) this.state.lookups.add(entry.id);
     }
     const target = plan.branch.at(-1);
     for (const block of plan.branch) {
+      // Confirmations count only blocks whose links to ours are verified: the end of this branch.
       await applyBlock(this.state, block, target!.number);
       chain.commit(block);
       metrics.blocksProcessed++;
@@ -342,12 +367,19 @@ export class ChainWatcher {
 
   private async runLookups(): Promise<void> {
     if (!this.state.chain.head) return;
-    const ids = [...this.lookups].slice(0, this.lookupBatchSize * 10);
+    const ids = [...this.state.lookups].slice(0, this.lookupBatchSize * 10);
+    for (const id of ids) this.state.lookups.delete(id);
     const entries = ids.map((id) => this.state.tracked.get(id)).filter((e): e is Tracked => e !== undefined);
     for (let i = 0; i < entries.length; i += this.lookupBatchSize) {
-      await this.lookupEntries(entries.slice(i, i + this.lookupBatchSize));
+      const chunk = entries.slice(i, i + this.lookupBatchSize);
+      try {
+        await this.lookupEntries(chunk);
+      } catch (error) {
+        // The node failed the whole batch: everything not yet done waits for the next tick.
+        for (const entry of entries.slice(i)) this.state.lookups.add(entry.id);
+        throw error;
+      }
     }
-    for (const id of ids) this.lookups.delete(id);
   }
 
   private async lookupEntries(entries: Tracked[]): Promise<void> {
