@@ -57,6 +57,13 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
 }
 
 async function handle(proxy: RpcProxy, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  // GET /stats (and /reset) for a proxy run in its own process (the benchmark).
+  if (req.method === 'GET') {
+    if (req.url === '/reset') proxy.reset();
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ calls: Object.fromEntries(proxy.calls), httpRequests: proxy.httpRequests }));
+    return;
+  }
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   const body = Buffer.concat(chunks).toString('utf8');
