@@ -1,5 +1,6 @@
 import type { Logger } from '../runtime/logger.js';
 import type { Transport } from './transport.js';
+import { createWebSocketHeadSource } from './webSocket.js';
 
 /**
  * Where new heads come from. Polling: `latest()` is null and the watcher asks the node for its
@@ -8,14 +9,21 @@ import type { Transport } from './transport.js';
 export interface HeadSource {
   /** The hash of the newest head pushed since the last call, if any. */
   latest(): string | null;
+  /** Heads are pushed now (subscribed): the watcher polls only as a slow safety net. */
+  readonly pushes: boolean;
   /** A transport over the same connection (WebSocket), when there is one. */
   readonly transport: Transport | undefined;
   start(): void;
   stop(): void;
 }
 
-/** Polling for http(s) URLs. */
-export function createHeadSource(url: string, _wake: () => void, _logger: Logger): HeadSource {
-  if (/^wss?:/i.test(url)) throw new TypeError('WebSocket URLs are not supported yet; use http(s)');
-  return { latest: () => null, transport: undefined, start() {}, stop() {} };
+/**
+ * `eth_subscribe("newHeads")` over WebSocket for ws(s) URLs; polling otherwise.
+ *
+ * @example
+ * const heads = createHeadSource('ws://127.0.0.1:8545', wake, logger, { timeoutMs: 10_000 });
+ */
+export function createHeadSource(url: string, wake: () => void, logger: Logger, options: { timeoutMs?: number } = {}): HeadSource {
+  if (/^wss?:/i.test(url)) return createWebSocketHeadSource(url, wake, logger, options);
+  return { latest: () => null, pushes: false, transport: undefined, start() {}, stop() {} };
 }

@@ -114,7 +114,7 @@ export class ChainWatcher {
   constructor(options: ChainWatcherOptions) {
     const url = options.url ?? options.transport?.url;
     if (!url) throw new TypeError('createChainWatcher needs url or transport');
-    this.heads = createHeadSource(url, () => this.wake(), options.logger ?? silentLogger);
+    this.heads = createHeadSource(url, () => this.wake(), options.logger ?? silentLogger, options);
     const transport = options.transport ?? this.heads.transport ?? createHttpTransport(url, options);
     const depth = options.historyDepth ?? 2048;
     this.state = {
@@ -244,7 +244,10 @@ export class ChainWatcher {
 
   private async run(): Promise<void> {
     while (this.running) {
-      let delay = this.pollIntervalMs;
+      // With pushed heads, polling is only a safety net against a silent subscription.
+      let delay = this.heads.pushes
+        ? Math.max(this.pollIntervalMs, Math.min(30_000, this.dropCheckIntervalMs))
+        : this.pollIntervalMs;
       try {
         await this.tick();
         if (this.failures > 0) {
