@@ -106,6 +106,8 @@ export class ChainWatcher {
   private running = false;
   private loop: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
+  /** A wake-up came while a tick ran: the next tick starts without waiting. */
+  private wokenDuringTick = false;
   private lastHeadAt: number | null = null;
   private failures = 0;
   private lastError: string | null = null;
@@ -237,7 +239,8 @@ export class ChainWatcher {
   private wake(): void {
     const wake = this.wakeUp;
     this.wakeUp = null;
-    wake?.();
+    if (wake) wake();
+    else this.wokenDuringTick = true;
   }
 
   // ---- the loop --------------------------------------------------------------------------
@@ -265,6 +268,8 @@ export class ChainWatcher {
         this.state.logger.warn({ err: error, failures: this.failures, retryInMs: Math.round(delay) }, 'chain watcher tick failed');
       }
       if (!this.running) break;
+      if (this.wokenDuringTick && this.failures === 0) delay = 0;
+      this.wokenDuringTick = false;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         this.wakeUp = () => {
@@ -370,7 +375,8 @@ export class ChainWatcher {
 
   private async runLookups(): Promise<void> {
     if (!this.state.chain.head) return;
-    const ids = [...this.state.lookups].slice(0, this.lookupBatchSize * 10);
+    // Bounded per tick so that heads keep being followed while thousands of trackers start.
+    const ids = [...this.state.lookups].slice(0, this.lookupBatchSize * 50);
     for (const id of ids) this.state.lookups.delete(id);
     const entries = ids.map((id) => this.state.tracked.get(id)).filter((e): e is Tracked => e !== undefined);
     for (let i = 0; i < entries.length; i += this.lookupBatchSize) {
@@ -383,6 +389,7 @@ export class ChainWatcher {
         throw error;
       }
     }
+    if (this.state.lookups.size > 0) this.wake();
   }
 
   private async lookupEntries(entries: Tracked[]): Promise<void> {
