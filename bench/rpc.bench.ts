@@ -65,6 +65,9 @@ async function signAndSend(url: string, wallets: Wallet[], nonces: number[], n: 
   return raws.map((raw) => keccak256(raw));
 }
 
+const T0 = performance.now();
+const progress = (msg: string): void => void process.stderr.write(`[${((performance.now() - T0) / 1000).toFixed(1)} s] ${msg}\n`);
+
 const cpuMs = (start: NodeJS.CpuUsage): number => {
   const d = process.cpuUsage(start);
   return (d.user + d.system) / 1000;
@@ -113,12 +116,15 @@ async function main(): Promise<void> {
 
   for (const n of SIZES) {
     // ours: start N trackers, let their one lookup each finish, then mine.
+    progress(`n=${n}: signing and sending`);
     const mine = await signAndSend(anvil.url, wallets, nonces, n);
+    progress(`n=${n}: ours: starting trackers`);
     await stats(ours.url, true);
     let cpu = process.cpuUsage();
     confirmed = 0;
     for (let i = 0; i < n; i += 1000) await system.startMany(mine.slice(i, i + 1000).map((txHash) => ({ txHash })));
     while (watcher.health().pendingLookups > 0 || total(await stats(ours.url)) < 3 * n) await sleep(50);
+    progress(`n=${n}: ours: lookups done; mining`);
     const atStart = await stats(ours.url);
     await stats(ours.url, true);
     let blocks = await mineUntil(() => confirmed >= n);
@@ -127,12 +133,15 @@ async function main(): Promise<void> {
     console.error(`ours n=${n} start`, atStart.calls, 'blocks', s.calls);
 
     // ethers: N waitForTransaction(hash, 3) on N other txs, the same way.
+    progress(`n=${n}: signing and sending`);
     const theirsTxs = await signAndSend(anvil.url, wallets, nonces, n);
+    progress(`n=${n}: ethers: waiting`);
     await stats(theirs.url, true);
     cpu = process.cpuUsage();
     let resolved = 0;
     const all = Promise.all(theirsTxs.map((h) => provider.waitForTransaction(h, 3).then(() => resolved++)));
     while (((await stats(theirs.url)).calls.eth_getTransactionReceipt ?? 0) < n) await sleep(50);
+    progress(`n=${n}: ethers: first receipts done; mining`);
     const theirStart = await stats(theirs.url);
     await stats(theirs.url, true);
     blocks = await mineUntil(() => resolved >= n);

@@ -8,3 +8,8 @@ export * from './lookupTransactions.js';
 export * from './findReplacement.js';
 export * from './classifyReplacement.js';
 export { type ChainWatcherOptions, type ChainWatcherHealth, type TrackerSink, ChainWatcher, createChainWatcher } from './watcher.js';
+export { type Anvil, type StartAnvilOptions, AnvilError, anvilBinary, startAnvil } from './anvil.js';
+export { type ChainConfig, ChainConfigError, parseChainConfig } from './config.js';
+export { type Chain, type StartChainOptions, startChain } from './embedded.js';
+export { type DemoTransaction, type RunDemoOptions, runDemo } from './demo.js';
+export type { HeadSource } from './heads.js';

@@ -1,84 +1,18 @@
-import type { TrackerContext, TrackerEvent, TrackerStateName } from '../../machines/tracker.machine.js';
-import type { Logger } from '../runtime/logger.js';
+import type { TrackerContext, TrackerStateName } from '../../machines/tracker.machine.js';
 import { silentLogger } from '../runtime/logger.js';
 import type { TrackerHooks } from '../runtime/system.js';
-import { type BlockRef, CanonicalChain, type SyncPlan } from './canonical.js';
+import { CanonicalChain } from './canonical.js';
 import { errorMessage, redact } from './errors.js';
 import { getBlock } from './getBlock.js';
 import { type HeadSource, createHeadSource } from './heads.js';
-import { applyBlock, applyLookups } from './replay.js';
-import { type Tracked, TrackedSet } from './tracked.js';
-import { type Transport, createHttpTransport } from './transport.js';
 import { lookupTransactions } from './lookupTransactions.js';
+import { applyLookups } from './replay.js';
+import { replayPlan } from './sync.js';
+import { type Tracked, TrackedSet } from './tracked.js';
+import { createHttpTransport } from './transport.js';
+import type { ChainWatcherHealth, ChainWatcherOptions, WatcherState } from './watcherState.js';
 
-/** The part of the tracker system the watcher drives. */
-export interface TrackerSink {
-  deliver(id: string, event: TrackerEvent): boolean;
-}
-
-export interface ChainWatcherOptions {
-  /** The node's JSON-RPC URL (http(s) or ws(s)); or pass `transport`. */
-  url?: string;
-  transport?: Transport;
-  system: TrackerSink;
-  /** Head polling interval for http(s) URLs (default 1000). */
-  pollIntervalMs?: number;
-  /** A pending tx the node does not know for this long is dropped (default 600,000). */
-  droppedAfterMs?: number;
-  /** How often each pending tracker is looked up for the dropped check (default droppedAfterMs / 10, 1 s–60 s). */
-  dropCheckIntervalMs?: number;
-  /** Blocks of history kept for finding fork points (default 2048 ≥ the largest requiredConfirmations). */
-  historyDepth?: number;
-  /** Hashes per lookup batch (default 100, i.e. up to 300 calls). */
-  lookupBatchSize?: number;
-  /** Retry backoff: first delay and cap (default 250 ms, 30 s). */
-  backoff?: { baseMs?: number; maxMs?: number };
-  /** Per request (default 10,000 ms). */
-  timeoutMs?: number;
-  logger?: Logger;
-  now?: () => number;
-}
-
-export interface ChainWatcherHealth {
-  status: 'starting' | 'ok' | 'degraded' | 'stopped';
-  url: string;
-  headNumber: number | null;
-  headHash: string | null;
-  /** Epoch ms of the last new head. */
-  lastHeadAt: number | null;
-  consecutiveFailures: number;
-  lastError: string | null;
-  tracked: number;
-  pendingLookups: number;
-  blocksProcessed: number;
-  reorgs: number;
-  deepestReorg: number;
-  /** Blocks that left the chain after trackers were confirmed on them (reorg deeper than requiredConfirmations). */
-  reorgsAfterConfirmation: number;
-  /** Whether the node offers eth_getBlockReceipts. */
-  blockReceipts: boolean;
-}
-
-/** Mutable state shared by the watcher and its replay helpers. */
-export interface WatcherState {
-  transport: Transport;
-  sink: TrackerSink;
-  logger: Logger;
-  now: () => number;
-  tracked: TrackedSet;
-  chain: CanonicalChain;
-  support: { blockReceipts: boolean };
-  droppedAfterMs: number;
-  /** Tracker ids waiting for a lookup. */
-  lookups: Set<string>;
-  /** A tracker whose own lookup failed this many times in a row is crashed (its supervisor restarts it). */
-  maxLookupFailures: number;
-  /** Epoch ms when the node last came back after failures: an outage does not count as time unknown. */
-  recoveredAt: number;
-  /** Blocks on which trackers were confirmed: their ids and block number. */
-  confirmedOn: Map<string, { ids: string[]; number: bigint }>;
-  metrics: { blocksProcessed: number; reorgs: number; deepestReorg: number; reorgsAfterConfirmation: number };
-}
+export type { ChainWatcherHealth, ChainWatcherOptions, TrackerSink, WatcherState } from './watcherState.js';
 
 /**
  * Follows one chain's heads and drives the trackers: constant RPC calls per block, however many
@@ -108,7 +42,6 @@ export class ChainWatcher {
   private wakeUp: (() => void) | null = null;
   /** A wake-up came while a tick ran: the next tick starts without waiting. */
   private wokenDuringTick = false;
-  private lastHeadAt: number | null = null;
   private failures = 0;
   private lastError: string | null = null;
   private lastDropCheck = 0;
@@ -129,6 +62,7 @@ export class ChainWatcher {
       support: { blockReceipts: true },
       droppedAfterMs: options.droppedAfterMs ?? 600_000,
       recoveredAt: 0,
+      lastHeadAt: null,
       lookups: new Set(),
       maxLookupFailures: 3,
       confirmedOn: new Map(),
@@ -170,7 +104,7 @@ export class ChainWatcher {
       url: redact(this.state.transport.url),
       headNumber: head ? Number(head.number) : null,
       headHash: head?.hash ?? null,
-      lastHeadAt: this.lastHeadAt,
+      lastHeadAt: this.state.lastHeadAt,
       consecutiveFailures: this.failures,
       lastError: this.lastError,
       tracked: this.state.tracked.size,
@@ -307,70 +241,9 @@ export class ChainWatcher {
     for (;;) {
       const plan = await this.state.chain.plan(this.state.transport, head);
       if (!plan) return;
-      await this.replay(plan);
+      await replayPlan(this.state, plan);
       if (!plan.partial) return;
     }
-  }
-
-  private async replay(plan: SyncPlan): Promise<void> {
-    const { chain, tracked, logger, metrics } = this.state;
-    if (plan.orphaned.length > 0) {
-      this.orphan(plan.orphaned);
-      if (!plan.tooDeep) chain.truncate(plan.orphaned.at(-1)!.number - 1n);
-    }
-    if (plan.tooDeep) {
-      logger.warn({ err: plan.tooDeep }, 'lost track of the chain; restarting from the head and looking every tracker up');
-      chain.reset();
-      for (const entry of tracked.values()) this.state.lookups.add(entry.id);
-    }
-    const target = plan.branch.at(-1);
-    for (const block of plan.branch) {
-      // Confirmations count only blocks whose links to ours are verified: the end of this branch.
-      await applyBlock(this.state, block, target!.number);
-      chain.commit(block);
-      metrics.blocksProcessed++;
-    }
-    if (target) {
-      this.lastHeadAt = this.state.now();
-      this.newHead(target.number);
-    }
-  }
-
-  private orphan(orphaned: BlockRef[]): void {
-    const { tracked, sink, logger, metrics, confirmedOn } = this.state;
-    metrics.reorgs++;
-    metrics.deepestReorg = Math.max(metrics.deepestReorg, orphaned.length);
-    logger.warn({ depth: orphaned.length, from: Number(orphaned.at(-1)!.number) }, 'chain reorganised');
-    for (const ref of orphaned) {
-      for (const id of tracked.idsByBlock(ref.hash)) {
-        const entry = tracked.get(id)!;
-        sink.deliver(id, { type: 'BLOCK_REORGED', blockHash: ref.hash });
-        tracked.setBlock(entry, 'pending', null, null);
-      }
-      const confirmed = confirmedOn.get(ref.hash);
-      if (confirmed) {
-        confirmedOn.delete(ref.hash);
-        metrics.reorgsAfterConfirmation++;
-        logger.warn(
-          { block: ref.hash, number: Number(ref.number), trackers: confirmed.ids },
-          'a block with confirmed trackers left the chain: the reorg was deeper than their requiredConfirmations',
-        );
-      }
-    }
-  }
-
-  /** Confirmations come from the head alone: no call per tracker. */
-  private newHead(head: bigint): void {
-    const { tracked, sink, confirmedOn, chain } = this.state;
-    for (const id of tracked.confirming) {
-      const entry = tracked.get(id)!;
-      if (entry.blockNumber !== null && head >= entry.blockNumber) {
-        entry.head = head;
-        sink.deliver(id, { type: 'NEW_HEAD', blockNumber: Number(head) });
-      }
-    }
-    const oldest = head - BigInt(chain.depth);
-    for (const [hash, on] of confirmedOn) if (on.number < oldest) confirmedOn.delete(hash);
   }
 
   private async runLookups(): Promise<void> {
@@ -406,7 +279,9 @@ export class ChainWatcher {
     this.lastDropCheck = now;
     const due: Tracked[] = [];
     for (const entry of this.state.tracked.values()) {
-      if (entry.state === 'pending' && now - entry.checkedAt >= this.dropCheckIntervalMs) due.push(entry);
+      // Trackers still waiting for their first lookup are not due: that lookup is on its way.
+      if (entry.state !== 'pending' || this.state.lookups.has(entry.id)) continue;
+      if (now - entry.checkedAt >= this.dropCheckIntervalMs) due.push(entry);
       if (due.length >= this.lookupBatchSize * 10) break;
     }
     for (let i = 0; i < due.length; i += this.lookupBatchSize) {
