@@ -1,4 +1,4 @@
-import { JsonRpcProvider, Transaction, Wallet, keccak256, type TransactionRequest } from 'ethers';
+import { JsonRpcProvider, Wallet, keccak256, type TransactionRequest } from 'ethers';
 import { type Anvil, startAnvil } from '../../src/chain/anvil.js';
 import { type ChainWatcher, type ChainWatcherOptions, createChainWatcher } from '../../src/chain/watcher.js';
 import type { Tracker } from '../../src/runtime/tracker-view.js';
@@ -122,4 +122,3 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   };
 }
 
-export { Transaction };
