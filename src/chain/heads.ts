@@ -23,7 +23,12 @@ export interface HeadSource {
  * @example
  * const heads = createHeadSource('ws://127.0.0.1:8545', wake, logger, { timeoutMs: 10_000 });
  */
-export function createHeadSource(url: string, wake: () => void, logger: Logger, options: { timeoutMs?: number } = {}): HeadSource {
+export function createHeadSource(
+  url: string,
+  wake: () => void,
+  logger: Logger,
+  options: { timeoutMs?: number; backoff?: { baseMs?: number; maxMs?: number } } = {},
+): HeadSource {
   if (/^wss?:/i.test(url)) return createWebSocketHeadSource(url, wake, logger, options);
   return { latest: () => null, pushes: false, transport: undefined, start() {}, stop() {} };
 }

@@ -30,9 +30,11 @@ export function createWebSocketHeadSource(
   url: string,
   wake: () => void,
   logger: Logger,
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; backoff?: { baseMs?: number; maxMs?: number } } = {},
 ): HeadSource {
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const baseMs = options.backoff?.baseMs ?? 250;
+  const maxMs = options.backoff?.maxMs ?? 30_000;
   let socket: WebSocket | null = null;
   let open = false;
   let stopped = true;
@@ -96,7 +98,7 @@ export function createWebSocketHeadSource(
       failAll(new HttpRequestError(url, { cause: new Error('WebSocket closed') }));
       if (stopped) return;
       attempts++;
-      const delay = Math.random() * Math.min(30_000, 250 * 2 ** Math.min(attempts, 10));
+      const delay = Math.random() * Math.min(maxMs, baseMs * 2 ** Math.min(attempts, 16));
       logger.warn({ retryInMs: Math.round(delay) }, 'WebSocket closed; reconnecting');
       reconnectTimer = setTimeout(connect, delay);
     });
