@@ -1,7 +1,15 @@
 import type { TrackerEvent } from '../../machines/tracker.machine.js';
 import { classifyReplacement } from './classifyReplacement.js';
 import { InvalidRpcResponseError, errorMessage } from './errors.js';
-import { type ChainBlock, type ChainReceipt, type ChainTransaction, parseNullable, parseReceipt, quantity } from './format.js';
+import {
+  type ChainBlock,
+  type ChainReceipt,
+  type ChainTransaction,
+  parseNullable,
+  parseReceipt,
+  quantity,
+  toBlockNumber,
+} from './format.js';
 import { findReplacement } from './findReplacement.js';
 import { getBlock } from './getBlock.js';
 import { getBlockReceipts } from './getBlockReceipts.js';
@@ -27,10 +35,10 @@ function mined(state: WatcherState, entry: Tracked, receipt: ChainReceipt, head:
   if (receipt.status === 'success') state.tracked.setBlock(entry, 'confirming', receipt.blockNumber, receipt.blockHash);
   send(state, entry, {
     type: 'TX_MINED',
-    blockNumber: Number(receipt.blockNumber),
+    blockNumber: toBlockNumber(receipt.blockNumber),
     blockHash: receipt.blockHash,
     status: receipt.status,
-    head: Number(head),
+    head: toBlockNumber(head),
   });
 }
 
@@ -141,7 +149,7 @@ export async function applyLookups(
       if (chain.isCanonical(receipt.blockNumber, receipt.blockHash) === false) continue;
       if (entry.state === 'confirming' && entry.blockHash === receipt.blockHash) {
         entry.head = head;
-        send(state, entry, { type: 'NEW_HEAD', blockNumber: Number(head) });
+        send(state, entry, { type: 'NEW_HEAD', blockNumber: toBlockNumber(head) });
         continue;
       }
       if (entry.state === 'confirming') {

@@ -1,4 +1,5 @@
 import type { BlockRef, SyncPlan } from './canonical.js';
+import { toBlockNumber } from './format.js';
 import { applyBlock } from './replay.js';
 import type { WatcherState } from './watcherState.js';
 
@@ -57,7 +58,7 @@ function newHead(state: WatcherState, head: bigint): void {
     const entry = tracked.get(id)!;
     if (entry.blockNumber !== null && head >= entry.blockNumber) {
       entry.head = head;
-      sink.deliver(id, { type: 'NEW_HEAD', blockNumber: Number(head) });
+      sink.deliver(id, { type: 'NEW_HEAD', blockNumber: toBlockNumber(head) });
     }
   }
   const oldest = head - BigInt(chain.depth);
