@@ -1,0 +1,65 @@
+import type { Logger } from '../runtime/logger.js';
+import { silentLogger } from '../runtime/logger.js';
+import { type Anvil, startAnvil } from './anvil.js';
+import type { ChainConfig } from './config.js';
+import { redact } from './errors.js';
+import { type ChainWatcher, type ChainWatcherOptions, type TrackerSink, createChainWatcher } from './watcher.js';
+
+export interface StartChainOptions {
+  config: ChainConfig;
+  system: TrackerSink;
+  logger?: Logger;
+  /** Seconds between blocks of the embedded anvil (default 2, so confirmations move). */
+  blockTime?: number;
+  watcher?: Partial<Omit<ChainWatcherOptions, 'system' | 'url'>>;
+}
+
+export interface Chain {
+  url: string;
+  watcher: ChainWatcher;
+  /** The embedded node, when no ETH_RPC_URL was given. */
+  anvil: Anvil | undefined;
+  stop(): Promise<void>;
+}
+
+/**
+ * Follow `config.rpcUrl`, or start a local anvil (127.0.0.1, free port, a block every 2 s) when
+ * there is none; the watcher is started. Plug `chain.watcher.hooks` into the tracker system.
+ *
+ * @example
+ * const chain = await startChain({ config: parseChainConfig(process.env), system, logger });
+ * Object.assign(hooks, chain.watcher.hooks);
+ * // … on exit:
+ * await chain.stop();
+ */
+export async function startChain(options: StartChainOptions): Promise<Chain> {
+  const logger = options.logger ?? silentLogger;
+  const { config } = options;
+  let anvil: Anvil | undefined;
+  let url = config.rpcUrl;
+  if (!url) {
+    anvil = await startAnvil({ blockTime: options.blockTime ?? 2 });
+    url = anvil.url;
+    logger.info({ url, wsUrl: anvil.wsUrl, pid: anvil.pid }, `no ETH_RPC_URL: started a local anvil at ${url}`);
+  } else {
+    logger.info({ url: redact(url) }, 'following the node at ETH_RPC_URL');
+  }
+  const watcher = createChainWatcher({
+    url,
+    system: options.system,
+    pollIntervalMs: config.pollIntervalMs,
+    droppedAfterMs: config.droppedAfterMs,
+    logger,
+    ...options.watcher,
+  });
+  watcher.start();
+  return {
+    url,
+    watcher,
+    anvil,
+    async stop() {
+      await watcher.stop();
+      await anvil?.stop();
+    },
+  };
+}

@@ -1,0 +1,291 @@
+import type { TrackerContext, TrackerStateName } from '../../machines/tracker.machine.js';
+import { silentLogger } from '../runtime/logger.js';
+import type { TrackerHooks } from '../runtime/system.js';
+import { CanonicalChain } from './canonical.js';
+import { errorMessage, redact } from './errors.js';
+import { getBlock } from './getBlock.js';
+import { type HeadSource, createHeadSource } from './heads.js';
+import { lookupTransactions } from './lookupTransactions.js';
+import { applyLookups } from './replay.js';
+import { replayPlan } from './sync.js';
+import { type Tracked, TrackedSet } from './tracked.js';
+import { createHttpTransport } from './transport.js';
+import type { ChainWatcherHealth, ChainWatcherOptions, WatcherState } from './watcherState.js';
+
+export type { ChainWatcherHealth, ChainWatcherOptions, TrackerSink, WatcherState } from './watcherState.js';
+
+/**
+ * Follows one chain's heads and drives the trackers: constant RPC calls per block, however many
+ * trackers there are. Plug `watcher.hooks` into the tracker system.
+ *
+ * @example
+ * const hooks: TrackerHooks = {};
+ * const system = await createTrackerSystem({ store: new MemoryStore(), hooks });
+ * const watcher = createChainWatcher({ url: 'http://127.0.0.1:8545', system });
+ * Object.assign(hooks, watcher.hooks);
+ * watcher.start();
+ */
+export function createChainWatcher(options: ChainWatcherOptions): ChainWatcher {
+  return new ChainWatcher(options);
+}
+
+export class ChainWatcher {
+  readonly hooks: Required<TrackerHooks>;
+  private readonly state: WatcherState;
+  private readonly pollIntervalMs: number;
+  private readonly dropCheckIntervalMs: number;
+  private readonly lookupBatchSize: number;
+  private readonly backoff: { baseMs: number; maxMs: number };
+  private readonly heads: HeadSource;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wakeUp: (() => void) | null = null;
+  /** A wake-up came while a tick ran: the next tick starts without waiting. */
+  private wokenDuringTick = false;
+  private failures = 0;
+  private lastError: string | null = null;
+  private lastDropCheck = 0;
+
+  constructor(options: ChainWatcherOptions) {
+    const url = options.url ?? options.transport?.url;
+    if (!url) throw new TypeError('createChainWatcher needs url or transport');
+    this.heads = createHeadSource(url, () => this.wake(), options.logger ?? silentLogger, options);
+    const transport = options.transport ?? this.heads.transport ?? createHttpTransport(url, options);
+    const depth = options.historyDepth ?? 2048;
+    this.state = {
+      transport,
+      sink: options.system,
+      logger: options.logger ?? silentLogger,
+      now: options.now ?? Date.now,
+      tracked: new TrackedSet(),
+      chain: new CanonicalChain(depth, 4 * depth),
+      support: { blockReceipts: true },
+      droppedAfterMs: options.droppedAfterMs ?? 600_000,
+      recoveredAt: 0,
+      lastHeadAt: null,
+      lookups: new Set(),
+      maxLookupFailures: 3,
+      confirmedOn: new Map(),
+      metrics: { blocksProcessed: 0, reorgs: 0, deepestReorg: 0, reorgsAfterConfirmation: 0 },
+    };
+    this.pollIntervalMs = options.pollIntervalMs ?? 1000;
+    this.dropCheckIntervalMs =
+      options.dropCheckIntervalMs ?? Math.min(60_000, Math.max(1000, this.state.droppedAfterMs / 10));
+    this.lookupBatchSize = options.lookupBatchSize ?? 100;
+    this.backoff = { baseMs: options.backoff?.baseMs ?? 250, maxMs: options.backoff?.maxMs ?? 30_000 };
+    this.hooks = {
+      trackerLive: (context, state) => this.follow(context, state),
+      trackerGone: (id) => this.forget(id),
+      recheck: (context) => this.requestLookup(context.id),
+    };
+  }
+
+  /** Start following heads. Never rejects: failures show in `health()` and are retried. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.heads.start();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake();
+    await this.loop;
+    this.heads.stop();
+    this.state.transport.close();
+  }
+
+  health(): ChainWatcherHealth {
+    const head = this.state.chain.head;
+    const { metrics } = this.state;
+    return {
+      status: !this.running ? 'stopped' : this.failures > 0 ? 'degraded' : head ? 'ok' : 'starting',
+      url: redact(this.state.transport.url),
+      headNumber: head ? Number(head.number) : null,
+      headHash: head?.hash ?? null,
+      lastHeadAt: this.state.lastHeadAt,
+      consecutiveFailures: this.failures,
+      lastError: this.lastError,
+      tracked: this.state.tracked.size,
+      pendingLookups: this.state.lookups.size,
+      ...metrics,
+      blockReceipts: this.state.support.blockReceipts,
+    };
+  }
+
+  /** The signed form of a tracker's tx when the node gave it, to re-broadcast it after a reorg. */
+  rawTransaction(id: string): string | null {
+    return this.state.tracked.get(id)?.raw ?? null;
+  }
+
+  /** Resolves once the watcher has replayed a head at or above `blockNumber` (tests, demos). */
+  async waitForHead(blockNumber: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((this.state.chain.head?.number ?? -1n) < BigInt(blockNumber)) {
+      if (Date.now() > deadline) throw new Error(`no head ${blockNumber} within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  // ---- hooks -----------------------------------------------------------------------------
+
+  private follow(context: TrackerContext, state: TrackerStateName): void {
+    if (state !== 'pending' && state !== 'confirming') return;
+    const previous = this.state.tracked.get(context.id);
+    const entry: Tracked = {
+      id: context.id,
+      // A pending tracker with replacedBy was repriced: it follows the new hash.
+      hash: state === 'pending' && context.replacedBy ? context.replacedBy : context.txHash,
+      requiredConfirmations: context.requiredConfirmations,
+      state,
+      blockNumber: context.blockNumber === null ? null : BigInt(context.blockNumber),
+      blockHash: context.blockHash,
+      head: null,
+      lookupFailures: 0,
+      tx: previous?.tx ?? null,
+      raw: previous?.raw ?? null,
+      seen: previous?.seen ?? false,
+      unknownSince: previous?.unknownSince ?? null,
+      checkedAt: 0,
+    };
+    if (previous && previous.hash !== entry.hash) entry.tx = null;
+    this.state.tracked.upsert(entry);
+    this.requestLookup(context.id);
+  }
+
+  private forget(id: string): void {
+    const entry = this.state.tracked.delete(id);
+    this.state.lookups.delete(id);
+    if (!entry || entry.state !== 'confirming' || !entry.blockHash || entry.blockNumber === null || entry.head === null) return;
+    if (entry.head - entry.blockNumber + 1n < BigInt(entry.requiredConfirmations)) return;
+    // Confirmed: remember the block, so that a reorg deeper than requiredConfirmations is noticed.
+    const on = this.state.confirmedOn.get(entry.blockHash) ?? { ids: [], number: entry.blockNumber };
+    on.ids.push(id);
+    this.state.confirmedOn.set(entry.blockHash, on);
+  }
+
+  private requestLookup(id: string): void {
+    this.state.lookups.add(id);
+    this.wake();
+  }
+
+  private wake(): void {
+    const wake = this.wakeUp;
+    this.wakeUp = null;
+    if (wake) wake();
+    else this.wokenDuringTick = true;
+  }
+
+  // ---- the loop --------------------------------------------------------------------------
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      // With pushed heads, polling is only a safety net against a silent subscription.
+      let delay = this.heads.pushes
+        ? Math.max(this.pollIntervalMs, Math.min(30_000, this.dropCheckIntervalMs))
+        : this.pollIntervalMs;
+      try {
+        await this.tick();
+        if (this.failures > 0) {
+          this.state.logger.info({ after: this.failures }, 'chain watcher recovered');
+          this.state.recoveredAt = this.state.now();
+        }
+        this.failures = 0;
+        this.lastError = null;
+      } catch (error) {
+        this.failures++;
+        this.lastError = errorMessage(error);
+        // Exponential backoff with full jitter; trackers are never failed for this.
+        const cap = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** Math.min(this.failures - 1, 20));
+        delay = Math.max(this.backoff.baseMs / 2, Math.random() * cap);
+        this.state.logger.warn({ err: error, failures: this.failures, retryInMs: Math.round(delay) }, 'chain watcher tick failed');
+      }
+      if (!this.running) break;
+      if (this.wokenDuringTick && this.failures === 0) delay = 0;
+      this.wokenDuringTick = false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          // Let a burst of trackerLive calls gather into one batch.
+          setImmediate(resolve);
+        };
+      });
+      this.wakeUp = null;
+    }
+  }
+
+  /** Each step makes its own progress; the first error is rethrown once all had their turn. */
+  private async tick(): Promise<void> {
+    let failure: unknown = null;
+    const step = async (run: () => Promise<void>): Promise<void> => {
+      try {
+        await run();
+      } catch (error) {
+        failure ??= error;
+      }
+    };
+    await step(() => this.syncHead());
+    if (this.state.lookups.size > 0) await step(() => this.runLookups());
+    await step(() => this.checkDropped());
+    if (failure !== null) throw failure;
+  }
+
+  private async syncHead(): Promise<void> {
+    const hint = this.heads.latest();
+    const head = hint
+      ? await getBlock(this.state.transport, { blockHash: hint })
+      : await getBlock(this.state.transport, { blockTag: 'latest' });
+    if (!head) return; // the hinted block is gone already; the next head will come
+    for (;;) {
+      const plan = await this.state.chain.plan(this.state.transport, head);
+      if (!plan) return;
+      await replayPlan(this.state, plan);
+      if (!plan.partial) return;
+    }
+  }
+
+  private async runLookups(): Promise<void> {
+    if (!this.state.chain.head) return;
+    // Bounded per tick so that heads keep being followed while thousands of trackers start.
+    const ids = [...this.state.lookups].slice(0, this.lookupBatchSize * 50);
+    for (const id of ids) this.state.lookups.delete(id);
+    const entries = ids.map((id) => this.state.tracked.get(id)).filter((e): e is Tracked => e !== undefined);
+    for (let i = 0; i < entries.length; i += this.lookupBatchSize) {
+      const chunk = entries.slice(i, i + this.lookupBatchSize);
+      try {
+        await this.lookupEntries(chunk);
+      } catch (error) {
+        // The node failed the whole batch: everything not yet done waits for the next tick.
+        for (const entry of entries.slice(i)) this.state.lookups.add(entry.id);
+        throw error;
+      }
+    }
+    if (this.state.lookups.size > 0) this.wake();
+  }
+
+  private async lookupEntries(entries: Tracked[]): Promise<void> {
+    const hashes = [...new Set(entries.map((e) => e.hash))];
+    const withRaw = new Set(entries.filter((e) => e.raw === null).map((e) => e.hash));
+    const results = await lookupTransactions(this.state.transport, { hashes, withRaw, batchSize: 3 * this.lookupBatchSize });
+    await applyLookups(this.state, entries, results);
+  }
+
+  /** Rate-limited: each pending tracker is looked up at most once per dropCheckIntervalMs. */
+  private async checkDropped(): Promise<void> {
+    const now = this.state.now();
+    if (now - this.lastDropCheck < Math.min(this.dropCheckIntervalMs, 1000)) return;
+    this.lastDropCheck = now;
+    const due: Tracked[] = [];
+    for (const entry of this.state.tracked.values()) {
+      // Trackers still waiting for their first lookup are not due: that lookup is on its way.
+      if (entry.state !== 'pending' || this.state.lookups.has(entry.id)) continue;
+      if (now - entry.checkedAt >= this.dropCheckIntervalMs) due.push(entry);
+      if (due.length >= this.lookupBatchSize * 10) break;
+    }
+    for (let i = 0; i < due.length; i += this.lookupBatchSize) {
+      await this.lookupEntries(due.slice(i, i + this.lookupBatchSize));
+    }
+  }
+}
