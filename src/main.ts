@@ -5,6 +5,7 @@
  */
 import { pino } from 'pino';
 import { ConfigError, type Config, parseConfig } from './config.js';
+import { runDemo } from './chain/demo.js';
 import { startService } from './service.js';
 
 const SHUTDOWN_BOUND_MS = 15_000;
@@ -24,6 +25,22 @@ const service = await startService(config, logger).catch((error: unknown) => {
   process.exit(1);
 });
 logger.info(service.where, `tx-tracker: API ${service.where.api} · chain ${service.where.chain} · database ${service.where.database}`);
+
+// `npm run demo` (npm start -- --demo): send a few transactions to the embedded chain and track them,
+// so a newcomer sees trackers move (watch them with GET /trackers or GET /events).
+if (process.argv.includes('--demo')) {
+  if (!service.chain.anvil) {
+    logger.warn({}, '--demo only runs against the embedded anvil (ETH_RPC_URL is set); skipped');
+  } else {
+    runDemo({
+      url: service.chain.url,
+      onTransaction: async ({ label, hash }) => {
+        await service.system.start(undefined, { txHash: hash, confirmations: 3 });
+        logger.info({ label, txHash: hash }, `demo: sent ${label}, tracking it at ${service.where.api}/trackers/${hash}`);
+      },
+    }).catch((error: unknown) => logger.error({ err: error }, 'demo failed'));
+  }
+}
 
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -5,6 +5,8 @@ import { TimedStore } from './api/metrics.js';
 import { type RunningServer, startServer } from './api/server.js';
 import type { Config } from './config.js';
 import type { Logger } from './runtime/logger.js';
+import { type Chain, startChain } from './chain/embedded.js';
+import { redact } from './chain/errors.js';
 import { type TrackerSystem, createTrackerSystem } from './runtime/system.js';
 import { openStore } from './store/index.js';
 import { MemoryStore } from './store/memory.js';
@@ -31,6 +33,7 @@ export async function createStoreFromConfig(config: Pick<Config, 'DATABASE_URL'>
 
 export interface Service {
   system: TrackerSystem;
+  chain: Chain;
   server: RunningServer;
   inspection: Inspection | undefined;
   /** Where the API, the chain, the database and the inspector are. */
@@ -67,14 +70,36 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     inspection = createInspection({ filter: config.inspectFilter, relayUrl: `ws://localhost:${config.INSPECT_PORT}` });
   }
 
-  const system = await createTrackerSystem({
-    store,
-    defaultConfirmations: config.REQUIRED_CONFIRMATIONS,
-    faultInjection: config.FAULT_INJECTION,
-    restartPolicy: { maxRestarts: config.MAX_RESTARTS, restartWindowMs: config.RESTART_WINDOW_MS },
-    logger,
-    ...(inspection ? { inspect: inspection.observe } : {}),
-  });
+  // The watcher starts first, so that every tracker the system brings back from the store is
+  // followed (its `trackerLive` hook); it reaches the system through a sink set just below.
+  let system: TrackerSystem | undefined;
+  let chain: Chain;
+  try {
+    chain = await startChain({
+      config: { rpcUrl: config.ETH_RPC_URL, pollIntervalMs: config.POLL_INTERVAL_MS, droppedAfterMs: config.DROPPED_AFTER_MS },
+      system: { deliver: (id, event) => system?.deliver(id, event) ?? false },
+      logger,
+    });
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  try {
+    system = await createTrackerSystem({
+      store,
+      hooks: chain.watcher.hooks,
+      defaultConfirmations: config.REQUIRED_CONFIRMATIONS,
+      faultInjection: config.FAULT_INJECTION,
+      restartPolicy: { maxRestarts: config.MAX_RESTARTS, restartWindowMs: config.RESTART_WINDOW_MS },
+      logger,
+      ...(inspection ? { inspect: inspection.observe } : {}),
+    });
+  } catch (error) {
+    await chain.stop();
+    await store.close();
+    throw error;
+  }
+
   const server = await startServer({
     system,
     port: config.PORT,
@@ -83,22 +108,34 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     faultInjection: config.FAULT_INJECTION,
     logger,
     inspection,
+    readiness: async () => ({
+      store: await store.get('readyz-probe').then(
+        () => true,
+        () => false,
+      ),
+      chain: chain.watcher.health().status === 'ok',
+    }),
+    metricsSources: {
+      rpc: () => chain.watcher.rpc,
+      blockLag: () => chain.watcher.blockLag(),
+    },
   });
 
   return {
     system,
+    chain,
     server,
     inspection,
     where: {
       api: server.url,
-      // The chain watcher plugs in beside the store; until then no chain is followed.
-      chain: config.ETH_RPC_URL ? `${config.ETH_RPC_URL} (no chain watcher in this build)` : 'none (no chain watcher in this build)',
+      chain: chain.anvil ? `${chain.url} (embedded anvil, a block every 2 s)` : redact(chain.url),
       database: location,
       inspector: inspection ? `ws://localhost:${config.INSPECT_PORT} (open http://localhost:${config.INSPECT_PORT}); ${server.url}/inspect/ui` : null,
     },
     async stop() {
       await server.close();
-      await system.shutdown();
+      await system!.shutdown();
+      await chain.stop();
       inspection?.stop();
       relay?.stop();
       await store.close();

@@ -9,7 +9,7 @@ import { lookupTransactions } from './lookupTransactions.js';
 import { applyLookups } from './replay.js';
 import { replayPlan } from './sync.js';
 import { type Tracked, TrackedSet } from './tracked.js';
-import { createHttpTransport } from './transport.js';
+import { type Transport, createHttpTransport } from './transport.js';
 import type { ChainWatcherHealth, ChainWatcherOptions, WatcherState } from './watcherState.js';
 
 export type { ChainWatcherHealth, ChainWatcherOptions, TrackerSink, WatcherState } from './watcherState.js';
@@ -25,6 +25,27 @@ export type { ChainWatcherHealth, ChainWatcherOptions, TrackerSink, WatcherState
  * Object.assign(hooks, watcher.hooks);
  * watcher.start();
  */
+/** The same transport, counting round trips and failures into `counters`. */
+function countRequests(inner: Transport, counters: { requests: number; errors: number }): Transport {
+  const counted = async <T>(call: () => Promise<T>): Promise<T> => {
+    counters.requests++;
+    try {
+      return await call();
+    } catch (error) {
+      counters.errors++;
+      throw error;
+    }
+  };
+  return {
+    get url() {
+      return inner.url;
+    },
+    request: (call) => counted(() => inner.request(call)),
+    batch: (calls) => counted(() => inner.batch(calls)),
+    close: () => inner.close(),
+  };
+}
+
 export function createChainWatcher(options: ChainWatcherOptions): ChainWatcher {
   return new ChainWatcher(options);
 }
@@ -45,12 +66,19 @@ export class ChainWatcher {
   private failures = 0;
   private lastError: string | null = null;
   private lastDropCheck = 0;
+  /** JSON-RPC round trips (a batch is one) and the ones that failed, for `/metrics`. */
+  readonly rpc = { requests: 0, errors: 0 };
+  /** The newest head the node reported (the watcher may still be replaying up to it). */
+  private nodeHead: number | null = null;
 
   constructor(options: ChainWatcherOptions) {
     const url = options.url ?? options.transport?.url;
     if (!url) throw new TypeError('createChainWatcher needs url or transport');
     this.heads = createHeadSource(url, () => this.wake(), options.logger ?? silentLogger, options);
-    const transport = options.transport ?? this.heads.transport ?? createHttpTransport(url, options);
+    const transport = countRequests(
+      options.transport ?? this.heads.transport ?? createHttpTransport(url, options),
+      this.rpc,
+    );
     const depth = options.historyDepth ?? 2048;
     this.state = {
       transport,
@@ -112,6 +140,13 @@ export class ChainWatcher {
       ...metrics,
       blockReceipts: this.state.support.blockReceipts,
     };
+  }
+
+  /** Blocks between the node's head and the last block replayed; undefined before the first head. */
+  blockLag(): number | undefined {
+    const head = this.state.chain.head;
+    if (this.nodeHead === null || !head) return undefined;
+    return Math.max(0, this.nodeHead - Number(head.number));
   }
 
   /** The signed form of a tracker's tx when the node gave it, to re-broadcast it after a reorg. */
@@ -238,6 +273,7 @@ export class ChainWatcher {
       ? await getBlock(this.state.transport, { blockHash: hint })
       : await getBlock(this.state.transport, { blockTag: 'latest' });
     if (!head) return; // the hinted block is gone already; the next head will come
+    this.nodeHead = Number(head.number);
     for (;;) {
       const plan = await this.state.chain.plan(this.state.transport, head);
       if (!plan) return;
