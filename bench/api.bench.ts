@@ -3,19 +3,27 @@
  * this process (autocannon) against the service in another process, side by side in the same run
  * with the floor: a bare Express 5 app with the same routes on a Map. Also POST /trackers/batch.
  *
- * BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64). Server env (DATABASE_URL, …) passes through.
+ * BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64). Server env (DATABASE_URL, …) passes through;
+ * without DATABASE_URL the service gets a fresh SQLite file in a temp folder (the durable default).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const BATCH = 1000;
+const serverEnv = {
+  DATABASE_URL: `sqlite:${join(mkdtempSync(join(tmpdir(), 'bench-api-')), 'trackers.db')}`,
+  ...process.env,
+};
 const hashOf = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
 
 async function startProcess(script: string): Promise<{ child: ChildProcess; url: string; info: Record<string, string> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'], env: serverEnv });
   const lines = createInterface({ input: child.stdout! });
   for await (const line of lines) {
     if (line.startsWith('{"url"')) {
