@@ -1,4 +1,7 @@
-import { MemoryStore } from '../../src/store/memory.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteStore } from '../../src/store/sqlite.js';
 import { TimedStore } from '../../src/api/metrics.js';
 import { type RunningServer, type ServerOptions, startServer } from '../../src/api/server.js';
 import { type TrackerSystem, type TrackerSystemOptions, createTrackerSystem } from '../../src/runtime/system.js';
@@ -21,11 +24,13 @@ export interface ApiResponse {
 /** `0x` + 64 hex digits made from `n`. */
 export const hashOf = (n: number | bigint): string => `0x${n.toString(16).padStart(64, '0')}`;
 
-/** A real tracker system behind a real HTTP server on a free port. */
+/** A real tracker system on a temp SQLite file behind a real HTTP server on a free port. */
 export async function startTestApi(
   options: { system?: Partial<TrackerSystemOptions>; server?: Partial<Omit<ServerOptions, 'system'>> } = {},
 ): Promise<TestApi> {
-  const system = await createTrackerSystem({ store: new TimedStore(new MemoryStore()), ...options.system });
+  const dir = mkdtempSync(join(tmpdir(), 'tx-tracker-api-'));
+  const store = new SqliteStore({ path: join(dir, 'trackers.db') });
+  const system = await createTrackerSystem({ store: new TimedStore(store), ...options.system });
   const server = await startServer({ system, port: 0, ...options.server });
   const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const init: RequestInit = { method, headers: { ...headers } };
@@ -51,6 +56,8 @@ export async function startTestApi(
     async stop() {
       await server.close();
       await system.shutdown();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
