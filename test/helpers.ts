@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitUntil } from './support/wait.js';
 
 /** A fresh directory under the OS temp dir; `remove()` deletes it. */
 export function tempDir(prefix = 'tx-tracker-'): { path: string; remove: () => void } {
@@ -15,11 +16,7 @@ export const hashOf = (i: number): string => `0x${i.toString(16).padStart(64, '0
  * Tests wait for a condition with a deadline, never for a fixed time.
  */
 export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  await waitUntil(condition, what, timeoutMs);
 }
 
 /** A small seeded PRNG (mulberry32), so a failing random run can be replayed from its seed. */

@@ -5,6 +5,7 @@ import { SqliteStore } from '../../src/store/sqlite.js';
 import { TimedStore } from '../../src/api/metrics.js';
 import { type RunningServer, type ServerOptions, startServer } from '../../src/api/server.js';
 import { type TrackerSystem, type TrackerSystemOptions, createTrackerSystem } from '../../src/runtime/system.js';
+import { waitUntil } from '../support/wait.js';
 
 export interface TestApi {
   url: string;
@@ -63,12 +64,5 @@ export async function startTestApi(
 }
 
 /** Poll `check` until it returns a value that is not undefined, or fail after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+export const waitFor = <T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> =>
+  waitUntil(check, what, timeoutMs);

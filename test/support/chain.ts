@@ -4,6 +4,7 @@ import { type ChainWatcher, type ChainWatcherOptions, createChainWatcher } from 
 import type { Tracker } from '../../src/runtime/tracker-view.js';
 import { type TrackerHooks, type TrackerSystem, createTrackerSystem } from '../../src/runtime/system.js';
 import { MemoryStore } from '../../src/store/memory.js';
+import { waitUntil } from './wait.js';
 
 /** anvil's well-known dev keys (mnemonic "test test … junk"), accounts 0–3. */
 export const DEV_KEYS = [
@@ -28,15 +29,8 @@ export const mine = (url: string, blocks = 1): Promise<unknown> => rpc(url, 'anv
 export const blockNumber = async (url: string): Promise<number> => Number(await rpc<string>(url, 'eth_blockNumber'));
 
 /** Poll `check` until it returns a value (not undefined/false) or the deadline passes. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+export const waitFor = <T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> =>
+  waitUntil(check, what, timeoutMs);
 
 export interface Harness {
   anvil: Anvil;
