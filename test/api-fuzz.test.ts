@@ -70,7 +70,8 @@ const method = fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS
 
 const SUCCESS: Record<string, z.ZodType> = { tracker: Tracker.strict(), page: TrackerPage, batch: BatchResponse };
 function successSchema(method: string, path: string): z.ZodType | undefined {
-  const bare = path.split('?')[0]!.replace(/(.)\/+$/, '$1'); // Express matches a trailing slash
+  // The client resolves dot segments (`/trackers/.` is `/trackers/`), and Express matches a trailing slash.
+  const bare = new URL(`http://x${path}`).pathname.replace(/(.)\/+$/, '$1');
   if (bare === '/trackers/batch' && method === 'POST') return SUCCESS.batch;
   if (bare === '/trackers') return method === 'GET' ? SUCCESS.page : SUCCESS.tracker;
   if (bare.startsWith('/trackers/')) return SUCCESS.tracker;

@@ -1,4 +1,4 @@
-import { type InspectionEvent, type Observer, createActor, fromPromise } from 'xstate';
+import { createActor, fromPromise } from 'xstate';
 import { type RootSupervisorRef, rootSupervisorMachine } from '../../machines/root-supervisor.machine.js';
 import { restoringLogic } from '../../machines/restore.js';
 import {
@@ -8,7 +8,6 @@ import {
   type RestartPolicy,
   type RestoreTrackerInput,
   type RestoreTrackerOutput,
-  type SupervisorRef,
   type TrackerRef,
   type TrackerSpawn,
   supervisorMachine,
@@ -17,96 +16,30 @@ import {
   FINAL_STATE_NAMES,
   TRACKER_EVENT_TYPES,
   TRACKER_MACHINE_VERSION,
-  type TrackerContext,
   type TrackerEvent,
-  type TrackerStateName,
   trackerMachine,
 } from '../../machines/tracker.machine.js';
 import { IdConflictError, InvalidInputError, ShuttingDownError, StoreError, TrackerSystemError } from '../errors.js';
 import type { ListQuery, SnapshotStore, TrackerRecord } from '../store/types.js';
 import { type Logger, silentLogger } from './logger.js';
-import { shardOf } from './shard.js';
+import { ShardRegistry } from './registry.js';
 import { type SnapshotMigrations, checkSnapshot, quarantinedRecord } from './snapshot-compat.js';
 import { type Tracker, toTracker, topState } from './tracker-view.js';
+import type {
+  SendResult,
+  StartManyResult,
+  StartOptions,
+  StartRequest,
+  StartResult,
+  TrackerHooks,
+  TrackerListener,
+  TrackerPage,
+  TrackerSystemOptions,
+  TrackerSystemStats,
+} from './types.js';
 import { normalizeId, normalizeTxHash, validateConfirmations } from './validate.js';
 
-/** What the rest of the service (the chain watcher) plugs into the runtime. Looked up at call time. */
-export interface TrackerHooks {
-  /** A tracker is live (started, restarted or rehydrated): bring it up to date and follow it. */
-  trackerLive?(tracker: TrackerContext, state: TrackerStateName): void;
-  /** A tracker left the registry for good (final state, stopped, or given up). */
-  trackerGone?(id: string): void;
-  /** The tracker asked for a lookup of its tx now (the RECHECK event). */
-  recheck?(tracker: TrackerContext): void;
-}
-
-export interface TrackerSystemOptions {
-  store: SnapshotStore;
-  /** Shards of the registry (default 1024: about a hundred trackers each at 100,000). */
-  shardCount?: number;
-  restartPolicy?: Partial<RestartPolicy>;
-  /** `requiredConfirmations` of a tracker started without one (default 12). */
-  defaultConfirmations?: number;
-  /** Let the `CRASH` event through (default false). */
-  faultInjection?: boolean;
-  hooks?: TrackerHooks;
-  logger?: Logger;
-  /** Observes the whole actor system (supervisors and trackers), e.g. `@statelyai/inspect`. */
-  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
-  now?: () => number;
-  /** Bring back every non-final tracker from the store at start (default true). */
-  rehydrate?: boolean;
-  /** Per machine version step, how an older stored snapshot is taken up (see `SnapshotMigrations`). */
-  migrations?: SnapshotMigrations;
-}
-
-export interface StartOptions {
-  txHash: string;
-  confirmations?: number;
-}
-
-export interface StartRequest extends StartOptions {
-  id?: string | undefined;
-}
-
-export type StartResult =
-  /** Spawned and registered; its first snapshot is durable. */
-  | { status: 'started'; tracker: Tracker; ref: TrackerRef }
-  /** That id is running (or restarting): no duplicate, like `{:error, {:already_started, pid}}`. */
-  | { status: 'already_started'; tracker: Tracker; ref: TrackerRef | undefined }
-  /** That id finished earlier; its final snapshot is returned. */
-  | { status: 'exists'; tracker: Tracker; ref: undefined };
-
-export type StartManyResult = StartResult | { status: 'error'; error: TrackerSystemError };
-
-export type SendResult =
-  | { status: 'accepted'; tracker: Tracker }
-  /** The tracker's current state does not take that event (the machine's own `can`). */
-  | { status: 'not_accepted'; tracker: Tracker }
-  /** The tracker is restarting; the event is held and delivered once it is back. */
-  | { status: 'held'; tracker: Tracker }
-  | { status: 'not_found' };
-
-export interface TrackerPage {
-  items: Tracker[];
-  nextCursor: string | null;
-}
-
-export interface TrackerSystemStats {
-  /** Trackers in the registry (live actors). */
-  live: number;
-  /** Trackers waiting for their restart. */
-  restarting: number;
-  /** Children of every shard supervisor: trackers plus restart tasks. Equal to live when idle. */
-  shardChildren: number;
-  shards: number;
-  crashes: number;
-  restarts: number;
-  crashLoops: number;
-  subscriptions: number;
-}
-
-export type TrackerListener = (tracker: Tracker) => void;
+export type * from './types.js';
 
 /** Events held for one restarting tracker at most (the oldest go first). */
 const MAX_HELD_EVENTS = 100;
@@ -135,6 +68,7 @@ export class TrackerSystem {
   readonly policy: RestartPolicy;
   readonly trackerLogic: typeof trackerMachine;
   private readonly root: RootSupervisorRef;
+  private readonly registry: ShardRegistry;
   private readonly hooks: TrackerHooks;
   private readonly logger: Logger;
   private readonly faultInjection: boolean;
@@ -212,6 +146,7 @@ export class TrackerSystem {
       },
     );
     this.root.start();
+    this.registry = new ShardRegistry(this.root, this.shardCount);
   }
 
   /**
@@ -298,7 +233,7 @@ export class TrackerSystem {
         return;
       }
       seen.add(p.id);
-      const shard = shardOf(p.id, this.shardCount);
+      const shard = this.registry.shardIndex(p.id);
       const input = { id: p.id, txHash: p.txHash, requiredConfirmations: p.confirmations, createdAt: this.now() };
       const spawns = byShard.get(shard) ?? [];
       spawns.push({ id: p.id, input });
@@ -306,8 +241,8 @@ export class TrackerSystem {
       spawned.push({ index: p.index, id: p.id });
     });
     // One START per shard: the shard copies its registry once for the whole group.
-    this.ensureShards(byShard.keys());
-    for (const [shard, trackers] of byShard) this.shard(shard).send({ type: 'START', trackers });
+    this.registry.ensure(byShard.keys());
+    for (const [shard, trackers] of byShard) this.registry.shard(shard).send({ type: 'START', trackers });
     for (const { index, id } of spawned) {
       const ref = this.lookup(id)!;
       results[index] = { status: 'started', tracker: this.view(ref), ref };
@@ -321,8 +256,7 @@ export class TrackerSystem {
 
   /** The live actor for `id`, wherever it runs, also after a restart; undefined when not live. */
   lookup(id: string): TrackerRef | undefined {
-    const shard = this.root.getSnapshot().context.shards[shardOf(id, this.shardCount)];
-    return shard?.getSnapshot().context.trackers[id];
+    return this.registry.lookup(id);
   }
 
   /** The tracker as it stands now, live or final. */
@@ -355,7 +289,7 @@ export class TrackerSystem {
     if (!ref) {
       const record = await this.store.get(key);
       if (!record) return { status: 'not_found' };
-      if (!this.isRestarting(key)) return { status: 'not_accepted', tracker: this.recordToTracker(record) };
+      if (!this.registry.isRestarting(key)) return { status: 'not_accepted', tracker: this.recordToTracker(record) };
       this.hold(key, stamped);
       return { status: 'held', tracker: this.recordToTracker(record) };
     }
@@ -376,7 +310,7 @@ export class TrackerSystem {
       ref.send(stamped);
       return true;
     }
-    if (this.isRestarting(id)) {
+    if (this.registry.isRestarting(id)) {
       this.hold(id, stamped);
       return true;
     }
@@ -389,10 +323,10 @@ export class TrackerSystem {
    */
   async stop(id: string): Promise<Tracker | undefined> {
     const key = normalizeId(id);
-    if (this.isRestarting(key)) await this.restarted(key);
+    if (this.registry.isRestarting(key)) await this.restarted(key);
     const ref = this.lookup(key);
     if (ref) {
-      this.shardFor(key).send({ type: 'STOP_TRACKER', id: key });
+      this.registry.shardFor(key).send({ type: 'STOP_TRACKER', id: key });
       await this.flush();
     }
     return this.get(key);
@@ -422,7 +356,7 @@ export class TrackerSystem {
     const byShard = new Map<number, TrackerSpawn[]>();
     for await (const batch of this.store.loadLive(1000)) {
       for (const record of batch) {
-        const shardIndex = shardOf(record.id, this.shardCount);
+        const shardIndex = this.registry.shardIndex(record.id);
         if (onlyShard !== undefined && shardIndex !== onlyShard) continue;
         if (this.lookup(record.id)) continue;
         const snapshot = this.runnable(record);
@@ -437,8 +371,8 @@ export class TrackerSystem {
         count++;
       }
     }
-    this.ensureShards(byShard.keys());
-    for (const [shardIndex, trackers] of byShard) this.shard(shardIndex).send({ type: 'START', trackers });
+    this.registry.ensure(byShard.keys());
+    for (const [shardIndex, trackers] of byShard) this.registry.shard(shardIndex).send({ type: 'START', trackers });
     this.storedAsIs.clear();
     if (quarantined > 0) {
       await this.flush().catch((error: unknown) => this.logger.error({ err: error }, 'could not store quarantined trackers'));
@@ -458,41 +392,10 @@ export class TrackerSystem {
   }
 
   stats(): TrackerSystemStats {
-    let live = 0;
-    let restarting = 0;
-    let shardChildren = 0;
-    const shards = Object.values(this.root.getSnapshot().context.shards);
-    for (const shard of shards) {
-      const snapshot = shard.getSnapshot();
-      live += Object.keys(snapshot.context.trackers).length;
-      restarting += Object.keys(snapshot.context.restarting).length;
-      shardChildren += Object.keys(snapshot.children).length;
-    }
-    return { live, restarting, shardChildren, shards: shards.length, ...this.counters, subscriptions: this.subscriptions };
+    return { ...this.registry.counts(), ...this.counters, subscriptions: this.subscriptions };
   }
 
   // ---- internals -------------------------------------------------------------------------
-
-  private shardFor(id: string): SupervisorRef {
-    return this.shard(shardOf(id, this.shardCount));
-  }
-
-  /** Create the missing ones among `shards` in one root transition. */
-  private ensureShards(shards: Iterable<number>): void {
-    const existing = this.root.getSnapshot().context.shards;
-    const missing = [...shards].filter((shard) => !(shard in existing));
-    if (missing.length > 0) this.root.send({ type: 'ENSURE_SHARDS', shards: missing });
-  }
-
-  /** Shard `index`, created on first use. */
-  private shard(index: number): SupervisorRef {
-    let shard = this.root.getSnapshot().context.shards[index];
-    if (!shard) {
-      this.root.send({ type: 'ENSURE_SHARDS', shards: [index] });
-      shard = this.root.getSnapshot().context.shards[index]!;
-    }
-    return shard;
-  }
 
   private async flush(): Promise<void> {
     try {
@@ -580,11 +483,6 @@ export class TrackerSystem {
     this.restartWaiters.delete(id);
     for (const wake of waiters ?? []) wake();
     this.hooks.trackerGone?.(id);
-  }
-
-  private isRestarting(id: string): boolean {
-    const shard = this.root.getSnapshot().context.shards[shardOf(id, this.shardCount)];
-    return shard !== undefined && id in shard.getSnapshot().context.restarting;
   }
 
   /** Resolves when a restarting tracker is back (or was given up). */

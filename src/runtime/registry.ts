@@ -1,0 +1,75 @@
+import type { RootSupervisorRef } from '../../machines/root-supervisor.machine.js';
+import type { SupervisorRef, TrackerRef } from '../../machines/supervisor.machine.js';
+import { shardOf } from './shard.js';
+
+/**
+ * Reads the registry that lives in the supervisors' context: a tracker id hashes to a shard, the
+ * shard's context maps the id to its live actor. Shards are created on first use, in batches.
+ *
+ * @example
+ * const registry = new ShardRegistry(root, 1024);
+ * registry.lookup('txn_1'); // the live ActorRef, or undefined
+ */
+export class ShardRegistry {
+  constructor(
+    private readonly root: RootSupervisorRef,
+    readonly shardCount: number,
+  ) {}
+
+  shardIndex(id: string): number {
+    return shardOf(id, this.shardCount);
+  }
+
+  /** The live actor for `id`; undefined when it is not live. */
+  lookup(id: string): TrackerRef | undefined {
+    return this.existing(this.shardIndex(id))?.getSnapshot().context.trackers[id];
+  }
+
+  /** Whether `id` crashed and waits for its restart. */
+  isRestarting(id: string): boolean {
+    const shard = this.existing(this.shardIndex(id));
+    return shard !== undefined && id in shard.getSnapshot().context.restarting;
+  }
+
+  /** The shard `id` lives in, created on first use. */
+  shardFor(id: string): SupervisorRef {
+    return this.shard(this.shardIndex(id));
+  }
+
+  /** Shard `index`, created on first use. */
+  shard(index: number): SupervisorRef {
+    this.ensure([index]);
+    return this.existing(index)!;
+  }
+
+  /** Create the missing ones among `shards` in one root transition (one copy of its children). */
+  ensure(shards: Iterable<number>): void {
+    const existing = this.root.getSnapshot().context.shards;
+    const missing = [...shards].filter((shard) => !(shard in existing));
+    if (missing.length > 0) this.root.send({ type: 'ENSURE_SHARDS', shards: missing });
+  }
+
+  /** Every shard supervisor that exists. */
+  shards(): SupervisorRef[] {
+    return Object.values(this.root.getSnapshot().context.shards);
+  }
+
+  /** Live trackers, trackers restarting, and children of all shards (trackers plus restart tasks). */
+  counts(): { live: number; restarting: number; shardChildren: number; shards: number } {
+    let live = 0;
+    let restarting = 0;
+    let shardChildren = 0;
+    const shards = this.shards();
+    for (const shard of shards) {
+      const snapshot = shard.getSnapshot();
+      live += Object.keys(snapshot.context.trackers).length;
+      restarting += Object.keys(snapshot.context.restarting).length;
+      shardChildren += Object.keys(snapshot.children).length;
+    }
+    return { live, restarting, shardChildren, shards: shards.length };
+  }
+
+  private existing(index: number): SupervisorRef | undefined {
+    return this.root.getSnapshot().context.shards[index];
+  }
+}

@@ -1,0 +1,86 @@
+import type { InspectionEvent, Observer } from 'xstate';
+import type { RestartPolicy, TrackerRef } from '../../machines/supervisor.machine.js';
+import type { TrackerContext, TrackerStateName } from '../../machines/tracker.machine.js';
+import type { TrackerSystemError } from '../errors.js';
+import type { SnapshotStore } from '../store/types.js';
+import type { Logger } from './logger.js';
+import type { SnapshotMigrations } from './snapshot-compat.js';
+import type { Tracker } from './tracker-view.js';
+
+/** What the rest of the service (the chain watcher) plugs into the runtime. Looked up at call time. */
+export interface TrackerHooks {
+  /** A tracker is live (started, restarted or rehydrated): bring it up to date and follow it. */
+  trackerLive?(tracker: TrackerContext, state: TrackerStateName): void;
+  /** A tracker left the registry for good (final state, stopped, or given up). */
+  trackerGone?(id: string): void;
+  /** The tracker asked for a lookup of its tx now (the RECHECK event). */
+  recheck?(tracker: TrackerContext): void;
+}
+
+export interface TrackerSystemOptions {
+  store: SnapshotStore;
+  /** Shards of the registry (default 1024: about a hundred trackers each at 100,000). */
+  shardCount?: number;
+  restartPolicy?: Partial<RestartPolicy>;
+  /** `requiredConfirmations` of a tracker started without one (default 12). */
+  defaultConfirmations?: number;
+  /** Let the `CRASH` event through (default false). */
+  faultInjection?: boolean;
+  hooks?: TrackerHooks;
+  logger?: Logger;
+  /** Observes the whole actor system (supervisors and trackers), e.g. `@statelyai/inspect`. */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  now?: () => number;
+  /** Bring back every non-final tracker from the store at start (default true). */
+  rehydrate?: boolean;
+  /** Per machine version step, how an older stored snapshot is taken up (see `SnapshotMigrations`). */
+  migrations?: SnapshotMigrations;
+}
+
+export interface StartOptions {
+  txHash: string;
+  confirmations?: number;
+}
+
+export interface StartRequest extends StartOptions {
+  id?: string | undefined;
+}
+
+export type StartResult =
+  /** Spawned and registered; its first snapshot is durable. */
+  | { status: 'started'; tracker: Tracker; ref: TrackerRef }
+  /** That id is running (or restarting): no duplicate, like `{:error, {:already_started, pid}}`. */
+  | { status: 'already_started'; tracker: Tracker; ref: TrackerRef | undefined }
+  /** That id finished earlier; its final snapshot is returned. */
+  | { status: 'exists'; tracker: Tracker; ref: undefined };
+
+export type StartManyResult = StartResult | { status: 'error'; error: TrackerSystemError };
+
+export type SendResult =
+  | { status: 'accepted'; tracker: Tracker }
+  /** The tracker's current state does not take that event (the machine's own `can`). */
+  | { status: 'not_accepted'; tracker: Tracker }
+  /** The tracker is restarting; the event is held and delivered once it is back. */
+  | { status: 'held'; tracker: Tracker }
+  | { status: 'not_found' };
+
+export interface TrackerPage {
+  items: Tracker[];
+  nextCursor: string | null;
+}
+
+export interface TrackerSystemStats {
+  /** Trackers in the registry (live actors). */
+  live: number;
+  /** Trackers waiting for their restart. */
+  restarting: number;
+  /** Children of every shard supervisor: trackers plus restart tasks. Equal to live when idle. */
+  shardChildren: number;
+  shards: number;
+  crashes: number;
+  restarts: number;
+  crashLoops: number;
+  subscriptions: number;
+}
+
+export type TrackerListener = (tracker: Tracker) => void;
