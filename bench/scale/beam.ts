@@ -43,7 +43,8 @@ export function runBeam(n: number): BeamResult {
   } catch (e) {
     const failed = e as { stdout?: string; stderr?: string };
     out = failed.stdout ?? '';
-    error = (failed.stderr ?? String(e)).trim().split('\n').find((line) => line.includes('Error')) ?? 'exited with an error';
+    const stderr = failed.stderr ?? String(e);
+    error = `anchor stopped: ${/\(([A-Za-z.]*Error)\)/.exec(stderr)?.[1] ?? 'error'}`;
   }
   const batches = /ms per batch of \d+: ([\d. ]+?)\s+\(/.exec(out)?.[1];
   const result: BeamResult = {

@@ -57,6 +57,7 @@ async function startRange(system: TrackerSystem, from: number, to: number, prefi
   }
 }
 
+/** Polls `condition` every turn of the event loop; it must be cheap (not `stats()`, which walks every shard). */
 async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (!condition()) {
@@ -65,19 +66,32 @@ async function until(condition: () => boolean, timeoutMs: number, what: string):
   }
 }
 
+/** Once every tracker is gone, the shards' registries and children must drain too. */
+async function drained(system: TrackerSystem): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    const s = system.stats();
+    if (s.live === 0 && s.shardChildren === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`not drained: ${JSON.stringify(system.stats())}`);
+}
+
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
 
 /** The library path: start, memory, new heads, crashes, final states and the leak check. */
 async function measureSystem(n: number) {
   const { store, dir } = tempStore();
   const before = await settledMemory();
-  const system = await createTrackerSystem({ store, faultInjection: true });
+  // Counting trackerGone (a hook the chain watcher uses) is O(1) per turn, unlike stats().
+  let gone = 0;
+  const system = await createTrackerSystem({ store, faultInjection: true, hooks: { trackerGone: () => void gone++ } });
   // Warm-up: trackers started and finished at once; what they leave behind is the system's fixed cost.
   await startRange(system, 0, WARM_UP, 'warm_');
   for (let i = 0; i < WARM_UP; i++) {
     system.deliver(`warm_${i}`, { type: 'TX_MINED', blockNumber: MINED_AT, blockHash: hashOf(MINED_AT), status: 'success', head: MINED_AT + REQUIRED });
   }
-  await until(() => system.stats().live === 0, 60_000, 'the warm-up trackers to finish');
+  await until(() => gone === WARM_UP, 60_000, 'the warm-up trackers to finish');
+  await drained(system);
   await store.flush();
   const warm = await settledMemory();
 
@@ -134,10 +148,8 @@ async function measureSystem(n: number) {
   // Drive every tracker past its required confirmations: all final, all deregistered.
   const f0 = performance.now();
   for (let i = 0; i < n; i++) system.deliver(idOf(i), { type: 'NEW_HEAD', blockNumber: MINED_AT + REQUIRED });
-  await until(() => {
-    const s = system.stats();
-    return s.live === 0 && s.shardChildren === 0;
-  }, 120_000, 'every tracker to finish');
+  await until(() => gone === WARM_UP + n, 300_000, 'every tracker to finish');
+  await drained(system);
   await store.flush();
   const finalMs = performance.now() - f0;
   const after = await settledMemory();
