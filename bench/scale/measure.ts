@@ -1,0 +1,249 @@
+/**
+ * The measurements of `npm run bench:scale`, one kind per fresh process (see ../scale.bench.ts):
+ * `node --expose-gc --import tsx bench/scale/measure.ts <system|http|floor> <N>` prints one JSON line.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createActor } from 'xstate';
+import { trackerMachine } from '../../machines/tracker.machine.js';
+import { startServer, stopServer } from '../../src/api/server.js';
+import { type TrackerSystem, createTrackerSystem } from '../../src/runtime/system.js';
+import { SqliteStore } from '../../src/store/sqlite.js';
+
+const BATCH = 1000;
+const MINED_AT = 100;
+const REQUIRED = 12;
+const CRASHES = Number(process.env.BENCH_CRASHES ?? 200);
+const HTTP_CAP = Number(process.env.BENCH_HTTP_CAP ?? 10_000);
+const HTTP_CONCURRENCY = 64;
+/** Started and finished before measuring, so that (nearly) all 1,024 shards exist and the code is warm. */
+const WARM_UP = 5000;
+
+// Ids and hashes are made from the index when needed, so that the bench holds no per-tracker data.
+const idOf = (i: number): string => `txn_${i}`;
+const hashOf = (i: number): string => `0x${i.toString(16).padStart(64, '0')}`;
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+interface Memory {
+  heap: number;
+  rss: number;
+}
+
+/** Heap and RSS after full collections (finalizers and weak refs get a turn between them). */
+async function settledMemory(): Promise<Memory> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run with --expose-gc');
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await nextTurn();
+  }
+  const { heapUsed, rss } = process.memoryUsage();
+  return { heap: heapUsed, rss };
+}
+
+function tempStore(): { store: SqliteStore; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-scale-'));
+  return { store: new SqliteStore({ path: join(dir, 'trackers.db') }), dir };
+}
+
+async function startRange(system: TrackerSystem, from: number, to: number, prefix = 'txn_'): Promise<void> {
+  for (let i = from; i < to; i += BATCH) {
+    const requests = [];
+    for (let j = i; j < Math.min(to, i + BATCH); j++) requests.push({ id: `${prefix}${j}`, txHash: hashOf(prefix === 'txn_' ? j : 2 ** 40 + j) });
+    const results = await system.startMany(requests);
+    const bad = results.find((r) => r.status !== 'started');
+    if (bad) throw new Error(`startMany: ${bad.status}`);
+  }
+}
+
+/** Polls `condition` every turn of the event loop; it must be cheap (not `stats()`, which walks every shard). */
+async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await nextTurn();
+  }
+}
+
+/** Once every tracker is gone, the shards' registries and children must drain too. */
+async function drained(system: TrackerSystem): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    const s = system.stats();
+    if (s.live === 0 && s.shardChildren === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`not drained: ${JSON.stringify(system.stats())}`);
+}
+
+const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
+
+/** The library path: start, memory, new heads, crashes, final states and the leak check. */
+async function measureSystem(n: number) {
+  const { store, dir } = tempStore();
+  const before = await settledMemory();
+  // Counting trackerGone (a hook the chain watcher uses) is O(1) per turn, unlike stats().
+  let gone = 0;
+  const system = await createTrackerSystem({ store, faultInjection: true, hooks: { trackerGone: () => void gone++ } });
+  // Warm-up: trackers started and finished at once; what they leave behind is the system's fixed cost.
+  await startRange(system, 0, WARM_UP, 'warm_');
+  for (let i = 0; i < WARM_UP; i++) {
+    system.deliver(`warm_${i}`, { type: 'TX_MINED', blockNumber: MINED_AT, blockHash: hashOf(MINED_AT), status: 'success', head: MINED_AT + REQUIRED });
+  }
+  await until(() => gone === WARM_UP, 60_000, 'the warm-up trackers to finish');
+  await drained(system);
+  await store.flush();
+  const warm = await settledMemory();
+
+  const t0 = performance.now();
+  await startRange(system, 0, n);
+  const startMs = performance.now() - t0;
+  if (system.stats().live !== n) throw new Error(`expected ${n} live, have ${system.stats().live}`);
+  const live = await settledMemory();
+
+  // Every tracker mined in block 100, seen at head 100: all confirming with 1 confirmation.
+  for (let i = 0; i < n; i++) {
+    system.deliver(idOf(i), { type: 'TX_MINED', blockNumber: MINED_AT, blockHash: hashOf(MINED_AT), status: 'success', head: MINED_AT });
+  }
+  await store.flush();
+
+  // One new head, delivered to each tracker as the chain watcher does today.
+  const h0 = performance.now();
+  for (let i = 0; i < n; i++) system.deliver(idOf(i), { type: 'NEW_HEAD', blockNumber: MINED_AT + 1 });
+  const headDeliverMs = performance.now() - h0;
+  await store.flush();
+  const headDurableMs = performance.now() - h0;
+
+  // A head whose block touches 1% of them.
+  const touched = Math.max(1, Math.floor(n / 100));
+  const p0 = performance.now();
+  for (let k = 0; k < touched; k++) system.deliver(idOf(k * 100), { type: 'NEW_HEAD', blockNumber: MINED_AT + 2 });
+  const onePctDeliverMs = performance.now() - p0;
+  await store.flush();
+  const onePctDurableMs = performance.now() - p0;
+
+  // Crash → restarted from the durable snapshot and found by id, one tracker at a time.
+  const latencies: number[] = [];
+  const stride = Math.max(1, Math.floor(n / CRASHES));
+  for (let k = 0; k < Math.min(CRASHES, n); k++) {
+    const id = idOf(k * stride + 1);
+    const old = system.lookup(id);
+    const c0 = performance.now();
+    const sent = system.send(id, { type: 'CRASH' });
+    while (true) {
+      const ref = system.lookup(id);
+      if (ref !== undefined && ref !== old) break;
+      await nextTurn();
+      if (performance.now() - c0 > 10_000) throw new Error(`${id} not restarted within 10 s`);
+    }
+    latencies.push((performance.now() - c0) * 1000);
+    await sent;
+    // The restarted tracker's snapshot commit lands outside the next measurement.
+    await store.flush();
+  }
+  latencies.sort((a, b) => a - b);
+  const crashCheck = system.stats();
+  await store.flush();
+
+  // Drive every tracker past its required confirmations: all final, all deregistered.
+  const f0 = performance.now();
+  for (let i = 0; i < n; i++) system.deliver(idOf(i), { type: 'NEW_HEAD', blockNumber: MINED_AT + REQUIRED });
+  await until(() => gone === WARM_UP + n, 300_000, 'every tracker to finish');
+  await drained(system);
+  await store.flush();
+  const finalMs = performance.now() - f0;
+  const after = await settledMemory();
+  const stats = system.stats();
+  const confirmed = (await store.list({ state: 'confirmed', limit: 1 })).items.length;
+
+  await system.shutdown();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    n,
+    startMs,
+    liveHeapPer: (live.heap - warm.heap) / n,
+    liveRssPer: (live.rss - warm.rss) / n,
+    liveRss: live.rss,
+    headDeliverMs,
+    headDurableMs,
+    touched,
+    onePctDeliverMs,
+    onePctDurableMs,
+    crashes: latencies.length,
+    crashP50Us: percentile(latencies, 0.5),
+    crashP99Us: percentile(latencies, 0.99),
+    crashMaxUs: latencies[latencies.length - 1]!,
+    restartsCounted: crashCheck.restarts,
+    finalMs,
+    finalHeapGrowth: after.heap - before.heap,
+    finalRssGrowth: after.rss - before.rss,
+    finalHeapGrowthWarm: after.heap - warm.heap,
+    finalRssGrowthWarm: after.rss - warm.rss,
+    stats,
+    anyConfirmed: confirmed > 0,
+    load: loadavg(),
+  };
+}
+
+/** POST /trackers against startServer in this process, `HTTP_CONCURRENCY` requests in flight. */
+async function measureHttp(n: number) {
+  const { store, dir } = tempStore();
+  const system = await createTrackerSystem({ store });
+  const server = await startServer({ system, port: 0 });
+  const measured = Math.min(n, HTTP_CAP);
+  // Above the cap, the first ones start through the library so the measured ones meet n - measured live.
+  await startRange(system, 0, n - measured);
+  let next = n - measured;
+  let failures = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      const res = await fetch(`${server.url}/trackers`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ id: idOf(i), txHash: hashOf(i) }),
+      });
+      await res.arrayBuffer();
+      if (res.status !== 201) failures++;
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: HTTP_CONCURRENCY }, worker));
+  const ms = performance.now() - t0;
+  const live = system.stats().live;
+  await stopServer(server);
+  await system.shutdown();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+  if (failures > 0 || live !== n) throw new Error(`POST /trackers: ${failures} failures, ${live} live of ${n}`);
+  return { n, measured, ms, load: loadavg() };
+}
+
+/** The floor: N bare actors of the same machine, no supervisor, registry or store. */
+async function measureFloor(n: number) {
+  const before = await settledMemory();
+  const t0 = performance.now();
+  const actors = [];
+  for (let i = 0; i < n; i++) {
+    actors.push(createActor(trackerMachine, { input: { id: idOf(i), txHash: hashOf(i), requiredConfirmations: REQUIRED, createdAt: 0 } }).start());
+  }
+  const ms = performance.now() - t0;
+  const live = await settledMemory();
+  if (actors.length !== n) throw new Error('lost actors');
+  return { n, ms, heapPer: (live.heap - before.heap) / n, rssPer: (live.rss - before.rss) / n, rss: live.rss, load: loadavg() };
+}
+
+const kinds = { system: measureSystem, http: measureHttp, floor: measureFloor };
+export type Kind = keyof typeof kinds;
+export type SystemResult = Awaited<ReturnType<typeof measureSystem>>;
+export type HttpResult = Awaited<ReturnType<typeof measureHttp>>;
+export type FloorResult = Awaited<ReturnType<typeof measureFloor>>;
+
+const [kind, size] = process.argv.slice(2);
+if (kind && size) {
+  if (!(kind in kinds)) throw new Error(`unknown measurement ${kind}`);
+  const result = await kinds[kind as Kind](Number(size));
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.exit(0);
+}
