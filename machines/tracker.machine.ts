@@ -92,6 +92,7 @@ export type TrackerEvent = Stamped &
     | { type: 'TX_REPLACED'; reason: ReplacementReason; replacementHash: string }
     | { type: 'TX_DROPPED'; detail?: string }
     | { type: 'RECHECK' }
+    | { type: 'REBROADCAST' }
     | { type: 'CRASH' }
     | { type: 'STOP' }
     | { type: 'GIVE_UP'; reason: SupervisionFailureReason; detail: string }
@@ -108,6 +109,7 @@ export const TRACKER_EVENT_TYPES: readonly TrackerEventType[] = [
   'TX_REPLACED',
   'TX_DROPPED',
   'RECHECK',
+  'REBROADCAST',
   'CRASH',
   'STOP',
   'GIVE_UP',
@@ -200,6 +202,9 @@ export const trackerMachine = setup({
     }),
     // Provided by the runtime: ask the chain watcher to look this tx up now.
     requestRecheck: () => {},
+    // Provided by the runtime: send the tx's signed form (kept by the watcher) to the node again,
+    // e.g. after a reorg dropped it.
+    requestRebroadcast: () => {},
     // Fault injection: the runtime only lets CRASH through when it is enabled.
     crash: () => {
       throw new TrackerCrashError('tracker crashed on purpose (CRASH event)');
@@ -254,6 +259,8 @@ export const trackerMachine = setup({
           { guard: 'isReverted', target: 'failed', actions: ['recordMined', 'recordReverted', 'touch'] },
           { target: 'confirming', actions: ['recordMined', 'touch'] },
         ],
+        // Only while pending: a mined tx has nothing to re-send.
+        REBROADCAST: { actions: 'requestRebroadcast' },
         TX_REPLACED: [
           // Same call at a higher fee: follow the new hash; the id stays.
           { guard: 'isRepriced', target: '.seen', actions: ['recordReplacement', 'touch'] },

@@ -50,10 +50,11 @@ describe('anvil_reorg under tracked transactions', () => {
     const t = await h.system.get(a.hash);
     expect(t).toMatchObject({ state: 'pending', reorgs: 1, blockHash: null });
     expect(h.states(a.hash)).not.toContain('confirmed');
-    // Re-broadcast the raw form the watcher kept: it confirms on the new chain.
-    const raw = h.watcher.rawTransaction(a.hash);
-    expect(raw).toBe(a.raw);
-    await h.send(raw!);
+    // The user asks for a re-broadcast (the REBROADCAST event): the watcher sends the signed form
+    // it kept, and the tx confirms on the new chain.
+    expect(h.watcher.rawTransaction(a.hash)).toBe(a.raw);
+    expect((await h.system.send(a.hash, { type: 'REBROADCAST' })).status).toBe('accepted');
+    await waitFor('the node to have the tx again', async () => (await rpc(h.anvil.url, 'eth_getTransactionByHash', [a.hash])) !== null);
     await mine(h.anvil.url);
     const confirmed = await h.waitForState(a.hash, 'confirmed');
     expect(confirmed.blockHash).not.toBe(first.blockHash);

@@ -49,6 +49,10 @@ export const EventsQuery = z.object({ id: z.string().optional(), lastEventId: z.
 /** The events a client may send; chain facts come from the chain watcher only. */
 export const ClientEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('RECHECK') }).strict().describe('Look the transaction up now (pending or confirming)'),
+  z
+    .object({ type: z.literal('REBROADCAST') })
+    .strict()
+    .describe('Send the signed transaction to the node again, e.g. after a reorg dropped it (pending)'),
   z.object({ type: z.literal('CRASH') }).strict().describe('Make the tracker throw (only with FAULT_INJECTION=1)'),
 ]);
 export type ClientEvent = z.infer<typeof ClientEvent>;

@@ -48,7 +48,7 @@ export const trackerRouteDocs: RouteDoc[] = [
   {
     method: 'post',
     path: '/trackers/{id}/events',
-    summary: 'Send a client event (RECHECK; CRASH with fault injection)',
+    summary: 'Send a client event (RECHECK, REBROADCAST; CRASH with fault injection)',
     pathParams: ['id'],
     body: 'ClientEvent',
     responses: {
@@ -67,7 +67,7 @@ export const trackerRouteDocs: RouteDoc[] = [
   },
 ];
 
-const CLIENT_EVENT_TYPES = new Set(['RECHECK', 'CRASH']);
+const CLIENT_EVENT_TYPES = new Set(['RECHECK', 'REBROADCAST', 'CRASH']);
 
 /** A batch item that failed validation before reaching the system. */
 function itemError(error: unknown): StartManyResult {

@@ -105,6 +105,7 @@ export class ChainWatcher {
       trackerLive: (context, state) => this.follow(context, state),
       trackerGone: (id) => this.forget(id),
       recheck: (context) => this.requestLookup(context.id),
+      rebroadcast: (context) => void this.rebroadcast(context.id),
     };
   }
 
@@ -152,6 +153,32 @@ export class ChainWatcher {
   /** The signed form of a tracker's tx when the node gave it, to re-broadcast it after a reorg. */
   rawTransaction(id: string): string | null {
     return this.state.tracked.get(id)?.raw ?? null;
+  }
+
+  /**
+   * Send a tracked tx's signed form to the node again (the REBROADCAST event), e.g. after a reorg
+   * dropped it, then look it up. Never rejects: resolves false when there is no signed form or the
+   * node refused it (logged).
+   *
+   * @example
+   * await watcher.rebroadcast('txn_1'); // true once the node took it
+   */
+  async rebroadcast(id: string): Promise<boolean> {
+    const raw = this.rawTransaction(id);
+    if (!raw) {
+      this.state.logger.warn({ id }, 'rebroadcast: the node never gave this tx in signed form; nothing to send');
+      return false;
+    }
+    try {
+      await this.state.transport.request({ method: 'eth_sendRawTransaction', params: [raw] });
+      this.state.logger.info({ id }, 'rebroadcast: the node took the signed tx again');
+      return true;
+    } catch (error) {
+      this.state.logger.warn({ id, err: errorMessage(error) }, 'rebroadcast refused by the node');
+      return false;
+    } finally {
+      this.requestLookup(id);
+    }
   }
 
   /** Resolves once the watcher has replayed a head at or above `blockNumber` (tests, demos). */

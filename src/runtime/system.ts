@@ -100,7 +100,10 @@ export class TrackerSystem {
     this.migrations = options.migrations ?? {};
 
     this.trackerLogic = trackerMachine.provide({
-      actions: { requestRecheck: ({ context }) => this.hooks.recheck?.(context) },
+      actions: {
+        requestRecheck: ({ context }) => this.hooks.recheck?.(context),
+        requestRebroadcast: ({ context }) => this.hooks.rebroadcast?.(context),
+      },
     });
 
     const shardLogic = supervisorMachine.provide({

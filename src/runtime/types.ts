@@ -13,6 +13,8 @@ export interface TrackerHooks {
   trackerLive?(tracker: TrackerContext, state: TrackerStateName): void;
   /** A tracker left the registry for good (final state, stopped, or given up). */
   trackerGone?(id: string): void;
+  /** The tracker asked for its tx to be sent to the node again (the REBROADCAST event). */
+  rebroadcast?(tracker: TrackerContext): void;
   /** The tracker asked for a lookup of its tx now (the RECHECK event). */
   recheck?(tracker: TrackerContext): void;
 }

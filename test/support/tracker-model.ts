@@ -34,6 +34,7 @@ export const TRACKER_MODEL_EVENTS: TrackerEvent[] = [
   { type: 'TX_REPLACED', reason: 'replaced', replacementHash: REPLACEMENT_HASH },
   { type: 'TX_DROPPED' },
   { type: 'RECHECK' },
+  { type: 'REBROADCAST' },
   { type: 'CRASH' },
   { type: 'STOP' },
   { type: 'GIVE_UP', reason: 'crash_loop', detail: 'model' },
@@ -53,7 +54,7 @@ export function trackerTestModel() {
     events: (snapshot) => (snapshot.status === 'done' ? [] : TRACKER_MODEL_EVENTS),
     // Reorg, re-mine, reorg… would go on forever: two reorgs are enough.
     stopWhen: (snapshot) => snapshot.context.reorgs >= 2,
-    // CRASH and RECHECK leave the state as it was; marking the state they lead to keeps those
+    // CRASH, RECHECK and REBROADCAST leave the state as it was; marking the state they lead to keeps those
     // self-loops in the generated paths (once per state) so that they are walked and covered.
     serializeState: (snapshot, event) =>
       JSON.stringify([
@@ -64,7 +65,7 @@ export function trackerTestModel() {
         snapshot.context.reorgs,
         snapshot.context.replacedBy,
         snapshot.context.failure,
-        event?.type === 'CRASH' || event?.type === 'RECHECK' ? event.type : '',
+        event?.type === 'CRASH' || event?.type === 'RECHECK' || event?.type === 'REBROADCAST' ? event.type : '',
       ]),
   });
 }
