@@ -80,6 +80,8 @@ export type SupervisorEvent =
    */
   | { type: 'START'; trackers: readonly TrackerSpawn[] }
   | { type: 'STOP_TRACKER'; id: string }
+  /** A tracker reached a terminal state (the runtime saw it persisted): deregister and stop it. */
+  | { type: 'TRACKER_ENDED'; id: string }
   | { type: 'SHUTDOWN' }
   | { type: `xstate.error.actor.${string}`; actorId: string; error: unknown }
   | { type: `xstate.done.actor.${string}`; actorId: string; output: unknown };
@@ -180,6 +182,7 @@ export const supervisorMachine = setup({
     restoreFailed: (_, _params: { id: string; error: unknown }) => {},
   },
   guards: {
+    isRegistered: ({ context, event }) => event.type === 'TRACKER_ENDED' && event.id in context.trackers,
     isLiveTracker: ({ context, event }) => 'actorId' in event && event.actorId in context.trackers,
     isRestore: ({ event }) => 'actorId' in event && event.actorId.startsWith(RESTORE_PREFIX),
     isGiveUp: ({ event }) => 'actorId' in event && event.actorId.startsWith(GIVE_UP_PREFIX),
@@ -203,6 +206,15 @@ export const supervisorMachine = setup({
         // {:error, {:already_started, pid}}.
         START: {
           actions: enqueueActions(({ context, event, enqueue }) => register(enqueue, context, event.trackers)),
+        },
+        // Reached a terminal state (or stopped on purpose): deregister and free it at once.
+        TRACKER_ENDED: {
+          guard: 'isRegistered',
+          actions: enqueueActions(({ context, event, enqueue }) => {
+            enqueue(stopChild(event.id));
+            enqueue.assign({ trackers: without(context.trackers, event.id), crashes: without(context.crashes, event.id) });
+            enqueue({ type: 'trackerFinished', params: { id: event.id } });
+          }),
         },
         STOP_TRACKER: {
           actions: enqueueActions(({ context, event, enqueue }) => {
@@ -272,16 +284,6 @@ export const supervisorMachine = setup({
           },
         ],
         'xstate.done.actor.*': [
-          {
-            // Reached a final state (or stopped on purpose): deregister and free it at once.
-            guard: 'isLiveTracker',
-            actions: enqueueActions(({ context, event, enqueue }) => {
-              const id = event.actorId;
-              enqueue(stopChild(id));
-              enqueue.assign({ trackers: without(context.trackers, id), crashes: without(context.crashes, id) });
-              enqueue({ type: 'trackerFinished', params: { id } });
-            }),
-          },
           {
             guard: 'isRestore',
             actions: enqueueActions(({ context, event, enqueue }) => {

@@ -28,6 +28,17 @@ function realSupervisor(taken: Set<string>, visited: Set<string>) {
   const actor = createActor(
     supervisorMachine.provide({
       actors: { restoreTracker: task<RestoreTrackerOutput, RestoreTrackerInput>(), giveUpTracker: task<void, GiveUpInput>() },
+      actions: {
+        // What the runtime does: a tracker seen in a terminal state is reported with TRACKER_ENDED.
+        trackerSpawned: ({ context, self }, { id }) => {
+          context.trackers[id]!.subscribe({
+            next: (snapshot) => {
+              if (snapshot.hasTag('terminal')) self.send({ type: 'TRACKER_ENDED', id });
+            },
+            error: () => {},
+          });
+        },
+      },
     }),
     {
       id: 'supervisor-under-test',
@@ -60,7 +71,7 @@ function realSupervisor(taken: Set<string>, visited: Set<string>) {
         actor.getSnapshot().context.trackers[MODEL_ID]!.send({ type: 'CRASH' });
         return;
       case E.trackerFinished:
-        // A real tracker ends (stopped on purpose, a final state).
+        // A real tracker ends (stopped on purpose, a terminal state), reported as the runtime does.
         actor.send({ type: 'STOP_TRACKER', id: MODEL_ID });
         return;
       case E.restoreLoaded:

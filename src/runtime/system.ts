@@ -430,6 +430,8 @@ export class TrackerSystem {
         last = snapshot;
         this.persist(snapshot, !skipFirst);
         skipFirst = false;
+        // Persisted first, then deregistered: one fixed event type, whatever the tracker's id.
+        if (snapshot.hasTag('terminal')) this.registry.shardFor(id).send({ type: 'TRACKER_ENDED', id });
       },
       // The supervisor is told through `xstate.error.actor.*`; observers must not rethrow.
       error: () => {

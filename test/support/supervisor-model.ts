@@ -27,7 +27,7 @@ export const SUPERVISOR_MODEL_EVENTS = {
   /** The same id twice in one batch (two requests for it in one round). */
   startTwice: { type: 'START', trackers: [{ id: MODEL_ID, input: modelInput(MODEL_ID) }, { id: MODEL_ID, snapshot: savedSnapshot() }] },
   trackerCrashed: { type: `xstate.error.actor.${MODEL_ID}`, actorId: MODEL_ID, error: new Error('crash') },
-  trackerFinished: { type: `xstate.done.actor.${MODEL_ID}`, actorId: MODEL_ID, output: undefined },
+  trackerFinished: { type: 'TRACKER_ENDED', id: MODEL_ID },
   restoreLoaded: { type: `xstate.done.actor.${restoreId}`, actorId: restoreId, output: { id: MODEL_ID, snapshot: savedSnapshot() } },
   restoreFoundNothing: { type: `xstate.done.actor.${restoreId}`, actorId: restoreId, output: { id: MODEL_ID, snapshot: null } },
   restoreFailed: { type: `xstate.error.actor.${restoreId}`, actorId: restoreId, error: new Error('store down') },

@@ -51,7 +51,7 @@ export function trackerTestModel() {
   return new TestModel(modelMachine, {
     input: modelInput('model'),
     // A finished tracker takes no more events (the runtime deregisters it).
-    events: (snapshot) => (snapshot.status === 'done' ? [] : TRACKER_MODEL_EVENTS),
+    events: (snapshot) => (snapshot.hasTag('terminal') ? [] : TRACKER_MODEL_EVENTS),
     // Reorg, re-mine, reorg… would go on forever: two reorgs are enough.
     stopWhen: (snapshot) => snapshot.context.reorgs >= 2,
     // CRASH, RECHECK and REBROADCAST leave the state as it was; marking the state they lead to keeps those
