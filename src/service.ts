@@ -2,7 +2,7 @@ import { createServer } from 'node:net';
 import { createInspectorServer } from '@statelyai/inspect/server';
 import { type Inspection, createInspection } from './api/inspector.js';
 import { TimedStore } from './api/metrics.js';
-import { type RunningServer, startServer } from './api/server.js';
+import { type RunningServer, startServer, storeIsReachable } from './api/server.js';
 import type { Config } from './config.js';
 import type { Logger } from './runtime/logger.js';
 import { type Chain, startChain } from './chain/embedded.js';
@@ -109,10 +109,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     logger,
     inspection,
     readiness: async () => ({
-      store: await store.get('readyz-probe').then(
-        () => true,
-        () => false,
-      ),
+      store: await storeIsReachable(store),
       chain: chain.watcher.health().status === 'ok',
     }),
     metricsSources: {

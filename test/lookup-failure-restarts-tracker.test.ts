@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RpcRequestError } from '../src/chain/errors.js';
-import { type Transport, createHttpTransport } from '../src/chain/transport.js';
-import { type Harness, mine, rpc, startHarness } from './support/chain.js';
+import { type Harness, interceptedTransport, mine, rpc, startHarness } from './support/chain.js';
 
 describe('a tracker whose own lookup keeps failing', () => {
   let h: Harness;
@@ -11,25 +10,16 @@ describe('a tracker whose own lookup keeps failing', () => {
     h = await startHarness({
       watcherUrl: (anvil) => anvil.url,
       watcher: {
-        transport: ((): Transport => {
-          let inner: Transport | undefined;
-          const get = (): Transport => (inner ??= createHttpTransport(h.anvil.url, { timeoutMs: 2000 }));
-          return {
-            get url() {
-              return get().url;
-            },
-            request: (call) => get().request(call),
-            async batch(calls) {
-              const outcomes = await get().batch(calls);
-              return outcomes.map((outcome, i) =>
-                poisoned.has(String(calls[i]!.params[0]))
-                  ? { ok: false as const, error: new RpcRequestError(calls[i]!.method, { code: -32000, message: 'injected' }) }
-                  : outcome,
-              );
-            },
-            close: () => inner?.close(),
-          };
-        })(),
+        transport: interceptedTransport(() => h.anvil.url, {
+          async batch(calls, next) {
+            const outcomes = await next(calls);
+            return outcomes.map((outcome, i) =>
+              poisoned.has(String(calls[i]!.params[0]))
+                ? { ok: false as const, error: new RpcRequestError(calls[i]!.method, { code: -32000, message: 'injected' }) }
+                : outcome,
+            );
+          },
+        }),
       },
     });
     await rpc(h.anvil.url, 'evm_setAutomine', [false]);

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RpcRequestError } from '../src/chain/errors.js';
-import { type Transport, createHttpTransport } from '../src/chain/transport.js';
-import { type Harness, mine, rpc, startHarness, waitFor } from './support/chain.js';
+import { type Harness, interceptedTransport, mine, rpc, startHarness, waitFor } from './support/chain.js';
 
 describe('a node without eth_getBlockReceipts', () => {
   let h: Harness;
@@ -9,21 +8,12 @@ describe('a node without eth_getBlockReceipts', () => {
     h = await startHarness({
       watcher: {
         // anvil as a node that answers "method not found" to eth_getBlockReceipts.
-        transport: ((): Transport => {
-          let inner: Transport | undefined;
-          const get = (): Transport => (inner ??= createHttpTransport(h.anvil.url, { timeoutMs: 2000 }));
-          return {
-            get url() {
-              return get().url;
-            },
-            request: (call) =>
-              call.method === 'eth_getBlockReceipts'
-                ? Promise.reject(new RpcRequestError(call.method, { code: -32601, message: 'the method eth_getBlockReceipts does not exist' }))
-                : get().request(call),
-            batch: (calls) => get().batch(calls),
-            close: () => inner?.close(),
-          };
-        })(),
+        transport: interceptedTransport(() => h.anvil.url, {
+          request: (call, next) =>
+            call.method === 'eth_getBlockReceipts'
+              ? Promise.reject(new RpcRequestError(call.method, { code: -32601, message: 'the method eth_getBlockReceipts does not exist' }))
+              : next(call),
+        }),
       },
     });
     await rpc(h.anvil.url, 'evm_setAutomine', [false]);

@@ -10,6 +10,7 @@ import { bearerAuth, refuseWhile, requestContext } from './middleware.js';
 import { type RouteDoc, buildOpenApi } from './openapi.js';
 import { ChangeFeed, type ChangeFeedOptions } from './sse.js';
 import { trackerRouteDocs, trackerRoutes } from './trackers.routes.js';
+import type { SnapshotStore } from '../store/types.js';
 
 export interface Readiness {
   store: boolean;
@@ -78,12 +79,21 @@ function optionsHandler(docs: readonly RouteDoc[]): RequestHandler {
   };
 }
 
-async function defaultReadiness(system: TrackerSystem): Promise<Readiness> {
-  const store = await system.store.get('readyz-probe').then(
+/**
+ * Whether the store answers a read (the `/readyz` store check).
+ *
+ * @example
+ * const ok = await storeIsReachable(system.store);
+ */
+export function storeIsReachable(store: SnapshotStore): Promise<boolean> {
+  return store.get('readyz-probe').then(
     () => true,
     () => false,
   );
-  return { store, chain: true };
+}
+
+async function defaultReadiness(system: TrackerSystem): Promise<Readiness> {
+  return { store: await storeIsReachable(system.store), chain: true };
 }
 
 /**

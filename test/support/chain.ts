@@ -1,5 +1,6 @@
 import { JsonRpcProvider, Wallet, keccak256, type TransactionRequest } from 'ethers';
 import { type Anvil, startAnvil } from '../../src/chain/anvil.js';
+import { type RpcCall, type RpcOutcome, type Transport, createHttpTransport } from '../../src/chain/transport.js';
 import { type ChainWatcher, type ChainWatcherOptions, createChainWatcher } from '../../src/chain/watcher.js';
 import type { Tracker } from '../../src/runtime/tracker-view.js';
 import { type TrackerHooks, type TrackerSystem, createTrackerSystem } from '../../src/runtime/system.js';
@@ -31,6 +32,29 @@ export const blockNumber = async (url: string): Promise<number> => Number(await 
 /** Poll `check` until it returns a value (not undefined/false) or the deadline passes. */
 export const waitFor = <T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> =>
   waitUntil(check, what, timeoutMs);
+
+export interface Intercept {
+  request?: (call: RpcCall, next: (call: RpcCall) => Promise<unknown>) => Promise<unknown>;
+  batch?: (calls: readonly RpcCall[], next: (calls: readonly RpcCall[]) => Promise<RpcOutcome[]>) => Promise<RpcOutcome[]>;
+}
+
+/**
+ * An HTTP transport to `url()` (read at the first call: the harness's anvil starts later) whose
+ * requests and batches pass through `intercept`, to make a node misbehave in one precise way.
+ */
+export function interceptedTransport(url: () => string, intercept: Intercept): Transport {
+  let inner: Transport | undefined;
+  const get = (): Transport => (inner ??= createHttpTransport(url(), { timeoutMs: 2000 }));
+  return {
+    get url() {
+      return get().url;
+    },
+    request: <T>(call: RpcCall) =>
+      (intercept.request ? intercept.request(call, (c) => get().request(c)) : get().request(call)) as Promise<T>,
+    batch: (calls) => (intercept.batch ? intercept.batch(calls, (c) => get().batch(c)) : get().batch(calls)),
+    close: () => inner?.close(),
+  };
+}
 
 export interface Harness {
   anvil: Anvil;
