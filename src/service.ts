@@ -73,11 +73,19 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   // The watcher starts first, so that every tracker the system brings back from the store is
   // followed (its `trackerLive` hook); it reaches the system through a sink set just below.
   let system: TrackerSystem | undefined;
+  /** A head reported while the system was still being brought back is handed over after. */
+  let lastHead: number | null = null;
   let chain: Chain;
   try {
     chain = await startChain({
       config: { rpcUrl: config.ETH_RPC_URL, pollIntervalMs: config.POLL_INTERVAL_MS, droppedAfterMs: config.DROPPED_AFTER_MS },
-      system: { deliver: (id, event) => system?.deliver(id, event) ?? false },
+      system: {
+        deliver: (id, event) => system?.deliver(id, event) ?? false,
+        newHead: (blockNumber) => {
+          lastHead = blockNumber;
+          system?.newHead(blockNumber);
+        },
+      },
       logger,
     });
   } catch (error) {
@@ -99,6 +107,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     await store.close();
     throw error;
   }
+  if (lastHead !== null && system.chainHead === null) system.newHead(lastHead);
 
   const server = await startServer({
     system,

@@ -112,3 +112,24 @@ describe('GET /events', () => {
     expect((badId.json as { error: { code: string } }).error.code).toBe('invalid_id');
   });
 });
+
+describe('GET /events and new heads', () => {
+  it('sends the whole feed one head event, and a follower its confirming tracker with the derived count', async () => {
+    await api.call('POST', '/trackers', { txHash: hashOf(7), id: 'sse-head', confirmations: 50 });
+    api.system.deliver('sse-head', { type: 'TX_MINED', blockNumber: 200, blockHash: hashOf(200), status: 'success', head: 200 });
+    await waitFor('confirming', async () => ((await api.system.get('sse-head'))?.state === 'confirming' ? true : undefined));
+    const feed = await openStream(`${api.url}/events`);
+    const follower = await openStream(`${api.url}/events?id=sse-head`);
+    api.system.newHead(204);
+    const head = await waitFor('a head event', () => feed.frames.find((f) => f.event === 'head'));
+    expect(head.data).toEqual({ blockNumber: 204 });
+    const followed = await waitFor('the follower update', () => follower.trackerFrames()[0]);
+    expect(Tracker.strict().parse(followed.data)).toMatchObject({ id: 'sse-head', state: 'confirming', confirmations: 5 });
+    expect(follower.frames.some((f) => f.event === 'head')).toBe(false);
+    expect(feed.trackerFrames().some((f) => (f.data as { id: string }).id === 'sse-head')).toBe(false);
+    const got = await api.call('GET', '/trackers/sse-head');
+    expect((got.json as { confirmations: number }).confirmations).toBe(5);
+    await feed.close();
+    await follower.close();
+  });
+});

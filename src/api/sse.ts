@@ -1,12 +1,18 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { TrackerSystem } from '../runtime/system.js';
-import type { Tracker } from '../runtime/tracker-view.js';
+import { type Tracker, toTracker, topState } from '../runtime/tracker-view.js';
 import { normalizeId } from '../runtime/validate.js';
 import { ApiError } from './errors.js';
 
 interface Change {
   id: number;
-  trackerId: string;
+  trackerId: string | undefined;
+  /**
+   * `all`: a tracker change, for every client of the whole feed and that tracker's followers.
+   * `feed`: a new head, for clients of the whole feed (they derive confirming trackers' counts).
+   * `followers`: a confirming tracker's confirmations moved with a head, for its followers only.
+   */
+  audience: 'all' | 'feed' | 'followers';
   /** The SSE frame, built once for every client. */
   frame: string;
 }
@@ -27,7 +33,9 @@ export interface ChangeFeedOptions {
 
 /**
  * Every tracker change as Server-Sent Events: a global, increasing `id:`, the tracker JSON as
- * `data:`, a bounded ring buffer for `Last-Event-ID` replay.
+ * `data:`, a bounded ring buffer for `Last-Event-ID` replay. A new chain head is one `head` event
+ * (confirming trackers' confirmations follow from it); a client following one confirming tracker
+ * (`?id=`) gets that tracker with its new count instead.
  *
  * @example
  * const feed = new ChangeFeed(system);
@@ -37,6 +45,8 @@ export class ChangeFeed {
   private readonly buffer: Change[] = [];
   private readonly clients = new Set<Client>();
   private readonly unsubscribe: () => void;
+  private readonly unsubscribeHeads: () => void;
+  private readonly system: TrackerSystem;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly replay: number;
   private readonly maxBufferedBytes: number;
@@ -45,7 +55,9 @@ export class ChangeFeed {
   constructor(system: TrackerSystem, options: ChangeFeedOptions = {}) {
     this.replay = options.replay ?? 10_000;
     this.maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024;
-    this.unsubscribe = system.subscribe((tracker) => this.publish(tracker));
+    this.system = system;
+    this.unsubscribe = system.subscribe((tracker) => this.publish(tracker.id, 'all', JSON.stringify(tracker), 'tracker'));
+    this.unsubscribeHeads = system.subscribeHeads((blockNumber) => this.publishHead(blockNumber));
     this.heartbeat = setInterval(() => this.broadcastComment('heartbeat'), options.heartbeatMs ?? 15_000).unref();
   }
 
@@ -77,20 +89,37 @@ export class ChangeFeed {
   close(): void {
     clearInterval(this.heartbeat);
     this.unsubscribe();
+    this.unsubscribeHeads();
     // End each stream, then drop its connection: a stream's socket is never reused for a request.
     for (const client of this.clients) client.res.end(() => client.res.socket?.destroy());
     this.clients.clear();
   }
 
-  private publish(tracker: Tracker): void {
+  private publish(trackerId: string | undefined, audience: Change['audience'], data: string, event: string): void {
     const id = this.nextId++;
-    const change = { id, trackerId: tracker.id, frame: `id: ${id}\nevent: tracker\ndata: ${JSON.stringify(tracker)}\n\n` };
+    const change: Change = { id, trackerId, audience, frame: `id: ${id}\nevent: ${event}\ndata: ${data}\n\n` };
     this.buffer.push(change);
     // Trim in chunks so a busy feed does not shift the array on every change.
     if (this.buffer.length > this.replay + 1024) this.buffer.splice(0, this.buffer.length - this.replay);
-    for (const client of this.clients) {
-      if (client.trackerId === undefined || client.trackerId === change.trackerId) this.send(client, change.frame);
+    for (const client of this.clients) if (reaches(change, client.trackerId)) this.send(client, change.frame);
+  }
+
+  private publishHead(blockNumber: number): void {
+    this.publish(undefined, 'feed', JSON.stringify({ blockNumber }), 'head');
+    const followed = new Set<string>();
+    for (const client of this.clients) if (client.trackerId !== undefined) followed.add(client.trackerId);
+    for (const trackerId of followed) {
+      const tracker = this.confirming(trackerId);
+      if (tracker) this.publish(trackerId, 'followers', JSON.stringify(tracker), 'tracker');
     }
+  }
+
+  /** The live tracker with its confirmations at the current head, when it is confirming. */
+  private confirming(trackerId: string): Tracker | undefined {
+    const snapshot = this.system.lookup(trackerId)?.getSnapshot();
+    if (!snapshot) return undefined;
+    const state = topState(snapshot.value);
+    return state === 'confirming' ? toTracker(snapshot.context, state, this.system.chainHead) : undefined;
   }
 
   private replayTo(res: Response, lastEventId: number, only: string | undefined): void {
@@ -102,7 +131,7 @@ export class ChangeFeed {
     }
     for (let i = start; i < this.buffer.length; i++) {
       const change = this.buffer[i]!;
-      if (change.id > lastEventId && (only === undefined || change.trackerId === only)) res.write(change.frame);
+      if (change.id > lastEventId && reaches(change, only)) res.write(change.frame);
     }
   }
 
@@ -119,6 +148,12 @@ export class ChangeFeed {
   private broadcastComment(text: string): void {
     for (const client of this.clients) this.send(client, `: ${text}\n\n`);
   }
+}
+
+/** Whether a client of the whole feed (`only` undefined) or a follower of `only` gets `change`. */
+function reaches(change: Change, only: string | undefined): boolean {
+  if (only === undefined) return change.audience !== 'followers';
+  return change.audience !== 'feed' && change.trackerId === only;
 }
 
 function parseLastEventId(req: Request): number | undefined {

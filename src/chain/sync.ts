@@ -51,16 +51,13 @@ function orphan(state: WatcherState, orphaned: BlockRef[]): void {
   }
 }
 
-/** Confirmations come from the head alone: no call per tracker. */
+/**
+ * Confirmations come from the head alone: no call per tracker, and no event per tracker either —
+ * the sink wakes only the trackers this head brings to their required confirmations.
+ */
 function newHead(state: WatcherState, head: bigint): void {
-  const { tracked, sink, confirmedOn, chain } = state;
-  for (const id of tracked.confirming) {
-    const entry = tracked.get(id)!;
-    if (entry.blockNumber !== null && head >= entry.blockNumber) {
-      entry.head = head;
-      sink.deliver(id, { type: 'NEW_HEAD', blockNumber: toBlockNumber(head) });
-    }
-  }
+  const { sink, confirmedOn, chain } = state;
+  sink.newHead(toBlockNumber(head));
   const oldest = head - BigInt(chain.depth);
   for (const [hash, on] of confirmedOn) if (on.number < oldest) confirmedOn.delete(hash);
 }

@@ -50,8 +50,6 @@ export class TrackedSet {
   private readonly byHash = new Map<string, Set<string>>();
   private readonly bySender = new Map<string, Set<string>>();
   private readonly byBlock = new Map<string, Set<string>>();
-  /** Trackers in `confirming`: the only ones a new head concerns. */
-  readonly confirming = new Set<string>();
 
   get size(): number {
     return this.byId.size;
@@ -106,7 +104,6 @@ export class TrackedSet {
     remove(this.byHash, entry.hash, id);
     this.unindexTx(entry);
     remove(this.byBlock, entry.blockHash, id);
-    this.confirming.delete(id);
     return entry;
   }
 
@@ -128,8 +125,6 @@ export class TrackedSet {
     entry.blockNumber = blockNumber;
     entry.blockHash = blockHash;
     if (blockHash !== null) add(this.byBlock, blockHash, entry.id);
-    if (state === 'confirming') this.confirming.add(entry.id);
-    else this.confirming.delete(entry.id);
   }
 
   private indexTx(entry: Tracked): void {

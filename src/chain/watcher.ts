@@ -219,8 +219,12 @@ export class ChainWatcher {
   private forget(id: string): void {
     const entry = this.state.tracked.delete(id);
     this.state.lookups.delete(id);
-    if (!entry || entry.state !== 'confirming' || !entry.blockHash || entry.blockNumber === null || entry.head === null) return;
-    if (entry.head - entry.blockNumber + 1n < BigInt(entry.requiredConfirmations)) return;
+    if (!entry || entry.state !== 'confirming' || !entry.blockHash || entry.blockNumber === null) return;
+    // Trackers are not told every head: the newer of the chain's head and the head it was mined
+    // at (a block being replayed is not committed yet) says whether it had its confirmations.
+    const chainHead = this.state.chain.head?.number ?? null;
+    const head = entry.head === null || (chainHead !== null && chainHead > entry.head) ? chainHead : entry.head;
+    if (head === null || head - entry.blockNumber + 1n < BigInt(entry.requiredConfirmations)) return;
     // Confirmed: remember the block, so that a reorg deeper than requiredConfirmations is noticed.
     const on = this.state.confirmedOn.get(entry.blockHash) ?? { ids: [], number: entry.blockNumber };
     on.ids.push(id);

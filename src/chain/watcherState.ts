@@ -7,6 +7,11 @@ import type { Transport } from './transport.js';
 /** The part of the tracker system the watcher drives. */
 export interface TrackerSink {
   deliver(id: string, event: TrackerEvent): boolean;
+  /**
+   * A new head: the sink derives confirming trackers' confirmations from it and wakes only the
+   * ones it brings to their required confirmations (no event per tracker per block).
+   */
+  newHead(blockNumber: number): void;
 }
 
 export interface ChainWatcherOptions {

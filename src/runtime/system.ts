@@ -15,6 +15,7 @@ import {
 import {
   FINAL_STATE_NAMES,
   TRACKER_EVENT_TYPES,
+  type TrackerContext,
   TRACKER_MACHINE_VERSION,
   type TrackerEvent,
   trackerMachine,
@@ -26,6 +27,7 @@ import { ShardRegistry } from './registry.js';
 import { type SnapshotMigrations, checkSnapshot, quarantinedRecord } from './snapshot-compat.js';
 import { type Tracker, toTracker, topState } from './tracker-view.js';
 import type {
+  HeadListener,
   SendResult,
   StartManyResult,
   StartOptions,
@@ -75,6 +77,15 @@ export class TrackerSystem {
   private readonly now: () => number;
   private readonly migrations: SnapshotMigrations;
   private readonly listeners = new Set<TrackerListener>();
+  private readonly headListeners = new Set<HeadListener>();
+  /** The newest chain head the system was told of (`newHead`); null before the first. */
+  private head: number | null = null;
+  /**
+   * Confirming trackers by the head at which they have their required confirmations
+   * (blockNumber + requiredConfirmations − 1): a new head wakes only the ones it makes due.
+   */
+  private readonly dueAt = new Map<number, Set<string>>();
+  private readonly thresholdOf = new Map<string, number>();
   private readonly held = new Map<string, TrackerEvent[]>();
   private readonly restartWaiters = new Map<string, Array<() => void>>();
   /** Rehydrated ids whose first snapshot is the stored row itself: writing it again would be waste. */
@@ -321,6 +332,46 @@ export class TrackerSystem {
   }
 
   /**
+   * A new chain head. Confirming trackers are not sent every head: their confirmations are derived
+   * from it (`head − blockNumber + 1`), and only the ones it brings to their required confirmations
+   * get a `NEW_HEAD` event. Returns how many were woken. Reorgs reach trackers as `BLOCK_REORGED`.
+   *
+   * @example
+   * system.newHead(1_234_567); // wakes the trackers whose threshold is ≤ 1,234,567
+   */
+  newHead(blockNumber: number): number {
+    this.head = blockNumber;
+    let woken = 0;
+    for (const [threshold, ids] of this.dueAt) {
+      if (threshold > blockNumber) continue;
+      this.dueAt.delete(threshold);
+      for (const id of ids) {
+        this.thresholdOf.delete(id);
+        if (this.deliver(id, { type: 'NEW_HEAD', blockNumber })) woken++;
+      }
+    }
+    for (const listener of this.headListeners) {
+      try {
+        listener(blockNumber);
+      } catch (error) {
+        this.logger.error({ err: error }, 'head listener threw');
+      }
+    }
+    return woken;
+  }
+
+  /** The newest chain head the system was told of; null before the first. */
+  get chainHead(): number | null {
+    return this.head;
+  }
+
+  /** Be told of every new head (after the due trackers were woken). Returns the unsubscribe function. */
+  subscribeHeads(listener: HeadListener): () => void {
+    this.headListeners.add(listener);
+    return () => this.headListeners.delete(listener);
+  }
+
+  /**
    * Stop tracking on purpose: the tracker goes to `stopped`, is deregistered, and its final
    * snapshot stays in the store. Undefined when the id is unknown.
    */
@@ -410,7 +461,7 @@ export class TrackerSystem {
 
   private view(ref: TrackerRef): Tracker {
     const snapshot = ref.getSnapshot();
-    return toTracker(snapshot.context, topState(snapshot.value));
+    return toTracker(snapshot.context, topState(snapshot.value), this.head);
   }
 
   private alreadyStarted(id: string, txHash: string, ref: TrackerRef | undefined): StartManyResult {
@@ -430,6 +481,7 @@ export class TrackerSystem {
         last = snapshot;
         this.persist(snapshot, !skipFirst);
         skipFirst = false;
+        this.indexDue(id, snapshot.context, topState(snapshot.value));
         // Persisted first, then deregistered: one fixed event type, whatever the tracker's id.
         if (snapshot.hasTag('terminal')) this.registry.shardFor(id).send({ type: 'TRACKER_ENDED', id });
       },
@@ -471,7 +523,7 @@ export class TrackerSystem {
       });
     }
     if (this.listeners.size > 0) {
-      const tracker = toTracker(context, state);
+      const tracker = toTracker(context, state, this.head);
       for (const listener of this.listeners) {
         try {
           listener(tracker);
@@ -482,7 +534,36 @@ export class TrackerSystem {
     }
   }
 
+  /** Keep `dueAt` in step with the tracker; one already due (head ahead of it) is woken at once. */
+  private indexDue(id: string, context: TrackerContext, state: string): void {
+    const threshold =
+      state === 'confirming' && context.blockNumber !== null ? context.blockNumber + context.requiredConfirmations - 1 : null;
+    const previous = this.thresholdOf.get(id);
+    if (previous === threshold) return;
+    if (previous !== undefined) this.unindexDue(id, previous);
+    if (threshold === null) return;
+    if (this.head !== null && threshold <= this.head) {
+      const head = this.head;
+      // After this snapshot's observers: the actor is not re-entered from inside its own update.
+      queueMicrotask(() => this.deliver(id, { type: 'NEW_HEAD', blockNumber: head }));
+      return;
+    }
+    this.thresholdOf.set(id, threshold);
+    let ids = this.dueAt.get(threshold);
+    if (!ids) this.dueAt.set(threshold, (ids = new Set()));
+    ids.add(id);
+  }
+
+  private unindexDue(id: string, threshold: number): void {
+    this.thresholdOf.delete(id);
+    const ids = this.dueAt.get(threshold);
+    ids?.delete(id);
+    if (ids?.size === 0) this.dueAt.delete(threshold);
+  }
+
   private gone(id: string): void {
+    const threshold = this.thresholdOf.get(id);
+    if (threshold !== undefined) this.unindexDue(id, threshold);
     this.held.delete(id);
     const waiters = this.restartWaiters.get(id);
     this.restartWaiters.delete(id);
@@ -528,7 +609,7 @@ export class TrackerSystem {
   /** What a stored record shows: a row that does not fit the machine shows as failed, never as it reads. */
   private recordToTracker(record: TrackerRecord): Tracker {
     const check = checkSnapshot(record, this.migrations);
-    if (check.ok) return toTracker(check.snapshot.context, record.state);
+    if (check.ok) return toTracker(check.snapshot.context, record.state, this.head);
     const failed = quarantinedRecord(record, check.reason, this.now(), this.defaultConfirmations);
     return toTracker((failed.snapshot as PersistedTracker).context, failed.state);
   }

@@ -29,12 +29,21 @@ export function topState(value: unknown): TrackerStateName {
   return (typeof value === 'string' ? value : Object.keys(value as object)[0]) as TrackerStateName;
 }
 
-export function toTracker(context: TrackerContext, state: TrackerStateName): Tracker {
+/**
+ * A confirming tracker is not woken on every head (only when its threshold is reached), so its
+ * confirmations are derived from the chain head the system last heard of: `head - blockNumber + 1`.
+ */
+export function confirmationsAt(context: TrackerContext, state: TrackerStateName, head: number | null): number {
+  if (state !== 'confirming' || head === null || context.blockNumber === null) return context.confirmations;
+  return Math.max(context.confirmations, head - context.blockNumber + 1);
+}
+
+export function toTracker(context: TrackerContext, state: TrackerStateName, head: number | null = null): Tracker {
   return {
     id: context.id,
     txHash: context.txHash,
     state,
-    confirmations: context.confirmations,
+    confirmations: confirmationsAt(context, state, head),
     requiredConfirmations: context.requiredConfirmations,
     blockNumber: context.blockNumber,
     blockHash: context.blockHash,

@@ -86,3 +86,6 @@ export interface TrackerSystemStats {
 }
 
 export type TrackerListener = (tracker: Tracker) => void;
+
+/** Told of every new chain head the system hears of (`newHead`), after the due trackers were woken. */
+export type HeadListener = (blockNumber: number) => void;
