@@ -80,6 +80,24 @@ async function drained(system: TrackerSystem): Promise<void> {
 
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
 
+/** Crash `id` and poll (every turn) until `lookup` finds its new actor; the latency in µs. */
+async function crashAndFind(system: TrackerSystem, store: SqliteStore, id: string): Promise<number> {
+  const old = system.lookup(id);
+  const c0 = performance.now();
+  const sent = system.send(id, { type: 'CRASH' });
+  while (true) {
+    const ref = system.lookup(id);
+    if (ref !== undefined && ref !== old) break;
+    await nextTurn();
+    if (performance.now() - c0 > 10_000) throw new Error(`${id} not restarted within 10 s`);
+  }
+  const latency = (performance.now() - c0) * 1000;
+  await sent;
+  // The restarted tracker's snapshot commit lands outside the next measurement.
+  await store.flush();
+  return latency;
+}
+
 /** The library path: start, memory, new heads, crashes, final states and the leak check. */
 async function measureSystem(n: number) {
   const { store, dir } = tempStore();
@@ -87,8 +105,10 @@ async function measureSystem(n: number) {
   // Counting trackerGone (a hook the chain watcher uses) is O(1) per turn, unlike stats().
   let gone = 0;
   const system = await createTrackerSystem({ store, faultInjection: true, hooks: { trackerGone: () => void gone++ } });
-  // Warm-up: trackers started and finished at once; what they leave behind is the system's fixed cost.
+  // Warm-up: trackers started, crashed (the restart path's code is compiled too) and finished at
+  // once; what they leave behind is the system's fixed cost.
   await startRange(system, 0, WARM_UP, 'warm_');
+  for (let k = 0; k < CRASHES; k++) await crashAndFind(system, store, `warm_${k}`);
   for (let i = 0; i < WARM_UP; i++) {
     system.deliver(`warm_${i}`, { type: 'TX_MINED', blockNumber: MINED_AT, blockHash: hashOf(MINED_AT), status: 'success', head: MINED_AT + REQUIRED });
   }
@@ -138,22 +158,7 @@ async function measureSystem(n: number) {
   // Crash → restarted from the durable snapshot and found by id, one tracker at a time.
   const latencies: number[] = [];
   const stride = Math.max(1, Math.floor(n / CRASHES));
-  for (let k = 0; k < Math.min(CRASHES, n); k++) {
-    const id = idOf(k * stride + 1);
-    const old = system.lookup(id);
-    const c0 = performance.now();
-    const sent = system.send(id, { type: 'CRASH' });
-    while (true) {
-      const ref = system.lookup(id);
-      if (ref !== undefined && ref !== old) break;
-      await nextTurn();
-      if (performance.now() - c0 > 10_000) throw new Error(`${id} not restarted within 10 s`);
-    }
-    latencies.push((performance.now() - c0) * 1000);
-    await sent;
-    // The restarted tracker's snapshot commit lands outside the next measurement.
-    await store.flush();
-  }
+  for (let k = 0; k < Math.min(CRASHES, n); k++) latencies.push(await crashAndFind(system, store, idOf(k * stride + 1)));
   latencies.sort((a, b) => a - b);
   const crashCheck = system.stats();
   await store.flush();
