@@ -1,17 +1,60 @@
-import type { AnyStateMachine, Snapshot } from 'xstate';
+import type { AnyActorScope, AnyMachineSnapshot, AnyStateMachine, Snapshot } from 'xstate';
+
+/**
+ * Snapshots made by stamping. XState resolves a machine's state configuration (state nodes, tags,
+ * entry order) for every actor it creates or restores, ~28 µs each for the tracker; the result
+ * depends only on the state value. So the configuration is resolved once per machine and value,
+ * and each actor gets a copy of it with its own context: the same snapshot XState would make
+ * (`test/stamped-snapshots.test.ts` checks it), for machines whose initial state takes no entry
+ * actions and no eventless transition, whose context factory reads only `input`, and which have
+ * no children or history in their snapshots — as the tracker machine.
+ */
+const templates = new WeakMap<AnyStateMachine, Map<string, AnyMachineSnapshot>>();
+
+function templateFor(machine: AnyStateMachine, key: string, make: () => AnyMachineSnapshot): AnyMachineSnapshot {
+  let byValue = templates.get(machine);
+  if (!byValue) templates.set(machine, (byValue = new Map()));
+  let template = byValue.get(key);
+  if (!template) byValue.set(key, (template = make()));
+  return template;
+}
+
+const INITIAL = '\0initial';
+
+/**
+ * Logic that behaves like `machine`, with initial snapshots stamped from one resolved template and
+ * a context from the machine's own context factory.
+ *
+ * @example
+ * spawn(stampingLogic(trackerMachine), { id, input });
+ */
+export function stampingLogic<TLogic extends AnyStateMachine>(machine: TLogic): TLogic {
+  const contextOf = machine.config.context as (args: { input: unknown }) => unknown;
+  const logic = Object.create(machine) as TLogic;
+  logic.getInitialSnapshot = (scope: AnyActorScope, input: unknown) => {
+    const template = templateFor(machine, INITIAL, () => machine.getInitialSnapshot(scope, input) as AnyMachineSnapshot);
+    return { ...template, context: contextOf({ input }) };
+  };
+  return logic;
+}
 
 /**
  * Logic that behaves like `machine` but starts from `persisted` instead of its initial state.
  * `spawn` has no snapshot option in XState v5, so the restoring logic overrides
  * `getInitialSnapshot`. A snapshot saved from a failed actor has status `error`: it is revived as
- * `active`.
+ * `active`. The configuration for the snapshot's state value is stamped (see above).
  *
  * @example
  * spawn(restoringLogic(trackerMachine, saved), { id: saved.context.id });
  */
 export function restoringLogic<TLogic extends AnyStateMachine>(machine: TLogic, persisted: Snapshot<unknown>): TLogic {
+  const { value, context } = persisted as unknown as { value: unknown; context: unknown };
   const logic = Object.create(machine) as TLogic;
-  logic.getInitialSnapshot = (scope) =>
-    machine.restoreSnapshot({ ...persisted, status: 'active', error: undefined } as Snapshot<unknown>, scope);
+  logic.getInitialSnapshot = (scope: AnyActorScope) => {
+    const template = templateFor(machine, JSON.stringify(value), () =>
+      machine.restoreSnapshot({ ...persisted, status: 'active', error: undefined } as Snapshot<unknown>, scope) as AnyMachineSnapshot,
+    );
+    return { ...template, context };
+  };
   return logic;
 }

@@ -1,6 +1,6 @@
 import { createActor, fromPromise } from 'xstate';
 import { type RootSupervisorRef, rootSupervisorMachine } from '../../machines/root-supervisor.machine.js';
-import { restoringLogic } from '../../machines/restore.js';
+import { restoringLogic, stampingLogic } from '../../machines/restore.js';
 import {
   DEFAULT_RESTART_POLICY,
   type GiveUpInput,
@@ -110,12 +110,15 @@ export class TrackerSystem {
     this.now = options.now ?? Date.now;
     this.migrations = options.migrations ?? {};
 
-    this.trackerLogic = trackerMachine.provide({
-      actions: {
-        requestRecheck: ({ context }) => this.hooks.recheck?.(context),
-        requestRebroadcast: ({ context }) => this.hooks.rebroadcast?.(context),
-      },
-    });
+    // New trackers' first snapshots are stamped from one resolved template (machines/restore.ts).
+    this.trackerLogic = stampingLogic(
+      trackerMachine.provide({
+        actions: {
+          requestRecheck: ({ context }) => this.hooks.recheck?.(context),
+          requestRebroadcast: ({ context }) => this.hooks.rebroadcast?.(context),
+        },
+      }),
+    );
 
     const shardLogic = supervisorMachine.provide({
       actors: {
