@@ -58,3 +58,16 @@ export function restoringLogic<TLogic extends AnyStateMachine>(machine: TLogic, 
   };
   return logic;
 }
+
+/**
+ * What `machine.getPersistedSnapshot(snapshot)` returns, without its generic walk over children,
+ * history and context (looking for actor refs to serialise): for machines that have none of them,
+ * as the tracker machine (`test/stamped-snapshots.test.ts` checks both agree).
+ *
+ * @example
+ * store.write({ ...row, snapshot: persistedSnapshot(actor.getSnapshot()) });
+ */
+export function persistedSnapshot(snapshot: AnyMachineSnapshot): Snapshot<unknown> {
+  const { status, value, context } = snapshot;
+  return { status, value, historyValue: {}, context, children: {} } as unknown as Snapshot<unknown>;
+}

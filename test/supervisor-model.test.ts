@@ -31,7 +31,7 @@ function realSupervisor(taken: Set<string>, visited: Set<string>) {
       actions: {
         // What the runtime does: a tracker seen in a terminal state is reported with TRACKER_ENDED.
         trackerSpawned: ({ context, self }, { id }) => {
-          context.trackers[id]!.subscribe({
+          context.trackers.get(id)!.subscribe({
             next: (snapshot) => {
               if (snapshot.hasTag('terminal')) self.send({ type: 'TRACKER_ENDED', id });
             },
@@ -68,7 +68,7 @@ function realSupervisor(taken: Set<string>, visited: Set<string>) {
     switch (event) {
       case E.trackerCrashed:
         // A real tracker fails: its action throws, XState reports it to the supervisor.
-        actor.getSnapshot().context.trackers[MODEL_ID]!.send({ type: 'CRASH' });
+        actor.getSnapshot().context.trackers.get(MODEL_ID)!.send({ type: 'CRASH' });
         return;
       case E.trackerFinished:
         // A real tracker ends (stopped on purpose, a terminal state), reported as the runtime does.
@@ -104,7 +104,7 @@ describe('supervisor machine, model-based', () => {
       const expected = describeSupervisor(step.state as never);
       await waitUntil(() => describeSupervisor(actor.getSnapshot() as never) === expected, `supervisor to reach ${expected}`, 5_000);
       // A registered tracker is running while its supervisor is, and stopped with it.
-      const ref = actor.getSnapshot().context.trackers[MODEL_ID];
+      const ref = actor.getSnapshot().context.trackers.get(MODEL_ID);
       if (ref) expect(ref.getSnapshot().status).toBe(actor.getSnapshot().status === 'done' ? 'stopped' : 'active');
     }
     actor.stop();

@@ -22,7 +22,7 @@ export class ShardRegistry {
 
   /** The live actor for `id`; undefined when it is not live. */
   lookup(id: string): TrackerRef | undefined {
-    return this.existing(this.shardIndex(id))?.getSnapshot().context.trackers[id];
+    return this.existing(this.shardIndex(id))?.getSnapshot().context.trackers.get(id);
   }
 
   /** Whether `id` crashed and waits for its restart. */
@@ -62,7 +62,7 @@ export class ShardRegistry {
     const shards = this.shards();
     for (const shard of shards) {
       const snapshot = shard.getSnapshot();
-      live += Object.keys(snapshot.context.trackers).length;
+      live += snapshot.context.trackers.size;
       restarting += Object.keys(snapshot.context.restarting).length;
       shardChildren += Object.keys(snapshot.children).length;
     }

@@ -1,6 +1,6 @@
 import { createActor, fromPromise } from 'xstate';
 import { type RootSupervisorRef, rootSupervisorMachine } from '../../machines/root-supervisor.machine.js';
-import { restoringLogic, stampingLogic } from '../../machines/restore.js';
+import { persistedSnapshot, restoringLogic, stampingLogic } from '../../machines/restore.js';
 import {
   DEFAULT_RESTART_POLICY,
   type GiveUpInput,
@@ -126,7 +126,7 @@ export class TrackerSystem {
         giveUpTracker: fromPromise<void, GiveUpInput>(({ input }) => this.giveUp(input)),
       },
       actions: {
-        trackerSpawned: ({ context }, { id }) => this.attach(id, context.trackers[id]!),
+        trackerSpawned: ({ context }, { id }) => this.attach(id, context.trackers.get(id)!),
         trackerCrashed: (_, { id, error, crashes, delayMs }) => {
           this.counters.crashes++;
           this.logger.warn({ id, err: error, crashes, delayMs }, 'tracker crashed; restarting from its durable snapshot');
@@ -519,7 +519,7 @@ export class TrackerSystem {
         txHash: context.txHash,
         state,
         version: TRACKER_MACHINE_VERSION,
-        snapshot: this.trackerLogic.getPersistedSnapshot(snapshot),
+        snapshot: persistedSnapshot(snapshot),
         restarts: context.restarts,
         createdAt: context.createdAt,
         updatedAt: context.updatedAt,

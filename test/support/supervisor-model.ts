@@ -42,7 +42,7 @@ type ModelSnapshot = { status: string; value: unknown; context: SupervisorContex
 export function describeSupervisor(s: ModelSnapshot): string {
   return JSON.stringify([
     s.value,
-    MODEL_ID in s.context.trackers,
+    s.context.trackers.has(MODEL_ID),
     MODEL_ID in s.context.restarting,
     Math.min(s.context.crashes[MODEL_ID]?.length ?? 0, 3),
     Object.keys(s.children).sort(),
@@ -55,7 +55,7 @@ function possibleEvents(s: ModelSnapshot): SupervisorEvent[] {
   const e = SUPERVISOR_MODEL_EVENTS;
   // Starts and rehydration can race a live or restarting tracker, so they are always possible.
   const events: SupervisorEvent[] = [e.start, e.rehydrate, e.startTwice, e.shutdown];
-  const live = MODEL_ID in s.context.trackers;
+  const live = s.context.trackers.has(MODEL_ID);
   if (live) events.push(e.trackerCrashed, e.trackerFinished);
   if (restoreId in s.children) events.push(e.restoreLoaded, e.restoreFoundNothing, e.restoreFailed);
   if (giveUpId in s.children) events.push(e.gaveUp, e.giveUpFailed);
