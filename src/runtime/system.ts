@@ -321,6 +321,7 @@ export class TrackerSystem {
    * when no live tracker has that id.
    */
   deliver(id: string, event: TrackerEvent): boolean {
+    if (this.shuttingDown) return false;
     const stamped = event.at === undefined ? { ...event, at: this.now() } : event;
     const ref = this.lookup(id);
     if (ref) {
@@ -343,6 +344,7 @@ export class TrackerSystem {
    * system.newHead(1_234_567); // wakes the trackers whose threshold is ≤ 1,234,567
    */
   newHead(blockNumber: number): number {
+    if (this.shuttingDown) return 0;
     this.head = blockNumber;
     let woken = 0;
     for (const [threshold, ids] of this.dueAt) {
@@ -438,14 +440,22 @@ export class TrackerSystem {
   }
 
   /**
-   * Stop taking work, make every write durable, stop all actors. The store stays open (its owner
-   * closes it).
+   * Stop taking work (starts, events and heads are refused from now on), make every write durable,
+   * stop all actors. The store stays open (its owner closes it).
+   *
+   * `stopActors: false` leaves the actors as they are, inert, for a process about to exit: XState
+   * stops a parent's children one at a time, copying the parent's children for each, which took
+   * 40 s at 100,000 trackers (3 s at 30,000).
+   *
+   * @example
+   * await system.shutdown(); // a library user: everything stopped
+   * await system.shutdown({ stopActors: false }); // SIGTERM: durable, then exit
    */
-  async shutdown(): Promise<void> {
+  async shutdown(options: { stopActors?: boolean } = {}): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     await this.flush().catch((error: unknown) => this.logger.error({ err: error }, 'final flush failed'));
-    this.root.send({ type: 'SHUTDOWN' });
+    if (options.stopActors !== false) this.root.send({ type: 'SHUTDOWN' });
   }
 
   stats(): TrackerSystemStats {
@@ -514,7 +524,7 @@ export class TrackerSystem {
     const context = snapshot.context;
     const state = topState(snapshot.value);
     if (write) {
-      this.store.write({
+      this.write({
         id: context.id,
         txHash: context.txHash,
         state,
@@ -562,6 +572,15 @@ export class TrackerSystem {
     const ids = this.dueAt.get(threshold);
     ids?.delete(id);
     if (ids?.size === 0) this.dueAt.delete(threshold);
+  }
+
+  /** Never throws: it runs inside XState observers, where a throw would end the process. */
+  private write(record: TrackerRecord): void {
+    try {
+      this.store.write(record);
+    } catch (error) {
+      this.logger.error({ id: record.id, err: error }, 'could not write the tracker to the store');
+    }
   }
 
   private gone(id: string): void {
