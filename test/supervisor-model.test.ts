@@ -6,6 +6,7 @@ import {
   type RestoreTrackerOutput,
   type SupervisorEvent,
   supervisorMachine,
+  withFixedChildEvents,
 } from '../machines/supervisor.machine.js';
 import { edgeCoveringPaths } from './support/paths.js';
 import { MODEL_ID, MODEL_POLICY, SUPERVISOR_MODEL_EVENTS as E, describeSupervisor, supervisorTestModel } from './support/supervisor-model.js';
@@ -26,7 +27,7 @@ function realSupervisor(taken: Set<string>, visited: Set<string>) {
   const task = <O, I>() =>
     fromPromise<O, I>(({ self }) => new Promise<O>((resolve, reject) => pending.set(self.id, { resolve: resolve as never, reject })));
   const actor = createActor(
-    supervisorMachine.provide({
+    withFixedChildEvents(supervisorMachine.provide({
       actors: { restoreTracker: task<RestoreTrackerOutput, RestoreTrackerInput>(), giveUpTracker: task<void, GiveUpInput>() },
       actions: {
         // What the runtime does: a tracker seen in a terminal state is reported with TRACKER_ENDED.
@@ -39,7 +40,7 @@ function realSupervisor(taken: Set<string>, visited: Set<string>) {
           });
         },
       },
-    }),
+    })),
     {
       id: 'supervisor-under-test',
       input: { shard: 0, policy: MODEL_POLICY, now: () => 1_000 },

@@ -11,6 +11,7 @@ import {
   type TrackerRef,
   type TrackerSpawn,
   supervisorMachine,
+  withFixedChildEvents,
 } from '../../machines/supervisor.machine.js';
 import {
   FINAL_STATE_NAMES,
@@ -120,7 +121,7 @@ export class TrackerSystem {
       }),
     );
 
-    const shardLogic = supervisorMachine.provide({
+    const shardLogic = withFixedChildEvents(supervisorMachine.provide({
       actors: {
         restoreTracker: fromPromise<RestoreTrackerOutput, RestoreTrackerInput>(({ input }) => this.loadForRestart(input)),
         giveUpTracker: fromPromise<void, GiveUpInput>(({ input }) => this.giveUp(input)),
@@ -142,7 +143,7 @@ export class TrackerSystem {
           this.gone(id);
         },
       },
-    });
+    }));
 
     this.root = createActor(
       rootSupervisorMachine.provide({
@@ -498,7 +499,7 @@ export class TrackerSystem {
         // Persisted first, then deregistered: one fixed event type, whatever the tracker's id.
         if (snapshot.hasTag('terminal')) this.registry.shardFor(id).send({ type: 'TRACKER_ENDED', id });
       },
-      // The supervisor is told through `xstate.error.actor.*`; observers must not rethrow.
+      // The supervisor is told (CHILD_FAILED); observers must not rethrow.
       error: () => {
         this.subscriptions--;
         subscription.unsubscribe();

@@ -26,13 +26,13 @@ export const SUPERVISOR_MODEL_EVENTS = {
   rehydrate: { type: 'START', trackers: [{ id: MODEL_ID, snapshot: savedSnapshot() }] },
   /** The same id twice in one batch (two requests for it in one round). */
   startTwice: { type: 'START', trackers: [{ id: MODEL_ID, input: modelInput(MODEL_ID) }, { id: MODEL_ID, snapshot: savedSnapshot() }] },
-  trackerCrashed: { type: `xstate.error.actor.${MODEL_ID}`, actorId: MODEL_ID, error: new Error('crash') },
+  trackerCrashed: { type: 'CHILD_FAILED', actorId: MODEL_ID, error: new Error('crash') },
   trackerFinished: { type: 'TRACKER_ENDED', id: MODEL_ID },
-  restoreLoaded: { type: `xstate.done.actor.${restoreId}`, actorId: restoreId, output: { id: MODEL_ID, snapshot: savedSnapshot() } },
-  restoreFoundNothing: { type: `xstate.done.actor.${restoreId}`, actorId: restoreId, output: { id: MODEL_ID, snapshot: null } },
-  restoreFailed: { type: `xstate.error.actor.${restoreId}`, actorId: restoreId, error: new Error('store down') },
-  gaveUp: { type: `xstate.done.actor.${giveUpId}`, actorId: giveUpId, output: undefined },
-  giveUpFailed: { type: `xstate.error.actor.${giveUpId}`, actorId: giveUpId, error: new Error('store down') },
+  restoreLoaded: { type: 'CHILD_DONE', actorId: restoreId, output: { id: MODEL_ID, snapshot: savedSnapshot() } },
+  restoreFoundNothing: { type: 'CHILD_DONE', actorId: restoreId, output: { id: MODEL_ID, snapshot: null } },
+  restoreFailed: { type: 'CHILD_FAILED', actorId: restoreId, error: new Error('store down') },
+  gaveUp: { type: 'CHILD_DONE', actorId: giveUpId, output: undefined },
+  giveUpFailed: { type: 'CHILD_FAILED', actorId: giveUpId, error: new Error('store down') },
   shutdown: { type: 'SHUTDOWN' },
 } satisfies Record<string, SupervisorEvent>;
 
