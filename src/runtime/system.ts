@@ -93,8 +93,8 @@ export class TrackerSystem {
   private readonly storedAsIs = new Set<string>();
   private subscriptions = 0;
   private readonly startQueue: Array<{
-    request: StartRequest;
-    resolve: (result: StartManyResult) => void;
+    requests: readonly StartRequest[];
+    resolve: (results: StartManyResult[]) => void;
     reject: (error: unknown) => void;
   }> = [];
   private counters = { crashes: 0, restarts: 0, crashLoops: 0 };
@@ -175,21 +175,18 @@ export class TrackerSystem {
    * const { status, ref } = await system.start('txn_01dp371w0fnjhf9z2tjebx4vr4', { txHash, confirmations: 3 });
    */
   async start(id: string | undefined, options: StartOptions): Promise<StartResult> {
-    if (this.shuttingDown) throw new ShuttingDownError();
-    // Starts that arrive in the same turn of the event loop (concurrent API requests, a loop of
-    // calls) go through one `startMany`: one START per shard and one durability barrier.
-    const result = await new Promise<StartManyResult>((resolve, reject) => {
-      this.startQueue.push({ request: { ...options, id }, resolve, reject });
-      if (this.startQueue.length === 1) setImmediate(() => this.drainStartQueue());
-    });
-    if (result.status === 'error') throw result.error;
-    return result;
+    const [result] = await this.startMany([{ ...options, id }]);
+    if (result!.status === 'error') throw result!.error;
+    return result!;
   }
 
   private drainStartQueue(): void {
     const queued = this.startQueue.splice(0);
-    this.startMany(queued.map((q) => q.request)).then(
-      (results) => queued.forEach((q, i) => q.resolve(results[i]!)),
+    this.startNow(queued.flatMap((q) => q.requests)).then(
+      (results) => {
+        let at = 0;
+        for (const q of queued) q.resolve(results.slice(at, (at += q.requests.length)));
+      },
       (error: unknown) => queued.forEach((q) => q.reject(error)),
     );
   }
@@ -202,6 +199,16 @@ export class TrackerSystem {
    * const results = await system.startMany([{ txHash: a }, { txHash: b, id: 'order-7' }]);
    */
   async startMany(requests: readonly StartRequest[]): Promise<StartManyResult[]> {
+    if (this.shuttingDown) throw new ShuttingDownError();
+    // Calls made in the same turn of the event loop (concurrent API requests, single or batch, a
+    // loop of `start` calls) are started together: one START per shard, one durability barrier.
+    return new Promise<StartManyResult[]>((resolve, reject) => {
+      this.startQueue.push({ requests, resolve, reject });
+      if (this.startQueue.length === 1) setImmediate(() => this.drainStartQueue());
+    });
+  }
+
+  private async startNow(requests: readonly StartRequest[]): Promise<StartManyResult[]> {
     if (this.shuttingDown) throw new ShuttingDownError();
     const results: StartManyResult[] = [];
     const pendingStored: Array<{ index: number; id: string; txHash: string; confirmations: number }> = [];
