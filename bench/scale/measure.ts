@@ -11,6 +11,8 @@ import { startServer, stopServer } from '../../src/api/server.js';
 import { type TrackerSystem, createTrackerSystem } from '../../src/runtime/system.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 
+/** Trackers per `startMany` call when N are started (the warm-up and the HTTP seeding use 1,000). */
+const START_BATCH = Number(process.env.BENCH_START_BATCH ?? 10_000);
 const BATCH = 1000;
 const MINED_AT = 100;
 const REQUIRED = 12;
@@ -53,10 +55,10 @@ function tempStore(): { store: SqliteStore; dir: string } {
   return { store: new SqliteStore({ path: join(dir, 'trackers.db') }), dir };
 }
 
-async function startRange(system: TrackerSystem, from: number, to: number, prefix = 'txn_'): Promise<void> {
-  for (let i = from; i < to; i += BATCH) {
+async function startRange(system: TrackerSystem, from: number, to: number, prefix = 'txn_', batch = BATCH): Promise<void> {
+  for (let i = from; i < to; i += batch) {
     const requests = [];
-    for (let j = i; j < Math.min(to, i + BATCH); j++) requests.push({ id: `${prefix}${j}`, txHash: hashOf(prefix === 'txn_' ? j : 2 ** 40 + j) });
+    for (let j = i; j < Math.min(to, i + batch); j++) requests.push({ id: `${prefix}${j}`, txHash: hashOf(prefix === 'txn_' ? j : 2 ** 40 + j) });
     const results = await system.startMany(requests);
     const bad = results.find((r) => r.status !== 'started');
     if (bad) throw new Error(`startMany: ${bad.status}`);
@@ -122,7 +124,7 @@ async function measureSystem(n: number) {
   const warm = await settledMemory();
 
   const t0 = performance.now();
-  await startRange(system, 0, n);
+  await startRange(system, 0, n, 'txn_', START_BATCH);
   const startMs = performance.now() - t0;
   if (system.stats().live !== n) throw new Error(`expected ${n} live, have ${system.stats().live}`);
   const live = await settledMemory();
@@ -198,6 +200,7 @@ async function measureSystem(n: number) {
   return {
     n,
     startMs,
+    startBatch: Math.min(n, START_BATCH),
     liveHeapPer: (live.heap - warm.heap) / n,
     liveRssPer: (live.rss - warm.rss) / n,
     liveRss: live.rss,
