@@ -7,22 +7,28 @@
  *   tracker (start, TX_SEEN, TX_MINED, NEW_HEAD); once in bursts of 1,000 writes with one flush()
  *   each (a startMany of 1,000, a block for 1,000 trackers), once a whole round per turn of the event
  *   loop (a block for every tracker), which group commit cuts at maxBatch (10,000).
- * - floor: plain better-sqlite3 upserts of the same rows (JSON made beforehand), same schema, same
- *   run, in transactions of the same sizes.
+ * - floor: plain better-sqlite3 upserts of the same rows (their column values made beforehand), one
+ *   prepared single-row upsert per row, same schema and pragmas, same run, in transactions of the
+ *   same sizes.
+ * - 250-byte rows: the issue's reference measurement, repeated in the same run: plain upserts of
+ *   ~250-byte rows (TEXT id + value, WITHOUT ROWID) for the same ids, in transactions of 1,000.
  * - runtime: the same transitions end to end: startMany (bursts of 1,000) + deliver + flush, through
  *   the XState actors and supervisors.
- * Each measurement runs in a fresh process on a fresh file.
+ * Each size runs in a fresh process on fresh files, every path warmed up first on scratch files.
+ * BENCH_SIZES=1000,10000 picks sizes; BENCH_RUNTIME=off leaves out the runtime column (minutes).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { createActor } from 'xstate';
 import { TRACKER_MACHINE_VERSION, type TrackerEvent, trackerMachine } from '../machines/tracker.machine.js';
 import { createTrackerSystem } from '../src/runtime/system.js';
 import { topState } from '../src/runtime/tracker-view.js';
+import { COLUMNS, COLUMN_COUNT, rowValues } from '../src/store/row.js';
+import { openDatabase } from '../src/store/schema.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import type { TrackerRecord } from '../src/store/types.js';
 
@@ -32,28 +38,34 @@ const BURST = 1000;
 const MAX_BATCH = 10_000;
 const idOf = (i: number): string => `txn_${String(i).padStart(8, '0')}`;
 
-// A tracker's life as the chain drives it; every step is one persisted transition.
+// A tracker's life as the chain drives it; every step is one persisted transition. Epoch-ms times,
+// so rows have their real size.
+const T0 = 1_764_000_000_000;
 const STEPS: TrackerEvent[] = [
-  { type: 'TX_SEEN', at: 2 },
-  { type: 'TX_MINED', blockNumber: 100, blockHash: hashOf(100), status: 'success', head: 100, at: 3 },
-  { type: 'NEW_HEAD', blockNumber: 101, at: 4 },
+  { type: 'TX_SEEN', at: T0 + 1_000 },
+  { type: 'TX_MINED', blockNumber: 100, blockHash: hashOf(100), status: 'success', head: 100, at: T0 + 13_000 },
+  { type: 'NEW_HEAD', blockNumber: 101, at: T0 + 25_000 },
 ];
 
 /** Real persisted snapshots for start + each step, to be stamped with each tracker's id. */
-function snapshotTemplates(): Array<{ snapshot: ReturnType<typeof trackerMachine.getPersistedSnapshot>; value: unknown }> {
+function snapshotTemplates(): Array<{ snapshot: ReturnType<typeof trackerMachine.getPersistedSnapshot>; value: unknown; updatedAt: number }> {
   const actor = createActor(trackerMachine, {
-    input: { id: 'template', txHash: hashOf(0), requiredConfirmations: 12, createdAt: 1 },
+    input: { id: 'template', txHash: hashOf(0), requiredConfirmations: 12, createdAt: T0 },
   }).start();
-  const out = [{ snapshot: trackerMachine.getPersistedSnapshot(actor.getSnapshot()), value: actor.getSnapshot().value as unknown }];
+  const template = () => {
+    const snapshot = actor.getSnapshot();
+    return { snapshot: trackerMachine.getPersistedSnapshot(snapshot), value: snapshot.value as unknown, updatedAt: snapshot.context.updatedAt };
+  };
+  const out = [template()];
   for (const event of STEPS) {
     actor.send(event);
-    out.push({ snapshot: trackerMachine.getPersistedSnapshot(actor.getSnapshot()), value: actor.getSnapshot().value });
+    out.push(template());
   }
   return out;
 }
 
 function recordsFor(n: number): TrackerRecord[][] {
-  return snapshotTemplates().map(({ snapshot, value }) => {
+  return snapshotTemplates().map(({ snapshot, value, updatedAt }) => {
     const base = snapshot as unknown as { context: Record<string, unknown> };
     return Array.from({ length: n }, (_, i) => ({
       id: idOf(i),
@@ -62,8 +74,8 @@ function recordsFor(n: number): TrackerRecord[][] {
       version: TRACKER_MACHINE_VERSION,
       snapshot: { ...snapshot, context: { ...base.context, id: idOf(i), txHash: hashOf(i) } },
       restarts: 0,
-      createdAt: 1,
-      updatedAt: 1,
+      createdAt: T0,
+      updatedAt,
     }));
   });
 }
@@ -71,6 +83,7 @@ function recordsFor(n: number): TrackerRecord[][] {
 interface StoreResult {
   ms: number;
   floorMs: number;
+  rows250Ms: number;
   commits: number;
   roundMs: number;
   roundFloorMs: number;
@@ -93,31 +106,41 @@ async function throughStore(rounds: TrackerRecord[][], path: string, burst: numb
   return { ms, commits };
 }
 
-/** The floor: the same rows, JSON made beforehand, straight into SQLite with the store's schema. */
+/** The floor: the same rows, column values made beforehand, straight into the store's schema. */
 function floor(rounds: TrackerRecord[][], path: string, txnSize: number): number {
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.exec(`CREATE TABLE trackers (id TEXT PRIMARY KEY, tx_hash TEXT NOT NULL, state TEXT NOT NULL,
-    version INTEGER NOT NULL, snapshot TEXT NOT NULL, restarts INTEGER NOT NULL, created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL, quarantined TEXT) WITHOUT ROWID;
-    CREATE INDEX trackers_state_id ON trackers (state, id);`);
-  const upsert = db.prepare(`INSERT INTO trackers VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)
+  const db = openDatabase(path);
+  const upsert = db.prepare(`INSERT INTO trackers (${COLUMNS}) VALUES (${Array(COLUMN_COUNT).fill('?').join(', ')})
     ON CONFLICT (id) DO UPDATE SET state = excluded.state, snapshot = excluded.snapshot, updated_at = excluded.updated_at`);
-  const rows = rounds.map((round) =>
-    round.map((r) => [r.id, r.txHash, r.state, r.version, JSON.stringify(r.snapshot), r.restarts, r.createdAt, r.updatedAt] as const),
-  );
-  const batch = db.transaction((slice: ReadonlyArray<readonly unknown[]>) => {
-    for (const row of slice) upsert.run(...row);
+  return timedUpserts(db, upsert, rounds.map((round) => round.map(rowValues)), txnSize);
+}
+
+/** The issue's reference: plain upserts of ~250-byte rows for the same ids, same pragmas. */
+function rows250(rounds: TrackerRecord[][], path: string, txnSize: number): number {
+  const db = openDatabase(path);
+  db.exec('CREATE TABLE kv (id TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
+  const upsert = db.prepare('INSERT INTO kv VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET value = excluded.value');
+  const rows = rounds.map((round, r) => round.map((t) => [t.id, `${r}:${t.txHash}`.padEnd(238, '.')] as const));
+  return timedUpserts(db, upsert, rows, txnSize);
+}
+
+function timedUpserts(db: Database.Database, upsert: Database.Statement, rounds: ReadonlyArray<ReadonlyArray<readonly unknown[]>>, txnSize: number): number {
+  const batch = db.transaction((round: ReadonlyArray<readonly unknown[]>, from: number, to: number) => {
+    for (let i = from; i < to; i++) upsert.run(...round[i]!);
   });
   const t0 = performance.now();
-  for (const round of rows) for (let i = 0; i < round.length; i += txnSize) batch(round.slice(i, i + txnSize));
+  for (const round of rounds) for (let i = 0; i < round.length; i += txnSize) batch(round, i, Math.min(round.length, i + txnSize));
   const ms = performance.now() - t0;
   db.close();
   return ms;
 }
 
 async function storeApi(n: number, path: string): Promise<StoreResult> {
+  // Warm up every path (JIT, statements) on scratch files first, so that the smallest size does not
+  // time the compiler.
+  const warm = recordsFor(Math.min(n, 2000));
+  await throughStore(warm, `${path}.warm`, BURST);
+  floor(warm, `${path}.warmfloor`, BURST);
+  rows250(warm, `${path}.warm250`, BURST);
   const rounds = recordsFor(n);
   // Bursts of 1,000 (a startMany, a block for 1,000 trackers); then a whole round in one turn of the
   // event loop (a block for every tracker), which group commit cuts at maxBatch (10,000).
@@ -127,6 +150,7 @@ async function storeApi(n: number, path: string): Promise<StoreResult> {
     ms: bursts.ms,
     commits: bursts.commits,
     floorMs: floor(rounds, `${path}.floor`, BURST),
+    rows250Ms: rows250(rounds, `${path}.rows250`, BURST),
     roundMs: whole.ms,
     roundCommits: whole.commits,
     roundFloorMs: floor(rounds, `${path}.roundfloor`, Math.min(n, MAX_BATCH)),
@@ -195,19 +219,23 @@ else {
   const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
   const rate = (writes: number, ms: number): string => `${fmt(writes / (ms / 1000))}/s`;
   const sizes = (process.env.BENCH_SIZES ?? '1000,10000,100000').split(',').map(Number);
+  // BENCH_RUNTIME=off: the store columns only, for repeated runs (the runtime column takes minutes).
+  const withRuntime = process.env.BENCH_RUNTIME !== 'off';
   try {
     console.log(`bench:store — persisted transitions/s; SQLite WAL, synchronous=FULL; ${STEPS.length + 1} transitions per tracker`);
     console.log(
-      '| trackers | store API, bursts of 1,000 | floor, txns of 1,000 | store / floor | store API, one turn per round | floor, txns of ≤10,000 | store / floor | runtime end to end |',
+      '| trackers | store API, bursts of 1,000 | floor, txns of 1,000 | store / floor | 250-byte rows, txns of 1,000 | ' +
+        'store API, one turn per round | floor, txns of ≤10,000 | store / floor | runtime end to end |',
     );
-    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
+    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const n of sizes) {
       const writes = n * (STEPS.length + 1);
       const s = child<StoreResult>('store', String(n), join(dir, `store-${n}.db`));
-      const r = child<{ ms: number }>('runtime', String(n), join(dir, `runtime-${n}.db`));
+      const r = withRuntime ? child<{ ms: number }>('runtime', String(n), join(dir, `runtime-${n}.db`)) : undefined;
       console.log(
         `| ${fmt(n)} | ${rate(writes, s.ms)} (${fmt(s.commits)} commits) | ${rate(writes, s.floorMs)} | ${(s.floorMs / s.ms).toFixed(2)} | ` +
-          `${rate(writes, s.roundMs)} (${fmt(s.roundCommits)} commits) | ${rate(writes, s.roundFloorMs)} | ${(s.roundFloorMs / s.roundMs).toFixed(2)} | ${rate(writes, r.ms)} |`,
+          `${rate(writes, s.rows250Ms)} | ${rate(writes, s.roundMs)} (${fmt(s.roundCommits)} commits) | ${rate(writes, s.roundFloorMs)} | ` +
+          `${(s.roundFloorMs / s.roundMs).toFixed(2)} | ${r ? rate(writes, r.ms) : 'not run'} |`,
       );
     }
     const largest = Math.max(...sizes);

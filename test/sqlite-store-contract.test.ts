@@ -1,6 +1,12 @@
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TRACKER_STATE_NAMES } from '../machines/tracker.machine.js';
+import { createActor } from 'xstate';
+import { TRACKER_MACHINE_VERSION, TRACKER_STATE_NAMES, type TrackerEvent, trackerMachine } from '../machines/tracker.machine.js';
+import { StoreError } from '../src/errors.js';
+import { checkSnapshot } from '../src/runtime/snapshot-compat.js';
+import { topState } from '../src/runtime/tracker-view.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import type { SnapshotStore, TrackerRecord } from '../src/store/types.js';
@@ -79,5 +85,178 @@ describe('SqliteStore keeps the SnapshotStore contract', () => {
     expect(store.commitCount).toBe(1);
     expect(store.db.prepare('SELECT count(*) AS n FROM trackers').get()).toEqual({ n: 5000 });
     await store.close();
+  });
+});
+
+/** A real tracker's record after each of `events`, as the runtime writes it. */
+function trackerRecords(id: string, events: TrackerEvent[]): TrackerRecord[] {
+  const actor = createActor(trackerMachine, {
+    input: { id, txHash: hashOf(1), requiredConfirmations: 3, createdAt: 1_764_000_000_000 },
+  }).start();
+  const records: TrackerRecord[] = [];
+  for (const event of [null, ...events]) {
+    if (event) actor.send(event);
+    const snapshot = actor.getSnapshot();
+    records.push({
+      id,
+      txHash: snapshot.context.txHash,
+      state: topState(snapshot.value),
+      version: TRACKER_MACHINE_VERSION,
+      snapshot: trackerMachine.getPersistedSnapshot(snapshot),
+      restarts: snapshot.context.restarts,
+      createdAt: snapshot.context.createdAt,
+      updatedAt: snapshot.context.updatedAt,
+    });
+  }
+  actor.stop();
+  return records;
+}
+
+/** The row as a second connection reads it from the file. */
+function storedText(path: string, id: string): string {
+  const db = new Database(path, { readonly: true });
+  const row = db.prepare('SELECT snapshot FROM trackers WHERE id = ?').get(id) as { snapshot: string };
+  db.close();
+  return row.snapshot;
+}
+
+describe('SqliteStore file format (store schema 1: packed tracker snapshots)', () => {
+  const dir = tempDir();
+  afterAll(() => dir.remove());
+  const at = 1_764_000_000_000;
+  const lifetime: TrackerEvent[] = [
+    { type: 'TX_SEEN', at: at + 1 },
+    { type: 'TX_MINED', blockNumber: 100, blockHash: hashOf(100), status: 'success', head: 100, at: at + 2 },
+    { type: 'NEW_HEAD', blockNumber: 102, at: at + 3 },
+  ];
+
+  it('stores a real tracker snapshot packed, and gives back the same JSON that checkSnapshot accepts', async () => {
+    const path = join(dir.path, 'packed.db');
+    for (const written of trackerRecords('real', lifetime)) {
+      const store = new SqliteStore({ path });
+      store.write(written);
+      await store.close();
+      const text = storedText(path, 'real');
+      expect(text.startsWith('{"packed":1,')).toBe(true);
+      expect(text.length).toBeLessThan(JSON.stringify(written.snapshot).length * 0.6);
+
+      const reader = new SqliteStore({ path });
+      const read = (await reader.get('real'))!;
+      expect(JSON.stringify(read)).toBe(JSON.stringify(written));
+      expect(checkSnapshot(read)).toMatchObject({ ok: true });
+      const live = [];
+      for await (const batch of reader.loadLive(10)) live.push(...batch);
+      if (written.state !== 'confirmed') expect(JSON.stringify(live)).toBe(JSON.stringify([written]));
+      await reader.close();
+    }
+  });
+
+  it('stores what cannot be packed as given: a snapshot with its own packed key, a context that disagrees with the row', async () => {
+    const path = join(dir.path, 'as-given.db');
+    const [real] = trackerRecords('odd', []);
+    const snapshot = real!.snapshot as { context: Record<string, unknown> };
+    const cases: TrackerRecord[] = [
+      { ...real!, id: 'own_packed_1', snapshot: { packed: 1, value: 'pending', context: { n: 1 } } },
+      { ...real!, id: 'own_packed_0', snapshot: { packed: 0, snapshot: 'x' } },
+      { ...real!, id: 'other_id', snapshot: { ...snapshot, context: { ...snapshot.context, id: 'someone_else' } } },
+      { ...real!, id: 'odd', createdAt: real!.createdAt + 0.5 },
+      { ...real!, id: 'text', snapshot: 'not json at all' },
+      { ...real!, id: 'array', snapshot: [1, 2, 3] },
+    ];
+    const store = new SqliteStore({ path });
+    for (const r of cases) store.write(r);
+    await store.close();
+    const reader = new SqliteStore({ path });
+    for (const r of cases) expect(await reader.get(r.id), r.id).toEqual(r);
+    expect(storedText(path, 'own_packed_1').startsWith('{"packed":0,')).toBe(true);
+    await reader.close();
+  });
+
+  it('gives back every record exactly as JSON would, packed or not (property: odd ids, times, keys, values)', async () => {
+    const store = new SqliteStore({ path: ':memory:' });
+    const [real] = trackerRecords('prop', lifetime.slice(0, 2));
+    const base = real!.snapshot as Record<string, unknown> & { context: Record<string, unknown> };
+    // Weighted towards what packs, so every run tries all three stored forms.
+    const often = <T, U>(usual: fc.Arbitrary<T>, odd: fc.Arbitrary<U>) =>
+      fc.oneof({ weight: 4, arbitrary: usual }, { weight: 1, arbitrary: odd });
+    const time = often(fc.integer({ min: -1e15, max: 1e15 }), fc.oneof(fc.maxSafeInteger(), fc.double({ noNaN: true, noDefaultInfinity: true })));
+    const text = often(fc.stringMatching(/^[\w.-]{0,20}$/), fc.oneof(fc.string(), fc.constantFrom('a"b', 'a\\b', 'tab\there', 'é✓', '😀')));
+    const trackerLike = fc
+      .record({
+        id: text,
+        txHash: text,
+        createdAt: time,
+        updatedAt: time,
+        contextTimesDiffer: often(fc.constant(false), fc.constant(true)),
+        middle: fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 3 }),
+        value: fc.oneof(fc.constant(base.value), fc.jsonValue()),
+        status: often(fc.constant('active'), fc.constant('done')),
+        ownPacked: often(fc.constant(undefined), fc.constantFrom(0, 1)),
+        // XState's own object (with `output` and `error` undefined) or one read back from JSON.
+        fromJson: fc.boolean(),
+      })
+      .map((g): TrackerRecord => {
+        const { id: _i, txHash: _t, createdAt: _c, updatedAt: _u, ...rest } = base.context;
+        const context = {
+          id: g.id,
+          txHash: g.txHash,
+          ...rest,
+          ...g.middle,
+          createdAt: g.contextTimesDiffer ? 7 : g.createdAt,
+          updatedAt: g.updatedAt,
+        };
+        const shape = g.fromJson ? (JSON.parse(JSON.stringify(base)) as typeof base) : base;
+        const snapshot: Record<string, unknown> = { ...shape, status: g.status, value: g.value, context };
+        if (g.ownPacked !== undefined) snapshot.packed = g.ownPacked;
+        return { ...real!, id: g.id, txHash: g.txHash, snapshot, createdAt: g.createdAt, updatedAt: g.updatedAt };
+      });
+    const anything = fc.record({ id: text, snapshot: fc.jsonValue() }).map((g): TrackerRecord => ({ ...real!, ...g }));
+    const storedForm = store.db.prepare<[string], string>('SELECT substr(snapshot, 1, 11) FROM trackers WHERE id = ?').pluck();
+    const forms = new Map<string, number>();
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(trackerLike, anything), async (written) => {
+        store.write(written);
+        await store.flush();
+        expect(store.pendingCount).toBe(0);
+        expect(JSON.stringify(await store.get(written.id))).toBe(JSON.stringify(written));
+        const form = storedForm.get(written.id)!;
+        const key = form.startsWith('{"packed":') ? form : 'as given';
+        forms.set(key, (forms.get(key) ?? 0) + 1);
+      }),
+      { numRuns: 500 },
+    );
+    // All three forms were tried, not only the easy one.
+    expect([...forms.keys()].sort()).toEqual(['as given', '{"packed":0', '{"packed":1']);
+    await store.close();
+  });
+
+  it('reads a file written before store schema 1 as it is, and wraps its rows that have a packed key', async () => {
+    const path = join(dir.path, 'schema0.db');
+    const legacy = new Database(path);
+    legacy.exec(`CREATE TABLE trackers (id TEXT PRIMARY KEY, tx_hash TEXT NOT NULL, state TEXT NOT NULL,
+      version INTEGER NOT NULL, snapshot TEXT NOT NULL, restarts INTEGER NOT NULL, created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL, quarantined TEXT) WITHOUT ROWID;
+      CREATE INDEX trackers_state_id ON trackers (state, id);`);
+    const [real] = trackerRecords('old', lifetime);
+    const insert = legacy.prepare('INSERT INTO trackers VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)');
+    insert.run('old', real!.txHash, real!.state, real!.version, JSON.stringify(real!.snapshot), 0, real!.createdAt, real!.updatedAt);
+    const ownPacked = { packed: 1, value: 'pending', context: { n: 1 } };
+    insert.run('own_packed', hashOf(2), 'pending', 1, JSON.stringify(ownPacked), 0, 5, 5);
+    legacy.close();
+
+    const store = new SqliteStore({ path });
+    expect(store.db.pragma('user_version', { simple: true })).toBe(1);
+    expect(JSON.stringify(await store.get('old'))).toBe(JSON.stringify(real));
+    expect((await store.get('own_packed'))!.snapshot).toEqual(ownPacked);
+    await store.close();
+  });
+
+  it('refuses a file written by a newer store schema instead of misreading it', async () => {
+    const path = join(dir.path, 'future.db');
+    const current = new SqliteStore({ path });
+    current.db.pragma('user_version = 2');
+    await current.close();
+    expect(() => new SqliteStore({ path })).toThrow(StoreError);
+    expect(() => new SqliteStore({ path })).toThrow(/store schema is 2, newer than this build's \(1\)/);
   });
 });

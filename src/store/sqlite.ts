@@ -1,6 +1,8 @@
-import Database from 'better-sqlite3';
-import { FINAL_STATE_NAMES, TRACKER_STATE_NAMES, type TrackerStateName } from '../../machines/tracker.machine.js';
+import type Database from 'better-sqlite3';
+import { FINAL_STATE_NAMES, TRACKER_STATE_NAMES } from '../../machines/tracker.machine.js';
 import { StoreError } from '../errors.js';
+import { COLUMNS, COLUMN_COUNT, type RowValues, fromRow, rowValues } from './row.js';
+import { openDatabase } from './schema.js';
 import { type ListPage, type ListQuery, type SnapshotStore, type TrackerRecord, decodeCursor, encodeCursor } from './types.js';
 
 export interface SqliteStoreOptions {
@@ -13,37 +15,24 @@ export interface SqliteStoreOptions {
   maxBatch?: number;
 }
 
-interface Row {
-  id: string;
-  tx_hash: string;
-  state: string;
-  version: number;
-  snapshot: string;
-  restarts: number;
-  created_at: number;
-  updated_at: number;
-  quarantined: string | null;
+/** A write waiting for its group commit: the record for reads, its row values for the commit. */
+interface Pending {
+  record: TrackerRecord;
+  values: RowValues;
 }
 
-// WITHOUT ROWID: the table is the primary-key b-tree, so id-ordered paging reads it in order.
-// (state, id) serves listing by state and the rehydration scan with the same keyset paging.
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS trackers (
-  id          TEXT PRIMARY KEY,
-  tx_hash     TEXT NOT NULL,
-  state       TEXT NOT NULL,
-  version     INTEGER NOT NULL,
-  snapshot    TEXT NOT NULL,
-  restarts    INTEGER NOT NULL,
-  created_at  INTEGER NOT NULL,
-  updated_at  INTEGER NOT NULL,
-  quarantined TEXT
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS trackers_state_id ON trackers (state, id);
-`;
-
-const COLUMNS = 'id, tx_hash, state, version, snapshot, restarts, created_at, updated_at, quarantined';
+/** Rows per upsert statement: one statement per row costs a call into SQLite and a VM start each. */
+const ROWS_PER_UPSERT = 64;
 const LIVE_STATES = TRACKER_STATE_NAMES.filter((s) => !FINAL_STATE_NAMES.includes(s));
+
+// A quarantined original is never overwritten by a later write that does not carry one.
+const upsertSql = (rows: number): string => `
+  INSERT INTO trackers (${COLUMNS})
+  VALUES ${Array.from({ length: rows }, () => `(${Array(COLUMN_COUNT).fill('?').join(', ')})`).join(', ')}
+  ON CONFLICT (id) DO UPDATE SET
+    tx_hash = excluded.tx_hash, state = excluded.state, version = excluded.version,
+    snapshot = excluded.snapshot, restarts = excluded.restarts, created_at = excluded.created_at,
+    updated_at = excluded.updated_at, quarantined = COALESCE(excluded.quarantined, trackers.quarantined)`;
 
 /**
  * A `SnapshotStore` in one SQLite file (better-sqlite3, WAL, `synchronous = FULL`).
@@ -62,61 +51,48 @@ export class SqliteStore implements SnapshotStore {
   /** The connection, for tools and tests (e.g. `PRAGMA max_page_count` to simulate a full disk). */
   readonly db: Database.Database;
   private readonly maxBatch: number;
-  private pending = new Map<string, TrackerRecord>();
+  private pending = new Map<string, Pending>();
   private waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   private scheduled = false;
   private closed = false;
   private commits = 0;
-  private readonly upsert: Database.Statement;
-  private readonly selectOne: Database.Statement<[string], Row>;
-  private readonly pageAll: Database.Statement<[string, number], Row>;
-  private readonly pageInState: Database.Statement<[string, string, number], Row>;
-  private readonly commitBatch: (records: Iterable<TrackerRecord>) => void;
+  private readonly selectOne: Database.Statement<[string], RowValues>;
+  private readonly pageAll: Database.Statement<[string, number], RowValues>;
+  private readonly pageInState: Database.Statement<[string, string, number], RowValues>;
+  private readonly commitBatch: (batch: Map<string, Pending>) => void;
 
   constructor(options: SqliteStoreOptions) {
     this.maxBatch = options.maxBatch ?? 10_000;
-    try {
-      this.db = new Database(options.path);
-      this.db.pragma('journal_mode = WAL');
-      // FULL: a commit is on disk (WAL fsynced) when it returns. NORMAL in WAL mode can lose the
-      // last commits on a power cut, which would break the promise that an acknowledged start stays.
-      this.db.pragma('synchronous = FULL');
-      this.db.pragma('busy_timeout = 5000');
-      this.db.exec(SCHEMA);
-    } catch (error) {
-      throw new StoreError(`cannot open the SQLite database at ${options.path}`, error);
-    }
-    // A quarantined original is never overwritten by a later write that does not carry one.
-    this.upsert = this.db.prepare(`
-      INSERT INTO trackers (${COLUMNS})
-      VALUES (@id, @txHash, @state, @version, @snapshot, @restarts, @createdAt, @updatedAt, @quarantined)
-      ON CONFLICT (id) DO UPDATE SET
-        tx_hash = excluded.tx_hash, state = excluded.state, version = excluded.version,
-        snapshot = excluded.snapshot, restarts = excluded.restarts, created_at = excluded.created_at,
-        updated_at = excluded.updated_at, quarantined = COALESCE(excluded.quarantined, trackers.quarantined)`);
-    this.selectOne = this.db.prepare(`SELECT ${COLUMNS} FROM trackers WHERE id = ?`);
-    this.pageAll = this.db.prepare(`SELECT ${COLUMNS} FROM trackers WHERE id > ? ORDER BY id LIMIT ?`);
-    this.pageInState = this.db.prepare(`SELECT ${COLUMNS} FROM trackers WHERE state = ? AND id > ? ORDER BY id LIMIT ?`);
-    this.commitBatch = this.db.transaction((records: Iterable<TrackerRecord>) => {
-      for (const r of records) {
-        this.upsert.run({
-          id: r.id,
-          txHash: r.txHash,
-          state: r.state,
-          version: r.version,
-          snapshot: JSON.stringify(r.snapshot),
-          restarts: r.restarts,
-          createdAt: r.createdAt,
-          updatedAt: r.updatedAt,
-          quarantined: r.quarantined === undefined ? null : JSON.stringify(r.quarantined),
-        });
+    this.db = openDatabase(options.path);
+    // Rows come out as arrays in COLUMNS order: no object per row and column on the way out.
+    this.selectOne = this.db.prepare<[string], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE id = ?`).raw();
+    this.pageAll = this.db.prepare<[string, number], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE id > ? ORDER BY id LIMIT ?`).raw();
+    this.pageInState = this.db
+      .prepare<[string, string, number], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE state = ? AND id > ? ORDER BY id LIMIT ?`)
+      .raw();
+    // One statement per count of rows, prepared when first needed: a commit of n rows runs
+    // n / ROWS_PER_UPSERT statements of the full width and one for the rest.
+    const upserts: Database.Statement[] = [];
+    const upsert = (rows: number): Database.Statement => (upserts[rows] ??= this.db.prepare(upsertSql(rows)));
+    const chunk: unknown[] = [];
+    this.commitBatch = this.db.transaction((batch: Map<string, Pending>) => {
+      chunk.length = 0;
+      for (const { values } of batch.values()) {
+        for (const value of values) chunk.push(value);
+        if (chunk.length === ROWS_PER_UPSERT * COLUMN_COUNT) {
+          upsert(ROWS_PER_UPSERT).run(chunk);
+          chunk.length = 0;
+        }
       }
+      if (chunk.length > 0) upsert(chunk.length / COLUMN_COUNT).run(chunk);
     });
   }
 
   write(record: TrackerRecord): void {
     if (this.closed) throw new StoreError('the store is closed');
-    this.pending.set(record.id, record);
+    // Encoded now, once: the commit binds these values, and a later change to the record's objects
+    // cannot change what is stored.
+    this.pending.set(record.id, { record, values: rowValues(record) });
     if (this.pending.size >= this.maxBatch) this.commit();
     else this.schedule();
   }
@@ -131,7 +107,7 @@ export class SqliteStore implements SnapshotStore {
 
   async get(id: string): Promise<TrackerRecord | undefined> {
     const pending = this.pending.get(id);
-    if (pending) return pending;
+    if (pending) return pending.record;
     const row = this.read(() => this.selectOne.get(id));
     return row ? fromRow(row) : undefined;
   }
@@ -145,10 +121,10 @@ export class SqliteStore implements SnapshotStore {
     // Merge the writes not yet committed, so a page is never older than `get`. When the file gave a
     // full page, only pending ids up to its last row can belong to this page.
     const full = rows.length === limit;
-    const bound = full ? rows[rows.length - 1]!.id : undefined;
+    const bound = full ? rows[rows.length - 1]![0] : undefined;
     const byId = new Map<string, TrackerRecord>();
-    for (const row of rows) byId.set(row.id, fromRow(row));
-    for (const record of this.pending.values()) {
+    for (const row of rows) byId.set(row[0], fromRow(row));
+    for (const { record } of this.pending.values()) {
       if (record.id > after && (bound === undefined || record.id <= bound)) byId.set(record.id, record);
     }
     const items = [...byId.values()]
@@ -168,9 +144,11 @@ export class SqliteStore implements SnapshotStore {
     await this.flush();
     // Rows whose state column is not a state this machine knows are live for all we know: they are
     // handed out too, so that the runtime quarantines them instead of leaving them unseen.
-    const unknown = this.db.prepare<unknown[], Row>(
-      `SELECT ${COLUMNS} FROM trackers WHERE state NOT IN (${TRACKER_STATE_NAMES.map(() => '?').join(', ')}) AND id > ? ORDER BY id LIMIT ?`,
-    );
+    const unknown = this.db
+      .prepare<unknown[], RowValues>(
+        `SELECT ${COLUMNS} FROM trackers WHERE state NOT IN (${TRACKER_STATE_NAMES.map(() => '?').join(', ')}) AND id > ? ORDER BY id LIMIT ?`,
+      )
+      .raw();
     for (const state of [...LIVE_STATES, null]) {
       let after = '';
       for (;;) {
@@ -178,7 +156,7 @@ export class SqliteStore implements SnapshotStore {
           state === null ? unknown.all(...TRACKER_STATE_NAMES, after, batchSize) : this.pageInState.all(state, after, batchSize),
         );
         if (rows.length === 0) break;
-        after = rows[rows.length - 1]!.id;
+        after = rows[rows.length - 1]![0];
         yield rows.map(fromRow);
         if (rows.length < batchSize) break;
       }
@@ -232,11 +210,11 @@ export class SqliteStore implements SnapshotStore {
     const batch = this.pending;
     this.pending = new Map();
     try {
-      this.commitBatch(batch.values());
+      this.commitBatch(batch);
     } catch (error) {
       // Rolled back: keep the batch (newer writes made since win) so that nothing is lost and a later
       // flush retries it.
-      for (const [id, record] of batch) if (!this.pending.has(id)) this.pending.set(id, record);
+      for (const [id, write] of batch) if (!this.pending.has(id)) this.pending.set(id, write);
       const failure = new StoreError('the store could not make the change durable', error);
       for (const w of waiters) w.reject(failure);
       return;
@@ -252,26 +230,4 @@ export class SqliteStore implements SnapshotStore {
       throw new StoreError('the store could not be read', error);
     }
   }
-}
-
-function fromRow(row: Row): TrackerRecord {
-  let snapshot: unknown;
-  try {
-    snapshot = JSON.parse(row.snapshot);
-  } catch {
-    // Not JSON: hand the text out as it is, so the runtime quarantines it instead of losing it.
-    snapshot = row.snapshot;
-  }
-  const record: TrackerRecord = {
-    id: row.id,
-    txHash: row.tx_hash,
-    state: row.state as TrackerStateName,
-    version: row.version,
-    snapshot,
-    restarts: row.restarts,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-  if (row.quarantined !== null) record.quarantined = JSON.parse(row.quarantined) as TrackerRecord['quarantined'];
-  return record;
 }

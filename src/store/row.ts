@@ -1,0 +1,183 @@
+import type { TrackerStateName } from '../../machines/tracker.machine.js';
+import type { TrackerRecord } from './types.js';
+
+/** The columns of `trackers`, in the order of `RowValues`. */
+export const COLUMNS = 'id, tx_hash, state, version, snapshot, restarts, created_at, updated_at, quarantined';
+export const COLUMN_COUNT = 9;
+
+/** A record as the bound values of one row, in `COLUMNS` order: made once, when the record is written. */
+export type RowValues = [
+  id: string,
+  txHash: string,
+  state: string,
+  version: number,
+  snapshot: string,
+  restarts: number,
+  createdAt: number,
+  updatedAt: number,
+  quarantined: string | null,
+];
+
+/**
+ * The keys of a tracker snapshot as `getPersistedSnapshot()` makes it, as JSON shows them: what the
+ * store packs. Key order is kept, so a packed snapshot unpacks to the same JSON text.
+ */
+const PERSISTED_KEYS = ['status', 'value', 'historyValue', 'context', 'children'];
+const XSTATE_KEYS = ['status', 'output', 'error', 'value', 'historyValue', 'context', 'children'];
+
+/**
+ * The record as the values of its row. The snapshot column holds JSON in one of three forms:
+ * - packed, `{"packed":1,"value":…,"context":{…}}`: a persisted tracker snapshot (`status` active, no
+ *   history, no children) without the four context fields the row's own columns already hold (`id`,
+ *   `txHash`, `createdAt`, `updatedAt`) — about half the bytes;
+ * - the snapshot as given, for anything else (and every row written before store schema 1);
+ * - `{"packed":0,"snapshot":…}`: a snapshot as given that has a `packed` key of its own.
+ *
+ * @example
+ * const values = rowValues(record); // bound to the upsert at the next group commit
+ */
+export function rowValues(record: TrackerRecord): RowValues {
+  return [
+    record.id,
+    record.txHash,
+    record.state,
+    record.version,
+    snapshotText(record),
+    record.restarts,
+    record.createdAt,
+    record.updatedAt,
+    record.quarantined === undefined ? null : JSON.stringify(record.quarantined),
+  ];
+}
+
+/**
+ * The record a row holds (as a `.raw()` statement hands it out). Snapshot text that is not JSON is
+ * handed out as that string, so that the runtime quarantines it instead of losing it.
+ *
+ * @example
+ * const record = fromRow(selectOne.raw().get(id));
+ */
+export function fromRow(row: RowValues): TrackerRecord {
+  const [id, txHash, state, version, text, restarts, createdAt, updatedAt, quarantined] = row;
+  const record: TrackerRecord = {
+    id,
+    txHash,
+    state: state as TrackerStateName,
+    version,
+    snapshot: snapshotFrom(text, row),
+    restarts,
+    createdAt,
+    updatedAt,
+  };
+  if (quarantined !== null) record.quarantined = JSON.parse(quarantined) as TrackerRecord['quarantined'];
+  return record;
+}
+
+function snapshotText(record: TrackerRecord): string {
+  const snapshot = record.snapshot;
+  if (isPersistedTracker(snapshot) && hasColumnFields(snapshot.context, record)) {
+    // The context's JSON without the columns' four fields, cut from its text rather than copied
+    // without them. Its text is `{"id":"<id>","txHash":"<txHash>",<rest>,"createdAt":<n>,"updatedAt":<n>}`:
+    // keys in that order, strings JSON writes as they are, integers written as their digits.
+    const context = JSON.stringify(snapshot.context);
+    const start = 21 + record.id.length + record.txHash.length;
+    const end = context.length - 27 - digits(record.createdAt) - digits(record.updatedAt);
+    return `{"packed":1,"value":${JSON.stringify(snapshot.value)},"context":{${context.slice(start, Math.max(start, end))}}}`;
+  }
+  const text = JSON.stringify(snapshot);
+  return isObject(snapshot) && Object.hasOwn(snapshot, 'packed') ? `{"packed":0,"snapshot":${text}}` : text;
+}
+
+function snapshotFrom(text: string, row: RowValues): unknown {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return text;
+  }
+  if (!isObject(parsed) || !Object.hasOwn(parsed, 'packed')) return parsed;
+  if (parsed.packed === 0) return parsed.snapshot;
+  if (parsed.packed !== 1) return parsed;
+  const context = parsed.context as Record<string, unknown>;
+  return {
+    status: 'active',
+    value: parsed.value,
+    historyValue: {},
+    context: { id: row[0], txHash: row[1], ...context, createdAt: row[6], updatedAt: row[7] },
+    children: {},
+  };
+}
+
+/** Characters in a safe integer's JSON. */
+function digits(n: number): number {
+  let count = n < 0 ? 2 : 1;
+  for (let rest = Math.abs(n); rest >= 10; rest = Math.floor(rest / 10)) count++;
+  return count;
+}
+
+/** JSON writes this string as it is, between quotes: no quote, backslash, control or lone surrogate. */
+function isPlainJsonString(value: unknown): value is string {
+  if (typeof value !== 'string') return false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return false;
+  }
+  return true;
+}
+
+/** A snapshot whose JSON is `{"status":"active","value":…,"historyValue":{},"context":{…},"children":{}}`. */
+function isPersistedTracker(snapshot: unknown): snapshot is { value: unknown; context: Record<string, unknown> } {
+  if (!isPlainObject(snapshot)) return false;
+  // Keys in this order; XState also sets `output` and `error`, undefined, which JSON leaves out.
+  const keys = Object.keys(snapshot);
+  const expected = keys.length === XSTATE_KEYS.length ? XSTATE_KEYS : PERSISTED_KEYS;
+  for (let i = 0; i < keys.length; i++) if (keys[i] !== expected[i]) return false;
+  return (
+    keys.length === expected.length &&
+    snapshot.status === 'active' &&
+    snapshot.output === undefined &&
+    snapshot.error === undefined &&
+    isEmptyObject(snapshot.historyValue) &&
+    isEmptyObject(snapshot.children) &&
+    isPlainObject(snapshot.context)
+  );
+}
+
+/**
+ * The context starts with `id` and `txHash` and ends with `createdAt` and `updatedAt`, all equal to
+ * the row's columns: strings JSON writes as they are and integer times (what INTEGER columns give
+ * back exactly), so where they sit in the context's JSON follows from their lengths.
+ */
+function hasColumnFields(context: Record<string, unknown>, record: TrackerRecord): boolean {
+  const keys = Object.keys(context);
+  const n = keys.length;
+  return (
+    n >= 4 &&
+    keys[0] === 'id' &&
+    keys[1] === 'txHash' &&
+    keys[n - 2] === 'createdAt' &&
+    keys[n - 1] === 'updatedAt' &&
+    context.toJSON === undefined &&
+    context.id === record.id &&
+    context.txHash === record.txHash &&
+    isPlainJsonString(record.id) &&
+    isPlainJsonString(record.txHash) &&
+    context.createdAt === record.createdAt &&
+    context.updatedAt === record.updatedAt &&
+    Number.isSafeInteger(record.createdAt) &&
+    Number.isSafeInteger(record.updatedAt)
+  );
+}
+
+function isEmptyObject(value: unknown): boolean {
+  return isPlainObject(value) && Object.keys(value).length === 0;
+}
+
+/** No prototype of its own, so no inherited `toJSON` to make its JSON differ from its keys. */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return isObject(value) && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}

@@ -1,0 +1,73 @@
+import Database from 'better-sqlite3';
+import { StoreError } from '../errors.js';
+
+/**
+ * The store's file format, kept in `PRAGMA user_version`: 0 is a file from before it was counted
+ * (every snapshot as given), 1 allows packed snapshots (see `rowValues`).
+ */
+export const STORE_SCHEMA_VERSION = 1;
+
+// WITHOUT ROWID: the table is the primary-key b-tree, so id-ordered paging reads it in order.
+// (state, id) serves listing by state and the rehydration scan with the same keyset paging.
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS trackers (
+  id          TEXT PRIMARY KEY,
+  tx_hash     TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  version     INTEGER NOT NULL,
+  snapshot    TEXT NOT NULL,
+  restarts    INTEGER NOT NULL,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  quarantined TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS trackers_state_id ON trackers (state, id);
+`;
+
+/**
+ * 0 → 1: a stored snapshot that has a `packed` key of its own would read as a packed one; wrap it
+ * the way schema 1 writes such a snapshot. No tracker snapshot has one, so this normally changes
+ * nothing, and every other row is read as it is.
+ */
+const WRAP_OWN_PACKED_KEY = `
+UPDATE trackers SET snapshot = json_object('packed', 0, 'snapshot', json(snapshot))
+WHERE json_valid(snapshot) AND json_type(snapshot, '$.packed') IS NOT NULL`;
+
+/**
+ * Open (or create) the store's SQLite file with the durability docs/durability.md promises, and
+ * bring its format up to `STORE_SCHEMA_VERSION`. A file written by a newer format is refused.
+ *
+ * @example
+ * const db = openDatabase('./data/trackers.db');
+ */
+export function openDatabase(path: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    // FULL: a commit is on disk (WAL fsynced) when it returns. NORMAL in WAL mode can lose the
+    // last commits on a power cut, which would break the promise that an acknowledged start stays.
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 5000');
+    const open = db;
+    const version = (): number => open.pragma('user_version', { simple: true }) as number;
+    if (version() > STORE_SCHEMA_VERSION) {
+      throw new Error(`its store schema is ${version()}, newer than this build's (${STORE_SCHEMA_VERSION})`);
+    }
+    // IMMEDIATE, and the version read again inside: two processes opening an old file at once
+    // migrate it once. A file already at this version is not written to (it may be read-only).
+    if (version() < STORE_SCHEMA_VERSION) {
+      open.transaction(() => {
+        const from = version();
+        if (from >= STORE_SCHEMA_VERSION) return;
+        open.exec(SCHEMA);
+        if (from < 1) open.exec(WRAP_OWN_PACKED_KEY);
+        open.pragma(`user_version = ${STORE_SCHEMA_VERSION}`);
+      }).immediate();
+    }
+    return db;
+  } catch (error) {
+    db?.close();
+    throw new StoreError(`cannot open the SQLite database at ${path}`, error);
+  }
+}
