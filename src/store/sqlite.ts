@@ -18,6 +18,7 @@ export interface SqliteStoreOptions {
 /** Rows per upsert statement: one statement per row costs a call into SQLite and a VM start each. */
 const ROWS_PER_UPSERT = 64;
 const LIVE_STATES = TRACKER_STATE_NAMES.filter((s) => !FINAL_STATE_NAMES.includes(s));
+const KNOWN_STATES: ReadonlySet<string> = new Set(TRACKER_STATE_NAMES);
 
 // A quarantined original is never overwritten by a later write that does not carry one.
 const upsertSql = (rows: number): string => `
@@ -140,17 +141,11 @@ export class SqliteStore implements SnapshotStore {
     await this.flush();
     // Rows whose state column is not a state this machine knows are live for all we know: they are
     // handed out too, so that the runtime quarantines them instead of leaving them unseen.
-    const unknown = this.db
-      .prepare<unknown[], RowValues>(
-        `SELECT ${COLUMNS} FROM trackers WHERE state NOT IN (${TRACKER_STATE_NAMES.map(() => '?').join(', ')}) AND id > ? ORDER BY id LIMIT ?`,
-      )
-      .raw();
-    for (const state of [...LIVE_STATES, null]) {
+    const unknown = this.statesInFile().filter((state) => !KNOWN_STATES.has(state));
+    for (const state of [...LIVE_STATES, ...unknown]) {
       let after = '';
       for (;;) {
-        const rows = this.read(() =>
-          state === null ? unknown.all(...TRACKER_STATE_NAMES, after, batchSize) : this.pageInState.all(state, after, batchSize),
-        );
+        const rows = this.read(() => this.pageInState.all(state, after, batchSize));
         if (rows.length === 0) break;
         after = rows[rows.length - 1]![0];
         yield rows.map(fromRow);
@@ -217,6 +212,19 @@ export class SqliteStore implements SnapshotStore {
     }
     this.commits++;
     for (const w of waiters) w.resolve();
+  }
+
+  /** The distinct states in the file, hopping along the (state, id) index: one seek per state, no row read. */
+  private statesInFile(): string[] {
+    const first = this.db.prepare<[], string | null>('SELECT min(state) FROM trackers').pluck();
+    const next = this.db.prepare<[string], string>('SELECT state FROM trackers WHERE state > ? ORDER BY state LIMIT 1').pluck();
+    const states: string[] = [];
+    for (let state = this.read(() => first.get()); state !== null && state !== undefined; ) {
+      states.push(state);
+      const after = state;
+      state = this.read(() => next.get(after));
+    }
+    return states;
   }
 
   private read<T>(query: () => T): T {
