@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createActor } from 'xstate';
-import { TRACKER_MACHINE_VERSION, TRACKER_STATE_NAMES, type TrackerEvent, trackerMachine } from '../machines/tracker.machine.js';
+import { FINAL_STATE_NAMES, TRACKER_MACHINE_VERSION, TRACKER_STATE_NAMES, type TrackerEvent, trackerMachine } from '../machines/tracker.machine.js';
 import { StoreError } from '../src/errors.js';
 import { checkSnapshot } from '../src/runtime/snapshot-compat.js';
 import { topState } from '../src/runtime/tracker-view.js';
@@ -73,6 +73,19 @@ describe('SqliteStore keeps the SnapshotStore contract', () => {
     await a.close();
     expect(await b.get('two')).toMatchObject({ state: 'confirming' });
     await b.close();
+  });
+
+  it('loadLive hands out every live row and every row in a state this machine does not know, never a final one', async () => {
+    const store = new SqliteStore({ path: join(dir.path, 'live.db') });
+    const states = ['', 'aaa', 'zzz', ...TRACKER_STATE_NAMES] as TrackerRecord['state'][];
+    states.forEach((state, i) => {
+      for (let j = 0; j < 3; j++) store.write(record(`${i}_${j}`, state, i));
+    });
+    const loaded: string[] = [];
+    for await (const batch of store.loadLive(2)) loaded.push(...batch.map((r) => r.state));
+    const live = states.filter((s) => !FINAL_STATE_NAMES.includes(s));
+    expect(loaded.sort()).toEqual(live.flatMap((s) => [s, s, s]).sort());
+    await store.close();
   });
 
   it('groups the writes of one turn, and every flush waiting on them, into one commit', async () => {

@@ -15,15 +15,10 @@ export interface SqliteStoreOptions {
   maxBatch?: number;
 }
 
-/** A write waiting for its group commit: the record for reads, its row values for the commit. */
-interface Pending {
-  record: TrackerRecord;
-  values: RowValues;
-}
-
 /** Rows per upsert statement: one statement per row costs a call into SQLite and a VM start each. */
 const ROWS_PER_UPSERT = 64;
 const LIVE_STATES = TRACKER_STATE_NAMES.filter((s) => !FINAL_STATE_NAMES.includes(s));
+const KNOWN_STATES: ReadonlySet<string> = new Set(TRACKER_STATE_NAMES);
 
 // A quarantined original is never overwritten by a later write that does not carry one.
 const upsertSql = (rows: number): string => `
@@ -51,7 +46,9 @@ export class SqliteStore implements SnapshotStore {
   /** The connection, for tools and tests (e.g. `PRAGMA max_page_count` to simulate a full disk). */
   readonly db: Database.Database;
   private readonly maxBatch: number;
-  private pending = new Map<string, Pending>();
+  // Writes waiting for their group commit, as the values of their rows: the record objects are not
+  // kept (less for the garbage collector to copy), and a read of one gets a copy, as from the file.
+  private pending = new Map<string, RowValues>();
   private waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   private scheduled = false;
   private closed = false;
@@ -59,7 +56,7 @@ export class SqliteStore implements SnapshotStore {
   private readonly selectOne: Database.Statement<[string], RowValues>;
   private readonly pageAll: Database.Statement<[string, number], RowValues>;
   private readonly pageInState: Database.Statement<[string, string, number], RowValues>;
-  private readonly commitBatch: (batch: Map<string, Pending>) => void;
+  private readonly commitBatch: (batch: Map<string, RowValues>) => void;
 
   constructor(options: SqliteStoreOptions) {
     this.maxBatch = options.maxBatch ?? 10_000;
@@ -75,9 +72,9 @@ export class SqliteStore implements SnapshotStore {
     const upserts: Database.Statement[] = [];
     const upsert = (rows: number): Database.Statement => (upserts[rows] ??= this.db.prepare(upsertSql(rows)));
     const chunk: unknown[] = [];
-    this.commitBatch = this.db.transaction((batch: Map<string, Pending>) => {
+    this.commitBatch = this.db.transaction((batch: Map<string, RowValues>) => {
       chunk.length = 0;
-      for (const { values } of batch.values()) {
+      for (const values of batch.values()) {
         for (const value of values) chunk.push(value);
         if (chunk.length === ROWS_PER_UPSERT * COLUMN_COUNT) {
           upsert(ROWS_PER_UPSERT).run(chunk);
@@ -92,7 +89,7 @@ export class SqliteStore implements SnapshotStore {
     if (this.closed) throw new StoreError('the store is closed');
     // Encoded now, once: the commit binds these values, and a later change to the record's objects
     // cannot change what is stored.
-    this.pending.set(record.id, { record, values: rowValues(record) });
+    this.pending.set(record.id, rowValues(record));
     if (this.pending.size >= this.maxBatch) this.commit();
     else this.schedule();
   }
@@ -107,7 +104,7 @@ export class SqliteStore implements SnapshotStore {
 
   async get(id: string): Promise<TrackerRecord | undefined> {
     const pending = this.pending.get(id);
-    if (pending) return pending.record;
+    if (pending) return fromRow(pending);
     const row = this.read(() => this.selectOne.get(id));
     return row ? fromRow(row) : undefined;
   }
@@ -124,8 +121,8 @@ export class SqliteStore implements SnapshotStore {
     const bound = full ? rows[rows.length - 1]![0] : undefined;
     const byId = new Map<string, TrackerRecord>();
     for (const row of rows) byId.set(row[0], fromRow(row));
-    for (const { record } of this.pending.values()) {
-      if (record.id > after && (bound === undefined || record.id <= bound)) byId.set(record.id, record);
+    for (const [id, values] of this.pending) {
+      if (id > after && (bound === undefined || id <= bound)) byId.set(id, fromRow(values));
     }
     const items = [...byId.values()]
       .filter((r) => !query.state || r.state === query.state)
@@ -144,17 +141,11 @@ export class SqliteStore implements SnapshotStore {
     await this.flush();
     // Rows whose state column is not a state this machine knows are live for all we know: they are
     // handed out too, so that the runtime quarantines them instead of leaving them unseen.
-    const unknown = this.db
-      .prepare<unknown[], RowValues>(
-        `SELECT ${COLUMNS} FROM trackers WHERE state NOT IN (${TRACKER_STATE_NAMES.map(() => '?').join(', ')}) AND id > ? ORDER BY id LIMIT ?`,
-      )
-      .raw();
-    for (const state of [...LIVE_STATES, null]) {
+    const unknown = this.statesInFile().filter((state) => !KNOWN_STATES.has(state));
+    for (const state of [...LIVE_STATES, ...unknown]) {
       let after = '';
       for (;;) {
-        const rows = this.read(() =>
-          state === null ? unknown.all(...TRACKER_STATE_NAMES, after, batchSize) : this.pageInState.all(state, after, batchSize),
-        );
+        const rows = this.read(() => this.pageInState.all(state, after, batchSize));
         if (rows.length === 0) break;
         after = rows[rows.length - 1]![0];
         yield rows.map(fromRow);
@@ -221,6 +212,19 @@ export class SqliteStore implements SnapshotStore {
     }
     this.commits++;
     for (const w of waiters) w.resolve();
+  }
+
+  /** The distinct states in the file, hopping along the (state, id) index: one seek per state, no row read. */
+  private statesInFile(): string[] {
+    const first = this.db.prepare<[], string | null>('SELECT min(state) FROM trackers').pluck();
+    const next = this.db.prepare<[string], string>('SELECT state FROM trackers WHERE state > ? ORDER BY state LIMIT 1').pluck();
+    const states: string[] = [];
+    for (let state = this.read(() => first.get()); state !== null && state !== undefined; ) {
+      states.push(state);
+      const after = state;
+      state = this.read(() => next.get(after));
+    }
+    return states;
   }
 
   private read<T>(query: () => T): T {
