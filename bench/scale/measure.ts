@@ -110,7 +110,7 @@ async function measureSystem(n: number) {
   const before = await settledMemory();
   // Counting trackerGone (a hook the chain watcher uses) is O(1) per turn, unlike stats().
   let gone = 0;
-  const system = await createTrackerSystem({ store, faultInjection: true, hooks: { trackerGone: () => void gone++ } });
+  const system = await createTrackerSystem({ store, faultInjection: true, ...(process.env.BENCH_SHARDS ? { shardCount: Number(process.env.BENCH_SHARDS) } : {}), hooks: { trackerGone: () => void gone++ } });
   // Warm-up: trackers started, crashed (the restart path's code is compiled too) and finished at
   // once; what they leave behind is the system's fixed cost.
   await startRange(system, 0, WARM_UP, 'warm_');
