@@ -1,6 +1,6 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { TrackerSystem } from '../runtime/system.js';
-import { type Tracker, toTracker, topState } from '../runtime/tracker-view.js';
+import type { Tracker } from '../runtime/tracker-view.js';
 import { normalizeId } from '../runtime/validate.js';
 import { ApiError } from './errors.js';
 
@@ -116,10 +116,8 @@ export class ChangeFeed {
 
   /** The live tracker with its confirmations at the current head, when it is confirming. */
   private confirming(trackerId: string): Tracker | undefined {
-    const snapshot = this.system.lookup(trackerId)?.getSnapshot();
-    if (!snapshot) return undefined;
-    const state = topState(snapshot.value);
-    return state === 'confirming' ? toTracker(snapshot.context, state, this.system.chainHead) : undefined;
+    const tracker = this.system.peek(trackerId);
+    return tracker?.state === 'confirming' ? tracker : undefined;
   }
 
   private replayTo(res: Response, lastEventId: number, only: string | undefined): void {

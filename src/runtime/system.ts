@@ -284,6 +284,12 @@ export class TrackerSystem {
     return this.registry.lookup(id);
   }
 
+  /** A live tracker as it stands now (confirmations at the current head); undefined when not live. */
+  peek(id: string): Tracker | undefined {
+    const ref = this.lookup(id);
+    return ref && this.view(ref);
+  }
+
   /** The tracker as it stands now, live or final. */
   async get(id: string): Promise<Tracker | undefined> {
     const key = normalizeId(id);
@@ -363,13 +369,7 @@ export class TrackerSystem {
         if (this.deliver(id, { type: 'NEW_HEAD', blockNumber })) woken++;
       }
     }
-    for (const listener of this.headListeners) {
-      try {
-        listener(blockNumber);
-      } catch (error) {
-        this.logger.error({ err: error }, 'head listener threw');
-      }
-    }
+    this.notify(this.headListeners, blockNumber, 'head listener threw');
     return woken;
   }
 
@@ -543,14 +543,16 @@ export class TrackerSystem {
         updatedAt: context.updatedAt,
       });
     }
-    if (this.listeners.size > 0) {
-      const tracker = toTracker(context, state, this.head);
-      for (const listener of this.listeners) {
-        try {
-          listener(tracker);
-        } catch (error) {
-          this.logger.error({ err: error }, 'tracker listener threw');
-        }
+    if (this.listeners.size > 0) this.notify(this.listeners, toTracker(context, state, this.head), 'tracker listener threw');
+  }
+
+  /** Call each listener; one that throws is logged and the others still run. */
+  private notify<T>(listeners: ReadonlySet<(value: T) => void>, value: T, what: string): void {
+    for (const listener of listeners) {
+      try {
+        listener(value);
+      } catch (error) {
+        this.logger.error({ err: error }, what);
       }
     }
   }
