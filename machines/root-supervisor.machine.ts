@@ -44,8 +44,9 @@ export const rootSupervisorMachine = setup({
   },
   actors: { shard: supervisorMachine },
   actions: {
-    // Provided by the runtime: a shard supervisor failed (a bug); its trackers must be brought back.
-    shardRestarted: (_, _params: { shard: number; error: unknown }) => {},
+    // Provided by the runtime: a shard supervisor failed (a bug); its trackers must be stopped (the
+    // failed shard's ref is given) and brought back.
+    shardRestarted: (_, _params: { shard: number; error: unknown; failed: SupervisorRef | undefined }) => {},
   },
   guards: {
     isAnyMissing: ({ context, event }) =>
@@ -81,7 +82,10 @@ export const rootSupervisorMachine = setup({
                 [shard]: spawn('shard', { id: event.actorId, input: { ...context.shardInput, shard } }),
               }),
             });
-            enqueue({ type: 'shardRestarted', params: { shard, error: 'error' in event ? event.error : undefined } });
+            enqueue({
+              type: 'shardRestarted',
+              params: { shard, error: 'error' in event ? event.error : undefined, failed: context.shards[shard] },
+            });
           }),
         },
         SHUTDOWN: {

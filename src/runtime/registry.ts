@@ -54,7 +54,11 @@ export class ShardRegistry {
     return Object.values(this.root.getSnapshot().context.shards);
   }
 
-  /** Live trackers, trackers restarting, and children of all shards (trackers plus restart tasks). */
+  /**
+   * Live trackers, trackers restarting, and what the shards supervise: their trackers (created with
+   * the shard as parent, see machines/supervisor.machine.ts) plus their XState children (restore
+   * and give-up tasks).
+   */
   counts(): { live: number; restarting: number; shardChildren: number; shards: number } {
     let live = 0;
     let restarting = 0;
@@ -64,7 +68,7 @@ export class ShardRegistry {
       const snapshot = shard.getSnapshot();
       live += snapshot.context.trackers.size;
       restarting += Object.keys(snapshot.context.restarting).length;
-      shardChildren += Object.keys(snapshot.children).length;
+      shardChildren += snapshot.context.trackers.size + Object.keys(snapshot.children).length;
     }
     return { live, restarting, shardChildren, shards: shards.length };
   }

@@ -1,4 +1,4 @@
-import { createActor, fromPromise } from 'xstate';
+import { type PromiseActorLogic, createActor, fromPromise } from 'xstate';
 import { type RootSupervisorRef, rootSupervisorMachine } from '../../machines/root-supervisor.machine.js';
 import { persistedSnapshot, restoringLogic, stampingLogic } from '../../machines/restore.js';
 import {
@@ -10,6 +10,7 @@ import {
   type RestoreTrackerOutput,
   type TrackerRef,
   type TrackerSpawn,
+  stopTrackersOfFailedShard,
   supervisorMachine,
   withFixedChildEvents,
 } from '../../machines/supervisor.machine.js';
@@ -123,7 +124,10 @@ export class TrackerSystem {
 
     const shardLogic = withFixedChildEvents(supervisorMachine.provide({
       actors: {
-        restoreTracker: fromPromise<RestoreTrackerOutput, RestoreTrackerInput>(({ input }) => this.loadForRestart(input)),
+        restoreTracker: nowOrLater(
+          (input) => this.loadForRestartNow(input),
+          (input) => this.loadForRestart(input),
+        ),
         giveUpTracker: fromPromise<void, GiveUpInput>(({ input }) => this.giveUp(input)),
       },
       actions: {
@@ -149,8 +153,9 @@ export class TrackerSystem {
       rootSupervisorMachine.provide({
         actors: { shard: shardLogic },
         actions: {
-          shardRestarted: (_, { shard, error }) => {
+          shardRestarted: (_, { shard, error, failed }) => {
             this.logger.error({ shard, err: error }, 'shard supervisor failed; restarting it and its trackers');
+            if (failed) stopTrackersOfFailedShard(failed);
             void this.rehydrate(shard);
           },
         },
@@ -621,7 +626,16 @@ export class TrackerSystem {
 
   private async loadForRestart({ id, delayMs }: RestoreTrackerInput): Promise<RestoreTrackerOutput> {
     if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
-    const record = await this.store.get(id);
+    return this.restoreOutput(id, await this.store.get(id));
+  }
+
+  /** An immediate restart from a store that reads synchronously; undefined otherwise. */
+  private loadForRestartNow({ id, delayMs }: RestoreTrackerInput): RestoreTrackerOutput | undefined {
+    if (delayMs > 0 || !this.store.getNow) return undefined;
+    return this.restoreOutput(id, this.store.getNow(id));
+  }
+
+  private restoreOutput(id: string, record: TrackerRecord | undefined): RestoreTrackerOutput {
     if (!record || FINAL_STATE_NAMES.includes(record.state)) return { id, snapshot: null };
     return { id, snapshot: this.runnable(record) };
   }
@@ -660,6 +674,32 @@ export class TrackerSystem {
     actor.stop();
     await this.flush();
   }
+}
+
+/**
+ * `fromPromise(later)`, except that when `now(input)` has the answer at once the actor is created
+ * done (or failed, if `now` throws): XState then tells the parent within the same turn, with no
+ * promise, microtask hop or AbortController on the way. The supervisor sees the same
+ * `xstate.done.actor.*` / `xstate.error.actor.*` events either way.
+ */
+function nowOrLater<TOutput, TInput>(
+  now: (input: TInput) => TOutput | undefined,
+  later: (input: TInput) => Promise<TOutput>,
+): PromiseActorLogic<TOutput, TInput> {
+  const logic = fromPromise<TOutput, TInput>(({ input }) => later(input));
+  return {
+    ...logic,
+    getInitialSnapshot: (scope, input) => {
+      let output: TOutput | undefined;
+      try {
+        output = now(input);
+      } catch (error) {
+        return { status: 'error', output: undefined, error, input: undefined };
+      }
+      if (output === undefined) return logic.getInitialSnapshot(scope, input);
+      return { status: 'done', output, error: undefined, input: undefined };
+    },
+  };
 }
 
 function storeReadError(error: unknown): StoreError {

@@ -18,6 +18,10 @@ export class MemoryStore implements SnapshotStore {
   async flush(): Promise<void> {}
 
   async get(id: string): Promise<TrackerRecord | undefined> {
+    return this.getNow(id);
+  }
+
+  getNow(id: string): TrackerRecord | undefined {
     const row = this.rows.get(id);
     return row === undefined ? undefined : (JSON.parse(row) as TrackerRecord);
   }

@@ -103,6 +103,10 @@ export class SqliteStore implements SnapshotStore {
   }
 
   async get(id: string): Promise<TrackerRecord | undefined> {
+    return this.getNow(id);
+  }
+
+  getNow(id: string): TrackerRecord | undefined {
     const pending = this.pending.get(id);
     if (pending) return fromRow(pending);
     const row = this.read(() => this.selectOne.get(id));

@@ -51,6 +51,11 @@ export interface SnapshotStore {
   /** Resolves when every record written before the call is durable; rejects if it cannot be. */
   flush(): Promise<void>;
   get(id: string): Promise<TrackerRecord | undefined>;
+  /**
+   * `get`, answered synchronously, by stores that can (both stores here; a networked one would
+   * leave it out). A crashed tracker is then restarted within the same turn as its crash.
+   */
+  getNow?(id: string): TrackerRecord | undefined;
   /** Stable paging in id order. */
   list(query: ListQuery): Promise<ListPage>;
   /** Every tracker that is not in a final state, in batches, for rehydration at start. */
