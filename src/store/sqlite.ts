@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { FINAL_STATE_NAMES, TRACKER_STATE_NAMES } from '../../machines/tracker.machine.js';
 import { StoreError } from '../errors.js';
+import { Checkpointer } from './checkpointer.js';
 import { COLUMNS, COLUMN_COUNT, type RowValues, fromRow, rowValues } from './row.js';
 import { openDatabase } from './schema.js';
 import { type ListPage, type ListQuery, type SnapshotStore, type TrackerRecord, decodeCursor, encodeCursor } from './types.js';
@@ -13,6 +14,13 @@ export interface SqliteStoreOptions {
    * event loop, so that a burst of writes does not grow one transaction without bound.
    */
   maxBatch?: number;
+  /**
+   * WAL checkpoints on a worker thread (default), or SQLite's automatic ones on this connection,
+   * inside the commit that crosses 1,000 WAL pages (see `Checkpointer`).
+   */
+  backgroundCheckpoints?: boolean;
+  /** With background checkpoints: the WAL size at which this connection checkpoints and truncates it. */
+  maxWalBytes?: number;
 }
 
 /** Rows per upsert statement: one statement per row costs a call into SQLite and a VM start each. */
@@ -57,10 +65,23 @@ export class SqliteStore implements SnapshotStore {
   private readonly pageAll: Database.Statement<[string, number], RowValues>;
   private readonly pageInState: Database.Statement<[string, string, number], RowValues>;
   private readonly commitBatch: (batch: Map<string, RowValues>) => void;
+  private readonly checkpointer: Checkpointer | undefined;
 
   constructor(options: SqliteStoreOptions) {
     this.maxBatch = options.maxBatch ?? 10_000;
     this.db = openDatabase(options.path);
+    if (options.path !== ':memory:' && (options.backgroundCheckpoints ?? true)) {
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.checkpointer = new Checkpointer({
+        path: options.path,
+        ...(options.maxWalBytes ? { maxWalBytes: options.maxWalBytes } : {}),
+        checkpointHere: () => this.db.pragma('wal_checkpoint(TRUNCATE)'),
+        // No worker: back to SQLite's automatic checkpoints, so the WAL stays bounded.
+        onFailure: () => {
+          if (!this.closed) this.db.pragma('wal_autocheckpoint = 1000');
+        },
+      });
+    }
     // Rows come out as arrays in COLUMNS order: no object per row and column on the way out.
     this.selectOne = this.db.prepare<[string], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE id = ?`).raw();
     this.pageAll = this.db.prepare<[string, number], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE id > ? ORDER BY id LIMIT ?`).raw();
@@ -164,8 +185,19 @@ export class SqliteStore implements SnapshotStore {
       await this.flush();
     } finally {
       this.closed = true;
+      // The worker's connection first: the last one to close checkpoints the WAL and removes it.
+      await this.checkpointer?.close();
       this.db.close();
     }
+  }
+
+  /** WAL checkpoints the background worker has completed, and WAL truncations on this connection. */
+  get checkpointStats(): { background: number; truncations: number; caughtUp: boolean } {
+    return {
+      background: this.checkpointer?.count ?? 0,
+      truncations: this.checkpointer?.truncations ?? 0,
+      caughtUp: this.checkpointer?.caughtUp ?? true,
+    };
   }
 
   /** Transactions committed so far (each one a group of writes and one fsync). */
@@ -215,6 +247,7 @@ export class SqliteStore implements SnapshotStore {
       return;
     }
     this.commits++;
+    this.checkpointer?.afterCommit(batch.size);
     for (const w of waiters) w.resolve();
   }
 
