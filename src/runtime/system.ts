@@ -234,7 +234,17 @@ export class TrackerSystem {
       }
     }
     // Ids that are not live may have finished earlier, or be restarting: the store knows.
-    const stored = await Promise.all(pendingStored.map((p) => this.store.get(p.id).catch(storeReadError)));
+    // A store that reads synchronously is asked directly: no promise per id.
+    const getNow = this.store.getNow?.bind(this.store);
+    const stored = getNow
+      ? pendingStored.map((p) => {
+          try {
+            return getNow(p.id);
+          } catch (error) {
+            return storeReadError(error);
+          }
+        })
+      : await Promise.all(pendingStored.map((p) => this.store.get(p.id).catch(storeReadError)));
     const seen = new Set<string>();
     const duplicates: Array<{ index: number; id: string; txHash: string }> = [];
     const spawned: Array<{ index: number; id: string }> = [];
