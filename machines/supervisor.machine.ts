@@ -177,7 +177,16 @@ export type SupervisorEvent =
    * it looked up for every event type on the machine's state nodes, for good: ~1.3 KB per crashed
    * tracker id, measured. `withFixedChildEvents` hands the machine these two fixed types instead.
    */
-  | { type: 'CHILD_FAILED'; actorId: string; error: unknown }
+  | {
+      type: 'CHILD_FAILED';
+      actorId: string;
+      error: unknown;
+      /**
+       * For a failed tracker, when the runtime could read the store at once: its last durable
+       * snapshot (null: none that can run). An immediate restart then needs no restore task.
+       */
+      stored?: PersistedTracker | null;
+    }
   | { type: 'CHILD_DONE'; actorId: string; output: unknown };
 
 /**
@@ -227,6 +236,12 @@ function register(enqueue: RegisterQueue, context: SupervisorContext, spawns: re
   for (const id of fresh.keys()) enqueue({ type: 'trackerSpawned', params: { id } });
   enqueue({ type: 'startTrackers', params: { ids: [...fresh.keys()] } });
 }
+
+/** A stored snapshot brought back after a crash: one more restart. */
+const revive = (snapshot: PersistedTracker, now: number): PersistedTracker => ({
+  ...snapshot,
+  context: { ...snapshot.context, restarts: snapshot.context.restarts + 1, updatedAt: now },
+});
 
 /** Crash times still inside the window, this crash included. */
 export function recentCrashes(times: readonly number[] | undefined, now: number, windowMs: number): number[] {
@@ -330,19 +345,26 @@ export const supervisorMachine = setup({
               const crashes = recentCrashes(context.crashes[id], now, context.policy.restartWindowMs);
               const givingUp = crashes.length > context.policy.maxRestarts;
               const delayMs = givingUp ? 0 : restartDelay(crashes.length, context.policy);
+              // The durable snapshot came with the failure (a store that reads at once): an
+              // immediate restart happens in this same step, with no restore task.
+              const stored = !givingUp && delayMs === 0 ? event.stored : undefined;
               // XState has stopped the failed actor already; stopping it as its parent is a no-op
               // that keeps the rule simple: every tracker leaves through stopChild.
               enqueue(stopChild(context.trackers.get(id)!));
               enqueue.assign({
                 trackers: context.trackers.without(id),
-                restarting: { ...context.restarting, [id]: true },
-                crashes: { ...context.crashes, [id]: crashes },
+                restarting: stored === undefined ? { ...context.restarting, [id]: true } : context.restarting,
+                crashes: stored === null ? without(context.crashes, id) : { ...context.crashes, [id]: crashes },
               });
               enqueue({
                 type: 'trackerCrashed',
                 params: { id, error: event.error, crashes: crashes.length, delayMs },
               });
-              if (givingUp) {
+              if (stored === null) {
+                enqueue({ type: 'restoreFailed', params: { id, error: new Error(`no stored snapshot for ${id}`) } });
+              } else if (stored !== undefined) {
+                register(enqueue, { ...context, trackers: context.trackers.without(id) }, [{ id, snapshot: revive(stored, now) }]);
+              } else if (givingUp) {
                 enqueue.spawnChild('giveUpTracker', {
                   id: GIVE_UP_PREFIX + id,
                   input: {
@@ -393,13 +415,9 @@ export const supervisorMachine = setup({
                 enqueue({ type: 'restoreFailed', params: { id, error: new Error(`no stored snapshot for ${id}`) } });
                 return;
               }
-              const revived: PersistedTracker = {
-                ...snapshot,
-                context: { ...snapshot.context, restarts: snapshot.context.restarts + 1, updatedAt: context.now() },
-              };
               const rest = without(context.restarting, id);
               enqueue.assign({ restarting: rest });
-              register(enqueue, { ...context, restarting: rest }, [{ id, snapshot: revived }]);
+              register(enqueue, { ...context, restarting: rest }, [{ id, snapshot: revive(snapshot, context.now()) }]);
             }),
           },
           {
@@ -439,19 +457,39 @@ const CHILD_DONE = 'xstate.done.actor.';
  * @example
  * const shard = createActor(withFixedChildEvents(supervisorMachine), { input: { shard: 0 } }).start();
  */
-export function withFixedChildEvents<TLogic extends SupervisorMachine>(machine: TLogic): TLogic {
+export function withFixedChildEvents<TLogic extends SupervisorMachine>(
+  machine: TLogic,
+  options: {
+    /**
+     * Provided by the runtime when its store reads synchronously: a failed tracker's last durable
+     * snapshot (null: none that can run; undefined: not available now, a restore task will read it).
+     */
+    storedNow?: (id: string) => PersistedTracker | null | undefined;
+  } = {},
+): TLogic {
   const logic = Object.create(machine) as TLogic;
   logic.transition = (snapshot, event, scope) => {
     scopes.set(scope.self, scope);
     const raw = event as { type: string; actorId?: string; error?: unknown; output?: unknown };
     if (raw.type.startsWith(CHILD_ERROR)) {
-      event = { type: 'CHILD_FAILED', actorId: raw.actorId ?? raw.type.slice(CHILD_ERROR.length), error: raw.error };
+      const actorId = raw.actorId ?? raw.type.slice(CHILD_ERROR.length);
+      const stored = options.storedNow && snapshot.context.trackers.has(actorId) ? readNow(options.storedNow, actorId) : undefined;
+      event = { type: 'CHILD_FAILED', actorId, error: raw.error, ...(stored !== undefined ? { stored } : {}) };
     } else if (raw.type.startsWith(CHILD_DONE)) {
       event = { type: 'CHILD_DONE', actorId: raw.actorId ?? raw.type.slice(CHILD_DONE.length), output: raw.output };
     }
     return machine.transition(snapshot, event, scope);
   };
   return logic;
+}
+
+/** A read that fails leaves the restart to the restore task, which retries with back-off. */
+function readNow(read: (id: string) => PersistedTracker | null | undefined, id: string): PersistedTracker | null | undefined {
+  try {
+    return read(id);
+  } catch {
+    return undefined;
+  }
 }
 
 const scopes = new WeakMap<AnyActorRef, { stopChild(child: AnyActorRef): void }>();

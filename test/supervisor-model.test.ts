@@ -2,6 +2,7 @@ import { type AnyStateNode, createActor, fromPromise } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import {
   type GiveUpInput,
+  type PersistedTracker,
   type RestoreTrackerInput,
   type RestoreTrackerOutput,
   type SupervisorEvent,
@@ -24,6 +25,8 @@ interface Deferred {
  */
 function realSupervisor(taken: Set<string>, visited: Set<string>) {
   const pending = new Map<string, Deferred>();
+  // What the runtime's synchronous store read hands the shard with the next tracker failure.
+  let storedNow: PersistedTracker | null | undefined;
   const task = <O, I>() =>
     fromPromise<O, I>(({ self }) => new Promise<O>((resolve, reject) => pending.set(self.id, { resolve: resolve as never, reject })));
   const actor = createActor(
@@ -40,7 +43,7 @@ function realSupervisor(taken: Set<string>, visited: Set<string>) {
           });
         },
       },
-    })),
+    }), { storedNow: () => storedNow }),
     {
       id: 'supervisor-under-test',
       input: { shard: 0, policy: MODEL_POLICY, now: () => 1_000 },
@@ -68,7 +71,11 @@ function realSupervisor(taken: Set<string>, visited: Set<string>) {
   const realise = (event: SupervisorEvent): void => {
     switch (event) {
       case E.trackerCrashed:
-        // A real tracker fails: its action throws, XState reports it to the supervisor.
+      case E.trackerCrashedStoredNow:
+      case E.trackerCrashedNothingStored:
+        // A real tracker fails: its action throws, XState reports it to the supervisor, with the
+        // snapshot the runtime read at once when the model's event carries one.
+        storedNow = 'stored' in event ? event.stored : undefined;
         actor.getSnapshot().context.trackers.get(MODEL_ID)!.send({ type: 'CRASH' });
         return;
       case E.trackerFinished:

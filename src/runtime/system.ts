@@ -1,4 +1,4 @@
-import { type PromiseActorLogic, createActor, fromPromise } from 'xstate';
+import { createActor, fromPromise } from 'xstate';
 import { type RootSupervisorRef, rootSupervisorMachine } from '../../machines/root-supervisor.machine.js';
 import { persistedSnapshot, restoringLogic, stampingLogic } from '../../machines/restore.js';
 import {
@@ -122,12 +122,12 @@ export class TrackerSystem {
       }),
     );
 
+    const getNow = this.store.getNow?.bind(this.store);
+    const storedNow = getNow ? (id: string) => this.restoreOutput(id, getNow(id)).snapshot : undefined;
     const shardLogic = withFixedChildEvents(supervisorMachine.provide({
       actors: {
-        restoreTracker: nowOrLater(
-          (input) => this.loadForRestartNow(input),
-          (input) => this.loadForRestart(input),
-        ),
+        // Delayed restarts, and immediate ones when the store cannot answer at once (see storedNow).
+        restoreTracker: fromPromise<RestoreTrackerOutput, RestoreTrackerInput>(({ input }) => this.loadForRestart(input)),
         giveUpTracker: fromPromise<void, GiveUpInput>(({ input }) => this.giveUp(input)),
       },
       actions: {
@@ -147,7 +147,7 @@ export class TrackerSystem {
           this.gone(id);
         },
       },
-    }));
+    }), storedNow ? { storedNow } : {});
 
     this.root = createActor(
       rootSupervisorMachine.provide({
@@ -639,12 +639,6 @@ export class TrackerSystem {
     return this.restoreOutput(id, await this.store.get(id));
   }
 
-  /** An immediate restart from a store that reads synchronously; undefined otherwise. */
-  private loadForRestartNow({ id, delayMs }: RestoreTrackerInput): RestoreTrackerOutput | undefined {
-    if (delayMs > 0 || !this.store.getNow) return undefined;
-    return this.restoreOutput(id, this.store.getNow(id));
-  }
-
   private restoreOutput(id: string, record: TrackerRecord | undefined): RestoreTrackerOutput {
     if (!record || FINAL_STATE_NAMES.includes(record.state)) return { id, snapshot: null };
     return { id, snapshot: this.runnable(record) };
@@ -684,32 +678,6 @@ export class TrackerSystem {
     actor.stop();
     await this.flush();
   }
-}
-
-/**
- * `fromPromise(later)`, except that when `now(input)` has the answer at once the actor is created
- * done (or failed, if `now` throws): XState then tells the parent within the same turn, with no
- * promise, microtask hop or AbortController on the way. The supervisor sees the same
- * `xstate.done.actor.*` / `xstate.error.actor.*` events either way.
- */
-function nowOrLater<TOutput, TInput>(
-  now: (input: TInput) => TOutput | undefined,
-  later: (input: TInput) => Promise<TOutput>,
-): PromiseActorLogic<TOutput, TInput> {
-  const logic = fromPromise<TOutput, TInput>(({ input }) => later(input));
-  return {
-    ...logic,
-    getInitialSnapshot: (scope, input) => {
-      let output: TOutput | undefined;
-      try {
-        output = now(input);
-      } catch (error) {
-        return { status: 'error', output: undefined, error, input: undefined };
-      }
-      if (output === undefined) return logic.getInitialSnapshot(scope, input);
-      return { status: 'done', output, error: undefined, input: undefined };
-    },
-  };
 }
 
 function storeReadError(error: unknown): StoreError {

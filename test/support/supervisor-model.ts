@@ -27,6 +27,10 @@ export const SUPERVISOR_MODEL_EVENTS = {
   /** The same id twice in one batch (two requests for it in one round). */
   startTwice: { type: 'START', trackers: [{ id: MODEL_ID, input: modelInput(MODEL_ID) }, { id: MODEL_ID, snapshot: savedSnapshot() }] },
   trackerCrashed: { type: 'CHILD_FAILED', actorId: MODEL_ID, error: new Error('crash') },
+  /** The same crash, its durable snapshot read at once by the runtime (a store that reads synchronously). */
+  trackerCrashedStoredNow: { type: 'CHILD_FAILED', actorId: MODEL_ID, error: new Error('crash'), stored: savedSnapshot() },
+  /** The same, and the store has nothing that can run for it. */
+  trackerCrashedNothingStored: { type: 'CHILD_FAILED', actorId: MODEL_ID, error: new Error('crash'), stored: null },
   trackerFinished: { type: 'TRACKER_ENDED', id: MODEL_ID },
   restoreLoaded: { type: 'CHILD_DONE', actorId: restoreId, output: { id: MODEL_ID, snapshot: savedSnapshot() } },
   restoreFoundNothing: { type: 'CHILD_DONE', actorId: restoreId, output: { id: MODEL_ID, snapshot: null } },
@@ -56,7 +60,7 @@ function possibleEvents(s: ModelSnapshot): SupervisorEvent[] {
   // Starts and rehydration can race a live or restarting tracker, so they are always possible.
   const events: SupervisorEvent[] = [e.start, e.rehydrate, e.startTwice, e.shutdown];
   const live = s.context.trackers.has(MODEL_ID);
-  if (live) events.push(e.trackerCrashed, e.trackerFinished);
+  if (live) events.push(e.trackerCrashed, e.trackerCrashedStoredNow, e.trackerCrashedNothingStored, e.trackerFinished);
   if (restoreId in s.children) events.push(e.restoreLoaded, e.restoreFoundNothing, e.restoreFailed);
   if (giveUpId in s.children) events.push(e.gaveUp, e.giveUpFailed);
   return events;
