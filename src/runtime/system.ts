@@ -93,6 +93,11 @@ export class TrackerSystem {
   /** Rehydrated ids whose first snapshot is the stored row itself: writing it again would be waste. */
   private readonly storedAsIs = new Set<string>();
   private subscriptions = 0;
+  private attached: Array<{ ref: TrackerRef; held: TrackerEvent[] | undefined; waiters: Array<() => void> | undefined }> = [];
+  private readonly observerHost: ObserverHost = {
+    changed: (id, snapshot, write) => this.trackerChanged(id, snapshot, write),
+    ended: () => void this.subscriptions--,
+  };
   private readonly startQueue: Array<{
     requests: readonly StartRequest[];
     resolve: (results: StartManyResult[]) => void;
@@ -508,39 +513,40 @@ export class TrackerSystem {
 
   /** Persist every change of a tracker (new or restored) and tell the hooks it is live. */
   private attach(id: string, ref: TrackerRef): void {
-    let last: unknown;
-    let skipFirst = this.storedAsIs.delete(id);
     this.subscriptions++;
-    const subscription = ref.subscribe({
-      next: (snapshot) => {
-        if (snapshot === last) return;
-        last = snapshot;
-        this.persist(snapshot, !skipFirst);
-        skipFirst = false;
-        this.indexDue(id, snapshot.context, topState(snapshot.value));
-        // Persisted first, then deregistered: one fixed event type, whatever the tracker's id.
-        if (snapshot.hasTag('terminal')) this.registry.shardFor(id).send({ type: 'TRACKER_ENDED', id });
-      },
-      // The supervisor is told (CHILD_FAILED); observers must not rethrow.
-      error: () => {
-        this.subscriptions--;
-        subscription.unsubscribe();
-      },
-      complete: () => {
-        this.subscriptions--;
-      },
-    });
+    const observer = new TrackerObserver(this.observerHost, id, this.storedAsIs.delete(id));
+    observer.subscription = ref.subscribe(observer);
     const held = this.held.get(id);
     this.held.delete(id);
     const waiters = this.restartWaiters.get(id);
     this.restartWaiters.delete(id);
-    queueMicrotask(() => {
-      const snapshot = ref.getSnapshot();
-      if (snapshot.context.restarts > 0) this.counters.restarts++;
-      this.hooks.trackerLive?.(snapshot.context, topState(snapshot.value));
-      for (const event of held ?? []) ref.send(event);
+    // One microtask for every tracker attached in this turn (a START of thousands is one turn).
+    if (this.attached.push({ ref, held, waiters }) === 1) queueMicrotask(() => this.announceAttached());
+  }
+
+  /** After the attaching step: count restarts, tell the hook, deliver held events, wake waiters. */
+  private announceAttached(): void {
+    const attached = this.attached;
+    this.attached = [];
+    for (const { ref, held, waiters } of attached) {
+      try {
+        const snapshot = ref.getSnapshot();
+        if (snapshot.context.restarts > 0) this.counters.restarts++;
+        this.hooks.trackerLive?.(snapshot.context, topState(snapshot.value));
+        for (const event of held ?? []) ref.send(event);
+      } catch (error) {
+        this.logger.error({ err: error }, 'trackerLive hook threw');
+      }
       for (const wake of waiters ?? []) wake();
-    });
+    }
+  }
+
+  /** A tracker's new snapshot: persist it, keep the due index, deregister it once terminal. */
+  private trackerChanged(id: string, snapshot: ReturnType<TrackerRef['getSnapshot']>, write: boolean): void {
+    this.persist(snapshot, write);
+    this.indexDue(id, snapshot.context, topState(snapshot.value));
+    // Persisted first, then deregistered: one fixed event type, whatever the tracker's id.
+    if (snapshot.hasTag('terminal')) this.registry.shardFor(id).send({ type: 'TRACKER_ENDED', id });
   }
 
   private persist(snapshot: ReturnType<TrackerRef['getSnapshot']>, write = true): void {
@@ -677,6 +683,47 @@ export class TrackerSystem {
     this.persist(actor.getSnapshot());
     actor.stop();
     await this.flush();
+  }
+}
+
+type TrackerSnapshot = ReturnType<TrackerRef['getSnapshot']>;
+
+interface ObserverHost {
+  changed(id: string, snapshot: TrackerSnapshot, write: boolean): void;
+  ended(): void;
+}
+
+/**
+ * The observer that persists one tracker: an object whose methods are shared by all trackers, not
+ * three closures per tracker (at 100,000 trackers, closures and their names were ~5% of a start).
+ * The first snapshot of a tracker restored exactly as stored is not written again (`skipFirst`).
+ */
+class TrackerObserver {
+  subscription: { unsubscribe(): void } | undefined;
+  private last: TrackerSnapshot | undefined;
+
+  constructor(
+    private readonly host: ObserverHost,
+    private readonly id: string,
+    private skipFirst: boolean,
+  ) {}
+
+  next(snapshot: TrackerSnapshot): void {
+    if (snapshot === this.last) return;
+    this.last = snapshot;
+    const write = !this.skipFirst;
+    this.skipFirst = false;
+    this.host.changed(this.id, snapshot, write);
+  }
+
+  // The supervisor is told (CHILD_FAILED); observers must not rethrow.
+  error(): void {
+    this.host.ended();
+    this.subscription?.unsubscribe();
+  }
+
+  complete(): void {
+    this.host.ended();
   }
 }
 
