@@ -35,12 +35,23 @@ export function stampingLogic<TLogic extends AnyStateMachine>(machine: TLogic): 
     const template = templateFor(machine, INITIAL, () => machine.getInitialSnapshot(scope, input) as AnyMachineSnapshot);
     return { ...template, context: contextOf({ input }) };
   };
-  return logic;
+  // `createActor(logic, { snapshot })`: stamped too, and revived as `active` (see restoringLogic).
+  logic.restoreSnapshot = (persisted: Snapshot<unknown>, scope: AnyActorScope) => stampRestored(machine, persisted, scope);
+  return logic as TLogic;
+}
+
+function stampRestored(machine: AnyStateMachine, persisted: Snapshot<unknown>, scope: AnyActorScope): AnyMachineSnapshot {
+  const { value, context } = persisted as unknown as { value: unknown; context: unknown };
+  const template = templateFor(machine, JSON.stringify(value), () =>
+    machine.restoreSnapshot({ ...persisted, status: 'active', error: undefined } as Snapshot<unknown>, scope) as AnyMachineSnapshot,
+  );
+  return { ...template, context };
 }
 
 /**
- * Logic that behaves like `machine` but starts from `persisted` instead of its initial state.
- * `spawn` has no snapshot option in XState v5, so the restoring logic overrides
+ * Logic that behaves like `machine` but starts from `persisted` instead of its initial state, for
+ * `spawn`, which has no snapshot option in XState v5 (the runtime creates trackers with
+ * `createActor(stampingLogic(machine), { snapshot })` instead, see above). It overrides
  * `getInitialSnapshot`. A snapshot saved from a failed actor has status `error`: it is revived as
  * `active`. The configuration for the snapshot's state value is stamped (see above).
  *
@@ -48,14 +59,8 @@ export function stampingLogic<TLogic extends AnyStateMachine>(machine: TLogic): 
  * spawn(restoringLogic(trackerMachine, saved), { id: saved.context.id });
  */
 export function restoringLogic<TLogic extends AnyStateMachine>(machine: TLogic, persisted: Snapshot<unknown>): TLogic {
-  const { value, context } = persisted as unknown as { value: unknown; context: unknown };
   const logic = Object.create(machine) as TLogic;
-  logic.getInitialSnapshot = (scope: AnyActorScope) => {
-    const template = templateFor(machine, JSON.stringify(value), () =>
-      machine.restoreSnapshot({ ...persisted, status: 'active', error: undefined } as Snapshot<unknown>, scope) as AnyMachineSnapshot,
-    );
-    return { ...template, context };
-  };
+  logic.getInitialSnapshot = (scope: AnyActorScope) => stampRestored(machine, persisted, scope);
   return logic;
 }
 

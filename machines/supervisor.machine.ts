@@ -1,5 +1,4 @@
 import { type ActorRefFrom, type AnyActorRef, createActor, enqueueActions, fromPromise, setup, stopChild } from 'xstate';
-import { restoringLogic } from './restore.js';
 import {
   type SupervisionFailureReason,
   type TrackerContext,
@@ -200,7 +199,7 @@ export type SupervisorEvent =
  */
 const createTracker = (logic: TrackerMachine, s: TrackerSpawn, parent: AnyActorRef): TrackerRef =>
   'snapshot' in s
-    ? createActor(restoringLogic(logic, s.snapshot), { id: s.id, parent } as unknown as { input: TrackerInput })
+    ? createActor(logic, { id: s.id, parent, snapshot: { ...s.snapshot, status: 'active', error: undefined } } as unknown as { input: TrackerInput })
     : createActor(logic, { id: s.id, parent, input: s.input });
 
 const RESTORE_PREFIX = 'restore/';

@@ -95,6 +95,12 @@ describe('stamped tracker snapshots', () => {
           createActor(trackerMachine, { snapshot: persisted, input: i }).start(),
           after,
         );
+        // As the runtime restores: stamping logic given the snapshot.
+        replay(
+          createActor(stampingLogic(trackerMachine), { snapshot: persisted, input: i }).start(),
+          createActor(trackerMachine, { snapshot: persisted, input: i }).start(),
+          after,
+        );
       }),
       { numRuns: 300 },
     );

@@ -1,6 +1,6 @@
 import { createActor, fromPromise } from 'xstate';
 import { type RootSupervisorRef, rootSupervisorMachine } from '../../machines/root-supervisor.machine.js';
-import { persistedSnapshot, restoringLogic, stampingLogic } from '../../machines/restore.js';
+import { persistedSnapshot, stampingLogic } from '../../machines/restore.js';
 import {
   DEFAULT_RESTART_POLICY,
   type GiveUpInput,
@@ -676,7 +676,8 @@ export class TrackerSystem {
     const saved = this.runnable(record);
     if (!saved) return;
     const { txHash, requiredConfirmations, createdAt } = saved.context;
-    const actor = createActor(restoringLogic(this.trackerLogic, saved), {
+    const actor = createActor(this.trackerLogic, {
+      snapshot: saved,
       input: { id, txHash, requiredConfirmations, createdAt },
     }).start();
     actor.send({ type: 'GIVE_UP', reason, detail, at: this.now() });
