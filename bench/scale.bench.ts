@@ -6,7 +6,7 @@
  * the BEAM anchor runs beside ours when `elixir` is on the PATH. Prints one markdown table.
  *
  * BENCH_SIZES (default 1000,10000,100000), BENCH_HTTP_CAP (POST /trackers measured per N, default
- * 10,000; above it the rest start through the library first), BENCH_CRASHES (default 200).
+ * 10,000; above it the rest start through the library first), BENCH_CRASHES (default 1,000).
  */
 import { execFileSync } from 'node:child_process';
 import { loadavg } from 'node:os';
