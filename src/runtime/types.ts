@@ -76,7 +76,10 @@ export interface TrackerSystemStats {
   live: number;
   /** Trackers waiting for their restart. */
   restarting: number;
-  /** Children of every shard supervisor: trackers plus restart tasks. Equal to live when idle. */
+  /**
+   * What the shard supervisors supervise: their trackers (registry entries, created with the shard
+   * as parent) plus their XState children (restore and give-up tasks). Equal to live when idle.
+   */
   shardChildren: number;
   shards: number;
   crashes: number;
