@@ -43,10 +43,12 @@ describe('WAL checkpoints run on a worker thread, off the event loop', () => {
     // The writes pause: the worker catches up, copying back every frame of the WAL.
     await waitFor(() => store.checkpointStats.caughtUp, 'the worker to catch up');
     expect(store.checkpointStats.background).toBeGreaterThan(0);
+    // The file keeps the largest extent the WAL reached: at least one commit of 1,000 rows.
     const afterBurst = walSize(path);
-    expect(afterBurst).toBeGreaterThan(2 * 1024 * 1024);
-    // 1,000 more rows (~1 MiB of WAL) are written from the start of the WAL again: the file does not grow.
-    for (let i = 0; i < 1000; i++) store.write(record(i, 3));
+    expect(afterBurst).toBeGreaterThan(256 * 1024);
+    // 200 more rows (~0.15 MiB of WAL) are written from the start of the WAL again: the file does
+    // not grow. (Appended after 20,000 upserts' worth of frames, it would.)
+    for (let i = 0; i < 200; i++) store.write(record(i, 3));
     await store.flush();
     expect(walSize(path)).toBeLessThanOrEqual(afterBurst);
     expect(store.checkpointStats.truncations).toBe(0);
@@ -71,8 +73,9 @@ describe('WAL checkpoints run on a worker thread, off the event loop', () => {
     const store = new SqliteStore({ path, maxWalBytes: cap });
     await writeRounds(store, 10_000, 4);
     expect(store.checkpointStats.truncations).toBeGreaterThan(0);
-    // At most one cap plus what was committed before the next check (1,000 rows or so).
-    expect(walSize(path)).toBeLessThan(cap + 4 * 1024 * 1024);
+    // The cap is enforced when the worker is free, so the WAL can pass it by what is committed
+    // during one worker checkpoint; without any checkpoint these 40,000 upserts make ~40 MiB.
+    expect(walSize(path)).toBeLessThan(16 * 1024 * 1024);
     await store.close();
   });
 
