@@ -29,8 +29,25 @@ const HTTP_CONCURRENCY = 64;
 const WARM_UP = 5000;
 
 // Ids and hashes are made from the index when needed, so that the bench holds no per-tracker data.
-const idOf = (i: number): string => `txn_${i}`;
-const hashOf = (i: number): string => `0x${i.toString(16).padStart(64, '0')}`;
+/**
+ * `BENCH_IDS=hashes`: trackers keyed by their tx hash (the API's default id), hashes that look
+ * random, as real ones are, so that the store's writes land all over its b-trees. The default keys
+ * them `txn_<i>` with hashes that count up: neighbours in a batch share pages.
+ */
+const RANDOM_IDS = process.env.BENCH_IDS === 'hashes';
+/** murmur3's 32-bit finalizer: a cheap, fixed scramble of i (the bench keeps no per-tracker data). */
+const mix = (x: number): number => {
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
+};
+const scrambledHash = (i: number): string => {
+  let hex = '0x';
+  for (let k = 0; k < 8; k++) hex += mix(i * 8 + k + 1).toString(16).padStart(8, '0');
+  return hex;
+};
+const hashOf = (i: number): string => (RANDOM_IDS ? scrambledHash(i) : `0x${i.toString(16).padStart(64, '0')}`);
+const idOf = (i: number): string => (RANDOM_IDS ? hashOf(i) : `txn_${i}`);
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 interface Memory {
@@ -58,7 +75,7 @@ function tempStore(): { store: SqliteStore; dir: string } {
 async function startRange(system: TrackerSystem, from: number, to: number, prefix = 'txn_', batch = BATCH): Promise<void> {
   for (let i = from; i < to; i += batch) {
     const requests = [];
-    for (let j = i; j < Math.min(to, i + batch); j++) requests.push({ id: `${prefix}${j}`, txHash: hashOf(prefix === 'txn_' ? j : 2 ** 40 + j) });
+    for (let j = i; j < Math.min(to, i + batch); j++) requests.push(prefix === 'txn_' ? { id: idOf(j), txHash: hashOf(j) } : { id: `${prefix}${j}`, txHash: hashOf(2 ** 40 + j) });
     const results = await system.startMany(requests);
     const bad = results.find((r) => r.status !== 'started');
     if (bad) throw new Error(`startMany: ${bad.status}`);
