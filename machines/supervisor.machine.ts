@@ -23,7 +23,8 @@ function bucketOf(id: string): number {
  * it had. A change copies one of 32 small buckets (a few entries) instead of the whole registry: a
  * whole copy was ~12% of a tracker's start as an object in dictionary mode, and then ~60 µs per
  * change as a Map of ~100 entries in a process holding 100,000 trackers (CPU profiles), paid twice
- * per crash and once per tracker that ends. Serialised (e.g. for the inspector) as an object.
+ * per crash and once per tracker that ends. A change costs O(shard size / 32): sized for shards of
+ * about a hundred trackers (1,024 shards at 100,000). Serialised (e.g. for the inspector) as an object.
  *
  * @example
  * const registry = TrackerRegistry.EMPTY.with([['txn_1', ref]]);
@@ -194,8 +195,9 @@ export type SupervisorEvent =
  * can stop it (`stopChild(ref)`). It is deliberately not one of XState's `children` of the shard:
  * XState copies that object on every spawn and stop, ~0.5 µs per entry once deletes have put it in
  * dictionary mode (56 µs a copy at 100 trackers, measured), which made every start, crash and end
- * cost O(shard size). The registry is where a shard's trackers live; it is copied as a Map instead.
- * Started by `startTrackers`, after `trackerSpawned` has let the runtime subscribe.
+ * cost O(shard size). The registry is where a shard's trackers live; a change copies one of its
+ * buckets (`TrackerRegistry`). Started by `startTrackers`, after `trackerSpawned` has let the
+ * runtime subscribe.
  */
 const createTracker = (logic: TrackerMachine, s: TrackerSpawn, parent: AnyActorRef): TrackerRef =>
   'snapshot' in s

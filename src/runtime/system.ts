@@ -696,7 +696,8 @@ interface ObserverHost {
 
 /**
  * The observer that persists one tracker: an object whose methods are shared by all trackers, not
- * three closures per tracker (at 100,000 trackers, closures and their names were ~5% of a start).
+ * three closures per tracker. Measured at 100,000 live: the closures (each also named by tsx's
+ * `keepNames`) took ~1.9 KB per tracker, 45% of its heap; start, crash and finish sped up with them gone.
  * The first snapshot of a tracker restored exactly as stored is not written again (`skipFirst`).
  */
 class TrackerObserver {
