@@ -19,7 +19,7 @@ export interface SqliteStoreOptions {
    * inside the commit that crosses 1,000 WAL pages (see `Checkpointer`).
    */
   backgroundCheckpoints?: boolean;
-  /** With background checkpoints: the WAL size at which this connection checkpoints and truncates it. */
+  /** With background checkpoints: the WAL size at which this connection checkpoints it itself (64 MiB). */
   maxWalBytes?: number;
 }
 
@@ -75,12 +75,14 @@ export class SqliteStore implements SnapshotStore {
       this.checkpointer = new Checkpointer({
         path: options.path,
         ...(options.maxWalBytes ? { maxWalBytes: options.maxWalBytes } : {}),
-        checkpointHere: () => this.db.pragma('wal_checkpoint(TRUNCATE)'),
+        checkpointHere: () => this.db.pragma('wal_checkpoint(PASSIVE)'),
         // No worker: back to SQLite's automatic checkpoints, so the WAL stays bounded.
         onFailure: () => {
           if (!this.closed) this.db.pragma('wal_autocheckpoint = 1000');
         },
       });
+      // When SQLite starts the WAL over it cuts the file back to this (it reuses it otherwise).
+      this.db.pragma(`journal_size_limit = ${Math.min(4 * 1024 * 1024, this.checkpointer.maxBytes)}`);
     }
     // Rows come out as arrays in COLUMNS order: no object per row and column on the way out.
     this.selectOne = this.db.prepare<[string], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE id = ?`).raw();
@@ -191,11 +193,11 @@ export class SqliteStore implements SnapshotStore {
     }
   }
 
-  /** WAL checkpoints the background worker has completed, and WAL truncations on this connection. */
-  get checkpointStats(): { background: number; truncations: number; caughtUp: boolean } {
+  /** WAL checkpoints the background worker has completed, and those this connection made at the bound. */
+  get checkpointStats(): { background: number; foreground: number; caughtUp: boolean } {
     return {
       background: this.checkpointer?.count ?? 0,
-      truncations: this.checkpointer?.truncations ?? 0,
+      foreground: this.checkpointer?.foregroundCount ?? 0,
       caughtUp: this.checkpointer?.caughtUp ?? true,
     };
   }
