@@ -22,11 +22,14 @@ function templateFor(machine: AnyStateMachine, key: string, make: () => AnyMachi
 const INITIAL = '\0initial';
 
 /**
- * Logic that behaves like `machine`, with initial snapshots stamped from one resolved template and
- * a context from the machine's own context factory.
+ * Logic that behaves like `machine`, with new and restored snapshots stamped from one resolved
+ * template per state value: a new one gets a context from the machine's own context factory, a
+ * restored one (`createActor(logic, { snapshot })`) its persisted context. A snapshot saved from a
+ * failed actor has status `error`: it is revived as `active`.
  *
  * @example
- * spawn(stampingLogic(trackerMachine), { id, input });
+ * createActor(stampingLogic(trackerMachine), { input });
+ * createActor(stampingLogic(trackerMachine), { snapshot: saved });
  */
 export function stampingLogic<TLogic extends AnyStateMachine>(machine: TLogic): TLogic {
   const contextOf = machine.config.context as (args: { input: unknown }) => unknown;
@@ -35,32 +38,13 @@ export function stampingLogic<TLogic extends AnyStateMachine>(machine: TLogic): 
     const template = templateFor(machine, INITIAL, () => machine.getInitialSnapshot(scope, input) as AnyMachineSnapshot);
     return { ...template, context: contextOf({ input }) };
   };
-  // `createActor(logic, { snapshot })`: stamped too, and revived as `active` (see restoringLogic).
-  logic.restoreSnapshot = (persisted: Snapshot<unknown>, scope: AnyActorScope) => stampRestored(machine, persisted, scope);
-  return logic as TLogic;
-}
-
-function stampRestored(machine: AnyStateMachine, persisted: Snapshot<unknown>, scope: AnyActorScope): AnyMachineSnapshot {
-  const { value, context } = persisted as unknown as { value: unknown; context: unknown };
-  const template = templateFor(machine, JSON.stringify(value), () =>
-    machine.restoreSnapshot({ ...persisted, status: 'active', error: undefined } as Snapshot<unknown>, scope) as AnyMachineSnapshot,
-  );
-  return { ...template, context };
-}
-
-/**
- * Logic that behaves like `machine` but starts from `persisted` instead of its initial state, for
- * `spawn`, which has no snapshot option in XState v5 (the runtime creates trackers with
- * `createActor(stampingLogic(machine), { snapshot })` instead, see above). It overrides
- * `getInitialSnapshot`. A snapshot saved from a failed actor has status `error`: it is revived as
- * `active`. The configuration for the snapshot's state value is stamped (see above).
- *
- * @example
- * spawn(restoringLogic(trackerMachine, saved), { id: saved.context.id });
- */
-export function restoringLogic<TLogic extends AnyStateMachine>(machine: TLogic, persisted: Snapshot<unknown>): TLogic {
-  const logic = Object.create(machine) as TLogic;
-  logic.getInitialSnapshot = (scope: AnyActorScope) => stampRestored(machine, persisted, scope);
+  logic.restoreSnapshot = (persisted: Snapshot<unknown>, scope: AnyActorScope) => {
+    const { value, context } = persisted as unknown as { value: unknown; context: unknown };
+    const template = templateFor(machine, JSON.stringify(value), () =>
+      machine.restoreSnapshot({ ...persisted, status: 'active', error: undefined } as Snapshot<unknown>, scope) as AnyMachineSnapshot,
+    );
+    return { ...template, context };
+  };
   return logic;
 }
 

@@ -352,8 +352,9 @@ export const supervisorMachine = setup({
               // XState has stopped the failed actor already; stopping it as its parent is a no-op
               // that keeps the rule simple: every tracker leaves through stopChild.
               enqueue(stopChild(context.trackers.get(id)!));
+              const trackers = context.trackers.without(id);
               enqueue.assign({
-                trackers: context.trackers.without(id),
+                trackers,
                 restarting: stored === undefined ? { ...context.restarting, [id]: true } : context.restarting,
                 crashes: stored === null ? without(context.crashes, id) : { ...context.crashes, [id]: crashes },
               });
@@ -364,7 +365,7 @@ export const supervisorMachine = setup({
               if (stored === null) {
                 enqueue({ type: 'restoreFailed', params: { id, error: new Error(`no stored snapshot for ${id}`) } });
               } else if (stored !== undefined) {
-                register(enqueue, { ...context, trackers: context.trackers.without(id) }, [{ id, snapshot: revive(stored, now) }]);
+                register(enqueue, { ...context, trackers }, [{ id, snapshot: revive(stored, now) }]);
               } else if (givingUp) {
                 enqueue.spawnChild('giveUpTracker', {
                   id: GIVE_UP_PREFIX + id,

@@ -93,6 +93,8 @@ export class TrackerSystem {
   /** Rehydrated ids whose first snapshot is the stored row itself: writing it again would be waste. */
   private readonly storedAsIs = new Set<string>();
   private subscriptions = 0;
+  /** The store's synchronous read, when it has one (`SnapshotStore.getNow`). */
+  private readonly getNow: ((id: string) => TrackerRecord | undefined) | undefined;
   private attached: Array<{ ref: TrackerRef; held: TrackerEvent[] | undefined; waiters: Array<() => void> | undefined }> = [];
   private readonly observerHost: ObserverHost = {
     changed: (id, snapshot, write) => this.trackerChanged(id, snapshot, write),
@@ -108,6 +110,7 @@ export class TrackerSystem {
 
   constructor(options: TrackerSystemOptions) {
     this.store = options.store;
+    this.getNow = options.store.getNow?.bind(options.store);
     this.shardCount = options.shardCount ?? 1024;
     this.defaultConfirmations = validateConfirmations(options.defaultConfirmations ?? 12);
     this.policy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
@@ -127,7 +130,7 @@ export class TrackerSystem {
       }),
     );
 
-    const getNow = this.store.getNow?.bind(this.store);
+    const getNow = this.getNow;
     const storedNow = getNow ? (id: string) => this.restoreOutput(id, getNow(id)).snapshot : undefined;
     const shardLogic = withFixedChildEvents(supervisorMachine.provide({
       actors: {
@@ -240,7 +243,7 @@ export class TrackerSystem {
     }
     // Ids that are not live may have finished earlier, or be restarting: the store knows.
     // A store that reads synchronously is asked directly: no promise per id.
-    const getNow = this.store.getNow?.bind(this.store);
+    const getNow = this.getNow;
     const stored = getNow
       ? pendingStored.map((p) => {
           try {
