@@ -502,11 +502,10 @@ const scopes = new WeakMap<AnyActorRef, { stopChild(child: AnyActorRef): void }>
  * `createTracker`); stopping them as their parent did is what lets the shard's replacement bring
  * them back from the store without a second live actor per id.
  */
-export function stopTrackersOfFailedShard(shard: AnyActorRef): number {
+export function stopTrackersOfFailedShard(shard: AnyActorRef): void {
   const scope = scopes.get(shard);
   const trackers = (shard.getSnapshot() as { context?: SupervisorContext }).context?.trackers;
-  if (!scope || !trackers) return 0;
+  if (!scope || !trackers) return;
   for (const ref of trackers.values()) scope.stopChild(ref);
-  return trackers.size;
 }
 export type SupervisorRef = ActorRefFrom<SupervisorMachine>;

@@ -72,7 +72,8 @@ export class Checkpointer {
   private complete = false;
   private readonly walPath: string;
   private readonly rowsPerCheckpoint: number;
-  private readonly maxWalBytes: number;
+  /** The bound the WAL file is checked against. */
+  readonly maxWalBytes: number;
 
   constructor(private readonly options: CheckpointerOptions) {
     this.walPath = `${options.path}-wal`;
@@ -95,11 +96,6 @@ export class Checkpointer {
     return this.foreground;
   }
 
-  /** The bound the WAL file is checked against. */
-  get maxBytes(): number {
-    return this.maxWalBytes;
-  }
-
   /** After a commit of `rows` rows: ask the worker for a checkpoint when enough were written. */
   afterCommit(rows: number): void {
     if (this.failed) return;
@@ -110,19 +106,14 @@ export class Checkpointer {
 
   /** The worker is free: checkpoint here if the WAL reached its bound, otherwise ask the worker. */
   private next(): void {
+    this.rows = 0;
     if (this.walBytes() >= this.maxWalBytes) {
       // No worker checkpoint is running: this one does not wait for it, and completes.
-      this.rows = 0;
       this.options.checkpointHere();
       this.foreground++;
       this.complete = true;
       return;
     }
-    this.request();
-  }
-
-  private request(): void {
-    this.rows = 0;
     this.inFlight = true;
     this.start().postMessage('checkpoint');
   }

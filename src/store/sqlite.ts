@@ -82,7 +82,7 @@ export class SqliteStore implements SnapshotStore {
         },
       });
       // When SQLite starts the WAL over it cuts the file back to this (it reuses it otherwise).
-      this.db.pragma(`journal_size_limit = ${Math.min(4 * 1024 * 1024, this.checkpointer.maxBytes)}`);
+      this.db.pragma(`journal_size_limit = ${Math.min(4 * 1024 * 1024, this.checkpointer.maxWalBytes)}`);
     }
     // Rows come out as arrays in COLUMNS order: no object per row and column on the way out.
     this.selectOne = this.db.prepare<[string], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE id = ?`).raw();
