@@ -14,13 +14,19 @@
  *   ~250-byte rows (TEXT id + value, WITHOUT ROWID) for the same ids, in transactions of 1,000.
  * - runtime: the same transitions end to end: startMany (bursts of 1,000) + deliver + flush, through
  *   the XState actors and supervisors.
+ * - event loop under sustained writes: 1,000 rows spread over a table of the largest size (ids are
+ *   tx-hash-like, so every commit touches pages all over it) written and flushed in a loop for
+ *   BENCH_LOOP_SECONDS (8), with the group commits on the writer thread (the default) and, beside
+ *   it in the same run, on the event loop (`writerThread: false`): how long the loop is held.
  * Each size runs in a fresh process on fresh files, every path warmed up first on scratch files.
  * BENCH_SIZES=1000,10000 picks sizes; BENCH_RUNTIME=off leaves out the runtime column (minutes).
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type Database from 'better-sqlite3';
 import { createActor } from 'xstate';
@@ -205,10 +211,73 @@ async function rehydrate(path: string): Promise<{ loadMs: number; rows: number; 
   return { loadMs, rows, systemMs, live, heapMB, rssMB };
 }
 
+interface LoopResult {
+  rowsPerSecond: number;
+  flushP50: number;
+  flushP99: number;
+  delayP50: number;
+  delayP99: number;
+  delayMax: number;
+}
+
+/** Sustained commits of 1,000 rows spread over n tx-hash-keyed rows: the rate, and how long the event loop was held. */
+async function loopUnderWrites(n: number, path: string, writerThread: boolean): Promise<LoopResult> {
+  const store = new SqliteStore({ path, writerThread });
+  const ids = Array.from({ length: n }, (_, i) => `0x${createHash('sha256').update(String(i)).digest('hex')}`);
+  const padding = 'x'.repeat(200);
+  const write = (i: number, round: number): void =>
+    store.write({
+      id: ids[i]!,
+      txHash: ids[i]!,
+      state: round % 2 === 0 ? 'pending' : 'confirming',
+      version: TRACKER_MACHINE_VERSION,
+      snapshot: { status: 'active', value: 'pending', context: { round, padding } },
+      restarts: 0,
+      createdAt: T0,
+      updatedAt: T0 + round,
+    });
+  for (let i = 0; i < n; i++) {
+    write(i, 0);
+    if (i % MAX_BATCH === MAX_BATCH - 1) await store.flush();
+  }
+  await store.flush();
+  let seed = 12345;
+  const random = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const seconds = Number(process.env.BENCH_LOOP_SECONDS ?? 8);
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  const flushes: number[] = [];
+  delay.enable();
+  const t0 = performance.now();
+  let rows = 0;
+  for (let round = 1; performance.now() - t0 < seconds * 1000; round++) {
+    for (let k = 0; k < BURST; k++) write(Math.floor(random() * n), round);
+    const f0 = performance.now();
+    await store.flush();
+    flushes.push(performance.now() - f0);
+    rows += BURST;
+  }
+  const ms = performance.now() - t0;
+  delay.disable();
+  await store.close();
+  flushes.sort((a, b) => a - b);
+  const at = (p: number): number => flushes[Math.min(flushes.length - 1, Math.floor(p * flushes.length))]!;
+  return {
+    rowsPerSecond: rows / (ms / 1000),
+    flushP50: at(0.5),
+    flushP99: at(0.99),
+    delayP50: delay.percentile(50) / 1e6,
+    delayP99: delay.percentile(99) / 1e6,
+    delayMax: delay.max / 1e6,
+  };
+}
+
 const [mode, arg, file] = process.argv.slice(2);
 if (mode === 'store') process.stdout.write(JSON.stringify(await storeApi(Number(arg), file!)));
 else if (mode === 'runtime') process.stdout.write(JSON.stringify(await runtime(Number(arg), file!)));
 else if (mode === 'rehydrate') process.stdout.write(JSON.stringify(await rehydrate(file!)));
+else if (mode === 'loop-writer' || mode === 'loop-inline') {
+  process.stdout.write(JSON.stringify(await loopUnderWrites(Number(arg), file!, mode === 'loop-writer')));
+}
 else {
   const self = fileURLToPath(import.meta.url);
   const dir = mkdtempSync(join(tmpdir(), 'bench-store-'));
@@ -250,6 +319,15 @@ else {
     console.log('|---|---:|---:|');
     console.log(`| store: loadLive(1000), rows read and parsed | ${(h.loadMs / 1000).toFixed(2)} s | |`);
     console.log(`| runtime: createTrackerSystem (loadLive + validate + spawn ${fmt(h.live)} actors) | ${(h.systemMs / 1000).toFixed(2)} s | heap +${h.heapMB.toFixed(0)} MB, rss +${h.rssMB.toFixed(0)} MB |`);
+    console.log('');
+    console.log(`event loop under sustained writes: commits of ${fmt(BURST)} rows spread over ${fmt(largest)} tx-hash-keyed rows`);
+    console.log('| group commits | rows/s | flush p50 / p99 | event loop delay p50 / p99 / max |');
+    console.log('|---|---:|---:|---:|');
+    const ms = (v: number): string => `${v.toFixed(1)} ms`;
+    for (const [label, kind] of [['on the writer thread (default)', 'loop-writer'], ['on the event loop (writerThread: false)', 'loop-inline']] as const) {
+      const l = child<LoopResult>(kind, String(largest), join(dir, `${kind}.db`));
+      console.log(`| ${label} | ${fmt(l.rowsPerSecond)}/s | ${ms(l.flushP50)} / ${ms(l.flushP99)} | ${ms(l.delayP50)} / ${ms(l.delayP99)} / ${ms(l.delayMax)} |`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

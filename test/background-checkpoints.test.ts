@@ -38,7 +38,7 @@ describe('WAL checkpoints run on a worker thread, off the event loop', () => {
   it('checkpoints on the worker; once it has caught up, SQLite starts the WAL over; nothing is lost', async () => {
     const path = join(dir.path, 'background.db');
     const store = new SqliteStore({ path });
-    expect(store.db.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
+    expect(await store.writerPragma('wal_autocheckpoint', true)).toBe(0);
     await writeRounds(store, 10_000, 2);
     // The writes pause: the worker catches up, copying back every frame of the WAL.
     await waitFor(() => store.checkpointStats.caughtUp, 'the worker to catch up');
@@ -79,10 +79,10 @@ describe('WAL checkpoints run on a worker thread, off the event loop', () => {
     await store.close();
   });
 
-  it('can be turned off: SQLite checkpoints on the store connection, as by default', async () => {
+  it('can be turned off: SQLite checkpoints on the committing connection, as by default', async () => {
     const path = join(dir.path, 'automatic.db');
     const store = new SqliteStore({ path, backgroundCheckpoints: false });
-    expect(store.db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+    expect(await store.writerPragma('wal_autocheckpoint', true)).toBe(1000);
     await writeRounds(store, 10_000, 2);
     expect(store.checkpointStats).toMatchObject({ background: 0, foreground: 0 });
     expect(walSize(path)).toBeLessThan(16 * 1024 * 1024);

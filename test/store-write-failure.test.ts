@@ -38,7 +38,7 @@ describe('a store that cannot write gives a clear error at the API, no crash and
   it('disk full: start and send reject with a StoreError; stored rows stay; writes land once there is room', async () => {
     const path = await withTrackers('full.db');
     const pages = store!.db.pragma('page_count', { simple: true }) as number;
-    store!.db.pragma(`max_page_count = ${pages}`);
+    await store!.writerPragma(`max_page_count = ${pages}`);
 
     const many = Array.from({ length: 500 }, (_, i) => ({ id: `new_${i}`, txHash: hashOf(1000 + i) }));
     const error = await system!.startMany(many).catch((e: unknown) => e);
@@ -58,7 +58,7 @@ describe('a store that cannot write gives a clear error at the API, no crash and
     expect(disk.has('new_0')).toBe(false);
 
     // Room again: the writes that were held (not dropped) become durable with the next flush.
-    store!.db.pragma('max_page_count = 1073741823');
+    await store!.writerPragma('max_page_count = 1073741823');
     expect(await system!.start('one_more', { txHash: hashOf(2000) })).toMatchObject({ status: 'already_started' });
     const after = rowsOnDisk(path);
     expect(after.size).toBe(5 + 500 + 1);
@@ -67,7 +67,7 @@ describe('a store that cannot write gives a clear error at the API, no crash and
 
   it('read-only database: start rejects with a StoreError naming it; reads keep working', async () => {
     const path = await withTrackers('readonly.db');
-    store!.db.pragma('query_only = ON');
+    await store!.writerPragma('query_only = ON');
     const error = await system!.start('refused', { txHash: hashOf(77) }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StoreError);
     expect((error as StoreError).shortMessage).toBe('the store could not make the change durable');
@@ -75,6 +75,6 @@ describe('a store that cannot write gives a clear error at the API, no crash and
     expect(await system!.get('kept_3')).toMatchObject({ state: 'pending' });
     expect((await system!.list({ limit: 10 })).items.length).toBeGreaterThanOrEqual(5);
     expect([...rowsOnDisk(path).keys()].sort()).toEqual(['kept_0', 'kept_1', 'kept_2', 'kept_3', 'kept_4']);
-    store!.db.pragma('query_only = OFF');
+    await store!.writerPragma('query_only = OFF');
   });
 });

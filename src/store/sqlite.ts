@@ -5,6 +5,7 @@ import { Checkpointer } from './checkpointer.js';
 import { COLUMNS, COLUMN_COUNT, type RowValues, fromRow, rowValues } from './row.js';
 import { openDatabase } from './schema.js';
 import { type ListPage, type ListQuery, type SnapshotStore, type TrackerRecord, decodeCursor, encodeCursor } from './types.js';
+import { Writer } from './writer.js';
 
 export interface SqliteStoreOptions {
   /** A file path, or `:memory:` (durable for the life of the process only). */
@@ -19,8 +20,13 @@ export interface SqliteStoreOptions {
    * inside the commit that crosses 1,000 WAL pages (see `Checkpointer`).
    */
   backgroundCheckpoints?: boolean;
-  /** With background checkpoints: the WAL size at which this connection checkpoints it itself (64 MiB). */
+  /** With background checkpoints: the WAL size at which the store checkpoints it itself (64 MiB). */
   maxWalBytes?: number;
+  /**
+   * Group commits on a worker thread with its own connection (default), or on this connection, in
+   * the event loop. Either way a write is durable when `flush()` resolves.
+   */
+  writerThread?: boolean;
 }
 
 /** Rows per upsert statement: one statement per row costs a call into SQLite and a VM start each. */
@@ -29,34 +35,40 @@ const LIVE_STATES = TRACKER_STATE_NAMES.filter((s) => !FINAL_STATE_NAMES.include
 const KNOWN_STATES: ReadonlySet<string> = new Set(TRACKER_STATE_NAMES);
 
 // A quarantined original is never overwritten by a later write that does not carry one.
-const upsertSql = (rows: number): string => `
+const UPSERT_SQL = `
   INSERT INTO trackers (${COLUMNS})
-  VALUES ${Array.from({ length: rows }, () => `(${Array(COLUMN_COUNT).fill('?').join(', ')})`).join(', ')}
+  VALUES $ROWS
   ON CONFLICT (id) DO UPDATE SET
     tx_hash = excluded.tx_hash, state = excluded.state, version = excluded.version,
     snapshot = excluded.snapshot, restarts = excluded.restarts, created_at = excluded.created_at,
     updated_at = excluded.updated_at, quarantined = COALESCE(excluded.quarantined, trackers.quarantined)`;
+const upsertSql = (rows: number): string =>
+  UPSERT_SQL.replace('$ROWS', Array.from({ length: rows }, () => `(${Array(COLUMN_COUNT).fill('?').join(', ')})`).join(', '));
 
 /**
  * A `SnapshotStore` in one SQLite file (better-sqlite3, WAL, `synchronous = FULL`).
  *
  * Writes go to a pending map (so reads see them at once) and are committed together, one
  * transaction per turn of the event loop (group commit): a single fsync covers every tracker that
- * changed meanwhile. `flush()` resolves after the commit that holds every earlier write. When a commit
- * fails (disk full, read-only file) the transaction rolls back, the batch stays pending for the next
- * attempt and `flush()` rejects with a `StoreError`; rows already stored are untouched.
+ * changed meanwhile. The commit runs on a writer thread with its own connection (see `Writer`);
+ * while it is in flight the event loop goes on, reads see its rows, and the next writes gather for
+ * the commit after it. `flush()` resolves after the commit that holds every earlier write. When a
+ * commit fails (disk full, read-only file) the transaction rolls back, the batch stays pending for
+ * the next attempt and `flush()` rejects with a `StoreError`; rows already stored are untouched.
  *
  * @example
  * const store = new SqliteStore({ path: './data/trackers.db' });
  * const system = await createTrackerSystem({ store });
  */
 export class SqliteStore implements SnapshotStore {
-  /** The connection, for tools and tests (e.g. `PRAGMA max_page_count` to simulate a full disk). */
+  /** The reading connection, for tools and tests (writes go through `writerPragma`'s connection). */
   readonly db: Database.Database;
   private readonly maxBatch: number;
   // Writes waiting for their group commit, as the values of their rows: the record objects are not
   // kept (less for the garbage collector to copy), and a read of one gets a copy, as from the file.
   private pending = new Map<string, RowValues>();
+  // The batch the writer thread is committing, readable until it is durable.
+  private inflight: Map<string, RowValues> | undefined;
   private waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   private scheduled = false;
   private closed = false;
@@ -66,23 +78,44 @@ export class SqliteStore implements SnapshotStore {
   private readonly pageInState: Database.Statement<[string, string, number], RowValues>;
   private readonly commitBatch: (batch: Map<string, RowValues>) => void;
   private readonly checkpointer: Checkpointer | undefined;
+  private writer: Writer | undefined;
 
   constructor(options: SqliteStoreOptions) {
     this.maxBatch = options.maxBatch ?? 10_000;
     this.db = openDatabase(options.path);
-    if (options.path !== ':memory:' && (options.backgroundCheckpoints ?? true)) {
+    const onDisk = options.path !== ':memory:';
+    if (onDisk && (options.backgroundCheckpoints ?? true)) {
       this.db.pragma('wal_autocheckpoint = 0');
       this.checkpointer = new Checkpointer({
         path: options.path,
         ...(options.maxWalBytes ? { maxWalBytes: options.maxWalBytes } : {}),
-        checkpointHere: () => this.db.pragma('wal_checkpoint(PASSIVE)'),
+        // On the committing connection, between two of its commits.
+        checkpointHere: () => this.onWriter('wal_checkpoint(PASSIVE)'),
         // No worker: back to SQLite's automatic checkpoints, so the WAL stays bounded.
         onFailure: () => {
-          if (!this.closed) this.db.pragma('wal_autocheckpoint = 1000');
+          if (this.closed) return;
+          this.db.pragma('wal_autocheckpoint = 1000');
+          this.onWriter('wal_autocheckpoint = 1000');
         },
       });
       // When SQLite starts the WAL over it cuts the file back to this (it reuses it otherwise).
       this.db.pragma(`journal_size_limit = ${Math.min(4 * 1024 * 1024, this.checkpointer.maxWalBytes)}`);
+    }
+    if (onDisk && (options.writerThread ?? true)) {
+      this.writer = new Writer({
+        path: options.path,
+        // The settings of this connection that matter to a writer, with the same values.
+        pragmas: ['busy_timeout', 'synchronous', 'cache_size', 'wal_autocheckpoint', 'journal_size_limit'].map(
+          (name) => `${name} = ${String(this.db.pragma(name, { simple: true }))}`,
+        ),
+        upsertSql: UPSERT_SQL,
+        rowsPerUpsert: ROWS_PER_UPSERT,
+        columns: COLUMN_COUNT,
+        // Back to committing on this connection; the batch that was in flight is pending again.
+        onFailure: () => {
+          this.writer = undefined;
+        },
+      });
     }
     // Rows come out as arrays in COLUMNS order: no object per row and column on the way out.
     this.selectOne = this.db.prepare<[string], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE id = ?`).raw();
@@ -118,7 +151,7 @@ export class SqliteStore implements SnapshotStore {
   }
 
   flush(): Promise<void> {
-    if (this.pending.size === 0) return Promise.resolve();
+    if (this.pending.size === 0 && !this.inflight) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
       this.schedule();
@@ -130,7 +163,7 @@ export class SqliteStore implements SnapshotStore {
   }
 
   getNow(id: string): TrackerRecord | undefined {
-    const pending = this.pending.get(id);
+    const pending = this.pending.get(id) ?? this.inflight?.get(id);
     if (pending) return fromRow(pending);
     const row = this.read(() => this.selectOne.get(id));
     return row ? fromRow(row) : undefined;
@@ -148,8 +181,10 @@ export class SqliteStore implements SnapshotStore {
     const bound = full ? rows[rows.length - 1]![0] : undefined;
     const byId = new Map<string, TrackerRecord>();
     for (const row of rows) byId.set(row[0], fromRow(row));
-    for (const [id, values] of this.pending) {
-      if (id > after && (bound === undefined || id <= bound)) byId.set(id, fromRow(values));
+    for (const writes of [this.inflight, this.pending]) {
+      for (const [id, values] of writes ?? []) {
+        if (id > after && (bound === undefined || id <= bound)) byId.set(id, fromRow(values));
+      }
     }
     const items = [...byId.values()]
       .filter((r) => !query.state || r.state === query.state)
@@ -187,7 +222,8 @@ export class SqliteStore implements SnapshotStore {
       await this.flush();
     } finally {
       this.closed = true;
-      // The worker's connection first: the last one to close checkpoints the WAL and removes it.
+      // The workers' connections first: the last one to close checkpoints the WAL and removes it.
+      await this.writer?.close();
       await this.checkpointer?.close();
       this.db.close();
     }
@@ -207,9 +243,17 @@ export class SqliteStore implements SnapshotStore {
     return this.commits;
   }
 
-  /** How many writes wait for the next group commit. */
+  /** How many writes are not durable yet (waiting for their group commit, or in it). */
   get pendingCount(): number {
-    return this.pending.size;
+    return this.pending.size + (this.inflight?.size ?? 0);
+  }
+
+  /**
+   * Run a PRAGMA on the connection that commits, for tools and tests (e.g. `max_page_count` to
+   * simulate a full disk, `query_only` a read-only file); `simple`: its first value only.
+   */
+  async writerPragma(pragma: string, simple = false): Promise<unknown> {
+    return this.writer ? this.writer.pragma(pragma, simple) : this.db.pragma(pragma, { simple });
   }
 
   private schedule(): void {
@@ -225,6 +269,8 @@ export class SqliteStore implements SnapshotStore {
 
   /** Commit every pending write in one transaction; settle the flush waiters either way. */
   private commit(): void {
+    // One commit in flight at a time: its end starts the next, with every write made meanwhile.
+    if (this.inflight) return;
     const waiters = this.waiters;
     this.waiters = [];
     if (this.pending.size === 0) {
@@ -238,6 +284,7 @@ export class SqliteStore implements SnapshotStore {
     }
     const batch = this.pending;
     this.pending = new Map();
+    if (this.writer) return this.commitOnWriter(this.writer, batch, waiters);
     try {
       this.commitBatch(batch);
     } catch (error) {
@@ -251,6 +298,42 @@ export class SqliteStore implements SnapshotStore {
     this.commits++;
     this.checkpointer?.afterCommit(batch.size);
     for (const w of waiters) w.resolve();
+  }
+
+  private commitOnWriter(writer: Writer, batch: Map<string, RowValues>, waiters: typeof this.waiters): void {
+    this.inflight = batch;
+    const values: unknown[] = [];
+    for (const row of batch.values()) for (const value of row) values.push(value);
+    writer.commit(values).then(
+      () => {
+        this.inflight = undefined;
+        this.commits++;
+        this.checkpointer?.afterCommit(batch.size);
+        for (const w of waiters) w.resolve();
+        if (this.pending.size > 0 || this.waiters.length > 0) this.commit();
+      },
+      (error: unknown) => {
+        this.inflight = undefined;
+        // As on this connection: the batch is pending again (newer writes made since win).
+        for (const [id, write] of batch) if (!this.pending.has(id)) this.pending.set(id, write);
+        if (this.writer !== writer) {
+          // The thread itself failed, not the commit: commit on this connection, for the same waiters.
+          this.waiters.unshift(...waiters);
+          this.commit();
+          return;
+        }
+        const failure = new StoreError('the store could not make the change durable', error);
+        for (const w of waiters) w.reject(failure);
+        // Flushes made meanwhile get their own attempt; writes nobody waits for wait for the next one.
+        if (this.waiters.length > 0) this.commit();
+      },
+    );
+  }
+
+  /** A PRAGMA on the committing connection, without waiting (the writer runs it between commits). */
+  private onWriter(pragma: string): void {
+    if (this.writer) void this.writer.pragma(pragma).catch(() => undefined);
+    else this.db.pragma(pragma);
   }
 
   /** The distinct states in the file, hopping along the (state, id) index: one seek per state, no row read. */
