@@ -6,7 +6,9 @@
  * the BEAM anchor runs beside ours when `elixir` is on the PATH. Prints one markdown table.
  *
  * BENCH_SIZES (default 1000,10000,100000), BENCH_HTTP_CAP (POST /trackers measured per N, default
- * 10,000; above it the rest start through the library first), BENCH_CRASHES (default 1,000).
+ * 10,000; above it the rest start through the library first), BENCH_CRASHES (default 1,000),
+ * BENCH_IDS=hashes (trackers keyed by random-looking tx hashes), BENCH_WRITER=off (the store commits
+ * on the event loop instead of its writer thread).
  */
 import { execFileSync } from 'node:child_process';
 import { loadavg } from 'node:os';

@@ -67,9 +67,12 @@ async function settledMemory(): Promise<Memory> {
   return { heap: heapUsed, rss };
 }
 
+/** `BENCH_WRITER=off`: the store commits on the event loop instead of its writer thread. */
+const WRITER_THREAD = process.env.BENCH_WRITER !== 'off';
+
 function tempStore(): { store: SqliteStore; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'bench-scale-'));
-  return { store: new SqliteStore({ path: join(dir, 'trackers.db') }), dir };
+  return { store: new SqliteStore({ path: join(dir, 'trackers.db'), writerThread: WRITER_THREAD }), dir };
 }
 
 async function startRange(system: TrackerSystem, from: number, to: number, prefix = 'txn_', batch = BATCH): Promise<void> {
