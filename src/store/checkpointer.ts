@@ -1,10 +1,9 @@
 import { statSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { closeSqliteWorker, startSqliteWorker } from './sqlite-worker.js';
 
 /**
  * The worker: its own connection to the file, one `PRAGMA wal_checkpoint(PASSIVE)` per request.
- * Plain CommonJS given as source (`eval`), so that it runs the same under tsx, vitest and node.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -132,21 +131,12 @@ export class Checkpointer {
     this.worker = undefined;
     this.failed = true;
     if (!worker) return;
-    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    // Referenced again while it closes: otherwise a process with nothing else to do would exit
-    // (with an unsettled promise) before the worker has closed its connection.
-    worker.ref();
-    worker.postMessage('close');
-    const timeout = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());
-    await Promise.race([exited, timeout]);
-    await worker.terminate();
+    await closeSqliteWorker(worker, 'close');
   }
 
   private start(): Worker {
     if (this.worker) return this.worker;
-    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path: this.options.path, driver } });
-    worker.unref();
+    const worker = startSqliteWorker(WORKER_SOURCE, { path: this.options.path });
     worker.on('message', (reply: { ok: boolean; result?: { log: number; checkpointed: number }; error?: string }) => {
       this.inFlight = false;
       if (!reply.ok) return this.fail(new Error(reply.error));

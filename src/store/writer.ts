@@ -1,10 +1,9 @@
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { closeSqliteWorker, startSqliteWorker } from './sqlite-worker.js';
 
 /**
  * The worker: its own connection to the file; each message is one group commit (every row in one
- * transaction, `ROWS` rows per statement), a PRAGMA, or `close`, answered in the order received.
- * Plain CommonJS given as source (`eval`), so that it runs the same under tsx, vitest and node.
+ * transaction, `rowsPerUpsert` rows per statement), a PRAGMA, or `close`, answered in the order received.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -82,10 +81,8 @@ export class Writer {
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: WriterOptions) {
-    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     const { path, pragmas, upsertSql, rowsPerUpsert, columns } = options;
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, path, pragmas, upsertSql, rowsPerUpsert, columns } });
-    this.worker.unref();
+    this.worker = startSqliteWorker(WORKER_SOURCE, { path, pragmas, upsertSql, rowsPerUpsert, columns });
     this.worker.on('message', (reply: Reply) => {
       const request = this.queue.shift();
       if (!request) return;
@@ -110,17 +107,7 @@ export class Writer {
 
   /** Close the worker's connection (after every request sent before) and stop it. */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      if (this.failed) return;
-      const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
-      // Referenced while it closes: otherwise a process with nothing else to do could exit before
-      // the worker has closed its connection.
-      this.worker.ref();
-      this.worker.postMessage({ type: 'close' });
-      const timeout = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());
-      await Promise.race([exited, timeout]);
-      await this.worker.terminate();
-    })();
+    this.closing ??= this.failed ? Promise.resolve() : closeSqliteWorker(this.worker, { type: 'close' });
     return this.closing;
   }
 
