@@ -26,9 +26,13 @@ export interface ConfiguredStore {
  * @example
  * const { store, location } = await createStoreFromConfig(config);
  */
-export async function createStoreFromConfig(config: Pick<Config, 'DATABASE_URL'>): Promise<ConfiguredStore> {
+export async function createStoreFromConfig(config: Pick<Config, 'DATABASE_URL'>, logger?: Logger): Promise<ConfiguredStore> {
   if (config.DATABASE_URL === 'memory:') return { store: new TimedStore(new MemoryStore()), location: 'memory: (not durable)' };
-  return { store: new TimedStore(openStore(config.DATABASE_URL)), location: config.DATABASE_URL };
+  const store = openStore(config.DATABASE_URL, {
+    onThreadFailure: (thread, error) =>
+      logger?.error({ thread, err: error }, `the store's ${thread} thread stopped; the store does its work on its own connection`),
+  });
+  return { store: new TimedStore(store), location: config.DATABASE_URL };
 }
 
 export interface Service {
@@ -58,7 +62,7 @@ function portIsFree(port: number): Promise<boolean> {
  * logger.info(service.where, 'tx-tracker started');
  */
 export async function startService(config: Config, logger: Logger): Promise<Service> {
-  const { store, location } = await createStoreFromConfig(config);
+  const { store, location } = await createStoreFromConfig(config, logger);
 
   let relay: { stop(): void } | undefined;
   let inspection: Inspection | undefined;

@@ -19,10 +19,12 @@ describe('health, readiness, metrics, openapi, limits', () => {
     expect((await api.call('GET', '/readyz')).json).toEqual({ status: 'ready', checks: { store: true, chain: true } });
   });
 
-  it('GET /metrics has trackers by state, restarts, crash loops, store write latency, RPC and block lag', async () => {
+  it('GET /metrics has trackers by state, restarts, crash loops, store write latency, pending writes and threads, RPC and block lag', async () => {
     await api.call('POST', '/trackers', { txHash: hashOf(1), id: 'm-1' });
     await api.call('POST', '/trackers/m-1/events', { type: 'CRASH' });
     await waitFor('the restart', () => (api.system.stats().restarts === 1 ? true : undefined));
+    // The restarted tracker's own write is not tied to any request: made durable here.
+    await api.system.store.flush();
     const res = await api.call('GET', '/metrics');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
@@ -35,6 +37,10 @@ describe('health, readiness, metrics, openapi, limits', () => {
       'tx_tracker_rpc_requests_total 7',
       'tx_tracker_rpc_errors_total 2',
       'tx_tracker_block_lag 3',
+      // Nothing waits for a commit after the flush; both store threads run.
+      'tx_tracker_store_pending_writes 0',
+      'tx_tracker_store_thread_up{thread="writer"} 1',
+      'tx_tracker_store_thread_up{thread="checkpointer"} 1',
     ]) {
       expect(res.text).toContain(line);
     }

@@ -85,9 +85,11 @@ describe('group commits run on a writer thread: the event loop never waits for t
     await reopened.close();
   });
 
-  it('if the writer thread dies, the store commits on its own connection: no flush fails, nothing is lost', async () => {
+  it('if the writer thread dies, the store says so and commits on its own connection: no flush fails, nothing is lost', async () => {
     const path = join(dir.path, 'died.db');
-    const store = new SqliteStore({ path });
+    const stopped: string[] = [];
+    const store = new SqliteStore({ path, onThreadFailure: (thread) => stopped.push(thread) });
+    expect(store.threads).toEqual({ writer: true, checkpointer: true });
     store.write(record('first', 'pending', 1));
     await store.flush();
     // Fault injection: the thread is stopped from outside, as a crash of the worker would.
@@ -99,6 +101,9 @@ describe('group commits run on a writer thread: the event loop never waits for t
     store.write(record('third', 'pending', 3));
     await store.flush();
     expect(store.pendingCount).toBe(0);
+    // Told, and visible: for logs and the tx_tracker_store_thread_up metric.
+    expect(stopped).toEqual(['writer']);
+    expect(store.threads).toEqual({ writer: false, checkpointer: true });
     await store.close();
     const reader = new Database(path, { readonly: true });
     expect(reader.prepare('SELECT id FROM trackers ORDER BY id').pluck().all()).toEqual(['first', 'second', 'third']);

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { TRACKER_STATE_NAMES, type TrackerStateName } from '../../machines/tracker.machine.js';
 import type { TrackerSystem } from '../runtime/system.js';
+import { SqliteStore } from '../store/sqlite.js';
 import type { ListPage, ListQuery, SnapshotStore, TrackerRecord } from '../store/types.js';
 
 /** Numbers from parts this branch does not own (the chain watcher, a store that can count). */
@@ -72,7 +73,7 @@ function counterFrom(registry: Registry, name: string, help: string, read: () =>
 /**
  * The service's Prometheus registry: trackers by state, live and restarting, crashes, restarts,
  * crash loops, store write (flush) latency, HTTP requests, SSE clients, and — when sources are
- * given — RPC requests, errors and block lag.
+ * given — RPC requests, errors and block lag; with a SQLite store, its pending writes and threads.
  *
  * @example
  * const metrics = createMetrics(system, {});
@@ -149,6 +150,27 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
   });
   const observeFlush = (seconds: number, ok: boolean) => storeWriteSeconds.observe({ outcome: ok ? 'ok' : 'error' }, seconds);
   if (system.store instanceof TimedStore) system.store.flushListeners.add(observeFlush);
+
+  const sqlite = system.store instanceof TimedStore ? system.store.inner : system.store;
+  if (sqlite instanceof SqliteStore) {
+    new Gauge({
+      name: 'tx_tracker_store_pending_writes',
+      help: 'Tracker writes not durable yet (waiting for their group commit, or in it)',
+      registers: [registry],
+      collect() {
+        this.set(sqlite.pendingCount);
+      },
+    });
+    new Gauge({
+      name: 'tx_tracker_store_thread_up',
+      help: "Whether the store's writer and checkpoint threads run (0: off or stopped; the store does their work itself)",
+      labelNames: ['thread'],
+      registers: [registry],
+      collect() {
+        for (const [thread, up] of Object.entries(sqlite.threads)) this.set({ thread }, up ? 1 : 0);
+      },
+    });
+  }
 
   const httpRequests = new Counter({
     name: 'tx_tracker_http_requests_total',

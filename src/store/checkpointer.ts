@@ -80,6 +80,11 @@ export class Checkpointer {
     this.maxWalBytes = options.maxWalBytes ?? 64 * 1024 * 1024;
   }
 
+  /** Not stopped: neither failed nor closed (the worker itself starts when first needed). */
+  get running(): boolean {
+    return !this.failed;
+  }
+
   /** Checkpoints the worker has completed. */
   get count(): number {
     return this.done;

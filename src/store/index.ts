@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { InvalidInputError } from '../errors.js';
-import { SqliteStore } from './sqlite.js';
+import { SqliteStore, type SqliteStoreOptions } from './sqlite.js';
 import type { SnapshotStore } from './types.js';
 
 export const DEFAULT_DATABASE_URL = 'sqlite:./data/trackers.db';
@@ -14,7 +14,10 @@ export const DEFAULT_DATABASE_URL = 'sqlite:./data/trackers.db';
  * const store = openStore(process.env.DATABASE_URL);
  * const system = await createTrackerSystem({ store });
  */
-export function openStore(databaseUrl: string = DEFAULT_DATABASE_URL): SnapshotStore {
+export function openStore(
+  databaseUrl: string = DEFAULT_DATABASE_URL,
+  options: Pick<SqliteStoreOptions, 'onThreadFailure'> = {},
+): SnapshotStore {
   if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new InvalidInputError('unsupported_database', 'DATABASE_URL: postgres is not supported yet; use sqlite:<path>');
   }
@@ -29,7 +32,7 @@ export function openStore(databaseUrl: string = DEFAULT_DATABASE_URL): SnapshotS
   const path = rest.startsWith('//') ? rest.slice(2) : rest;
   if (path === '') throw new InvalidInputError('invalid_database_url', 'DATABASE_URL: sqlite: needs a file path');
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  return new SqliteStore({ path });
+  return new SqliteStore({ path, ...options });
 }
 
 export { SqliteStore, type SqliteStoreOptions } from './sqlite.js';

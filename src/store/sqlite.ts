@@ -27,6 +27,11 @@ export interface SqliteStoreOptions {
    * the event loop. Either way a write is durable when `flush()` resolves.
    */
   writerThread?: boolean;
+  /**
+   * Told when one of the store's threads stops (it could not start, or died): the store goes on,
+   * doing that thread's work on its own connection. For logs and alerts.
+   */
+  onThreadFailure?: (thread: 'writer' | 'checkpointer', error: unknown) => void;
 }
 
 /** Rows per upsert statement: one statement per row costs a call into SQLite and a VM start each. */
@@ -92,10 +97,11 @@ export class SqliteStore implements SnapshotStore {
         // On the committing connection, between two of its commits.
         checkpointHere: () => this.onWriter('wal_checkpoint(PASSIVE)'),
         // No worker: back to SQLite's automatic checkpoints, so the WAL stays bounded.
-        onFailure: () => {
+        onFailure: (error) => {
           if (this.closed) return;
           this.db.pragma('wal_autocheckpoint = 1000');
           this.onWriter('wal_autocheckpoint = 1000');
+          options.onThreadFailure?.('checkpointer', error);
         },
       });
       // When SQLite starts the WAL over it cuts the file back to this (it reuses it otherwise).
@@ -112,8 +118,9 @@ export class SqliteStore implements SnapshotStore {
         rowsPerUpsert: ROWS_PER_UPSERT,
         columns: COLUMN_COUNT,
         // Back to committing on this connection; the batch that was in flight is pending again.
-        onFailure: () => {
+        onFailure: (error) => {
           this.writer = undefined;
+          options.onThreadFailure?.('writer', error);
         },
       });
     }
@@ -236,6 +243,14 @@ export class SqliteStore implements SnapshotStore {
       foreground: this.checkpointer?.foregroundCount ?? 0,
       caughtUp: this.checkpointer?.caughtUp ?? true,
     };
+  }
+
+  /**
+   * Whether commits run on the writer thread and checkpoints on the checkpoint thread; false when
+   * that thread is off, or stopped and the store does its work on its own connection.
+   */
+  get threads(): { writer: boolean; checkpointer: boolean } {
+    return { writer: this.writer !== undefined, checkpointer: this.checkpointer?.running ?? false };
   }
 
   /** Transactions committed so far (each one a group of writes and one fsync). */
