@@ -3,8 +3,13 @@
  * this process (autocannon) against the service in another process, side by side in the same run
  * with the floor: a bare Express 5 app with the same routes on a Map. Also POST /trackers/batch.
  *
- * BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64). Server env (DATABASE_URL, …) passes through;
- * without DATABASE_URL the service gets a fresh SQLite file in a temp folder (the durable default).
+ * BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS (default 3). Server env
+ * (DATABASE_URL, …) passes through; without DATABASE_URL the service gets a fresh SQLite file in a temp
+ * folder (the durable default).
+ *
+ * Each scenario runs BENCH_ROUNDS times on each server, the two taking turns (floor first, then the
+ * service first, …), so that a quieter or busier stretch of a shared box falls on both: the table
+ * shows each server's median run and the median of the per-round ratios, with their ranges.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -14,6 +19,7 @@ import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const BATCH = 1000;
 const serverEnv = {
@@ -34,15 +40,18 @@ async function startProcess(script: string): Promise<{ child: ChildProcess; url:
   throw new Error(`${script} exited before listening`);
 }
 
-interface Row {
-  scenario: string;
-  server: string;
+interface Run {
   rps: number;
   p50: number;
   p99: number;
   errors: number;
-  trackersPerSecond?: number;
 }
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
 
 async function run(url: string, requests: autocannon.Request[], connections = CONNECTIONS, duration = DURATION) {
   const result = await autocannon({ url, connections, duration, requests });
@@ -100,41 +109,61 @@ function randomGets(ids: string[]): autocannon.Request[] {
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
+type ServerName = 'floor' | 'tx-tracker';
+
 async function main(): Promise<void> {
   const servers = { floor: await startProcess('bench/floor-server.ts'), 'tx-tracker': await startProcess('bench/api-server.ts') };
-  const rows: Row[] = [];
+  const scenarios: Array<{ name: string; perRequest: number; runs: Record<ServerName, Run[]> }> = [];
+  const measure = async (name: string, perRequest: number, load: (server: ServerName, url: string) => Promise<Run>) => {
+    const runs: Record<ServerName, Run[]> = { floor: [], 'tx-tracker': [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      const order: ServerName[] = round % 2 === 0 ? ['floor', 'tx-tracker'] : ['tx-tracker', 'floor'];
+      for (const server of order) runs[server].push(await load(server, servers[server].url));
+    }
+    scenarios.push({ name, perRequest, runs });
+  };
   try {
     for (const server of Object.values(servers)) {
       // Warm up the JIT on both before measuring.
       await run(server.url, uniquePosts(1e9), 16, 2);
     }
     let offset = 1;
-    for (const [name, server] of Object.entries(servers)) {
-      const r = await run(server.url, uniquePosts((offset += 1e8)));
-      rows.push({ scenario: 'POST /trackers', server: name, ...r });
-    }
-    for (const [name, server] of Object.entries(servers)) {
-      const ids = await seed(server.url, 10_000, (offset += 1e8));
-      const r = await run(server.url, randomGets(ids));
-      rows.push({ scenario: 'GET /trackers/:id', server: name, ...r });
-    }
-    for (const [name, server] of Object.entries(servers)) {
-      const r = await run(server.url, uniqueBatches((offset += 1e9)), 4);
-      rows.push({ scenario: `POST /trackers/batch (${BATCH}/req)`, server: name, ...r, trackersPerSecond: r.rps * BATCH });
-    }
+    await measure('POST /trackers', 1, (_server, url) => run(url, uniquePosts((offset += 1e8))));
+    const ids: Record<string, string[]> = {};
+    for (const [name, server] of Object.entries(servers)) ids[name] = await seed(server.url, 10_000, (offset += 1e8));
+    await measure('GET /trackers/:id', 0, (server, url) => run(url, randomGets(ids[server]!)));
+    await measure(`POST /trackers/batch (${BATCH}/req)`, BATCH, (_server, url) => run(url, uniqueBatches((offset += 1e9)), 4));
   } finally {
     for (const server of Object.values(servers)) server.child.kill('SIGTERM');
   }
 
   const store = servers['tx-tracker'].info.database;
-  console.log(`\nnpm run bench:api — ${DURATION}s per run, ${CONNECTIONS} connections (batch: 4), Node ${process.version}, store: ${store}\n`);
-  console.log('| scenario | server | req/s | trackers/s | p50 ms | p99 ms | errors | vs floor |');
+  console.log(
+    `\nnpm run bench:api — ${DURATION}s per run, ${CONNECTIONS} connections (batch: 4), ${ROUNDS} rounds per scenario taking turns, ` +
+      `Node ${process.version}, store: ${store}\n`,
+  );
+  console.log('| scenario | server | req/s, median (range) | trackers/s | p50 ms | p99 ms | errors | vs floor: median of the rounds (range) |');
   console.log('|---|---|---:|---:|---:|---:|---:|---|');
-  for (const row of rows) {
-    const floor = rows.find((r) => r.scenario === row.scenario && r.server === 'floor')!;
-    const versus = row.server === 'floor' ? '—' : `${fmt((row.rps / floor.rps) * 100)}% thr, p99 ×${fmt(row.p99 / Math.max(floor.p99, 1), 2)}`;
-    const tps = row.trackersPerSecond ? fmt(row.trackersPerSecond) : row.scenario.startsWith('POST') ? fmt(row.rps) : '';
-    console.log(`| ${row.scenario} | ${row.server} | ${fmt(row.rps)} | ${tps} | ${row.p50} | ${row.p99} | ${row.errors} | ${versus} |`);
+  const range = (values: number[], digits = 0) =>
+    values.length > 1 ? ` (${fmt(Math.min(...values), digits)}–${fmt(Math.max(...values), digits)})` : '';
+  for (const { name, perRequest, runs } of scenarios) {
+    const floor = runs.floor;
+    for (const server of ['floor', 'tx-tracker'] as const) {
+      const mine = runs[server];
+      const rps = mine.map((r) => r.rps);
+      const tps = perRequest > 0 ? fmt(median(rps) * perRequest) : '';
+      const throughput = mine.map((r, i) => (r.rps / floor[i]!.rps) * 100);
+      const p99 = mine.map((r, i) => r.p99 / Math.max(floor[i]!.p99, 1));
+      const versus =
+        server === 'floor'
+          ? '—'
+          : `${fmt(median(throughput))}% thr${range(throughput)}, p99 ×${fmt(median(p99), 2)}${range(p99, 2)}`;
+      const errors = mine.reduce((sum, r) => sum + r.errors, 0);
+      console.log(
+        `| ${name} | ${server} | ${fmt(median(rps))}${range(rps)} | ${tps} | ${median(mine.map((r) => r.p50))} | ` +
+          `${median(mine.map((r) => r.p99))} | ${errors} | ${versus} |`,
+      );
+    }
   }
 }
 
