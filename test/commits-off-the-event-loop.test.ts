@@ -85,6 +85,26 @@ describe('group commits run on a writer thread: the event loop never waits for t
     await reopened.close();
   });
 
+  it('a commit larger than one message to the writer is still one transaction: a failure in a later slice keeps none of it', async () => {
+    const path = join(dir.path, 'slices.db');
+    const store = new SqliteStore({ path });
+    store.write(record('before', 'pending', 0));
+    await store.flush();
+    // Room for the first slice of 1,024 rows (~60 pages here), not for all 5,000.
+    const pages = store.db.pragma('page_count', { simple: true }) as number;
+    await store.writerPragma(`max_page_count = ${pages + 100}`);
+    for (let i = 0; i < 5000; i++) store.write(record(`big_${i}`, 'pending', i));
+    await expect(store.flush()).rejects.toThrow(/database or disk is full/);
+    const count = store.db.prepare<[], number>("SELECT count(*) FROM trackers WHERE id LIKE 'big_%'").pluck();
+    expect(count.get()).toBe(0);
+    expect(store.pendingCount).toBe(5000);
+    await store.writerPragma('max_page_count = 1073741823');
+    await store.flush();
+    expect(count.get()).toBe(5000);
+    expect(store.commitCount).toBe(2);
+    await store.close();
+  });
+
   it('if the writer thread dies, the store says so and commits on its own connection: no flush fails, nothing is lost', async () => {
     const path = join(dir.path, 'died.db');
     const stopped: string[] = [];

@@ -2,8 +2,11 @@ import type { Worker } from 'node:worker_threads';
 import { closeSqliteWorker, startSqliteWorker } from './sqlite-worker.js';
 
 /**
- * The worker: its own connection to the file; each message is one group commit (every row in one
- * transaction, `rowsPerUpsert` rows per statement), a PRAGMA, or `close`, answered in the order received.
+ * The worker: its own connection to the file. A group commit arrives as `rows` messages (a slice of
+ * the batch each, upserted `rowsPerUpsert` rows per statement inside one open transaction) and
+ * then `commit`, which is answered; a PRAGMA or `close` is one message. Answers go out in the order
+ * the requests came. After a failed `rows`, the transaction is rolled back and the rest of that
+ * commit is skipped; its `commit` answers with the error.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -14,30 +17,57 @@ for (const pragma of pragmas) db.pragma(pragma);
 const upserts = [];
 const upsert = (rows) => (upserts[rows] ??= db.prepare(upsertSql.replace('$ROWS', Array.from({ length: rows }, () => '(' + Array(columns).fill('?').join(', ') + ')').join(', '))));
 const width = rowsPerUpsert * columns;
-const commit = db.transaction((values) => {
-  for (let at = 0; at < values.length; at += width) {
-    const chunk = values.length - at >= width ? values.slice(at, at + width) : values.slice(at);
-    upsert(chunk.length / columns).run(chunk);
-  }
-});
+let failure = null;
+const fail = (error) => {
+  failure = { message: String(error && error.message), code: error && error.code };
+  if (db.inTransaction) db.exec('ROLLBACK');
+};
 parentPort.on('message', (message) => {
   if (message.type === 'close') {
     db.close();
     parentPort.close();
     return;
   }
-  try {
-    if (message.type === 'commit') {
-      commit(message.values);
-      parentPort.postMessage({ ok: true });
-    } else {
-      parentPort.postMessage({ ok: true, result: db.pragma(message.pragma, { simple: message.simple }) });
+  if (message.type === 'rows') {
+    if (failure) return;
+    try {
+      if (!db.inTransaction) db.exec('BEGIN');
+      const values = message.values;
+      for (let at = 0; at < values.length; at += width) {
+        const chunk = values.length - at >= width ? values.slice(at, at + width) : values.slice(at);
+        upsert(chunk.length / columns).run(chunk);
+      }
+    } catch (error) {
+      fail(error);
     }
+    return;
+  }
+  if (message.type === 'commit') {
+    if (!failure) {
+      try {
+        if (db.inTransaction) db.exec('COMMIT');
+      } catch (error) {
+        fail(error);
+      }
+    }
+    parentPort.postMessage(failure ? { ok: false, error: failure } : { ok: true });
+    failure = null;
+    return;
+  }
+  try {
+    parentPort.postMessage({ ok: true, result: db.pragma(message.pragma, { simple: message.simple }) });
   } catch (error) {
     parentPort.postMessage({ ok: false, error: { message: String(error && error.message), code: error && error.code } });
   }
 });
 `;
+
+/**
+ * Rows per `rows` message: a large batch (a head that moves 100,000 trackers) goes over in slices, so
+ * that neither thread holds a copy of all of it at once (one message of 90,000 rows left the
+ * process ~175 MiB larger after the work was done).
+ */
+const ROWS_PER_MESSAGE = 1024;
 
 export interface WriterOptions {
   /** The database file (already created and migrated by the caller). */
@@ -97,7 +127,12 @@ export class Writer {
 
   /** Upsert these rows (their column values, row after row) in one transaction; resolves once durable. */
   commit(values: unknown[]): Promise<void> {
-    return this.request({ type: 'commit', values }) as Promise<void>;
+    if (this.failed || this.closing) return Promise.reject(new Error("the store's writer thread is not running"));
+    const width = ROWS_PER_MESSAGE * this.options.columns;
+    for (let at = 0; at < values.length; at += width) {
+      this.worker.postMessage({ type: 'rows', values: at === 0 && values.length <= width ? values : values.slice(at, at + width) });
+    }
+    return this.request({ type: 'commit' }) as Promise<void>;
   }
 
   /** Run a PRAGMA on the writer's connection (`simple`: the first column of the first row). */
