@@ -317,9 +317,7 @@ export class SqliteStore implements SnapshotStore {
 
   private commitOnWriter(writer: Writer, batch: Map<string, RowValues>, waiters: typeof this.waiters): void {
     this.inflight = batch;
-    const values: unknown[] = [];
-    for (const row of batch.values()) for (const value of row) values.push(value);
-    writer.commit(values).then(
+    writer.commit(batch.values()).then(
       () => {
         this.inflight = undefined;
         this.commits++;

@@ -102,7 +102,7 @@ type Reply = { ok: true; result?: unknown } | { ok: false; error: { message: str
  *
  * @example
  * const writer = new Writer({ path, pragmas: ['synchronous = FULL'], upsertSql, rowsPerUpsert: 64, columns: 9, onFailure });
- * await writer.commit(['id', …]); // durable
+ * await writer.commit([['id', …], …]); // durable
  */
 export class Writer {
   private readonly worker: Worker;
@@ -125,13 +125,18 @@ export class Writer {
     });
   }
 
-  /** Upsert these rows (their column values, row after row) in one transaction; resolves once durable. */
-  commit(values: unknown[]): Promise<void> {
+  /** Upsert these rows (each its column values) in one transaction; resolves once durable. */
+  commit(rows: Iterable<readonly unknown[]>): Promise<void> {
     if (this.failed || this.closing) return Promise.reject(new Error("the store's writer thread is not running"));
-    const width = ROWS_PER_MESSAGE * this.options.columns;
-    for (let at = 0; at < values.length; at += width) {
-      this.worker.postMessage({ type: 'rows', values: at === 0 && values.length <= width ? values : values.slice(at, at + width) });
+    let values: unknown[] = [];
+    for (const row of rows) {
+      for (const value of row) values.push(value);
+      if (values.length === ROWS_PER_MESSAGE * this.options.columns) {
+        this.worker.postMessage({ type: 'rows', values });
+        values = [];
+      }
     }
+    if (values.length > 0) this.worker.postMessage({ type: 'rows', values });
     return this.request({ type: 'commit' }) as Promise<void>;
   }
 
