@@ -99,8 +99,9 @@ export class SqliteStore implements SnapshotStore {
         // No worker: back to SQLite's automatic checkpoints, so the WAL stays bounded.
         onFailure: (error) => {
           if (this.closed) return;
+          // This connection too: it commits again if the writer thread stops.
           this.db.pragma('wal_autocheckpoint = 1000');
-          this.onWriter('wal_autocheckpoint = 1000');
+          if (this.writer) this.onWriter('wal_autocheckpoint = 1000');
           options.onThreadFailure?.('checkpointer', error);
         },
       });
@@ -303,16 +304,9 @@ export class SqliteStore implements SnapshotStore {
     try {
       this.commitBatch(batch);
     } catch (error) {
-      // Rolled back: keep the batch (newer writes made since win) so that nothing is lost and a later
-      // flush retries it.
-      for (const [id, write] of batch) if (!this.pending.has(id)) this.pending.set(id, write);
-      const failure = new StoreError('the store could not make the change durable', error);
-      for (const w of waiters) w.reject(failure);
-      return;
+      return this.rolledBack(batch, waiters, error);
     }
-    this.commits++;
-    this.checkpointer?.afterCommit(batch.size);
-    for (const w of waiters) w.resolve();
+    this.committed(batch, waiters);
   }
 
   private commitOnWriter(writer: Writer, batch: Map<string, RowValues>, waiters: typeof this.waiters): void {
@@ -320,27 +314,41 @@ export class SqliteStore implements SnapshotStore {
     writer.commit(batch.values()).then(
       () => {
         this.inflight = undefined;
-        this.commits++;
-        this.checkpointer?.afterCommit(batch.size);
-        for (const w of waiters) w.resolve();
+        this.committed(batch, waiters);
         if (this.pending.size > 0 || this.waiters.length > 0) this.commit();
       },
       (error: unknown) => {
         this.inflight = undefined;
-        // As on this connection: the batch is pending again (newer writes made since win).
-        for (const [id, write] of batch) if (!this.pending.has(id)) this.pending.set(id, write);
         if (this.writer !== writer) {
           // The thread itself failed, not the commit: commit on this connection, for the same waiters.
+          this.requeue(batch);
           this.waiters.unshift(...waiters);
           this.commit();
           return;
         }
-        const failure = new StoreError('the store could not make the change durable', error);
-        for (const w of waiters) w.reject(failure);
+        this.rolledBack(batch, waiters, error);
         // Flushes made meanwhile get their own attempt; writes nobody waits for wait for the next one.
         if (this.waiters.length > 0) this.commit();
       },
     );
+  }
+
+  private committed(batch: Map<string, RowValues>, waiters: typeof this.waiters): void {
+    this.commits++;
+    this.checkpointer?.afterCommit(batch.size);
+    for (const w of waiters) w.resolve();
+  }
+
+  /** The commit rolled back: its waiters fail, and nothing is lost (a later flush retries the batch). */
+  private rolledBack(batch: Map<string, RowValues>, waiters: typeof this.waiters, error: unknown): void {
+    this.requeue(batch);
+    const failure = new StoreError('the store could not make the change durable', error);
+    for (const w of waiters) w.reject(failure);
+  }
+
+  /** The batch is pending again; newer writes made since win. */
+  private requeue(batch: Map<string, RowValues>): void {
+    for (const [id, write] of batch) if (!this.pending.has(id)) this.pending.set(id, write);
   }
 
   /** A PRAGMA on the committing connection, without waiting (the writer runs it between commits). */
