@@ -88,6 +88,29 @@ describe('SqliteStore keeps the SnapshotStore contract', () => {
     await store.close();
   });
 
+  it('getManyNow answers for each id what getNow does, in order: stored, pending, missing, repeated (property: odd ids)', async () => {
+    const store = new SqliteStore({ path: join(dir.path, 'many.db') });
+    const id = fc.oneof(
+      fc.stringMatching(/^[\w.:-]{1,12}$/),
+      fc.string({ minLength: 1, maxLength: 6 }),
+      fc.constantFrom('a"b', 'a\\b', 'tab\there', 'é✓', '😀', '\ud800', 'x\udc00y', '[1]', 'null'),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(id, { minLength: 1, maxLength: 12 }), fc.array(fc.nat(), { maxLength: 20 }), async (ids, picks) => {
+        const [stored, pending, missing] = [ids.filter((_, i) => i % 3 === 0), ids.filter((_, i) => i % 3 === 1), ids.filter((_, i) => i % 3 === 2)];
+        stored.forEach((x, i) => store.write(record(x, 'confirming', i)));
+        await store.flush();
+        pending.forEach((x, i) => store.write(record(x, 'pending', 100 + i)));
+        const asked = [...picks.map((k) => ids[k % ids.length]!), ...missing.map((x) => `${x}-none`)];
+        expect(JSON.stringify(store.getManyNow(asked))).toBe(JSON.stringify(asked.map((x) => store.getNow(x))));
+        await store.flush();
+      }),
+      { numRuns: 200 },
+    );
+    expect(store.getManyNow([])).toEqual([]);
+    await store.close();
+  });
+
   it('groups the writes of one turn, and every flush waiting on them, into one commit', async () => {
     const store = new SqliteStore({ path: join(dir.path, 'group.db') });
     for (let i = 0; i < 5000; i++) store.write(record(`g_${i}`, 'pending', i));

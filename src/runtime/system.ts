@@ -242,17 +242,11 @@ export class TrackerSystem {
       }
     }
     // Ids that are not live may have finished earlier, or be restarting: the store knows.
-    // A store that reads synchronously is asked directly: no promise per id.
+    // A store that reads synchronously is asked directly (all ids in one query when it can): no
+    // promise per id, and nothing else runs before the trackers are spawned.
     const getNow = this.getNow;
-    const stored = getNow
-      ? pendingStored.map((p) => {
-          try {
-            return getNow(p.id);
-          } catch (error) {
-            return storeReadError(error);
-          }
-        })
-      : await Promise.all(pendingStored.map((p) => this.store.get(p.id).catch(storeReadError)));
+    const synchronous = getNow !== undefined;
+    const stored = synchronous ? this.storedNow(pendingStored.map((p) => p.id)) : await Promise.all(pendingStored.map((p) => this.store.get(p.id).catch(storeReadError)));
     const seen = new Set<string>();
     const duplicates: Array<{ index: number; id: string; txHash: string }> = [];
     const spawned: Array<{ index: number; id: string }> = [];
@@ -263,7 +257,8 @@ export class TrackerSystem {
         results[p.index] = { status: 'error', error: record };
         return;
       }
-      const live = this.lookup(p.id);
+      // After an asynchronous read, another call may have started it meanwhile.
+      const live = synchronous ? undefined : this.lookup(p.id);
       if (live || seen.has(p.id)) {
         if (live) results[p.index] = this.alreadyStarted(p.id, p.txHash, live);
         else duplicates.push({ index: p.index, id: p.id, txHash: p.txHash });
@@ -300,6 +295,26 @@ export class TrackerSystem {
     // must not be acknowledged before its first snapshot is durable.
     if (results.some((r) => r.status === 'started' || r.status === 'already_started')) await this.flush();
     return results;
+  }
+
+  /** What the store holds for `ids`, read synchronously; a failed read is a StoreError for each. */
+  private storedNow(ids: readonly string[]): Array<TrackerRecord | StoreError | undefined> {
+    const getManyNow = this.store.getManyNow?.bind(this.store);
+    if (getManyNow && ids.length > 1) {
+      try {
+        return getManyNow(ids);
+      } catch (error) {
+        const failure = storeReadError(error);
+        return ids.map(() => failure);
+      }
+    }
+    return ids.map((id) => {
+      try {
+        return this.getNow!(id);
+      } catch (error) {
+        return storeReadError(error);
+      }
+    });
   }
 
   /** The live actor for `id`, wherever it runs, also after a restart; undefined when not live. */

@@ -56,6 +56,11 @@ export interface SnapshotStore {
    * leave it out). A crashed tracker is then restarted within the same turn as its crash.
    */
   getNow?(id: string): TrackerRecord | undefined;
+  /**
+   * `getNow` for many ids at once, in their order (undefined where there is none): one query for
+   * all of them instead of one each. A start of many trackers asks it for every new id.
+   */
+  getManyNow?(ids: readonly string[]): Array<TrackerRecord | undefined>;
   /** Stable paging in id order. */
   list(query: ListQuery): Promise<ListPage>;
   /** Every tracker that is not in a final state, in batches, for rehydration at start. */
