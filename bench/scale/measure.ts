@@ -5,8 +5,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createActor } from 'xstate';
-import { trackerMachine } from '../../machines/tracker.machine.js';
+import { createActor, createMachine } from 'xstate';
+import { persistedSnapshot, stampingLogic } from '../../machines/restore.js';
+import { TRACKER_MACHINE_VERSION, trackerMachine } from '../../machines/tracker.machine.js';
 import { startServer, stopServer } from '../../src/api/server.js';
 import { type TrackerSystem, createTrackerSystem } from '../../src/runtime/system.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
@@ -311,11 +312,63 @@ async function measureFloor(n: number) {
   return { n, ms, heapPer: (live.heap - before.heap) / n, rssPer: (live.rss - before.rss) / n, rss: live.rss, onePctMs, load: loadavg() };
 }
 
-const kinds = { system: measureSystem, http: measureHttp, floor: measureFloor };
+/**
+ * The durable floor: what a durable start and a durable 1% block cost with nothing of the runtime
+ * but its tracker actors and its store. The tracker logic the runtime runs (stamped snapshots), each
+ * actor created with a parent (sharing its actor system), one observer each that writes every
+ * snapshot to the SQLite store, a flush per call of START_BATCH. No supervisor, registry, validation,
+ * tracker views, due index or store reads.
+ */
+async function measureDurableFloor(n: number) {
+  const { store, dir } = tempStore();
+  const logic = stampingLogic(trackerMachine);
+  const parent = createActor(createMachine({})).start();
+  const actors: Array<ReturnType<typeof createActor<typeof logic>>> = [];
+  const spawn = (id: string, txHash: string) => {
+    const actor = createActor(logic, { id, parent, input: { id, txHash, requiredConfirmations: REQUIRED, createdAt: Date.now() } } as never);
+    actor.subscribe((snapshot) => {
+      const { context } = snapshot;
+      store.write({
+        id,
+        txHash,
+        state: typeof snapshot.value === 'string' ? snapshot.value : 'pending',
+        version: TRACKER_MACHINE_VERSION,
+        snapshot: persistedSnapshot(snapshot),
+        restarts: context.restarts,
+        createdAt: context.createdAt,
+        updatedAt: context.updatedAt,
+      });
+    });
+    return actor.start();
+  };
+  const mined = (block: number) => ({ type: 'TX_MINED', blockNumber: block, blockHash: hashOf(block), status: 'success', head: block }) as const;
+  for (let i = 0; i < WARM_UP; i++) spawn(`warm_${i}`, hashOf(2 ** 40 + i)).send(mined(MINED_AT));
+  await store.flush();
+  const t0 = performance.now();
+  for (let i = 0; i < n; i += START_BATCH) {
+    for (let j = i; j < Math.min(n, i + START_BATCH); j++) actors.push(spawn(idOf(j), hashOf(j)));
+    await store.flush();
+  }
+  const startMs = performance.now() - t0;
+  // As in the system's run: 99% mined at head 100 (confirming), then a block mining the 1% left.
+  for (let i = 0; i < n; i++) if (i % 100 !== 0) actors[i]!.send(mined(MINED_AT));
+  await store.flush();
+  const p0 = performance.now();
+  for (let i = 0; i < n; i += 100) actors[i]!.send(mined(TOUCHING_BLOCK));
+  const onePctDeliverMs = performance.now() - p0;
+  await store.flush();
+  const onePctDurableMs = performance.now() - p0;
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+  return { n, startMs, onePctDeliverMs, onePctDurableMs, load: loadavg() };
+}
+
+const kinds = { system: measureSystem, http: measureHttp, floor: measureFloor, durable: measureDurableFloor };
 export type Kind = keyof typeof kinds;
 export type SystemResult = Awaited<ReturnType<typeof measureSystem>>;
 export type HttpResult = Awaited<ReturnType<typeof measureHttp>>;
 export type FloorResult = Awaited<ReturnType<typeof measureFloor>>;
+export type DurableFloorResult = Awaited<ReturnType<typeof measureDurableFloor>>;
 
 const [kind, size] = process.argv.slice(2);
 if (kind && size) {
