@@ -1,15 +1,17 @@
 /**
  * npm run bench:api — POST /trackers and GET /trackers/:id throughput and p50/p99 latency, load from
  * this process (autocannon) against the service in another process, side by side in the same run
- * with the floor: a bare Express 5 app with the same routes on a Map. Also POST /trackers/batch.
+ * with the floor: a bare Express 5 app with the same routes on a Map, and the durable floor: that app
+ * with each tracker one of the runtime's tracker actors whose snapshot is durable before a create is
+ * answered (bench/durable-floor-server.ts). Also POST /trackers/batch.
  *
  * BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS (default 3). Server env
  * (DATABASE_URL, …) passes through; without DATABASE_URL the service gets a fresh SQLite file in a temp
  * folder (the durable default).
  *
- * Each scenario runs BENCH_ROUNDS times on each server, the two taking turns (floor first, then the
- * service first, …), so that a quieter or busier stretch of a shared box falls on both: the table
- * shows each server's median run and the median of the per-round ratios, with their ranges.
+ * Each scenario runs BENCH_ROUNDS times on each server, the servers taking turns (a different one
+ * first in each round), so that a quieter or busier stretch of a shared box falls on all: the table
+ * shows each server's median run and the median of the per-round ratios to the floor, with ranges.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -109,15 +111,20 @@ function randomGets(ids: string[]): autocannon.Request[] {
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-type ServerName = 'floor' | 'tx-tracker';
+type ServerName = 'floor' | 'durable floor' | 'tx-tracker';
+const SERVERS: ServerName[] = ['floor', 'durable floor', 'tx-tracker'];
 
 async function main(): Promise<void> {
-  const servers = { floor: await startProcess('bench/floor-server.ts'), 'tx-tracker': await startProcess('bench/api-server.ts') };
+  const servers: Record<ServerName, Awaited<ReturnType<typeof startProcess>>> = {
+    floor: await startProcess('bench/floor-server.ts'),
+    'durable floor': await startProcess('bench/durable-floor-server.ts'),
+    'tx-tracker': await startProcess('bench/api-server.ts'),
+  };
   const scenarios: Array<{ name: string; perRequest: number; runs: Record<ServerName, Run[]> }> = [];
   const measure = async (name: string, perRequest: number, load: (server: ServerName, url: string) => Promise<Run>) => {
-    const runs: Record<ServerName, Run[]> = { floor: [], 'tx-tracker': [] };
+    const runs: Record<ServerName, Run[]> = { floor: [], 'durable floor': [], 'tx-tracker': [] };
     for (let round = 0; round < ROUNDS; round++) {
-      const order: ServerName[] = round % 2 === 0 ? ['floor', 'tx-tracker'] : ['tx-tracker', 'floor'];
+      const order = SERVERS.map((_, i) => SERVERS[(i + round) % SERVERS.length]!);
       for (const server of order) runs[server].push(await load(server, servers[server].url));
     }
     scenarios.push({ name, perRequest, runs });
@@ -148,7 +155,7 @@ async function main(): Promise<void> {
     values.length > 1 ? ` (${fmt(Math.min(...values), digits)}–${fmt(Math.max(...values), digits)})` : '';
   for (const { name, perRequest, runs } of scenarios) {
     const floor = runs.floor;
-    for (const server of ['floor', 'tx-tracker'] as const) {
+    for (const server of SERVERS) {
       const mine = runs[server];
       const rps = mine.map((r) => r.rps);
       const tps = perRequest > 0 ? fmt(median(rps) * perRequest) : '';
