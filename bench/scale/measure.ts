@@ -10,6 +10,7 @@ import { persistedSnapshot, stampingLogic } from '../../machines/restore.js';
 import { TRACKER_MACHINE_VERSION, trackerMachine } from '../../machines/tracker.machine.js';
 import { startServer, stopServer } from '../../src/api/server.js';
 import { type TrackerSystem, createTrackerSystem } from '../../src/runtime/system.js';
+import { topState } from '../../src/runtime/tracker-view.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 
 /** Trackers per `startMany` call when N are started (the warm-up and the HTTP seeding use 1,000). */
@@ -331,7 +332,7 @@ async function measureDurableFloor(n: number) {
       store.write({
         id,
         txHash,
-        state: typeof snapshot.value === 'string' ? snapshot.value : 'pending',
+        state: topState(snapshot.value),
         version: TRACKER_MACHINE_VERSION,
         snapshot: persistedSnapshot(snapshot),
         restarts: context.restarts,
