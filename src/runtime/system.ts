@@ -93,8 +93,9 @@ export class TrackerSystem {
   /** Rehydrated ids whose first snapshot is the stored row itself: writing it again would be waste. */
   private readonly storedAsIs = new Set<string>();
   private subscriptions = 0;
-  /** The store's synchronous read, when it has one (`SnapshotStore.getNow`). */
+  /** The store's synchronous reads, when it has them (`SnapshotStore.getNow`, `getManyNow`). */
   private readonly getNow: ((id: string) => TrackerRecord | undefined) | undefined;
+  private readonly getManyNow: ((ids: readonly string[]) => Array<TrackerRecord | undefined>) | undefined;
   private attached: Array<{ ref: TrackerRef; held: TrackerEvent[] | undefined; waiters: Array<() => void> | undefined }> = [];
   private readonly observerHost: ObserverHost = {
     changed: (id, snapshot, write) => this.trackerChanged(id, snapshot, write),
@@ -111,6 +112,7 @@ export class TrackerSystem {
   constructor(options: TrackerSystemOptions) {
     this.store = options.store;
     this.getNow = options.store.getNow?.bind(options.store);
+    this.getManyNow = options.store.getManyNow?.bind(options.store);
     this.shardCount = options.shardCount ?? 1024;
     this.defaultConfirmations = validateConfirmations(options.defaultConfirmations ?? 12);
     this.policy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
@@ -244,9 +246,8 @@ export class TrackerSystem {
     // Ids that are not live may have finished earlier, or be restarting: the store knows.
     // A store that reads synchronously is asked directly (all ids in one query when it can): no
     // promise per id, and nothing else runs before the trackers are spawned.
-    const getNow = this.getNow;
-    const synchronous = getNow !== undefined;
-    const stored = synchronous ? this.storedNow(pendingStored.map((p) => p.id)) : await Promise.all(pendingStored.map((p) => this.store.get(p.id).catch(storeReadError)));
+    const synchronous = this.getNow !== undefined;
+    const stored = synchronous ? this.readStoredNow(pendingStored.map((p) => p.id)) : await Promise.all(pendingStored.map((p) => this.store.get(p.id).catch(storeReadError)));
     const seen = new Set<string>();
     const duplicates: Array<{ index: number; id: string; txHash: string }> = [];
     const spawned: Array<{ index: number; id: string }> = [];
@@ -298,11 +299,10 @@ export class TrackerSystem {
   }
 
   /** What the store holds for `ids`, read synchronously; a failed read is a StoreError for each. */
-  private storedNow(ids: readonly string[]): Array<TrackerRecord | StoreError | undefined> {
-    const getManyNow = this.store.getManyNow?.bind(this.store);
-    if (getManyNow && ids.length > 1) {
+  private readStoredNow(ids: readonly string[]): Array<TrackerRecord | StoreError | undefined> {
+    if (this.getManyNow && ids.length > 1) {
       try {
-        return getManyNow(ids);
+        return this.getManyNow(ids);
       } catch (error) {
         const failure = storeReadError(error);
         return ids.map(() => failure);

@@ -191,9 +191,9 @@ export class SqliteStore implements SnapshotStore {
     const found = new Map<string, RowValues>();
     for (const row of rows) found.set(row[0], row);
     return ids.map((id) => {
+      if (!wellFormed(id)) return this.getNow(id);
       const values = this.pending.get(id) ?? this.inflight?.get(id) ?? found.get(id);
-      if (values) return fromRow(values);
-      return wellFormed(id) ? undefined : this.getNow(id);
+      return values ? fromRow(values) : undefined;
     });
   }
 
