@@ -10,21 +10,18 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import express from 'express';
-import { createActor, createMachine } from 'xstate';
-import { persistedSnapshot, stampingLogic } from '../machines/restore.js';
-import { TRACKER_MACHINE_VERSION, trackerMachine } from '../machines/tracker.machine.js';
 import { toTracker, topState } from '../src/runtime/tracker-view.js';
 import { SqliteStore } from '../src/store/sqlite.js';
+import { type DurableFloorTracker, durableFloorTrackers } from './durable-floor.js';
 
 const HASH = /^0x[0-9a-fA-F]{64}$/;
 const store = new SqliteStore({ path: join(mkdtempSync(join(tmpdir(), 'bench-api-durable-floor-')), 'trackers.db') });
-const logic = stampingLogic(trackerMachine);
-const parent = createActor(createMachine({})).start();
-const trackers = new Map<string, ReturnType<typeof createActor<typeof logic>>>();
+const spawn = durableFloorTrackers(store, 12);
+const trackers = new Map<string, DurableFloorTracker>();
 const app = express();
 app.use(express.json({ limit: '1mb' }));
 
-const view = (actor: ReturnType<typeof createActor<typeof logic>>) => {
+const view = (actor: DurableFloorTracker) => {
   const snapshot = actor.getSnapshot();
   return toTracker(snapshot.context, topState(snapshot.value));
 };
@@ -35,21 +32,8 @@ function create(body: { txHash?: unknown; id?: unknown }): { status: number; tra
   const id = typeof body.id === 'string' ? body.id : txHash;
   const existing = trackers.get(id);
   if (existing) return { status: existing.getSnapshot().context.txHash === txHash ? 200 : 409, tracker: view(existing) };
-  const actor = createActor(logic, { id, parent, input: { id, txHash, requiredConfirmations: 12, createdAt: Date.now() } } as never);
-  actor.subscribe((snapshot) => {
-    const { context } = snapshot;
-    store.write({
-      id,
-      txHash,
-      state: topState(snapshot.value),
-      version: TRACKER_MACHINE_VERSION,
-      snapshot: persistedSnapshot(snapshot),
-      restarts: context.restarts,
-      createdAt: context.createdAt,
-      updatedAt: context.updatedAt,
-    });
-  });
-  trackers.set(id, actor.start());
+  const actor = spawn(id, txHash);
+  trackers.set(id, actor);
   return { status: 201, tracker: view(actor) };
 }
 

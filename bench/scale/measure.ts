@@ -5,13 +5,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createActor, createMachine } from 'xstate';
-import { persistedSnapshot, stampingLogic } from '../../machines/restore.js';
-import { TRACKER_MACHINE_VERSION, trackerMachine } from '../../machines/tracker.machine.js';
+import { createActor } from 'xstate';
+import { trackerMachine } from '../../machines/tracker.machine.js';
 import { startServer, stopServer } from '../../src/api/server.js';
 import { type TrackerSystem, createTrackerSystem } from '../../src/runtime/system.js';
-import { topState } from '../../src/runtime/tracker-view.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
+import { type DurableFloorTracker, durableFloorTrackers } from '../durable-floor.js';
 
 /** Trackers per `startMany` call when N are started (the warm-up and the HTTP seeding use 1,000). */
 const START_BATCH = Number(process.env.BENCH_START_BATCH ?? 10_000);
@@ -315,33 +314,13 @@ async function measureFloor(n: number) {
 
 /**
  * The durable floor: what a durable start and a durable 1% block cost with nothing of the runtime
- * but its tracker actors and its store. The tracker logic the runtime runs (stamped snapshots), each
- * actor created with a parent (sharing its actor system), one observer each that writes every
- * snapshot to the SQLite store, a flush per call of START_BATCH. No supervisor, registry, validation,
- * tracker views, due index or store reads.
+ * but its tracker actors and its store (`durableFloorTrackers`), a flush per call of START_BATCH.
+ * No supervisor, registry, validation, tracker views, due index or store reads.
  */
 async function measureDurableFloor(n: number) {
   const { store, dir } = tempStore();
-  const logic = stampingLogic(trackerMachine);
-  const parent = createActor(createMachine({})).start();
-  const actors: Array<ReturnType<typeof createActor<typeof logic>>> = [];
-  const spawn = (id: string, txHash: string) => {
-    const actor = createActor(logic, { id, parent, input: { id, txHash, requiredConfirmations: REQUIRED, createdAt: Date.now() } } as never);
-    actor.subscribe((snapshot) => {
-      const { context } = snapshot;
-      store.write({
-        id,
-        txHash,
-        state: topState(snapshot.value),
-        version: TRACKER_MACHINE_VERSION,
-        snapshot: persistedSnapshot(snapshot),
-        restarts: context.restarts,
-        createdAt: context.createdAt,
-        updatedAt: context.updatedAt,
-      });
-    });
-    return actor.start();
-  };
+  const spawn = durableFloorTrackers(store, REQUIRED);
+  const actors: DurableFloorTracker[] = [];
   const mined = (block: number) => ({ type: 'TX_MINED', blockNumber: block, blockHash: hashOf(block), status: 'success', head: block }) as const;
   for (let i = 0; i < WARM_UP; i++) spawn(`warm_${i}`, hashOf(2 ** 40 + i)).send(mined(MINED_AT));
   await store.flush();
