@@ -4,7 +4,7 @@
  * system) with one observer that writes each of its snapshots to the store, and nothing else.
  */
 import { createActor, createMachine } from 'xstate';
-import { persistedSnapshot, stampingLogic } from '../machines/restore.js';
+import { persistedSnapshot, stampingLogic } from '../machines/xstate-adaptations.js';
 import { TRACKER_MACHINE_VERSION, trackerMachine } from '../machines/tracker.machine.js';
 import { topState } from '../src/runtime/tracker-view.js';
 import type { SnapshotStore } from '../src/store/types.js';

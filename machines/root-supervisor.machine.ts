@@ -16,7 +16,7 @@ export interface RootSupervisorContext extends RootSupervisorInput {
 export type RootSupervisorEvent =
   /**
    * Create the shards that do not exist yet. A batch costs one copy of the root's children (XState
-   * copies them on every spawn; at 1,024 keys one copy takes ~1 ms), so callers ask for all the
+   * copies them on every spawn, a cost that grows with the shard count), so callers ask for all the
    * shards they need at once.
    */
   | { type: 'ENSURE_SHARDS'; shards: readonly number[] }

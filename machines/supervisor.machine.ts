@@ -1,4 +1,4 @@
-import { type ActorRefFrom, type AnyActorRef, createActor, enqueueActions, fromPromise, setup, stopChild } from 'xstate';
+import { type ActorRefFrom, type AnyActorRef, enqueueActions, fromPromise, setup, stopChild } from 'xstate';
 import {
   type SupervisionFailureReason,
   type TrackerContext,
@@ -6,97 +6,9 @@ import {
   type TrackerMachine,
   trackerMachine,
 } from './tracker.machine.js';
+import { TrackerRegistry, createTracker } from './xstate-adaptations.js';
 
 export type TrackerRef = ActorRefFrom<TrackerMachine>;
-
-const REGISTRY_BUCKETS = 32;
-
-/** djb2 over the id's UTF-16 code units (a different hash from the one that picks the shard). */
-function bucketOf(id: string): number {
-  let hash = 5381;
-  for (let i = 0; i < id.length; i++) hash = (Math.imul(hash, 33) + id.charCodeAt(i)) | 0;
-  return (hash >>> 0) & (REGISTRY_BUCKETS - 1);
-}
-
-/**
- * The registry, id → live tracker: immutable, so that every supervisor snapshot keeps the registry
- * it had. A change copies one of 32 small buckets (a few entries) instead of the whole registry: a
- * whole copy was ~12% of a tracker's start as an object in dictionary mode, and then ~60 µs per
- * change as a Map of ~100 entries in a process holding 100,000 trackers (CPU profiles), paid twice
- * per crash and once per tracker that ends. A change costs O(shard size / 32): sized for shards of
- * about a hundred trackers (1,024 shards at 100,000). Serialised (e.g. for the inspector) as an object.
- *
- * @example
- * const registry = TrackerRegistry.EMPTY.with([['txn_1', ref]]);
- * registry.get('txn_1'); // ref
- * registry.without('txn_1').size; // 0
- */
-export class TrackerRegistry {
-  static readonly EMPTY = new TrackerRegistry(new Array<ReadonlyMap<string, TrackerRef> | undefined>(REGISTRY_BUCKETS).fill(undefined), 0);
-
-  private constructor(
-    private readonly buckets: readonly (ReadonlyMap<string, TrackerRef> | undefined)[],
-    readonly size: number,
-  ) {}
-
-  get(id: string): TrackerRef | undefined {
-    return this.buckets[bucketOf(id)]?.get(id);
-  }
-
-  has(id: string): boolean {
-    return this.buckets[bucketOf(id)]?.has(id) ?? false;
-  }
-
-  /** A registry with these entries added (or replaced); each touched bucket is copied once. */
-  with(entries: Iterable<readonly [string, TrackerRef]>): TrackerRegistry {
-    const buckets = this.buckets.slice();
-    const copied = new Set<number>();
-    let size = this.size;
-    for (const [id, ref] of entries) {
-      const index = bucketOf(id);
-      let bucket = buckets[index] as Map<string, TrackerRef> | undefined;
-      if (!copied.has(index)) {
-        buckets[index] = bucket = new Map(bucket);
-        copied.add(index);
-      }
-      if (!bucket!.has(id)) size++;
-      bucket!.set(id, ref);
-    }
-    return copied.size === 0 ? this : new TrackerRegistry(buckets, size);
-  }
-
-  /** A registry without `id` (this one when it has no such entry). */
-  without(id: string): TrackerRegistry {
-    const index = bucketOf(id);
-    const bucket = this.buckets[index];
-    if (!bucket?.has(id)) return this;
-    const next = new Map(bucket);
-    next.delete(id);
-    const buckets = this.buckets.slice();
-    buckets[index] = next.size > 0 ? next : undefined;
-    return new TrackerRegistry(buckets, this.size - 1);
-  }
-
-  *entries(): IterableIterator<[string, TrackerRef]> {
-    for (const bucket of this.buckets) if (bucket) yield* bucket.entries();
-  }
-
-  *keys(): IterableIterator<string> {
-    for (const bucket of this.buckets) if (bucket) yield* bucket.keys();
-  }
-
-  *values(): IterableIterator<TrackerRef> {
-    for (const bucket of this.buckets) if (bucket) yield* bucket.values();
-  }
-
-  [Symbol.iterator](): IterableIterator<[string, TrackerRef]> {
-    return this.entries();
-  }
-
-  toJSON(): Record<string, TrackerRef> {
-    return Object.fromEntries(this.entries());
-  }
-}
 
 /** A tracker's persisted snapshot, as `getPersistedSnapshot()` returns it and a store keeps it. */
 export type PersistedTracker = ReturnType<TrackerMachine['getPersistedSnapshot']> & {
@@ -174,8 +86,8 @@ export type SupervisorEvent =
   /**
    * A child (tracker or restore/give-up task) failed / finished. XState names these events after
    * the child (`xstate.error.actor.<id>`, `xstate.done.actor.<id>`) and caches the transitions
-   * it looked up for every event type on the machine's state nodes, for good: ~1.3 KB per crashed
-   * tracker id, measured. `withFixedChildEvents` hands the machine these two fixed types instead.
+   * it looked up for every event type on the machine's state nodes, for good: memory per crashed
+   * tracker id. `withFixedChildEvents` hands the machine these two fixed types instead.
    */
   | {
       type: 'CHILD_FAILED';
@@ -189,20 +101,6 @@ export type SupervisorEvent =
     }
   | { type: 'CHILD_DONE'; actorId: string; output: unknown };
 
-/**
- * A tracker created by its shard, with the shard as its parent: its failure reaches the shard as
- * `xstate.error.actor.<id>`, it shares the shard's actor system (and inspector), and only the shard
- * can stop it (`stopChild(ref)`). It is deliberately not one of XState's `children` of the shard:
- * XState copies that object on every spawn and stop, ~0.5 µs per entry once deletes have put it in
- * dictionary mode (56 µs a copy at 100 trackers, measured), which made every start, crash and end
- * cost O(shard size). The registry is where a shard's trackers live; a change copies one of its
- * buckets (`TrackerRegistry`). Started by `startTrackers`, after `trackerSpawned` has let the
- * runtime subscribe.
- */
-const createTracker = (logic: TrackerMachine, s: TrackerSpawn, parent: AnyActorRef): TrackerRef =>
-  'snapshot' in s
-    ? createActor(logic, { id: s.id, parent, snapshot: { ...s.snapshot, status: 'active', error: undefined } } as unknown as { input: TrackerInput })
-    : createActor(logic, { id: s.id, parent, input: s.input });
 
 const RESTORE_PREFIX = 'restore/';
 const GIVE_UP_PREFIX = 'giveup/';
@@ -448,64 +346,4 @@ export const supervisorMachine = setup({
 
 export type SupervisorMachine = typeof supervisorMachine;
 
-const CHILD_ERROR = 'xstate.error.actor.';
-const CHILD_DONE = 'xstate.done.actor.';
-
-/**
- * The supervisor as XState runs it: its children's `xstate.error.actor.<id>` and
- * `xstate.done.actor.<id>` events reach the machine as `CHILD_FAILED` and `CHILD_DONE`, so the set
- * of event types it ever sees is fixed however many trackers crash (see `SupervisorEvent`).
- *
- * @example
- * const shard = createActor(withFixedChildEvents(supervisorMachine), { input: { shard: 0 } }).start();
- */
-export function withFixedChildEvents<TLogic extends SupervisorMachine>(
-  machine: TLogic,
-  options: {
-    /**
-     * Provided by the runtime when its store reads synchronously: a failed tracker's last durable
-     * snapshot (null: none that can run; undefined: not available now, a restore task will read it).
-     */
-    storedNow?: (id: string) => PersistedTracker | null | undefined;
-  } = {},
-): TLogic {
-  const logic = Object.create(machine) as TLogic;
-  logic.transition = (snapshot, event, scope) => {
-    scopes.set(scope.self, scope);
-    const raw = event as { type: string; actorId?: string; error?: unknown; output?: unknown };
-    if (raw.type.startsWith(CHILD_ERROR)) {
-      const actorId = raw.actorId ?? raw.type.slice(CHILD_ERROR.length);
-      const stored = options.storedNow && snapshot.context.trackers.has(actorId) ? readNow(options.storedNow, actorId) : undefined;
-      event = { type: 'CHILD_FAILED', actorId, error: raw.error, ...(stored !== undefined ? { stored } : {}) };
-    } else if (raw.type.startsWith(CHILD_DONE)) {
-      event = { type: 'CHILD_DONE', actorId: raw.actorId ?? raw.type.slice(CHILD_DONE.length), output: raw.output };
-    }
-    return machine.transition(snapshot, event, scope);
-  };
-  return logic;
-}
-
-/** A read that fails leaves the restart to the restore task, which retries with back-off. */
-function readNow(read: (id: string) => PersistedTracker | null | undefined, id: string): PersistedTracker | null | undefined {
-  try {
-    return read(id);
-  } catch {
-    return undefined;
-  }
-}
-
-const scopes = new WeakMap<AnyActorRef, { stopChild(child: AnyActorRef): void }>();
-
-/**
- * Stop the trackers of a shard that failed (a bug in it or in a runtime action it ran). XState
- * leaves a failed actor's actors running, and trackers are not XState children anyway (see
- * `createTracker`); stopping them as their parent did is what lets the shard's replacement bring
- * them back from the store without a second live actor per id.
- */
-export function stopTrackersOfFailedShard(shard: AnyActorRef): void {
-  const scope = scopes.get(shard);
-  const trackers = (shard.getSnapshot() as { context?: SupervisorContext }).context?.trackers;
-  if (!scope || !trackers) return;
-  for (const ref of trackers.values()) scope.stopChild(ref);
-}
 export type SupervisorRef = ActorRefFrom<SupervisorMachine>;

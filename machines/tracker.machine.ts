@@ -283,8 +283,8 @@ export const trackerMachine = setup({
     },
     // Terminal: no transition leaves them. Deliberately not XState `type: 'final'`: a final child
     // makes XState send its parent `xstate.done.actor.<id>`, a new event type per tracker, and
-    // XState caches transitions per event type on the parent's state nodes for good (~280 bytes
-    // per finished tracker, measured). The runtime sees the terminal state and tells the shard
+    // XState caches transitions per event type on the parent's state nodes for good, so memory
+    // grew with every finished tracker (see machines/xstate-adaptations.ts). The runtime sees the terminal state and tells the shard
     // with one fixed event type (TRACKER_ENDED).
     confirmed: { tags: 'terminal' },
     failed: { tags: 'terminal' },

@@ -5,8 +5,8 @@ import {
   type RestoreTrackerInput,
   type RestoreTrackerOutput,
   supervisorMachine,
-  withFixedChildEvents,
 } from '../machines/supervisor.machine.js';
+import { withFixedChildEvents } from '../machines/xstate-adaptations.js';
 import { trackerMachine } from '../machines/tracker.machine.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { createTrackerSystem } from '../src/runtime/system.js';

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TrackerRegistry, type TrackerRef } from '../machines/supervisor.machine.js';
+import type { TrackerRef } from '../machines/supervisor.machine.js';
+import { TrackerRegistry } from '../machines/xstate-adaptations.js';
 import { type TrackerSystem, createTrackerSystem } from '../src/runtime/system.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { SqliteStore } from '../src/store/sqlite.js';

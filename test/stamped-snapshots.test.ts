@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Snapshot, createActor } from 'xstate';
-import { persistedSnapshot, stampingLogic } from '../machines/restore.js';
+import { persistedSnapshot, stampingLogic } from '../machines/xstate-adaptations.js';
 import { TRACKER_EVENT_TYPES, type TrackerEvent, trackerMachine } from '../machines/tracker.machine.js';
 
 // The runtime stamps trackers' snapshots from a resolved template instead of letting XState resolve

@@ -7,8 +7,8 @@ import {
   type RestoreTrackerOutput,
   type SupervisorEvent,
   supervisorMachine,
-  withFixedChildEvents,
 } from '../machines/supervisor.machine.js';
+import { withFixedChildEvents } from '../machines/xstate-adaptations.js';
 import { edgeCoveringPaths } from './support/paths.js';
 import { MODEL_ID, MODEL_POLICY, SUPERVISOR_MODEL_EVENTS as E, describeSupervisor, supervisorTestModel } from './support/supervisor-model.js';
 import { allStateNodeIds, allTransitions, transitionKey } from './support/tracker-model.js';

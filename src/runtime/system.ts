@@ -1,6 +1,11 @@
 import { createActor, fromPromise } from 'xstate';
 import { type RootSupervisorRef, rootSupervisorMachine } from '../../machines/root-supervisor.machine.js';
-import { persistedSnapshot, stampingLogic } from '../../machines/restore.js';
+import {
+  persistedSnapshot,
+  stampingLogic,
+  stopTrackersOfFailedShard,
+  withFixedChildEvents,
+} from '../../machines/xstate-adaptations.js';
 import {
   DEFAULT_RESTART_POLICY,
   type GiveUpInput,
@@ -10,9 +15,7 @@ import {
   type RestoreTrackerOutput,
   type TrackerRef,
   type TrackerSpawn,
-  stopTrackersOfFailedShard,
   supervisorMachine,
-  withFixedChildEvents,
 } from '../../machines/supervisor.machine.js';
 import {
   FINAL_STATE_NAMES,
