@@ -47,3 +47,14 @@ export class ShuttingDownError extends TrackerSystemError {
     super('shutting_down', 'the tracker system is shutting down');
   }
 }
+
+/** A failed store read as the `StoreError` callers get. */
+export function storeReadError(error: unknown): StoreError {
+  return error instanceof StoreError ? error : new StoreError('the store could not be read', error);
+}
+
+/** Any failure as a `TrackerSystemError` (an unexpected one is `internal`). */
+export function asSystemError(error: unknown): TrackerSystemError {
+  if (error instanceof TrackerSystemError) return error;
+  return new TrackerSystemError('internal', 'unexpected error', { cause: error });
+}

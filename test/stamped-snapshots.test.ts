@@ -5,7 +5,7 @@ import { persistedSnapshot, stampingLogic } from '../machines/xstate-adaptations
 import { TRACKER_EVENT_TYPES, type TrackerEvent, trackerMachine } from '../machines/tracker.machine.js';
 
 // The runtime stamps trackers' snapshots from a resolved template instead of letting XState resolve
-// the state configuration for every actor (machines/restore.ts). Stamped actors must be
+// the state configuration for every actor (machines/xstate-adaptations.ts). Stamped actors must be
 // indistinguishable from XState's own: same persisted snapshot, same tags, same `can`, after
 // every event.
 const hash = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;

@@ -1,0 +1,53 @@
+import type { PersistedTracker, RestoreTrackerOutput } from '../../machines/supervisor.machine.js';
+import { FINAL_STATE_NAMES } from '../../machines/tracker.machine.js';
+import type { SnapshotStore, TrackerRecord } from '../store/types.js';
+import type { Logger } from './logger.js';
+import { type SnapshotMigrations, checkSnapshot, quarantinedRecord } from './snapshot-compat.js';
+import { type Tracker, toTracker } from './tracker-view.js';
+
+export interface QuarantineOptions {
+  store: SnapshotStore;
+  migrations: SnapshotMigrations;
+  logger: Logger;
+  now: () => number;
+  defaultConfirmations: number;
+}
+
+/**
+ * The gate between stored rows and the machine: a row runs only when it fits this machine
+ * (migrated to its version, checked field by field); one that does not is quarantined (failed,
+ * `incompatible_snapshot`, the stored row kept inside), never run and never shown as it reads.
+ *
+ * @example
+ * const snapshot = quarantine.runnableOrQuarantine(record); // null: written back as failed
+ */
+export class Quarantine {
+  constructor(private readonly options: QuarantineOptions) {}
+
+  /** The record's snapshot, migrated, when it fits this machine; otherwise writes it quarantined. */
+  runnableOrQuarantine(record: TrackerRecord): PersistedTracker | null {
+    const { migrations, logger, store, now, defaultConfirmations } = this.options;
+    const check = checkSnapshot(record, migrations);
+    if (check.ok) return check.snapshot;
+    logger.error(
+      { id: record.id, version: record.version, state: record.state, reason: check.reason },
+      `tracker ${record.id} quarantined: incompatible_snapshot (${check.reason}); the stored row is kept`,
+    );
+    store.write(quarantinedRecord(record, check.reason, now(), defaultConfirmations));
+    return null;
+  }
+
+  /** What a crashed tracker restarts from: its stored snapshot when it is live and runnable. */
+  restoreOutput(id: string, record: TrackerRecord | undefined): RestoreTrackerOutput {
+    if (!record || FINAL_STATE_NAMES.includes(record.state)) return { id, snapshot: null };
+    return { id, snapshot: this.runnableOrQuarantine(record) };
+  }
+
+  /** What a stored record shows: a row that does not fit the machine shows as failed. */
+  trackerOf(record: TrackerRecord, head: number | null): Tracker {
+    const check = checkSnapshot(record, this.options.migrations);
+    if (check.ok) return toTracker(check.snapshot.context, record.state, head);
+    const failed = quarantinedRecord(record, check.reason, this.options.now(), this.options.defaultConfirmations);
+    return toTracker((failed.snapshot as PersistedTracker).context, failed.state);
+  }
+}
