@@ -34,8 +34,8 @@ export interface CheckpointerOptions {
    * A WAL file this big is checkpointed on the caller's connection, between two of its commits:
    * under sustained writes the worker's checkpoints never catch up with the writer, and SQLite only
    * starts the WAL over once every frame in it has been copied back. That checkpoint copies only
-   * the frames the worker has not (measured: 75–190 ms at 64 MiB of random rows, against 180–290 ms
-   * for a TRUNCATE checkpoint); the caller's `journal_size_limit` then shrinks the file at the restart.
+   * the frames the worker has not (less than a TRUNCATE checkpoint would; docs/durability.md);
+   * the caller's `journal_size_limit` then shrinks the file at the restart.
    */
   maxWalBytes?: number;
   /** Checkpoint on the caller's connection (`PRAGMA wal_checkpoint(PASSIVE)`). */
@@ -47,8 +47,8 @@ export interface CheckpointerOptions {
 /**
  * WAL checkpoints on a worker thread with its own connection, so that the event loop never pays
  * for one. With SQLite's automatic checkpoints, the commit that crosses 1,000 WAL pages copies
- * them into the database file and fsyncs it before it returns: ~50 ms of a 100 ms commit of 1,000
- * rows spread over a 100,000-row table, measured here. A PASSIVE checkpoint runs beside the
+ * them into the database file and fsyncs it before it returns, about half of such a commit
+ * (docs/durability.md). A PASSIVE checkpoint runs beside the
  * writer. The worker is started when first needed (after 1,000 committed rows).
  *
  * @example

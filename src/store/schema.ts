@@ -51,9 +51,8 @@ export function openDatabase(path: string): Database.Database {
     db.pragma('busy_timeout = 5000');
     // 64 MiB of page cache (SQLite's default is 2 MiB): tracker ids are tx hashes, so a commit
     // touches pages all over the table and its index, and with the default cache most of them are
-    // read back from the OS first. Measured with random 32-byte-hash ids, 100,000 rows, no
-    // checkpoint in the commit: upserts in transactions of 10,000 went from 14,000-16,500/s to
-    // 25,600-32,000/s, of 1,000 from 8,900-10,900/s to 12,500-14,200/s. It only grows as pages are used.
+    // read back from the OS first (docs/performance.md has the effect on upserts). It only grows
+    // as pages are used.
     db.pragma('cache_size = -65536');
     const open = db;
     const version = (): number => open.pragma('user_version', { simple: true }) as number;

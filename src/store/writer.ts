@@ -64,8 +64,8 @@ parentPort.on('message', (message) => {
 
 /**
  * Rows per `rows` message: a large batch (a head that moves 100,000 trackers) goes over in slices, so
- * that neither thread holds a copy of all of it at once (one message of 90,000 rows left the
- * process ~175 MiB larger after the work was done).
+ * that neither thread holds a copy of all of it at once: one whole message left the process
+ * much larger after the work was done (docs/durability.md).
  */
 const ROWS_PER_MESSAGE = 1024;
 
