@@ -1,6 +1,6 @@
 import type { Logger } from '../runtime/logger.js';
 import type { Transport } from './transport.js';
-import { createWebSocketHeadSource } from './webSocket.js';
+import { createWebSocketHeadSource } from './web-socket.js';
 
 /**
  * Where new heads come from. Polling: `latest()` is null and the watcher asks the node for its

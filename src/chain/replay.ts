@@ -16,7 +16,7 @@ import { getBlockReceipts } from './getBlockReceipts.js';
 import type { TransactionLookup } from './lookupTransactions.js';
 import type { Tracked } from './tracked.js';
 import { unwrap } from './transport.js';
-import type { WatcherState } from './watcherState.js';
+import type { WatcherState } from './watcher-state.js';
 
 function send(state: WatcherState, entry: Tracked, event: TrackerEvent): void {
   if (!state.sink.deliver(entry.id, event)) state.tracked.delete(entry.id);

@@ -1,7 +1,7 @@
 import type { BlockRef, SyncPlan } from './canonical.js';
 import { toBlockNumber } from './format.js';
 import { applyBlock } from './replay.js';
-import type { WatcherState } from './watcherState.js';
+import type { WatcherState } from './watcher-state.js';
 
 /** Apply one sync step: orphaned blocks leave, the branch is replayed and committed. */
 export async function replayPlan(state: WatcherState, plan: SyncPlan): Promise<void> {

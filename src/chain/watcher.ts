@@ -10,9 +10,9 @@ import { applyLookups } from './replay.js';
 import { replayPlan } from './sync.js';
 import { type Tracked, TrackedSet } from './tracked.js';
 import { type Transport, createHttpTransport } from './transport.js';
-import type { ChainWatcherHealth, ChainWatcherOptions, WatcherState } from './watcherState.js';
+import type { ChainWatcherHealth, ChainWatcherOptions, WatcherState } from './watcher-state.js';
 
-export type { ChainWatcherHealth, ChainWatcherOptions, TrackerSink, WatcherState } from './watcherState.js';
+export type { ChainWatcherHealth, ChainWatcherOptions, TrackerSink, WatcherState } from './watcher-state.js';
 
 /**
  * Follows one chain's heads and drives the trackers: constant RPC calls per block, however many
