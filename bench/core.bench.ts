@@ -35,7 +35,7 @@ async function measure(n: number): Promise<{ systemMs: number; bareMs: number; h
   for (let j = 0; j < n; j++) {
     bare.push(
       createActor(trackerMachine, {
-        input: { id: `bare_${j}`, txHash: hashOf(j), requiredConfirmations: 12, createdAt: 0 },
+        input: { id: `bare_${j}`, txHash: hashOf(j), chainId: 31337, requiredConfirmations: 12, createdAt: 0 },
       }).start(),
     );
   }

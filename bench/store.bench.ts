@@ -56,7 +56,7 @@ const STEPS: TrackerEvent[] = [
 /** Real persisted snapshots for start + each step, to be stamped with each tracker's id. */
 function snapshotTemplates(): Array<{ snapshot: ReturnType<typeof trackerMachine.getPersistedSnapshot>; value: unknown; updatedAt: number }> {
   const actor = createActor(trackerMachine, {
-    input: { id: 'template', txHash: hashOf(0), requiredConfirmations: 12, createdAt: T0 },
+    input: { id: 'template', txHash: hashOf(0), chainId: 31337, requiredConfirmations: 12, createdAt: T0 },
   }).start();
   const template = () => {
     const snapshot = actor.getSnapshot();

@@ -4,7 +4,7 @@ import { assign, setup } from 'xstate';
  * Bumped whenever the shape of a persisted tracker snapshot changes (a state renamed,
  * a context field added or removed). Stores keep it beside every snapshot.
  */
-export const TRACKER_MACHINE_VERSION = 1;
+export const TRACKER_MACHINE_VERSION = 2;
 
 /** Ids a caller may choose; a tx hash (the default id) fits it too. */
 export const TRACKER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
@@ -13,6 +13,13 @@ export const TX_HASH_PATTERN = /^0x[0-9a-fA-F]{64}$/;
 
 export const MIN_CONFIRMATIONS = 1;
 export const MAX_CONFIRMATIONS = 1000;
+
+/**
+ * Confirmation by the chain's own finality instead of a count: the JSON-RPC block tags. A tracker
+ * with one is confirmed when the chain's `safe` (or `finalized`) block reaches its block.
+ */
+export type Finality = 'safe' | 'finalized';
+export const FINALITY_TAGS: readonly Finality[] = ['safe', 'finalized'];
 
 export type TrackerStateName = 'pending' | 'confirming' | 'confirmed' | 'failed' | 'stopped';
 export const TRACKER_STATE_NAMES: readonly TrackerStateName[] = [
@@ -48,7 +55,12 @@ export interface TrackerContext {
   id: string;
   /** The hash the tracker was started for; lower-case. */
   txHash: string;
+  /** The EIP-155 id of the chain the transaction is on. */
+  chainId: number;
+  /** Confirmations that confirm it; 0 when `finality` decides instead. */
   requiredConfirmations: number;
+  /** Confirmed by the chain's safe or finalized block rather than by a count; null: by the count. */
+  finality: Finality | null;
   blockNumber: number | null;
   blockHash: string | null;
   confirmations: number;
@@ -65,7 +77,10 @@ export interface TrackerContext {
 export interface TrackerInput {
   id: string;
   txHash: string;
+  chainId: number;
   requiredConfirmations: number;
+  /** Default null: confirmed by `requiredConfirmations`. */
+  finality?: Finality | null;
   createdAt: number;
 }
 
@@ -89,6 +104,11 @@ export type TrackerEvent = Stamped &
         head: number;
       }
     | { type: 'NEW_HEAD'; blockNumber: number }
+    /**
+     * The chain's safe or finalized block (the one the tracker waits for) is now `blockNumber`;
+     * `head` is the chain head at that moment.
+     */
+    | { type: 'FINALITY'; blockNumber: number; head: number }
     | { type: 'BLOCK_REORGED'; blockHash: string }
     | { type: 'TX_REPLACED'; reason: ReplacementReason; replacementHash: string }
     | { type: 'TX_DROPPED'; detail?: string }
@@ -106,6 +126,7 @@ export const TRACKER_EVENT_TYPES: readonly TrackerEventType[] = [
   'TX_SEEN',
   'TX_MINED',
   'NEW_HEAD',
+  'FINALITY',
   'BLOCK_REORGED',
   'TX_REPLACED',
   'TX_DROPPED',
@@ -138,7 +159,7 @@ const failed = (reason: FailureReason, detail: string): TrackerFailure => ({ rea
  *
  * @example
  * const actor = createActor(trackerMachine, {
- *   input: { id: 'txn_1', txHash: '0x…', requiredConfirmations: 12, createdAt: Date.now() },
+ *   input: { id: 'txn_1', txHash: '0x…', chainId: 1, requiredConfirmations: 12, createdAt: Date.now() },
  * }).start();
  * actor.send({ type: 'TX_MINED', blockNumber: 100, blockHash: '0x…', status: 'success', head: 100 });
  */
@@ -164,6 +185,12 @@ export const trackerMachine = setup({
       confirmations: ({ context, event }) =>
         event.type === 'NEW_HEAD' && context.blockNumber !== null
           ? event.blockNumber - context.blockNumber + 1
+          : context.confirmations,
+    }),
+    recordFinality: assign({
+      confirmations: ({ context, event }) =>
+        event.type === 'FINALITY' && context.blockNumber !== null
+          ? Math.max(context.confirmations, event.head - context.blockNumber + 1)
           : context.confirmations,
     }),
     recordReorg: assign({
@@ -216,7 +243,14 @@ export const trackerMachine = setup({
       event.type === 'BLOCK_REORGED' && event.blockHash === context.blockHash,
     isHeadOnOrAfterOwnBlock: ({ context, event }) =>
       event.type === 'NEW_HEAD' && context.blockNumber !== null && event.blockNumber >= context.blockNumber,
-    hasEnoughConfirmations: ({ context }) => context.confirmations >= context.requiredConfirmations,
+    // Only trackers confirmed by a count: with finality, the FINALITY event decides.
+    hasEnoughConfirmations: ({ context }) =>
+      context.finality === null && context.confirmations >= context.requiredConfirmations,
+    isFinalityOnOrAfterOwnBlock: ({ context, event }) =>
+      event.type === 'FINALITY' &&
+      context.finality !== null &&
+      context.blockNumber !== null &&
+      event.blockNumber >= context.blockNumber,
     isRepriced: ({ event }) => event.type === 'TX_REPLACED' && event.reason === 'repriced',
   },
 }).createMachine({
@@ -224,7 +258,9 @@ export const trackerMachine = setup({
   context: ({ input }) => ({
     id: input.id,
     txHash: input.txHash,
+    chainId: input.chainId,
     requiredConfirmations: input.requiredConfirmations,
+    finality: input.finality ?? null,
     blockNumber: null,
     blockHash: null,
     confirmations: 0,
@@ -273,6 +309,9 @@ export const trackerMachine = setup({
       always: { guard: 'hasEnoughConfirmations', target: 'confirmed' },
       on: {
         NEW_HEAD: { guard: 'isHeadOnOrAfterOwnBlock', actions: ['recordHead', 'touch'] },
+        // Its block is at or below the chain's safe/finalized block, and still its block: a reorg
+        // before that reaches it as BLOCK_REORGED, as for a count.
+        FINALITY: { guard: 'isFinalityOnOrAfterOwnBlock', target: 'confirmed', actions: ['recordFinality', 'touch'] },
         BLOCK_REORGED: {
           guard: 'isReorgOfOwnBlock',
           target: 'pending.seen',

@@ -21,11 +21,13 @@ export class InvalidInputError extends TrackerSystemError {
   override name = 'InvalidInputError';
 }
 
-/** The id is taken by a tracker of another transaction (409). */
+/** The id is taken by a tracker of another transaction, or of the same hash on another chain (409). */
 export class IdConflictError extends TrackerSystemError {
   override name = 'IdConflictError';
-  constructor(id: string, existingTxHash: string) {
-    super('id_conflict', `tracker ${id} already tracks another transaction`, { details: existingTxHash });
+  constructor(id: string, existingTxHash: string, existingChainId?: number) {
+    super('id_conflict', `tracker ${id} already tracks another transaction`, {
+      details: existingChainId === undefined ? existingTxHash : `${existingTxHash} on chain ${existingChainId}`,
+    });
   }
 }
 

@@ -54,7 +54,7 @@ describe('finished trackers leave nothing behind', () => {
         restoreTracker: fromPromise<RestoreTrackerOutput, RestoreTrackerInput>(async ({ input }) => ({
           id: input.id,
           snapshot: createActor(trackerMachine, {
-            input: { id: input.id, txHash: hashOf(1), requiredConfirmations: 2, createdAt: 1 },
+            input: { id: input.id, txHash: hashOf(1), chainId: 31337, requiredConfirmations: 2, createdAt: 1 },
           }).getPersistedSnapshot() as PersistedTracker,
         })),
       },
@@ -68,7 +68,7 @@ describe('finished trackers leave nothing behind', () => {
     const ids = Array.from({ length: 50 }, (_, i) => `c${i}`);
     shard.send({
       type: 'START',
-      trackers: ids.map((id) => ({ id, input: { id, txHash: hashOf(1), requiredConfirmations: 2, createdAt: 1 } })),
+      trackers: ids.map((id) => ({ id, input: { id, txHash: hashOf(1), chainId: 31337, requiredConfirmations: 2, createdAt: 1 } })),
     });
     const before = new Map(ids.map((id) => [id, shard.getSnapshot().context.trackers.get(id)]));
     for (const id of ids) before.get(id)!.send({ type: 'CRASH' });

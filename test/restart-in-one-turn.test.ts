@@ -16,6 +16,7 @@ function asyncOnly(store: SnapshotStore): SnapshotStore {
     get: (id) => store.get(id),
     list: (query) => store.list(query),
     loadLive: (batchSize) => store.loadLive(batchSize),
+    countTrackers: () => store.countTrackers(),
     close: () => store.close(),
   };
 }

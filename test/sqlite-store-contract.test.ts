@@ -9,12 +9,16 @@ import { checkSnapshot } from '../src/runtime/snapshot-compat.js';
 import { topState } from '../src/runtime/tracker-view.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { SqliteStore } from '../src/store/sqlite.js';
-import type { SnapshotStore, TrackerRecord } from '../src/store/types.js';
+import type { SnapshotStore, TrackerCount, TrackerRecord } from '../src/store/types.js';
 import { hashOf, seededRandom, tempDir } from './helpers.js';
 
-const record = (id: string, state: TrackerRecord['state'], n: number): TrackerRecord => ({
+/** Chains records are on in these tests; undefined: a row from before trackers had a chain. */
+const CHAINS = [1, 8453, undefined];
+
+const record = (id: string, state: TrackerRecord['state'], n: number, chainId?: number): TrackerRecord => ({
   id,
   txHash: hashOf(n),
+  ...(chainId === undefined ? {} : { chainId }),
   state,
   version: 1,
   snapshot: { status: 'active', value: state, context: { id, n } },
@@ -23,11 +27,16 @@ const record = (id: string, state: TrackerRecord['state'], n: number): TrackerRe
   updatedAt: n,
 });
 
-async function allPages(store: SnapshotStore, state: TrackerRecord['state'] | undefined, limit: number): Promise<string[]> {
+async function allPages(
+  store: SnapshotStore,
+  state: TrackerRecord['state'] | undefined,
+  limit: number,
+  chain: { chainId?: number; unsetChainId?: number } = {},
+): Promise<string[]> {
   const ids: string[] = [];
   let cursor: string | null = null;
   do {
-    const page = await store.list({ state, limit, cursor });
+    const page = await store.list({ state, limit, cursor, ...chain });
     expect(page.items.length).toBeLessThanOrEqual(limit);
     ids.push(...page.items.map((r) => r.id));
     cursor = page.nextCursor;
@@ -48,17 +57,26 @@ describe('SqliteStore keeps the SnapshotStore contract', () => {
       sqlite.write(r);
       memory.write(r);
     };
-    for (let i = 0; i < 400; i++) write(record(`id_${Math.floor(random() * 300)}`, states[i % states.length]!, i));
+    const chain = () => CHAINS[Math.floor(random() * CHAINS.length)];
+    for (let i = 0; i < 400; i++) write(record(`id_${Math.floor(random() * 300)}`, states[i % states.length]!, i, chain()));
     await sqlite.flush();
-    // Now some writes stay pending (same turn, no flush): moves between states, and new ids.
-    for (let i = 0; i < 120; i++) write(record(`id_${Math.floor(random() * 400)}`, states[Math.floor(random() * 5)]!, 1000 + i));
+    // Now some writes stay pending (same turn, no flush): moves between states and chains, and new ids.
+    for (let i = 0; i < 120; i++) write(record(`id_${Math.floor(random() * 400)}`, states[Math.floor(random() * 5)]!, 1000 + i, chain()));
     expect(sqlite.pendingCount).toBeGreaterThan(0);
     expect(await sqlite.get('id_1')).toEqual(await memory.get('id_1'));
+    // One chain's trackers, rows without a chain counted as the default chain's (1) or not.
+    const filters = [{}, { chainId: 1, unsetChainId: 1 }, { chainId: 8453, unsetChainId: 1 }, { chainId: 1 }];
     for (const state of [undefined, ...states]) {
       for (const limit of [1, 7, 50]) {
-        expect(await allPages(sqlite, state, limit), `${state} by ${limit}`).toEqual(await allPages(memory, state, limit));
+        for (const filter of filters) {
+          const label = `${state} by ${limit} ${JSON.stringify(filter)}`;
+          expect(await allPages(sqlite, state, limit, filter), label).toEqual(await allPages(memory, state, limit, filter));
+        }
       }
     }
+    const byKey = (counts: TrackerCount[]) => counts.map((c) => `${c.chainId}/${c.state}=${c.count}`).sort();
+    expect(byKey(await sqlite.countTrackers())).toEqual(byKey(await memory.countTrackers()));
+    expect((await sqlite.countTrackers()).reduce((n, c) => n + c.count, 0)).toBe(memory.size);
     await sqlite.close();
   });
 
@@ -127,7 +145,7 @@ describe('SqliteStore keeps the SnapshotStore contract', () => {
 /** A real tracker's record after each of `events`, as the runtime writes it. */
 function trackerRecords(id: string, events: TrackerEvent[]): TrackerRecord[] {
   const actor = createActor(trackerMachine, {
-    input: { id, txHash: hashOf(1), requiredConfirmations: 3, createdAt: 1_764_000_000_000 },
+    input: { id, txHash: hashOf(1), chainId: 31337, requiredConfirmations: 3, createdAt: 1_764_000_000_000 },
   }).start();
   const records: TrackerRecord[] = [];
   for (const event of [null, ...events]) {
@@ -136,6 +154,7 @@ function trackerRecords(id: string, events: TrackerEvent[]): TrackerRecord[] {
     records.push({
       id,
       txHash: snapshot.context.txHash,
+      chainId: snapshot.context.chainId,
       state: topState(snapshot.value),
       version: TRACKER_MACHINE_VERSION,
       snapshot: trackerMachine.getPersistedSnapshot(snapshot),
@@ -156,7 +175,7 @@ function storedText(path: string, id: string): string {
   return row.snapshot;
 }
 
-describe('SqliteStore file format (store schema 1: packed tracker snapshots)', () => {
+describe('SqliteStore file format (store schema 2: packed tracker snapshots, a chain column)', () => {
   const dir = tempDir();
   afterAll(() => dir.remove());
   const at = 1_764_000_000_000;
@@ -173,7 +192,7 @@ describe('SqliteStore file format (store schema 1: packed tracker snapshots)', (
       store.write(written);
       await store.close();
       const text = storedText(path, 'real');
-      expect(text.startsWith('{"packed":1,')).toBe(true);
+      expect(text.startsWith('{"packed":2,')).toBe(true);
       expect(text.length).toBeLessThan(JSON.stringify(written.snapshot).length * 0.6);
 
       const reader = new SqliteStore({ path });
@@ -227,7 +246,9 @@ describe('SqliteStore file format (store schema 1: packed tracker snapshots)', (
         middle: fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 3 }),
         value: fc.oneof(fc.constant(base.value), fc.jsonValue()),
         status: often(fc.constant('active'), fc.constant('done')),
-        ownPacked: often(fc.constant(undefined), fc.constantFrom(0, 1)),
+        ownPacked: often(fc.constant(undefined), fc.constantFrom(0, 1, 2)),
+        // The row's chain: the context's (packs it too), none (a row from before chains), or another.
+        chainId: fc.oneof(fc.constant(31337), fc.constant(undefined), fc.integer({ min: -5, max: 1e15 })),
         // XState's own object (with `output` and `error` undefined) or one read back from JSON.
         fromJson: fc.boolean(),
       })
@@ -244,7 +265,10 @@ describe('SqliteStore file format (store schema 1: packed tracker snapshots)', (
         const shape = g.fromJson ? (JSON.parse(JSON.stringify(base)) as typeof base) : base;
         const snapshot: Record<string, unknown> = { ...shape, status: g.status, value: g.value, context };
         if (g.ownPacked !== undefined) snapshot.packed = g.ownPacked;
-        return { ...real!, id: g.id, txHash: g.txHash, snapshot, createdAt: g.createdAt, updatedAt: g.updatedAt };
+        // In the runtime's key order (chainId after txHash), which is the order a store reads back.
+        const { id: _id, txHash: _hash, chainId: _chain, ...row } = real!;
+        const chain = g.chainId === undefined ? {} : { chainId: g.chainId };
+        return { id: g.id, txHash: g.txHash, ...chain, ...row, snapshot, createdAt: g.createdAt, updatedAt: g.updatedAt };
       });
     const anything = fc.record({ id: text, snapshot: fc.jsonValue() }).map((g): TrackerRecord => ({ ...real!, ...g }));
     const storedForm = store.db.prepare<[string], string>('SELECT substr(snapshot, 1, 11) FROM trackers WHERE id = ?').pluck();
@@ -262,7 +286,7 @@ describe('SqliteStore file format (store schema 1: packed tracker snapshots)', (
       { numRuns: 500 },
     );
     // All three forms were tried, not only the easy one.
-    expect([...forms.keys()].sort()).toEqual(['as given', '{"packed":0', '{"packed":1']);
+    expect([...forms.keys()].sort()).toEqual(['as given', '{"packed":0', '{"packed":1', '{"packed":2']);
     await store.close();
   });
 
@@ -281,8 +305,10 @@ describe('SqliteStore file format (store schema 1: packed tracker snapshots)', (
     legacy.close();
 
     const store = new SqliteStore({ path });
-    expect(store.db.pragma('user_version', { simple: true })).toBe(1);
-    expect(JSON.stringify(await store.get('old'))).toBe(JSON.stringify(real));
+    expect(store.db.pragma('user_version', { simple: true })).toBe(2);
+    // A row from before chains has none (the runtime counts it as the default chain's).
+    const { chainId: _chain, ...unchained } = real!;
+    expect(JSON.stringify(await store.get('old'))).toBe(JSON.stringify(unchained));
     expect((await store.get('own_packed'))!.snapshot).toEqual(ownPacked);
     await store.close();
   });
@@ -290,9 +316,9 @@ describe('SqliteStore file format (store schema 1: packed tracker snapshots)', (
   it('refuses a file written by a newer store schema instead of misreading it', async () => {
     const path = join(dir.path, 'future.db');
     const current = new SqliteStore({ path });
-    current.db.pragma('user_version = 2');
+    current.db.pragma('user_version = 3');
     await current.close();
     expect(() => new SqliteStore({ path })).toThrow(StoreError);
-    expect(() => new SqliteStore({ path })).toThrow(/store schema is 2, newer than this build's \(1\)/);
+    expect(() => new SqliteStore({ path })).toThrow(/store schema is 3, newer than this build's \(2\)/);
   });
 });

@@ -22,6 +22,7 @@ const event: fc.Arbitrary<TrackerEvent> = fc.oneof(
       head: blockNumber + ahead,
     })),
   fc.integer({ min: 1, max: 30 }).map((blockNumber) => ({ type: 'NEW_HEAD' as const, blockNumber })),
+  fc.integer({ min: 1, max: 30 }).map((blockNumber) => ({ type: 'FINALITY' as const, blockNumber, head: blockNumber + 2 })),
   fc.integer({ min: 1, max: 20 }).map((n) => ({ type: 'BLOCK_REORGED' as const, blockHash: hash(n) })),
   fc.constantFrom('repriced', 'cancelled', 'replaced').map((reason) => ({ type: 'TX_REPLACED' as const, reason, replacementHash: hash(999) })),
   fc.constant({ type: 'TX_DROPPED' as const }),
@@ -63,13 +64,15 @@ function replay(stamped: Actor, real: Actor, sequence: TrackerEvent[]): void {
 const input = fc.record({
   id: fc.constantFrom('txn_1', 'a', 'order-7'),
   txHash: fc.integer({ min: 0, max: 1000 }).map(hash),
+  chainId: fc.constantFrom(1, 8453, 31337),
   requiredConfirmations: fc.integer({ min: 1, max: 6 }),
+  finality: fc.constantFrom(null, 'safe' as const, 'finalized' as const),
   createdAt: fc.integer({ min: 0, max: 1_000_000 }),
 });
 
 describe('stamped tracker snapshots', () => {
   it('the persisted form keeps the key order XState gives it (rows stay byte-identical)', () => {
-    const actor = createActor(trackerMachine, { input: { id: 'a', txHash: hash(1), requiredConfirmations: 2, createdAt: 1 } }).start();
+    const actor = createActor(trackerMachine, { input: { id: 'a', txHash: hash(1), chainId: 31337, requiredConfirmations: 2, createdAt: 1 } }).start();
     actor.send({ type: 'GIVE_UP', reason: 'crash_loop', detail: 'x', at: 2 });
     expect(JSON.stringify(persistedSnapshot(actor.getSnapshot()))).toBe(JSON.stringify(trackerMachine.getPersistedSnapshot(actor.getSnapshot())));
   });

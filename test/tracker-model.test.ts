@@ -13,8 +13,16 @@ import { inspectedActorId, waitUntil } from './support/wait.js';
 // runtime (sharded supervisors, persistence, restarts): every step's state and context must match
 // the model's, and the paths must cover every state node and transition of the definition.
 describe('tracker machine, model-based', () => {
-  const model = trackerTestModel();
-  const paths = edgeCoveringPaths(model, model.options.serializeState!);
+  // A tracker counted by confirmations, and one confirmed by finality: the definition's transitions
+  // are covered by the two together.
+  const paths = ([null, 'finalized'] as const).flatMap((finality) => {
+    const model = trackerTestModel(finality);
+    return edgeCoveringPaths(model, model.options.serializeState!).map((path) => ({
+      ...path,
+      description: `${finality ?? 'counted'}: ${path.description}`,
+      finality,
+    }));
+  });
   const takenTransitions = new Set<string>();
   const visitedNodes = new Set<string>();
   let system: TrackerSystem;
@@ -40,14 +48,16 @@ describe('tracker machine, model-based', () => {
   afterAll(() => system.shutdown());
 
   it('generates paths to every state', () => {
-    const reached = new Set(paths.map((p) => topState(p.steps[p.steps.length - 1]!.state.value)));
-    expect([...reached].sort()).toEqual(['confirmed', 'confirming', 'failed', 'pending', 'stopped']);
+    for (const finality of [null, 'finalized']) {
+      const reached = new Set(paths.filter((p) => p.finality === finality).map((p) => topState(p.steps[p.steps.length - 1]!.state.value)));
+      expect([...reached].sort(), `finality ${finality}`).toEqual(['confirmed', 'confirming', 'failed', 'pending', 'stopped']);
+    }
   });
 
   it.each(paths.map((p, i) => [i, p.description, p] as const))('path %i: %s', async (i, _description, path) => {
     expect(path.steps[0]!.event.type).toBe('xstate.init');
     const id = `path-${i}`;
-    await system.start(id, { txHash: MODEL_HASH, confirmations: 3 });
+    await system.start(id, { txHash: MODEL_HASH, confirmations: path.finality ?? 3 });
     let crashes = 0;
     for (const step of path.steps) {
       if (step.event.type === 'CRASH') {
@@ -73,7 +83,7 @@ describe('tracker machine, model-based', () => {
         reorgs: expected.context.reorgs,
         replacedBy: expected.context.replacedBy,
         failure: expected.context.failure,
-        requiredConfirmations: 3,
+        requiredConfirmations: path.finality === null ? 3 : null,
         restarts: crashes,
       });
       expectTrackerInvariants(actual);

@@ -22,7 +22,7 @@ const MODEL_EVENTS: TrackerEvent[] = [
   { type: 'TX_DROPPED' },
 ];
 const model = createTestModel(trackerMachine, {
-  input: { id: 'model', txHash: `0x${'0'.repeat(64)}`, requiredConfirmations: 2, createdAt: 0 },
+  input: { id: 'model', txHash: `0x${'0'.repeat(64)}`, chainId: 31337, requiredConfirmations: 2, createdAt: 0 },
   events: MODEL_EVENTS,
   // Events without a payload are also taken from the machine itself: keep STOP (the API's), not
   // the supervision-only ones.

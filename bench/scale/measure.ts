@@ -290,7 +290,7 @@ async function measureHttp(n: number) {
 async function measureFloor(n: number) {
   // Warm-up (compiled code, like the system's warm-up), dropped before measuring memory.
   for (let i = 0; i < WARM_UP; i++) {
-    createActor(trackerMachine, { input: { id: `warm_${i}`, txHash: hashOf(i), requiredConfirmations: REQUIRED, createdAt: 0 } })
+    createActor(trackerMachine, { input: { id: `warm_${i}`, txHash: hashOf(i), chainId: 31337, requiredConfirmations: REQUIRED, createdAt: 0 } })
       .start()
       .send({ type: 'TX_MINED', blockNumber: MINED_AT, blockHash: hashOf(MINED_AT), status: 'success', head: MINED_AT });
   }
@@ -298,7 +298,7 @@ async function measureFloor(n: number) {
   const t0 = performance.now();
   const actors = [];
   for (let i = 0; i < n; i++) {
-    actors.push(createActor(trackerMachine, { input: { id: idOf(i), txHash: hashOf(i), requiredConfirmations: REQUIRED, createdAt: 0 } }).start());
+    actors.push(createActor(trackerMachine, { input: { id: idOf(i), txHash: hashOf(i), chainId: 31337, requiredConfirmations: REQUIRED, createdAt: 0 } }).start());
   }
   const ms = performance.now() - t0;
   const live = await settledMemory();

@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { TRACKER_STATE_NAMES, type TrackerStateName } from '../../machines/tracker.machine.js';
 import type { TrackerSystem } from '../runtime/system.js';
 import { SqliteStore } from '../store/sqlite.js';
-import type { ListPage, ListQuery, SnapshotStore, TrackerRecord } from '../store/types.js';
+import type { ListPage, ListQuery, SnapshotStore, TrackerCount, TrackerRecord } from '../store/types.js';
 
 /** Numbers from parts this branch does not own (the chain watcher, a store that can count). */
 export interface MetricsSources {
@@ -47,6 +47,9 @@ export class TimedStore implements SnapshotStore {
   }
   loadLive(batchSize: number): AsyncIterable<TrackerRecord[]> {
     return this.inner.loadLive(batchSize);
+  }
+  countTrackers(): Promise<TrackerCount[]> {
+    return this.inner.countTrackers();
   }
   close(): Promise<void> {
     return this.inner.close();

@@ -18,6 +18,7 @@ export function trackerRecord(snapshot: TrackerSnapshot): TrackerRecord {
   return {
     id: context.id,
     txHash: context.txHash,
+    chainId: context.chainId,
     state: topState(snapshot.value),
     version: TRACKER_MACHINE_VERSION,
     snapshot: persistedSnapshot(snapshot),

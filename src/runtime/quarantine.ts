@@ -11,6 +11,8 @@ export interface QuarantineOptions {
   logger: Logger;
   now: () => number;
   defaultConfirmations: number;
+  /** The chain of rows stored before trackers had one. */
+  defaultChainId: number;
 }
 
 /**
@@ -26,14 +28,14 @@ export class Quarantine {
 
   /** The record's snapshot, migrated, when it fits this machine; otherwise writes it quarantined. */
   runnableOrQuarantine(record: TrackerRecord): PersistedTracker | null {
-    const { migrations, logger, store, now, defaultConfirmations } = this.options;
+    const { migrations, logger, store, now, defaultConfirmations, defaultChainId } = this.options;
     const check = checkSnapshot(record, migrations);
     if (check.ok) return check.snapshot;
     logger.error(
       { id: record.id, version: record.version, state: record.state, reason: check.reason },
       `tracker ${record.id} quarantined: incompatible_snapshot (${check.reason}); the stored row is kept`,
     );
-    store.write(quarantinedRecord(record, check.reason, now(), defaultConfirmations));
+    store.write(quarantinedRecord(record, check.reason, now(), defaultConfirmations, defaultChainId));
     return null;
   }
 
@@ -43,11 +45,12 @@ export class Quarantine {
     return { id, snapshot: this.runnableOrQuarantine(record) };
   }
 
-  /** What a stored record shows: a row that does not fit the machine shows as failed. */
-  trackerOf(record: TrackerRecord, head: number | null): Tracker {
-    const check = checkSnapshot(record, this.options.migrations);
-    if (check.ok) return toTracker(check.snapshot.context, record.state, head);
-    const failed = quarantinedRecord(record, check.reason, this.options.now(), this.options.defaultConfirmations);
+  /** What a stored record shows (at its chain's head): a row that does not fit the machine shows as failed. */
+  trackerOf(record: TrackerRecord, headOf: (chainId: number) => number | null): Tracker {
+    const { migrations, now, defaultConfirmations, defaultChainId } = this.options;
+    const check = checkSnapshot(record, migrations);
+    if (check.ok) return toTracker(check.snapshot.context, record.state, headOf(check.snapshot.context.chainId));
+    const failed = quarantinedRecord(record, check.reason, now(), defaultConfirmations, defaultChainId);
     return toTracker((failed.snapshot as PersistedTracker).context, failed.state);
   }
 }

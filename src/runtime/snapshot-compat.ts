@@ -1,6 +1,7 @@
 import { type AnyStateNode, createActor } from 'xstate';
 import type { PersistedTracker } from '../../machines/supervisor.machine.js';
 import {
+  FINALITY_TAGS,
   TRACKER_MACHINE_VERSION,
   TX_HASH_PATTERN,
   type TrackerContext,
@@ -29,7 +30,9 @@ const isFailure: FieldCheck = (v) =>
 const CONTEXT_FIELDS: Record<keyof TrackerContext, FieldCheck> = {
   id: isStr,
   txHash: (v) => isStr(v) && TX_HASH_PATTERN.test(v as string),
+  chainId: (v) => isInt(v) && (v as number) > 0,
   requiredConfirmations: isInt,
+  finality: (v) => v === null || (FINALITY_TAGS as readonly unknown[]).includes(v),
   blockNumber: orNull(isInt),
   blockHash: orNull(isStr),
   confirmations: isInt,
@@ -41,6 +44,27 @@ const CONTEXT_FIELDS: Record<keyof TrackerContext, FieldCheck> = {
   updatedAt: isNum,
 };
 const STATUSES = ['active', 'done', 'error'];
+
+/**
+ * The migrations this build brings, for a service whose default chain is `defaultChainId`:
+ * 1 → 2 puts every tracker on the default chain (trackers had no chain before), confirmed by its
+ * count as before. Context keys keep the order the machine writes them in (the store packs by it).
+ *
+ * @example
+ * const system = await createTrackerSystem({ store, migrations: trackerMigrations(8453) });
+ */
+export function trackerMigrations(defaultChainId: number): SnapshotMigrations {
+  return { 1: (snapshot) => onChain(snapshot, defaultChainId) };
+}
+
+function onChain(snapshot: unknown, chainId: number): unknown {
+  if (typeof snapshot !== 'object' || snapshot === null) return snapshot;
+  const { context } = snapshot as { context?: unknown };
+  // Anything else is left for the shape check to name.
+  if (typeof context !== 'object' || context === null) return snapshot;
+  const { id, txHash, requiredConfirmations, ...rest } = context as Record<string, unknown>;
+  return { ...snapshot, context: { id, txHash, chainId, requiredConfirmations, finality: null, ...rest } };
+}
 
 /**
  * Whether a stored record can run on this machine: migrated up to `TRACKER_MACHINE_VERSION`, then
@@ -104,18 +128,25 @@ function stateProblem(node: AnyStateNode, value: unknown): string | undefined {
  * (made by the machine's own `GIVE_UP`), with the row as it was found kept in `quarantined`.
  *
  * @example
- * store.write(quarantinedRecord(record, 'unknown state "mined"', Date.now(), 12));
+ * store.write(quarantinedRecord(record, 'unknown state "mined"', Date.now(), 12, 1));
  */
-export function quarantinedRecord(record: TrackerRecord, reason: string, now: number, defaultConfirmations: number): TrackerRecord {
+export function quarantinedRecord(
+  record: TrackerRecord,
+  reason: string,
+  now: number,
+  defaultConfirmations: number,
+  defaultChainId: number,
+): TrackerRecord {
   const original = record.quarantined?.original ?? withoutQuarantine(record);
   // Keep what can be trusted from the old snapshot; anything else from the row's own columns.
   const old = (typeof record.snapshot === 'object' && record.snapshot !== null
     ? (record.snapshot as { context?: Partial<TrackerContext> }).context
     : undefined) ?? {};
   const required = Number.isSafeInteger(old.requiredConfirmations) ? old.requiredConfirmations! : defaultConfirmations;
+  const chainId = Number.isSafeInteger(record.chainId) ? record.chainId! : defaultChainId;
   const createdAt = Number.isFinite(record.createdAt) ? record.createdAt : now;
   const actor = createActor(trackerMachine, {
-    input: { id: record.id, txHash: record.txHash, requiredConfirmations: required, createdAt },
+    input: { id: record.id, txHash: record.txHash, chainId, requiredConfirmations: required, createdAt },
   }).start();
   actor.send({ type: 'GIVE_UP', reason: 'incompatible_snapshot', detail: reason, at: now });
   const persisted = trackerMachine.getPersistedSnapshot(actor.getSnapshot()) as PersistedTracker;
@@ -124,6 +155,7 @@ export function quarantinedRecord(record: TrackerRecord, reason: string, now: nu
   return {
     id: record.id,
     txHash: record.txHash,
+    chainId,
     state: 'failed',
     version: TRACKER_MACHINE_VERSION,
     snapshot: { ...persisted, context: { ...persisted.context, restarts } },

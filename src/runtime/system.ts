@@ -9,7 +9,14 @@ import {
   type TrackerRef,
   type TrackerSpawn,
 } from '../../machines/supervisor.machine.js';
-import { FINAL_STATE_NAMES, TRACKER_EVENT_TYPES, type TrackerEvent, trackerMachine } from '../../machines/tracker.machine.js';
+import {
+  FINAL_STATE_NAMES,
+  type Finality,
+  TRACKER_EVENT_TYPES,
+  type TrackerContext,
+  type TrackerEvent,
+  trackerMachine,
+} from '../../machines/tracker.machine.js';
 import { stampingLogic } from '../../machines/xstate-adaptations.js';
 import {
   IdConflictError,
@@ -19,17 +26,19 @@ import {
   asSystemError,
   storeReadError,
 } from '../errors.js';
-import type { ListQuery, SnapshotStore, TrackerRecord } from '../store/types.js';
-import { DueHeads } from './due-heads.js';
+import type { SnapshotStore, TrackerCount, TrackerRecord } from '../store/types.js';
+import { ChainDirectory, type RuntimeChain } from './chains.js';
 import { HeldEvents } from './held-events.js';
 import { type Logger, silentLogger } from './logger.js';
 import { type ObserverHost, TrackerObserver, type TrackerSnapshot, trackerRecord } from './persistence.js';
 import { Quarantine } from './quarantine.js';
 import { ShardRegistry } from './registry.js';
 import { StartBatcher, StoredReader } from './start-batch.js';
+import { trackerMigrations } from './snapshot-compat.js';
 import { startSupervision } from './supervision.js';
 import { type Tracker, toTracker, topState } from './tracker-view.js';
 import type {
+  ChainView,
   HeadListener,
   SendResult,
   StartManyResult,
@@ -37,12 +46,13 @@ import type {
   StartRequest,
   StartResult,
   TrackerHooks,
+  TrackerListQuery,
   TrackerListener,
   TrackerPage,
   TrackerSystemOptions,
   TrackerSystemStats,
 } from './types.js';
-import { normalizeId, normalizeTxHash, validateConfirmations } from './validate.js';
+import { normalizeId, normalizeTxHash, parseConfirmations, validateConfirmations } from './validate.js';
 
 export type * from './types.js';
 
@@ -72,6 +82,8 @@ export class TrackerSystem {
   readonly store: SnapshotStore;
   readonly shardCount: number;
   readonly defaultConfirmations: number;
+  /** The chains trackers can be on, one of them the default. */
+  readonly chains: ChainDirectory;
   readonly policy: RestartPolicy;
   readonly trackerLogic: typeof trackerMachine;
   private readonly root: RootSupervisorRef;
@@ -83,12 +95,9 @@ export class TrackerSystem {
   private readonly quarantine: Quarantine;
   private readonly reader: StoredReader;
   private readonly starts = new StartBatcher((requests) => this.startNow(requests));
-  private readonly due = new DueHeads();
   private readonly held = new HeldEvents();
   private readonly listeners = new Set<TrackerListener>();
   private readonly headListeners = new Set<HeadListener>();
-  /** The newest chain head the system was told of (`newHead`); null before the first. */
-  private head: number | null = null;
   /** Rehydrated ids whose first snapshot is the stored row itself: writing it again would be waste. */
   private readonly storedAsIs = new Set<string>();
   private subscriptions = 0;
@@ -106,6 +115,7 @@ export class TrackerSystem {
     this.reader = new StoredReader(options.store);
     this.shardCount = options.shardCount ?? 1024;
     this.defaultConfirmations = validateConfirmations(options.defaultConfirmations ?? 12);
+    this.chains = new ChainDirectory(options.chains ?? [], options.defaultChain, this.defaultConfirmations);
     this.policy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
     this.hooks = options.hooks ?? {};
     this.logger = options.logger ?? silentLogger;
@@ -113,10 +123,12 @@ export class TrackerSystem {
     this.now = options.now ?? Date.now;
     this.quarantine = new Quarantine({
       store: this.store,
-      migrations: options.migrations ?? {},
+      // Rows from before trackers had a chain become the default chain's (version 1 → 2).
+      migrations: { ...trackerMigrations(this.chains.default.id), ...options.migrations },
       logger: this.logger,
       now: this.now,
       defaultConfirmations: this.defaultConfirmations,
+      defaultChainId: this.chains.default.id,
     });
 
     // New trackers' first snapshots are stamped from one resolved template (xstate-adaptations.ts).
@@ -155,11 +167,13 @@ export class TrackerSystem {
   }
 
   /**
-   * Start tracking a transaction under `id` (default: its hash). Resolves once the tracker's first
-   * snapshot is durable. Starting an id that runs returns the running tracker.
+   * Start tracking a transaction under `id` (default: its hash on the default chain,
+   * `<chainId>:<hash>` on another). Resolves once the tracker's first snapshot is durable. Starting
+   * an id that runs returns the running tracker; ids are unique across all chains.
    *
    * @example
    * const { status, ref } = await system.start('txn_01dp371w0fnjhf9z2tjebx4vr4', { txHash, confirmations: 3 });
+   * await system.start(undefined, { txHash, chain: 'base', confirmations: 'finalized' }); // id `8453:<hash>`
    */
   async start(id: string | undefined, options: StartOptions): Promise<StartResult> {
     const [result] = await this.startMany([{ ...options, id }]);
@@ -184,18 +198,27 @@ export class TrackerSystem {
     if (this.shuttingDown) throw new ShuttingDownError();
     // Undefined until the store has answered for that request.
     const results: Array<StartManyResult | undefined> = [];
-    const pendingStored: Array<{ index: number; id: string; txHash: string; confirmations: number }> = [];
+    const pendingStored: Array<{
+      index: number;
+      id: string;
+      txHash: string;
+      chain: RuntimeChain;
+      requiredConfirmations: number;
+      finality: Finality | null;
+    }> = [];
     for (const request of requests) {
       try {
         const txHash = normalizeTxHash(request.txHash);
-        const id = request.id === undefined ? txHash : normalizeId(request.id);
-        const confirmations = validateConfirmations(request.confirmations ?? this.defaultConfirmations);
+        const chain = this.chains.resolve(request.chain);
+        const id = request.id === undefined ? (chain.isDefault ? txHash : `${chain.id}:${txHash}`) : normalizeId(request.id);
+        const { requiredConfirmations, finality } =
+          request.confirmations === undefined ? chain : parseConfirmations(request.confirmations);
         const live = this.lookup(id);
         if (live) {
-          results.push(this.alreadyStarted(id, txHash, live));
+          results.push(this.alreadyStarted(id, txHash, chain.id, live));
           continue;
         }
-        pendingStored.push({ index: results.length, id, txHash, confirmations });
+        pendingStored.push({ index: results.length, id, txHash, chain, requiredConfirmations, finality });
         results.push(undefined);
       } catch (error) {
         results.push({ status: 'error', error: asSystemError(error) });
@@ -206,7 +229,7 @@ export class TrackerSystem {
     const ids = pendingStored.map((p) => p.id);
     const stored = synchronous ? this.reader.readNow(ids) : await this.reader.read(ids);
     const seen = new Set<string>();
-    const duplicates: Array<{ index: number; id: string; txHash: string }> = [];
+    const duplicates: Array<{ index: number; id: string; txHash: string; chainId: number }> = [];
     const spawned: Array<{ index: number; id: string }> = [];
     const byShard = new Map<number, TrackerSpawn[]>();
     pendingStored.forEach((p, i) => {
@@ -218,14 +241,14 @@ export class TrackerSystem {
       // After an asynchronous read, another call may have started it meanwhile.
       const live = synchronous ? undefined : this.lookup(p.id);
       if (live || seen.has(p.id)) {
-        if (live) results[p.index] = this.alreadyStarted(p.id, p.txHash, live);
-        else duplicates.push({ index: p.index, id: p.id, txHash: p.txHash });
+        if (live) results[p.index] = this.alreadyStarted(p.id, p.txHash, p.chain.id, live);
+        else duplicates.push({ index: p.index, id: p.id, txHash: p.txHash, chainId: p.chain.id });
         return;
       }
       if (record) {
-        const tracker = this.quarantine.trackerOf(record, this.head);
-        if (record.txHash !== p.txHash) {
-          results[p.index] = { status: 'error', error: new IdConflictError(p.id, record.txHash) };
+        const tracker = this.quarantine.trackerOf(record, this.headOf);
+        if (record.txHash !== p.txHash || tracker.chainId !== p.chain.id) {
+          results[p.index] = { status: 'error', error: new IdConflictError(p.id, record.txHash, tracker.chainId) };
         } else if (FINAL_STATE_NAMES.includes(tracker.state)) {
           results[p.index] = { status: 'exists', tracker, ref: undefined };
         } else {
@@ -235,7 +258,14 @@ export class TrackerSystem {
       }
       seen.add(p.id);
       const shard = this.registry.shardIndex(p.id);
-      const input = { id: p.id, txHash: p.txHash, requiredConfirmations: p.confirmations, createdAt: this.now() };
+      const input = {
+        id: p.id,
+        txHash: p.txHash,
+        chainId: p.chain.id,
+        requiredConfirmations: p.requiredConfirmations,
+        finality: p.finality,
+        createdAt: this.now(),
+      };
       const spawns = byShard.get(shard) ?? [];
       spawns.push({ id: p.id, input });
       byShard.set(shard, spawns);
@@ -248,7 +278,7 @@ export class TrackerSystem {
       const ref = this.lookup(id)!;
       results[index] = { status: 'started', tracker: this.view(ref), ref };
     }
-    for (const { index, id, txHash } of duplicates) results[index] = this.alreadyStarted(id, txHash, this.lookup(id));
+    for (const { index, id, txHash, chainId } of duplicates) results[index] = this.alreadyStarted(id, txHash, chainId, this.lookup(id));
     // `already_started` waits too: after a failed flush a retried start finds the tracker live, and
     // must not be acknowledged before its first snapshot is durable.
     if (results.some((r) => r?.status === 'started' || r?.status === 'already_started')) await this.flush();
@@ -260,7 +290,7 @@ export class TrackerSystem {
     return this.registry.lookup(id);
   }
 
-  /** A live tracker as it stands now (confirmations at the current head); undefined when not live. */
+  /** A live tracker as it stands now (confirmations at its chain's head); undefined when not live. */
   peek(id: string): Tracker | undefined {
     const ref = this.lookup(id);
     return ref && this.view(ref);
@@ -273,7 +303,7 @@ export class TrackerSystem {
     if (ref) return this.view(ref);
     const record = await this.store.get(key).catch(storeReadError);
     if (record instanceof StoreError) throw record;
-    return record ? this.quarantine.trackerOf(record, this.head) : undefined;
+    return record ? this.quarantine.trackerOf(record, this.headOf) : undefined;
   }
 
   /**
@@ -296,9 +326,9 @@ export class TrackerSystem {
     if (!ref) {
       const record = await this.store.get(key);
       if (!record) return { status: 'not_found' };
-      if (!this.registry.isRestarting(key)) return { status: 'not_accepted', tracker: this.quarantine.trackerOf(record, this.head) };
+      if (!this.registry.isRestarting(key)) return { status: 'not_accepted', tracker: this.quarantine.trackerOf(record, this.headOf) };
       this.held.hold(key, stamped);
-      return { status: 'held', tracker: this.quarantine.trackerOf(record, this.head) };
+      return { status: 'held', tracker: this.quarantine.trackerOf(record, this.headOf) };
     }
     if (!ref.getSnapshot().can(stamped)) return { status: 'not_accepted', tracker: this.view(ref) };
     ref.send(stamped);
@@ -326,27 +356,86 @@ export class TrackerSystem {
   }
 
   /**
-   * A new chain head. Confirming trackers are not sent every head: their confirmations are derived
-   * from it (`head − blockNumber + 1`), and only the ones it brings to their required confirmations
-   * get a `NEW_HEAD` event. Returns how many were woken. Reorgs reach trackers as `BLOCK_REORGED`.
+   * A new head of a chain (default: the default chain). Confirming trackers are not sent every
+   * head: their confirmations are derived from it (`head − blockNumber + 1`), and only the ones it
+   * brings to their required confirmations get a `NEW_HEAD` event. Returns how many were woken.
+   * Reorgs reach trackers as `BLOCK_REORGED`.
    *
    * @example
    * system.newHead(1_234_567); // wakes the trackers whose threshold is ≤ 1,234,567
+   * system.newHead(30_000_000, 8453); // the same on chain 8453
    */
-  newHead(blockNumber: number): number {
+  newHead(blockNumber: number, chainId: number = this.chains.default.id): number {
     if (this.shuttingDown) return 0;
-    this.head = blockNumber;
+    const chain = this.chainOf(chainId);
     let woken = 0;
-    for (const id of this.due.takeDue(blockNumber)) {
+    for (const id of chain.due.newHead(blockNumber)) {
       if (this.deliver(id, { type: 'NEW_HEAD', blockNumber })) woken++;
     }
-    this.notify(this.headListeners, blockNumber, 'head listener threw');
+    for (const listener of this.headListeners) {
+      try {
+        listener(blockNumber, chain.id);
+      } catch (error) {
+        this.logger.error({ err: error }, 'head listener threw');
+      }
+    }
     return woken;
   }
 
-  /** The newest chain head the system was told of; null before the first. */
+  /**
+   * A chain's new safe or finalized block (`tag`): the confirming trackers waiting for that tag whose
+   * block it reaches get `FINALITY` and are confirmed. Returns how many were woken.
+   *
+   * @example
+   * system.newFinality(1, 'finalized', 1_234_500);
+   */
+  newFinality(chainId: number, tag: Finality, blockNumber: number): number {
+    if (this.shuttingDown) return 0;
+    const chain = this.chainOf(chainId);
+    let woken = 0;
+    const head = Math.max(chain.due.head ?? blockNumber, blockNumber);
+    for (const id of chain.due.newFinal(tag, blockNumber)) {
+      if (this.deliver(id, { type: 'FINALITY', blockNumber, head })) woken++;
+    }
+    return woken;
+  }
+
+  /** Whether confirming trackers of a chain wait for its `tag` block (the watcher reads it for them). */
+  awaitsFinality(chainId: number, tag: Finality): boolean {
+    return (this.chains.get(chainId)?.due.waitingFor(tag) ?? 0) > 0;
+  }
+
+  /** The newest head of the default chain the system was told of; null before the first. */
   get chainHead(): number | null {
-    return this.head;
+    return this.chains.default.due.head;
+  }
+
+  /** Each chain: its settings and the newest head, safe and finalized block the system was told of. */
+  chainViews(): ChainView[] {
+    return this.chains.all().map((chain) => ({
+      id: chain.id,
+      name: chain.name,
+      isDefault: chain.isDefault,
+      confirmations: chain.finality ?? chain.requiredConfirmations,
+      head: chain.due.head,
+      safe: chain.due.final.safe,
+      finalized: chain.due.final.finalized,
+    }));
+  }
+
+  /** Trackers per chain and state over the whole store (rows from before chains counted as the default's). */
+  async countTrackers(): Promise<TrackerCount[]> {
+    const counts = await this.store.countTrackers().catch(storeReadError);
+    if (counts instanceof StoreError) throw counts;
+    const merged = new Map<string, TrackerCount>();
+    for (const { chainId, state, count } of counts) {
+      const chain = chainId ?? this.chains.default.id;
+      const key = `${chain}/${state}`;
+      const known = merged.get(key);
+      if (known) known.count += count;
+      else merged.set(key, { chainId: chain, state, count });
+    }
+    return [...merged.values()];
   }
 
   /** Be told of every new head (after the due trackers were woken). Returns the unsubscribe function. */
@@ -370,11 +459,13 @@ export class TrackerSystem {
     return this.get(key);
   }
 
-  /** A page of trackers in id order, optionally in one state. */
-  async list(query: ListQuery): Promise<TrackerPage> {
-    const page = await this.store.list(query).catch(storeReadError);
+  /** A page of trackers in id order, optionally in one state, on one chain. */
+  async list(query: TrackerListQuery): Promise<TrackerPage> {
+    const { chain, ...rest } = query;
+    const chainId = chain === undefined ? undefined : this.chains.resolve(chain).id;
+    const page = await this.store.list({ ...rest, chainId, unsetChainId: this.chains.default.id }).catch(storeReadError);
     if (page instanceof StoreError) throw page;
-    return { items: page.items.map((record) => this.quarantine.trackerOf(record, this.head)), nextCursor: page.nextCursor };
+    return { items: page.items.map((record) => this.quarantine.trackerOf(record, this.headOf)), nextCursor: page.nextCursor };
   }
 
   /** Be told of every tracker change, creation included. Returns the unsubscribe function. */
@@ -390,6 +481,8 @@ export class TrackerSystem {
   async rehydrate(onlyShard?: number): Promise<number> {
     let count = 0;
     let quarantined = 0;
+    /** Trackers of chains this system does not have, per chain id: kept as stored, not run. */
+    const elsewhere = new Map<number, number>();
     // Grouped by shard and sent once per shard: one registry copy per shard instead of one per tracker.
     const byShard = new Map<number, TrackerSpawn[]>();
     for await (const batch of this.store.loadLive(1000)) {
@@ -402,6 +495,10 @@ export class TrackerSystem {
           quarantined++;
           continue;
         }
+        if (!this.chains.get(snapshot.context.chainId)) {
+          elsewhere.set(snapshot.context.chainId, (elsewhere.get(snapshot.context.chainId) ?? 0) + 1);
+          continue;
+        }
         if (snapshot === record.snapshot) this.storedAsIs.add(record.id);
         const spawns = byShard.get(shardIndex) ?? [];
         spawns.push({ id: record.id, snapshot });
@@ -412,6 +509,12 @@ export class TrackerSystem {
     this.registry.ensure(byShard.keys());
     for (const [shardIndex, trackers] of byShard) this.registry.shard(shardIndex).send({ type: 'START', trackers });
     this.storedAsIs.clear();
+    for (const [chainId, trackers] of elsewhere) {
+      this.logger.warn(
+        { chainId, trackers },
+        `${trackers} live trackers are on chain ${chainId}, which is not configured: they are kept as stored and not followed`,
+      );
+    }
     if (quarantined > 0) {
       await this.flush().catch((error: unknown) => this.logger.error({ err: error }, 'could not store quarantined trackers'));
     }
@@ -451,14 +554,29 @@ export class TrackerSystem {
     }
   }
 
-  private view(ref: TrackerRef): Tracker {
-    const snapshot = ref.getSnapshot();
-    return toTracker(snapshot.context, topState(snapshot.value), this.head);
+  /** The newest head of a chain the system was told of (null: none yet, or not a chain of this system). */
+  private readonly headOf = (chainId: number): number | null => this.chains.get(chainId)?.due.head ?? null;
+
+  private chainOf(chainId: number): RuntimeChain {
+    const chain = this.chains.get(chainId);
+    if (!chain) throw new InvalidInputError('unknown_chain', `chain ${chainId} is not a chain of this system`);
+    return chain;
   }
 
-  private alreadyStarted(id: string, txHash: string, ref: TrackerRef | undefined): StartManyResult {
+  private view(ref: TrackerRef): Tracker {
+    const snapshot = ref.getSnapshot();
+    return this.viewOf(snapshot.context, snapshot.value);
+  }
+
+  private viewOf(context: TrackerContext, value: unknown): Tracker {
+    return toTracker(context, topState(value), this.headOf(context.chainId));
+  }
+
+  private alreadyStarted(id: string, txHash: string, chainId: number, ref: TrackerRef | undefined): StartManyResult {
     const tracker = ref ? this.view(ref) : undefined;
-    if (tracker && tracker.txHash !== txHash) return { status: 'error', error: new IdConflictError(id, tracker.txHash) };
+    if (tracker && (tracker.txHash !== txHash || tracker.chainId !== chainId)) {
+      return { status: 'error', error: new IdConflictError(id, tracker.txHash, tracker.chainId) };
+    }
     return { status: 'already_started', tracker: tracker!, ref };
   }
 
@@ -494,11 +612,9 @@ export class TrackerSystem {
   private trackerChanged(id: string, snapshot: TrackerSnapshot, write: boolean): void {
     this.persist(snapshot, write);
     const state = topState(snapshot.value);
-    if (this.due.update(id, snapshot.context, state, this.head)) {
-      const head = this.head!;
-      // After this snapshot's observers: the actor is not re-entered from inside its own update.
-      queueMicrotask(() => this.deliver(id, { type: 'NEW_HEAD', blockNumber: head }));
-    }
+    const due = this.chains.get(snapshot.context.chainId)?.due.update(id, snapshot.context, state);
+    // After this snapshot's observers: the actor is not re-entered from inside its own update.
+    if (due) queueMicrotask(() => this.deliver(id, due));
     // Persisted first, then deregistered: one fixed event type, whatever the tracker's id.
     if (snapshot.hasTag('terminal')) this.registry.shardFor(id).send({ type: 'TRACKER_ENDED', id });
   }
@@ -506,7 +622,7 @@ export class TrackerSystem {
   private persist(snapshot: TrackerSnapshot, write = true): void {
     if (write) this.write(trackerRecord(snapshot));
     if (this.listeners.size > 0) {
-      this.notify(this.listeners, toTracker(snapshot.context, topState(snapshot.value), this.head), 'tracker listener threw');
+      this.notify(this.listeners, this.viewOf(snapshot.context, snapshot.value), 'tracker listener threw');
     }
   }
 
@@ -531,7 +647,7 @@ export class TrackerSystem {
   }
 
   private gone(id: string): void {
-    this.due.remove(id);
+    for (const chain of this.chains.all()) chain.due.remove(id);
     this.held.drop(id);
     this.hooks.trackerGone?.(id);
   }
@@ -546,10 +662,10 @@ export class TrackerSystem {
     if (!record) return;
     const saved = this.quarantine.runnableOrQuarantine(record);
     if (!saved) return;
-    const { txHash, requiredConfirmations, createdAt } = saved.context;
+    const { txHash, chainId, requiredConfirmations, finality, createdAt } = saved.context;
     const actor = createActor(this.trackerLogic, {
       snapshot: saved,
-      input: { id, txHash, requiredConfirmations, createdAt },
+      input: { id, txHash, chainId, requiredConfirmations, finality, createdAt },
     }).start();
     actor.send({ type: 'GIVE_UP', reason, detail, at: this.now() });
     this.persist(actor.getSnapshot());

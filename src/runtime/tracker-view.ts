@@ -1,4 +1,5 @@
 import type {
+  Finality,
   TrackerContext,
   TrackerFailure,
   TrackerStateName,
@@ -11,9 +12,14 @@ import type {
 export interface Tracker {
   id: string;
   txHash: string;
+  /** The EIP-155 id of the chain the transaction is on. */
+  chainId: number;
   state: TrackerStateName;
   confirmations: number;
-  requiredConfirmations: number;
+  /** null when the tracker is confirmed by finality (see `finality`). */
+  requiredConfirmations: number | null;
+  /** Only on a tracker confirmed by the chain's safe or finalized block. */
+  finality?: Finality;
   blockNumber: number | null;
   blockHash: string | null;
   reorgs: number;
@@ -31,7 +37,7 @@ export function topState(value: unknown): TrackerStateName {
 
 /**
  * A confirming tracker is not woken on every head (only when its threshold is reached), so its
- * confirmations are derived from the chain head the system last heard of: `head - blockNumber + 1`.
+ * confirmations are derived from its chain's head the system last heard of: `head - blockNumber + 1`.
  */
 export function confirmationsAt(context: TrackerContext, state: TrackerStateName, head: number | null): number {
   if (state !== 'confirming' || head === null || context.blockNumber === null) return context.confirmations;
@@ -39,12 +45,13 @@ export function confirmationsAt(context: TrackerContext, state: TrackerStateName
 }
 
 export function toTracker(context: TrackerContext, state: TrackerStateName, head: number | null = null): Tracker {
-  return {
+  const tracker: Tracker = {
     id: context.id,
     txHash: context.txHash,
+    chainId: context.chainId,
     state,
     confirmations: confirmationsAt(context, state, head),
-    requiredConfirmations: context.requiredConfirmations,
+    requiredConfirmations: context.finality === null ? context.requiredConfirmations : null,
     blockNumber: context.blockNumber,
     blockHash: context.blockHash,
     reorgs: context.reorgs,
@@ -54,4 +61,6 @@ export function toTracker(context: TrackerContext, state: TrackerStateName, head
     createdAt: new Date(context.createdAt).toISOString(),
     updatedAt: new Date(context.updatedAt).toISOString(),
   };
+  if (context.finality !== null) tracker.finality = context.finality;
+  return tracker;
 }

@@ -1,13 +1,17 @@
 import type { InspectionEvent, Observer } from 'xstate';
 import type { RestartPolicy, TrackerRef } from '../../machines/supervisor.machine.js';
-import type { TrackerContext, TrackerStateName } from '../../machines/tracker.machine.js';
+import type { Finality, TrackerContext, TrackerStateName } from '../../machines/tracker.machine.js';
 import type { TrackerSystemError } from '../errors.js';
 import type { SnapshotStore } from '../store/types.js';
+import type { ChainInfo } from './chains.js';
 import type { Logger } from './logger.js';
 import type { SnapshotMigrations } from './snapshot-compat.js';
 import type { Tracker } from './tracker-view.js';
 
-/** What the rest of the service (the chain watcher) plugs into the runtime. Looked up at call time. */
+/**
+ * What the rest of the service (the chain watchers) plugs into the runtime. Looked up at call time.
+ * The tracker's context says its chain (`chainId`); `trackerGone` has only the id.
+ */
 export interface TrackerHooks {
   /** A tracker is live (started, restarted or rehydrated): bring it up to date and follow it. */
   trackerLive?(tracker: TrackerContext, state: TrackerStateName): void;
@@ -24,8 +28,15 @@ export interface TrackerSystemOptions {
   /** Shards of the registry (default 1024: about a hundred trackers each at 100,000). */
   shardCount?: number;
   restartPolicy?: Partial<RestartPolicy>;
-  /** `requiredConfirmations` of a tracker started without one (default 12). */
+  /** `requiredConfirmations` of a tracker started without one, on a chain without its own default (default 12). */
   defaultConfirmations?: number;
+  /**
+   * The chains trackers can be on (default: one, named `default`, with anvil's id 31337). Trackers
+   * on other chains found in the store are left as they are stored, not run.
+   */
+  chains?: readonly ChainInfo[];
+  /** Id of the default chain (default: the first of `chains`): trackers started without a chain, and rows stored before trackers had one. */
+  defaultChain?: number;
   /** Let the `CRASH` event through (default false). */
   faultInjection?: boolean;
   hooks?: TrackerHooks;
@@ -41,7 +52,10 @@ export interface TrackerSystemOptions {
 
 export interface StartOptions {
   txHash: string;
-  confirmations?: number;
+  /** A count (1–1000), or `safe` / `finalized`: the chain's block of that tag. Default: the chain's default. */
+  confirmations?: number | Finality;
+  /** The chain's id or name (default: the default chain). */
+  chain?: number | string;
 }
 
 export interface StartRequest extends StartOptions {
@@ -65,6 +79,26 @@ export type SendResult =
   /** The tracker is restarting; the event is held and delivered once it is back. */
   | { status: 'held'; tracker: Tracker }
   | { status: 'not_found' };
+
+export interface TrackerListQuery {
+  state?: TrackerStateName | undefined;
+  /** Only the trackers of this chain (id or name). */
+  chain?: number | string | undefined;
+  limit: number;
+  cursor?: string | null | undefined;
+}
+
+/** A chain as the runtime sees it: its settings and the latest blocks it was told of. */
+export interface ChainView {
+  id: number;
+  name: string;
+  isDefault: boolean;
+  /** What a tracker started on it without `confirmations` waits for. */
+  confirmations: number | Finality;
+  head: number | null;
+  safe: number | null;
+  finalized: number | null;
+}
 
 export interface TrackerPage {
   items: Tracker[];
@@ -91,4 +125,4 @@ export interface TrackerSystemStats {
 export type TrackerListener = (tracker: Tracker) => void;
 
 /** Told of every new chain head the system hears of (`newHead`), after the due trackers were woken. */
-export type HeadListener = (blockNumber: number) => void;
+export type HeadListener = (blockNumber: number, chainId: number) => void;

@@ -1,5 +1,14 @@
 import { FINAL_STATE_NAMES } from '../../machines/tracker.machine.js';
-import { type ListPage, type ListQuery, type SnapshotStore, type TrackerRecord, decodeCursor, encodeCursor } from './types.js';
+import {
+  type ListPage,
+  type ListQuery,
+  type SnapshotStore,
+  type TrackerCount,
+  type TrackerRecord,
+  decodeCursor,
+  encodeCursor,
+  matchesQuery,
+} from './types.js';
 
 /**
  * A `SnapshotStore` in a `Map`: durable for the life of the process only. For tests, and for the
@@ -32,7 +41,7 @@ export class MemoryStore implements SnapshotStore {
     for (const id of [...this.rows.keys()].sort()) {
       if (id <= after) continue;
       const record = JSON.parse(this.rows.get(id)!) as TrackerRecord;
-      if (query.state && record.state !== query.state) continue;
+      if (!matchesQuery(record, query)) continue;
       items.push(record);
       if (items.length > query.limit) break;
     }
@@ -53,6 +62,18 @@ export class MemoryStore implements SnapshotStore {
       }
     }
     if (batch.length) yield batch;
+  }
+
+  async countTrackers(): Promise<TrackerCount[]> {
+    const counts = new Map<string, TrackerCount>();
+    for (const row of this.rows.values()) {
+      const { chainId, state } = JSON.parse(row) as TrackerRecord;
+      const key = `${chainId ?? ''}/${state}`;
+      const count = counts.get(key) ?? { chainId: chainId ?? null, state, count: 0 };
+      count.count++;
+      counts.set(key, count);
+    }
+    return [...counts.values()];
   }
 
   async close(): Promise<void> {}

@@ -2,8 +2,8 @@ import type { TrackerStateName } from '../../machines/tracker.machine.js';
 import type { TrackerRecord } from './types.js';
 
 /** The columns of `trackers`, in the order of `RowValues`. */
-export const COLUMNS = 'id, tx_hash, state, version, snapshot, restarts, created_at, updated_at, quarantined';
-export const COLUMN_COUNT = 9;
+export const COLUMNS = 'id, tx_hash, state, version, snapshot, restarts, created_at, updated_at, quarantined, chain_id';
+export const COLUMN_COUNT = 10;
 
 /** A record as the bound values of one row, in `COLUMNS` order: made once, when the record is written. */
 export type RowValues = [
@@ -16,6 +16,7 @@ export type RowValues = [
   createdAt: number,
   updatedAt: number,
   quarantined: string | null,
+  chainId: number | null,
 ];
 
 /**
@@ -26,10 +27,12 @@ const PERSISTED_KEYS = ['status', 'value', 'historyValue', 'context', 'children'
 const XSTATE_KEYS = ['status', 'output', 'error', 'value', 'historyValue', 'context', 'children'];
 
 /**
- * The record as the values of its row. The snapshot column holds JSON in one of three forms:
- * - packed, `{"packed":1,"value":…,"context":{…}}`: a persisted tracker snapshot (`status` active, no
- *   history, no children) without the four context fields the row's own columns already hold (`id`,
- *   `txHash`, `createdAt`, `updatedAt`) — about half the bytes;
+ * The record as the values of its row. The snapshot column holds JSON in one of four forms:
+ * - packed, `{"packed":2,"value":…,"context":{…}}`: a persisted tracker snapshot (`status` active, no
+ *   history, no children) without the five context fields the row's own columns already hold (`id`,
+ *   `txHash`, `chainId`, `createdAt`, `updatedAt`) — about half the bytes;
+ * - `{"packed":1,…}`: the same with `chainId` left in the context (or none, as in version 1
+ *   snapshots), when it is not the row's;
  * - the snapshot as given, for anything else (and every row written before store schema 1);
  * - `{"packed":0,"snapshot":…}`: a snapshot as given that has a `packed` key of its own.
  *
@@ -47,6 +50,7 @@ export function rowValues(record: TrackerRecord): RowValues {
     record.createdAt,
     record.updatedAt,
     record.quarantined === undefined ? null : JSON.stringify(record.quarantined),
+    record.chainId ?? null,
   ];
 }
 
@@ -58,17 +62,13 @@ export function rowValues(record: TrackerRecord): RowValues {
  * const record = fromRow(selectOne.raw().get(id));
  */
 export function fromRow(row: RowValues): TrackerRecord {
-  const [id, txHash, state, version, text, restarts, createdAt, updatedAt, quarantined] = row;
-  const record: TrackerRecord = {
-    id,
-    txHash,
-    state: state as TrackerStateName,
-    version,
-    snapshot: snapshotFrom(text, row),
-    restarts,
-    createdAt,
-    updatedAt,
-  };
+  const [id, txHash, state, version, text, restarts, createdAt, updatedAt, quarantined, chainId] = row;
+  const snapshot = snapshotFrom(text, row);
+  // Key order as the runtime writes records (chainId after txHash): a record reads back as its JSON.
+  const record: TrackerRecord =
+    chainId === null
+      ? { id, txHash, state: state as TrackerStateName, version, snapshot, restarts, createdAt, updatedAt }
+      : { id, txHash, chainId, state: state as TrackerStateName, version, snapshot, restarts, createdAt, updatedAt };
   if (quarantined !== null) record.quarantined = JSON.parse(quarantined) as TrackerRecord['quarantined'];
   return record;
 }
@@ -79,10 +79,13 @@ function snapshotText(record: TrackerRecord): string {
     // The context's JSON without the columns' four fields, cut from its text rather than copied
     // without them. Its text is `{"id":"<id>","txHash":"<txHash>",<rest>,"createdAt":<n>,"updatedAt":<n>}`:
     // keys in that order, strings JSON writes as they are, integers written as their digits.
+    // Then `"chainId":<n>,` when the chain column holds it too.
     const context = JSON.stringify(snapshot.context);
-    const start = 21 + record.id.length + record.txHash.length;
+    const chain = hasChainColumn(snapshot.context, record);
+    const start = 21 + record.id.length + record.txHash.length + (chain ? 11 + digits(record.chainId!) : 0);
     const end = context.length - 27 - digits(record.createdAt) - digits(record.updatedAt);
-    return `{"packed":1,"value":${JSON.stringify(snapshot.value)},"context":{${context.slice(start, Math.max(start, end))}}}`;
+    const form = chain ? 2 : 1;
+    return `{"packed":${form},"value":${JSON.stringify(snapshot.value)},"context":{${context.slice(start, Math.max(start, end))}}}`;
   }
   const text = JSON.stringify(snapshot);
   return isObject(snapshot) && Object.hasOwn(snapshot, 'packed') ? `{"packed":0,"snapshot":${text}}` : text;
@@ -97,13 +100,16 @@ function snapshotFrom(text: string, row: RowValues): unknown {
   }
   if (!isObject(parsed) || !Object.hasOwn(parsed, 'packed')) return parsed;
   if (parsed.packed === 0) return parsed.snapshot;
-  if (parsed.packed !== 1) return parsed;
+  if (parsed.packed !== 1 && parsed.packed !== 2) return parsed;
   const context = parsed.context as Record<string, unknown>;
   return {
     status: 'active',
     value: parsed.value,
     historyValue: {},
-    context: { id: row[0], txHash: row[1], ...context, createdAt: row[6], updatedAt: row[7] },
+    context:
+      parsed.packed === 2
+        ? { id: row[0], txHash: row[1], chainId: row[9], ...context, createdAt: row[6], updatedAt: row[7] }
+        : { id: row[0], txHash: row[1], ...context, createdAt: row[6], updatedAt: row[7] },
     children: {},
   };
 }
@@ -167,6 +173,12 @@ function hasColumnFields(context: Record<string, unknown>, record: TrackerRecord
     Number.isSafeInteger(record.createdAt) &&
     Number.isSafeInteger(record.updatedAt)
   );
+}
+
+/** The context's third key is `chainId`, the row's chain column, written as its digits. */
+function hasChainColumn(context: Record<string, unknown>, record: TrackerRecord): boolean {
+  const keys = Object.keys(context);
+  return keys.length >= 5 && keys[2] === 'chainId' && Number.isSafeInteger(record.chainId) && context.chainId === record.chainId;
 }
 
 function isEmptyObject(value: unknown): boolean {

@@ -3,9 +3,10 @@ import { StoreError } from '../errors.js';
 
 /**
  * The store's file format, kept in `PRAGMA user_version`: 0 is a file from before it was counted
- * (every snapshot as given), 1 allows packed snapshots (see `rowValues`).
+ * (every snapshot as given), 1 allows packed snapshots (see `rowValues`), 2 has a `chain_id` column
+ * (NULL in rows written before it: the default chain's).
  */
-export const STORE_SCHEMA_VERSION = 1;
+export const STORE_SCHEMA_VERSION = 2;
 
 // WITHOUT ROWID: the table is the primary-key b-tree, so id-ordered paging reads it in order.
 // (state, id) serves listing by state and the rehydration scan with the same keyset paging.
@@ -19,7 +20,8 @@ CREATE TABLE IF NOT EXISTS trackers (
   restarts    INTEGER NOT NULL,
   created_at  INTEGER NOT NULL,
   updated_at  INTEGER NOT NULL,
-  quarantined TEXT
+  quarantined TEXT,
+  chain_id    INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trackers_state_id ON trackers (state, id);
 `;
@@ -32,6 +34,12 @@ CREATE INDEX IF NOT EXISTS trackers_state_id ON trackers (state, id);
 const WRAP_OWN_PACKED_KEY = `
 UPDATE trackers SET snapshot = json_object('packed', 0, 'snapshot', json(snapshot))
 WHERE json_valid(snapshot) AND json_type(snapshot, '$.packed') IS NOT NULL`;
+
+/**
+ * 1 → 2: trackers get a chain. Rows keep NULL (read as the default chain's) until the runtime
+ * writes them again: no rewrite of the whole table at start.
+ */
+const ADD_CHAIN_ID = 'ALTER TABLE trackers ADD COLUMN chain_id INTEGER';
 
 /**
  * Open (or create) the store's SQLite file with the durability docs/durability.md promises, and
@@ -65,8 +73,11 @@ export function openDatabase(path: string): Database.Database {
       open.transaction(() => {
         const from = version();
         if (from >= STORE_SCHEMA_VERSION) return;
+        // A file from before schema 2 has the table already, without the column; a new one has both.
+        const hadTable = open.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trackers'").get() !== undefined;
         open.exec(SCHEMA);
         if (from < 1) open.exec(WRAP_OWN_PACKED_KEY);
+        if (hadTable && from < 2) open.exec(ADD_CHAIN_ID);
         open.pragma(`user_version = ${STORE_SCHEMA_VERSION}`);
       }).immediate();
     }

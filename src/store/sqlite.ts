@@ -4,7 +4,16 @@ import { StoreError } from '../errors.js';
 import { Checkpointer } from './checkpointer.js';
 import { COLUMNS, COLUMN_COUNT, type RowValues, fromRow, rowValues } from './row.js';
 import { openDatabase } from './schema.js';
-import { type ListPage, type ListQuery, type SnapshotStore, type TrackerRecord, decodeCursor, encodeCursor } from './types.js';
+import {
+  type ListPage,
+  type ListQuery,
+  type SnapshotStore,
+  type TrackerCount,
+  type TrackerRecord,
+  decodeCursor,
+  encodeCursor,
+  matchesQuery,
+} from './types.js';
 import { Writer } from './writer.js';
 
 export interface SqliteStoreOptions {
@@ -46,7 +55,8 @@ const UPSERT_SQL = `
   ON CONFLICT (id) DO UPDATE SET
     tx_hash = excluded.tx_hash, state = excluded.state, version = excluded.version,
     snapshot = excluded.snapshot, restarts = excluded.restarts, created_at = excluded.created_at,
-    updated_at = excluded.updated_at, quarantined = COALESCE(excluded.quarantined, trackers.quarantined)`;
+    updated_at = excluded.updated_at, quarantined = COALESCE(excluded.quarantined, trackers.quarantined),
+    chain_id = excluded.chain_id`;
 const upsertSql = (rows: number): string =>
   UPSERT_SQL.replace('$ROWS', Array.from({ length: rows }, () => `(${Array(COLUMN_COUNT).fill('?').join(', ')})`).join(', '));
 
@@ -82,6 +92,10 @@ export class SqliteStore implements SnapshotStore {
   private readonly selectMany: Database.Statement<[string], RowValues>;
   private readonly pageAll: Database.Statement<[string, number], RowValues>;
   private readonly pageInState: Database.Statement<[string, string, number], RowValues>;
+  // One chain's trackers: chain_id, and 1 when rows without one (the default chain's) count too.
+  private readonly pageOfChain: Database.Statement<[number, number, string, number], RowValues>;
+  private readonly pageOfChainInState: Database.Statement<[string, number, number, string, number], RowValues>;
+  private readonly countAll: Database.Statement<[], { chainId: number | null; state: string; count: number }>;
   private readonly commitBatch: (batch: Map<string, RowValues>) => void;
   private readonly checkpointer: Checkpointer | undefined;
   private writer: Writer | undefined;
@@ -137,6 +151,16 @@ export class SqliteStore implements SnapshotStore {
     this.pageInState = this.db
       .prepare<[string, string, number], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE state = ? AND id > ? ORDER BY id LIMIT ?`)
       .raw();
+    const ofChain = '(chain_id = ? OR (chain_id IS NULL AND ?))';
+    this.pageOfChain = this.db
+      .prepare<[number, number, string, number], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE ${ofChain} AND id > ? ORDER BY id LIMIT ?`)
+      .raw();
+    this.pageOfChainInState = this.db
+      .prepare<[string, number, number, string, number], RowValues>(
+        `SELECT ${COLUMNS} FROM trackers WHERE state = ? AND ${ofChain} AND id > ? ORDER BY id LIMIT ?`,
+      )
+      .raw();
+    this.countAll = this.db.prepare('SELECT chain_id AS chainId, state, count(*) AS count FROM trackers GROUP BY chain_id, state');
     // One statement per count of rows, prepared when first needed: a commit of n rows runs
     // n / ROWS_PER_UPSERT statements of the full width and one for the rest.
     const upserts: Database.Statement[] = [];
@@ -200,9 +224,7 @@ export class SqliteStore implements SnapshotStore {
   async list(query: ListQuery): Promise<ListPage> {
     const after = query.cursor ? decodeCursor(query.cursor) : '';
     const limit = query.limit + 1;
-    const rows = this.read(() =>
-      query.state ? this.pageInState.all(query.state, after, limit) : this.pageAll.all(after, limit),
-    );
+    const rows = this.read(() => this.page(query, after, limit));
     // Merge the writes not yet committed, so a page is never older than `get`. When the file gave a
     // full page, only pending ids up to its last row can belong to this page.
     const full = rows.length === limit;
@@ -215,7 +237,7 @@ export class SqliteStore implements SnapshotStore {
       }
     }
     const items = [...byId.values()]
-      .filter((r) => !query.state || r.state === query.state)
+      .filter((r) => matchesQuery(r, query))
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     if (items.length > query.limit) {
       const page = items.slice(0, query.limit);
@@ -242,6 +264,12 @@ export class SqliteStore implements SnapshotStore {
         if (rows.length < batchSize) break;
       }
     }
+  }
+
+  async countTrackers(): Promise<TrackerCount[]> {
+    // Counted in the file: every write made so far is committed first.
+    await this.flush();
+    return this.read(() => this.countAll.all());
   }
 
   async close(): Promise<void> {
@@ -375,6 +403,16 @@ export class SqliteStore implements SnapshotStore {
   private onWriter(pragma: string): void {
     if (this.writer) void this.writer.pragma(pragma).catch(() => undefined);
     else this.db.pragma(pragma);
+  }
+
+  private page(query: ListQuery, after: string, limit: number): RowValues[] {
+    if (query.chainId === undefined) {
+      return query.state ? this.pageInState.all(query.state, after, limit) : this.pageAll.all(after, limit);
+    }
+    const unset = query.unsetChainId === query.chainId ? 1 : 0;
+    return query.state
+      ? this.pageOfChainInState.all(query.state, query.chainId, unset, after, limit)
+      : this.pageOfChain.all(query.chainId, unset, after, limit);
   }
 
   /** The distinct states in the file, hopping along the (state, id) index: one seek per state, no row read. */

@@ -4,6 +4,11 @@ import type { TrackerStateName } from '../../machines/tracker.machine.js';
 export interface TrackerRecord {
   id: string;
   txHash: string;
+  /**
+   * The chain the tracker is on. Absent on rows stored before trackers had a chain: those are the
+   * default chain's (and get it when next written).
+   */
+  chainId?: number | undefined;
   /** Top state of the snapshot, kept beside it so listing by state needs no JSON parsing. */
   state: TrackerStateName;
   /** `TRACKER_MACHINE_VERSION` of the machine that wrote the snapshot. */
@@ -31,6 +36,10 @@ export interface Quarantined {
 
 export interface ListQuery {
   state?: TrackerStateName | undefined;
+  /** Only the trackers of this chain. */
+  chainId?: number | undefined;
+  /** The chain that rows stored without a chain id belong to (the default chain), for `chainId`. */
+  unsetChainId?: number | undefined;
   limit: number;
   /** Opaque: the `nextCursor` of the previous page. */
   cursor?: string | null | undefined;
@@ -39,6 +48,19 @@ export interface ListQuery {
 export interface ListPage {
   items: TrackerRecord[];
   nextCursor: string | null;
+}
+
+/** How many trackers one chain has in one state (`chainId` null: rows stored without a chain). */
+export interface TrackerCount {
+  chainId: number | null;
+  state: string;
+  count: number;
+}
+
+/** Whether a record belongs on a page of `query` (its state and chain filters; not its cursor). */
+export function matchesQuery(record: TrackerRecord, query: ListQuery): boolean {
+  if (query.state !== undefined && record.state !== query.state) return false;
+  return query.chainId === undefined || (record.chainId ?? query.unsetChainId) === query.chainId;
 }
 
 /**
@@ -65,6 +87,8 @@ export interface SnapshotStore {
   list(query: ListQuery): Promise<ListPage>;
   /** Every tracker that is not in a final state, in batches, for rehydration at start. */
   loadLive(batchSize: number): AsyncIterable<TrackerRecord[]>;
+  /** Trackers per chain and state, over every stored row, writes made so far included. */
+  countTrackers(): Promise<TrackerCount[]>;
   close(): Promise<void>;
 }
 

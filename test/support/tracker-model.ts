@@ -1,6 +1,6 @@
 import type { AnyStateNode } from 'xstate';
 import { TestModel } from 'xstate/graph';
-import { type TrackerEvent, type TrackerInput, trackerMachine } from '../../machines/tracker.machine.js';
+import { type Finality, type TrackerEvent, type TrackerInput, trackerMachine } from '../../machines/tracker.machine.js';
 
 export const MODEL_HASH = `0x${'ab'.repeat(32)}`;
 export const REPLACEMENT_HASH = `0x${'cd'.repeat(32)}`;
@@ -8,16 +8,20 @@ export const BLOCK_A = `0x${'a1'.repeat(32)}`;
 export const BLOCK_B = `0x${'b2'.repeat(32)}`;
 export const OTHER_BLOCK = `0x${'ee'.repeat(32)}`;
 
-export const modelInput = (id: string): TrackerInput => ({
+/** A tracker confirmed by 3 confirmations, or (with `finality`) by the chain's block of that tag. */
+export const modelInput = (id: string, finality: Finality | null = null): TrackerInput => ({
   id,
   txHash: MODEL_HASH,
-  requiredConfirmations: 3,
+  chainId: 31337,
+  requiredConfirmations: finality === null ? 3 : 0,
+  finality,
   createdAt: 0,
 });
 
 /**
  * Concrete chain facts for the traversal: a tx mined in block 10 (A) or, after a reorg, in block 11
- * (B); heads that move confirmations to 2 and 3; reorgs of its own block and of another one.
+ * (B); heads that move confirmations to 2 and 3; reorgs of its own block and of another one; a
+ * finalized (or safe) block below block 10, and one at block 11 (a counted tracker ignores both).
  */
 export const TRACKER_MODEL_EVENTS: TrackerEvent[] = [
   { type: 'TX_SEEN' },
@@ -27,6 +31,8 @@ export const TRACKER_MODEL_EVENTS: TrackerEvent[] = [
   { type: 'NEW_HEAD', blockNumber: 9 },
   { type: 'NEW_HEAD', blockNumber: 11 },
   { type: 'NEW_HEAD', blockNumber: 12 },
+  { type: 'FINALITY', blockNumber: 9, head: 12 },
+  { type: 'FINALITY', blockNumber: 11, head: 14 },
   { type: 'BLOCK_REORGED', blockHash: BLOCK_A },
   { type: 'BLOCK_REORGED', blockHash: OTHER_BLOCK },
   { type: 'TX_REPLACED', reason: 'repriced', replacementHash: REPLACEMENT_HASH },
@@ -44,12 +50,13 @@ export const TRACKER_MODEL_EVENTS: TrackerEvent[] = [
 const modelMachine = trackerMachine.provide({ actions: { crash: () => {} } });
 
 /**
- * The tracker machine as a test model. States are told apart by value and every context field a user
- * sees, so each step's snapshot in a generated path is exactly what the machine reaches there.
+ * The tracker machine as a test model, for a counted tracker or (with `finality`) one confirmed by
+ * finality. States are told apart by value and every context field a user sees, so each step's
+ * snapshot in a generated path is exactly what the machine reaches there.
  */
-export function trackerTestModel() {
+export function trackerTestModel(finality: Finality | null = null) {
   return new TestModel(modelMachine, {
-    input: modelInput('model'),
+    input: modelInput('model', finality),
     // A finished tracker takes no more events (the runtime deregisters it).
     events: (snapshot) => (snapshot.hasTag('terminal') ? [] : TRACKER_MODEL_EVENTS),
     // Reorg, re-mine, reorg… would go on forever: two reorgs are enough.
