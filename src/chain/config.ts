@@ -3,6 +3,12 @@ import { BaseError } from './errors.js';
 export interface ChainConfig {
   /** The node to follow; undefined: start an embedded anvil. */
   rpcUrl: string | undefined;
+  /** A second node of the same chain, used while the first fails. */
+  fallbackUrl?: string | undefined;
+  /** The chain's id, checked against each node; undefined: read from the node. */
+  chainId?: number | undefined;
+  /** The chain's name, for logs. */
+  name?: string | undefined;
   pollIntervalMs: number;
   droppedAfterMs: number;
 }

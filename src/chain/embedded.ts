@@ -11,6 +11,8 @@ export interface StartChainOptions {
   logger?: Logger;
   /** Seconds between blocks of the embedded anvil (default 2, so confirmations move). */
   blockTime?: number;
+  /** More flags for the embedded anvil. */
+  anvilArgs?: readonly string[];
   watcher?: Partial<Omit<ChainWatcherOptions, 'system' | 'url'>>;
 }
 
@@ -38,14 +40,17 @@ export async function startChain(options: StartChainOptions): Promise<Chain> {
   let anvil: Anvil | undefined;
   let url = config.rpcUrl;
   if (!url) {
-    anvil = await startAnvil({ blockTime: options.blockTime ?? 2 });
+    anvil = await startAnvil({ blockTime: options.blockTime ?? 2, args: options.anvilArgs ?? [] });
     url = anvil.url;
     logger.info({ url, wsUrl: anvil.wsUrl, pid: anvil.pid }, `no ETH_RPC_URL: started a local anvil at ${url}`);
   } else {
-    logger.info({ url: redact(url) }, 'following the node at ETH_RPC_URL');
+    logger.info({ chain: config.name, url: redact(url), fallback: config.fallbackUrl && redact(config.fallbackUrl) }, 'following the node');
   }
   const watcher = createChainWatcher({
     url,
+    fallbackUrl: config.fallbackUrl,
+    chainId: config.chainId,
+    name: config.name,
     system: options.system,
     pollIntervalMs: config.pollIntervalMs,
     droppedAfterMs: config.droppedAfterMs,

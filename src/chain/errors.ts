@@ -61,6 +61,14 @@ export class ReorgTooDeepError extends BaseError {
   }
 }
 
+/** The node is on another chain than the one it was configured for. */
+export class ChainIdMismatchError extends BaseError {
+  override name = 'ChainIdMismatchError';
+  constructor(url: string, expected: number, actual: number) {
+    super(`the node at ${redact(url)} is on chain ${actual}, not ${expected}`, { details: 'check the chain settings' });
+  }
+}
+
 /** The watcher was stopped while a call was under way. */
 export class WatcherStoppedError extends BaseError {
   override name = 'WatcherStoppedError';

@@ -32,7 +32,17 @@ function orphan(state: WatcherState, orphaned: BlockRef[]): void {
   const { tracked, sink, logger, metrics, confirmedOn } = state;
   metrics.reorgs++;
   metrics.deepestReorg = Math.max(metrics.deepestReorg, orphaned.length);
-  logger.warn({ depth: orphaned.length, from: Number(orphaned.at(-1)!.number) }, 'chain reorganised');
+  const from = orphaned.at(-1)!.number;
+  logger.warn({ chainId: state.chainId, depth: orphaned.length, from: Number(from) }, 'chain reorganised');
+  const finalized = state.final.finalized;
+  if (finalized !== null && from <= finalized) {
+    // Impossible by protocol: the node's own finalized block left. Logged and counted, as a deep reorg.
+    metrics.reorgsBelowFinalized++;
+    logger.error(
+      { chainId: state.chainId, from: Number(from), finalized: Number(finalized), depth: orphaned.length },
+      `the node reorganised block ${from}, at or below the finalized block ${finalized} it had reported`,
+    );
+  }
   for (const ref of orphaned) {
     for (const id of tracked.idsByBlock(ref.hash)) {
       const entry = tracked.get(id)!;
@@ -57,7 +67,7 @@ function orphan(state: WatcherState, orphaned: BlockRef[]): void {
  */
 function newHead(state: WatcherState, head: bigint): void {
   const { sink, confirmedOn, chain } = state;
-  sink.newHead(toBlockNumber(head));
+  sink.newHead(toBlockNumber(head), state.chainId!);
   const oldest = head - BigInt(chain.depth);
   for (const [hash, on] of confirmedOn) if (on.number < oldest) confirmedOn.delete(hash);
 }

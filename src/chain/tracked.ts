@@ -1,3 +1,4 @@
+import type { Finality } from '../../machines/tracker.machine.js';
 import type { TransactionIntent } from './classifyReplacement.js';
 
 /** What the watcher knows of one live tracker. */
@@ -6,6 +7,8 @@ export interface Tracked {
   /** The hash followed now: the tracker's own, or the repriced tx that took its place. */
   hash: string;
   requiredConfirmations: number;
+  /** Confirmed by the chain's block of this tag instead of a count. */
+  finality: Finality | null;
   state: 'pending' | 'confirming';
   blockNumber: bigint | null;
   blockHash: string | null;

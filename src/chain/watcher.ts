@@ -1,8 +1,10 @@
-import type { TrackerContext, TrackerStateName } from '../../machines/tracker.machine.js';
-import { silentLogger } from '../runtime/logger.js';
+import { FINALITY_TAGS, type Finality, type TrackerContext, type TrackerStateName } from '../../machines/tracker.machine.js';
+import { silentLogger, withFields } from '../runtime/logger.js';
 import type { TrackerHooks } from '../runtime/system.js';
 import { CanonicalChain } from './canonical.js';
-import { errorMessage, redact } from './errors.js';
+import { ChainIdMismatchError, errorMessage, redact } from './errors.js';
+import { type FallbackTransport, checkedTransport, createFallbackTransport } from './fallback.js';
+import { parseBlock, parseNullable, quantity } from './format.js';
 import { getBlock } from './getBlock.js';
 import { type HeadSource, createHeadSource } from './heads.js';
 import { lookupTransactions } from './lookupTransactions.js';
@@ -10,21 +12,11 @@ import { applyLookups } from './replay.js';
 import { replayPlan } from './sync.js';
 import { type Tracked, TrackedSet } from './tracked.js';
 import { type Transport, createHttpTransport } from './transport.js';
+import { createWebSocketHeadSource } from './web-socket.js';
 import type { ChainWatcherHealth, ChainWatcherOptions, WatcherState } from './watcher-state.js';
 
 export type { ChainWatcherHealth, ChainWatcherOptions, TrackerSink, WatcherState } from './watcher-state.js';
 
-/**
- * Follows one chain's heads and drives the trackers: constant RPC calls per block, however many
- * trackers there are. Plug `watcher.hooks` into the tracker system.
- *
- * @example
- * const hooks: TrackerHooks = {};
- * const system = await createTrackerSystem({ store: new MemoryStore(), hooks });
- * const watcher = createChainWatcher({ url: 'http://127.0.0.1:8545', system });
- * Object.assign(hooks, watcher.hooks);
- * watcher.start();
- */
 /** The same transport, counting round trips and failures into `counters`. */
 function countRequests(inner: Transport, counters: { requests: number; errors: number }): Transport {
   const counted = async <T>(call: () => Promise<T>): Promise<T> => {
@@ -46,6 +38,17 @@ function countRequests(inner: Transport, counters: { requests: number; errors: n
   };
 }
 
+/**
+ * Follows one chain's heads and drives the trackers: constant RPC calls per block, however many
+ * trackers there are. Plug `watcher.hooks` into the tracker system.
+ *
+ * @example
+ * const hooks: TrackerHooks = {};
+ * const system = await createTrackerSystem({ store: new MemoryStore(), hooks });
+ * const watcher = createChainWatcher({ url: 'http://127.0.0.1:8545', system });
+ * Object.assign(hooks, watcher.hooks);
+ * watcher.start();
+ */
 export function createChainWatcher(options: ChainWatcherOptions): ChainWatcher {
   return new ChainWatcher(options);
 }
@@ -58,6 +61,14 @@ export class ChainWatcher {
   private readonly lookupBatchSize: number;
   private readonly backoff: { baseMs: number; maxMs: number };
   private readonly heads: HeadSource;
+  /** The fallback node's own WebSocket, when its URL is ws(s) (its transport only). */
+  private readonly fallbackSocket: HeadSource | undefined;
+  private readonly fallback: FallbackTransport | undefined;
+  private readonly finalityRefreshHeads: number;
+  /** Heads replayed since the safe and finalized blocks were last all read. */
+  private headsSinceFinality = Infinity;
+  /** Why the node last did not give each tag's block (null: it did). */
+  private readonly finalityErrors: Record<Finality, string | null> = { safe: null, finalized: null };
   private running = false;
   private loop: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
@@ -74,16 +85,29 @@ export class ChainWatcher {
   constructor(options: ChainWatcherOptions) {
     const url = options.url ?? options.transport?.url;
     if (!url) throw new TypeError('createChainWatcher needs url or transport');
-    this.heads = createHeadSource(url, () => this.wake(), options.logger ?? silentLogger, options);
-    const transport = countRequests(
-      options.transport ?? this.heads.transport ?? createHttpTransport(url, options),
-      this.rpc,
-    );
+    const logger = options.name ? withFields(options.logger ?? silentLogger, { chain: options.name }) : (options.logger ?? silentLogger);
+    this.heads = createHeadSource(url, () => this.wake(), logger, options);
+    // Each node is counted and checked to be on the chain before its first request.
+    const node = (transport: Transport): Transport =>
+      checkedTransport(countRequests(transport, this.rpc), (checked) => this.checkChain(checked));
+    const primary = node(options.transport ?? this.heads.transport ?? createHttpTransport(url, options));
+    let transport = primary;
+    if (options.fallbackUrl) {
+      const fallbackUrl = options.fallbackUrl;
+      if (/^wss?:/i.test(fallbackUrl)) this.fallbackSocket = createWebSocketHeadSource(fallbackUrl, () => {}, logger, options);
+      this.fallback = createFallbackTransport(primary, node(this.fallbackSocket?.transport ?? createHttpTransport(fallbackUrl, options)), {
+        onSwitch: (to, error) =>
+          logger.warn({ to, url: redact(to === 'primary' ? url : fallbackUrl), err: error === null ? undefined : errorMessage(error) }, `requests go to the ${to} node`),
+      });
+      transport = this.fallback;
+    }
     const depth = options.historyDepth ?? 2048;
     this.state = {
       transport,
       sink: options.system,
-      logger: options.logger ?? silentLogger,
+      chainId: options.chainId ?? null,
+      final: { safe: null, finalized: null },
+      logger,
       now: options.now ?? Date.now,
       tracked: new TrackedSet(),
       chain: new CanonicalChain(depth, 4 * depth),
@@ -94,8 +118,9 @@ export class ChainWatcher {
       lookups: new Set(),
       maxLookupFailures: 3,
       confirmedOn: new Map(),
-      metrics: { blocksProcessed: 0, reorgs: 0, deepestReorg: 0, reorgsAfterConfirmation: 0 },
+      metrics: { blocksProcessed: 0, reorgs: 0, deepestReorg: 0, reorgsAfterConfirmation: 0, reorgsBelowFinalized: 0 },
     };
+    this.finalityRefreshHeads = options.finalityRefreshHeads ?? 32;
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.dropCheckIntervalMs =
       options.dropCheckIntervalMs ?? Math.min(60_000, Math.max(1000, this.state.droppedAfterMs / 10));
@@ -114,6 +139,7 @@ export class ChainWatcher {
     if (this.running) return;
     this.running = true;
     this.heads.start();
+    this.fallbackSocket?.start();
     this.loop = this.run();
   }
 
@@ -122,17 +148,23 @@ export class ChainWatcher {
     this.wake();
     await this.loop;
     this.heads.stop();
+    this.fallbackSocket?.stop();
     this.state.transport.close();
   }
 
   health(): ChainWatcherHealth {
     const head = this.state.chain.head;
     const { metrics } = this.state;
+    const { safe, finalized } = this.state.final;
     return {
       status: !this.running ? 'stopped' : this.failures > 0 ? 'degraded' : head ? 'ok' : 'starting',
       url: redact(this.state.transport.url),
+      chainId: this.state.chainId,
+      usingFallback: this.fallback?.active === 'fallback',
       headNumber: head ? Number(head.number) : null,
       headHash: head?.hash ?? null,
+      safe: safe === null ? null : Number(safe),
+      finalized: finalized === null ? null : Number(finalized),
       lastHeadAt: this.state.lastHeadAt,
       consecutiveFailures: this.failures,
       lastError: this.lastError,
@@ -141,6 +173,11 @@ export class ChainWatcher {
       ...metrics,
       blockReceipts: this.state.support.blockReceipts,
     };
+  }
+
+  /** The chain's id: configured, or read from the first node (null until then). */
+  get chainId(): number | null {
+    return this.state.chainId;
   }
 
   /** Blocks between the node's head and the last block replayed; undefined before the first head. */
@@ -200,6 +237,7 @@ export class ChainWatcher {
       // A pending tracker with replacedBy was repriced: it follows the new hash.
       hash: state === 'pending' && context.replacedBy ? context.replacedBy : context.txHash,
       requiredConfirmations: context.requiredConfirmations,
+      finality: context.finality,
       state,
       blockNumber: context.blockNumber === null ? null : BigInt(context.blockNumber),
       blockHash: context.blockHash,
@@ -222,9 +260,14 @@ export class ChainWatcher {
     if (!entry || entry.state !== 'confirming' || !entry.blockHash || entry.blockNumber === null) return;
     // Trackers are not told every head: the newer of the chain's head and the head it was mined
     // at (a block being replayed is not committed yet) says whether it had its confirmations.
-    const chainHead = this.state.chain.head?.number ?? null;
-    const head = entry.head === null || (chainHead !== null && chainHead > entry.head) ? chainHead : entry.head;
-    if (head === null || head - entry.blockNumber + 1n < BigInt(entry.requiredConfirmations)) return;
+    if (entry.finality !== null) {
+      const final = this.state.final[entry.finality];
+      if (final === null || final < entry.blockNumber) return;
+    } else {
+      const chainHead = this.state.chain.head?.number ?? null;
+      const head = entry.head === null || (chainHead !== null && chainHead > entry.head) ? chainHead : entry.head;
+      if (head === null || head - entry.blockNumber + 1n < BigInt(entry.requiredConfirmations)) return;
+    }
     // Confirmed: remember the block, so that a reorg deeper than requiredConfirmations is noticed.
     const on = this.state.confirmedOn.get(entry.blockHash) ?? { ids: [], number: entry.blockNumber };
     on.ids.push(id);
@@ -299,6 +342,7 @@ export class ChainWatcher {
   }
 
   private async syncHead(): Promise<void> {
+    const before = this.state.chain.head;
     const hint = this.heads.latest();
     const head = hint
       ? await getBlock(this.state.transport, { blockHash: hint })
@@ -307,9 +351,54 @@ export class ChainWatcher {
     this.nodeHead = Number(head.number);
     for (;;) {
       const plan = await this.state.chain.plan(this.state.transport, head);
-      if (!plan) return;
+      if (!plan) break;
       await replayPlan(this.state, plan);
-      if (!plan.partial) return;
+      if (!plan.partial) break;
+    }
+    if (this.state.chain.head !== before && this.state.chain.head !== null) await this.syncFinality();
+  }
+
+  /**
+   * After a new head: the safe and finalized blocks, in one request, when trackers wait for them
+   * (and every `finalityRefreshHeads` heads for `health()`), handed to the sink if they are still
+   * on the chain replayed so far.
+   */
+  private async syncFinality(): Promise<void> {
+    const chainId = this.state.chainId!;
+    const { sink, transport, chain, logger } = this.state;
+    this.headsSinceFinality++;
+    const refresh = this.headsSinceFinality >= this.finalityRefreshHeads;
+    const tags = refresh ? FINALITY_TAGS : FINALITY_TAGS.filter((tag) => sink.awaitsFinality?.(chainId, tag) ?? false);
+    if (tags.length === 0) return;
+    if (refresh) this.headsSinceFinality = 0;
+    const outcomes = await transport.batch(tags.map((tag) => ({ method: 'eth_getBlockByNumber', params: [tag, false] })));
+    tags.forEach((tag, i) => {
+      const outcome = outcomes[i]!;
+      if (!outcome.ok) {
+        // A node without the tag (or failing it now) leaves its trackers confirming, never failed.
+        if (this.finalityErrors[tag] !== outcome.error.message) {
+          logger.warn({ chainId, tag, err: outcome.error.message }, `the node did not give its ${tag} block; trackers waiting for it wait`);
+        }
+        this.finalityErrors[tag] = outcome.error.message;
+        return;
+      }
+      this.finalityErrors[tag] = null;
+      const block = parseNullable(outcome.result, parseBlock, `${tag} block`);
+      if (!block || chain.isCanonical(block.number, block.hash) === false) return;
+      const previous = this.state.final[tag];
+      this.state.final[tag] = block.number;
+      if (previous !== block.number) sink.newFinality?.(chainId, tag, Number(block.number));
+    });
+  }
+
+  /** A node is used only once it says it is on the watcher's chain (which it sets, when not configured). */
+  private async checkChain(transport: Transport): Promise<void> {
+    const chainId = Number(quantity(await transport.request({ method: 'eth_chainId', params: [] }), 'chainId'));
+    if (this.state.chainId === null) this.state.chainId = chainId;
+    if (chainId !== this.state.chainId) {
+      const error = new ChainIdMismatchError(transport.url, this.state.chainId, chainId);
+      this.state.logger.error({ err: error.message }, 'node on the wrong chain; it is not used');
+      throw error;
     }
   }
 

@@ -8,3 +8,18 @@ export interface Logger {
 
 const ignore = (): void => {};
 export const silentLogger: Logger = { debug: ignore, info: ignore, warn: ignore, error: ignore };
+
+/**
+ * A logger that adds `fields` to every line (the chain a watcher follows, for one).
+ *
+ * @example
+ * const log = withFields(logger, { chain: 'base' });
+ */
+export function withFields(logger: Logger, fields: object): Logger {
+  return {
+    debug: (obj, msg) => logger.debug({ ...fields, ...obj }, msg),
+    info: (obj, msg) => logger.info({ ...fields, ...obj }, msg),
+    warn: (obj, msg) => logger.warn({ ...fields, ...obj }, msg),
+    error: (obj, msg) => logger.error({ ...fields, ...obj }, msg),
+  };
+}
