@@ -2,7 +2,6 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { TRACKER_STATE_NAMES, type TrackerStateName } from '../../machines/tracker.machine.js';
 import type { TrackerSystem } from '../runtime/system.js';
 import { SqliteStore } from '../store/sqlite.js';
-import type { ListPage, ListQuery, SnapshotStore, TrackerRecord } from '../store/types.js';
 
 /** Numbers from parts this branch does not own (the chain watcher, a store that can count). */
 export interface MetricsSources {
@@ -12,45 +11,6 @@ export interface MetricsSources {
   blockLag?: () => number | undefined;
   /** Trackers per state over the whole store; without it, trackers changed since start are counted. */
   trackersByState?: () => Promise<Partial<Record<TrackerStateName, number>>>;
-}
-
-/**
- * A `SnapshotStore` that times every `flush()` (the durability barrier) for `/metrics`.
- *
- * @example
- * const store = new TimedStore(new MemoryStore());
- * const system = await createTrackerSystem({ store });
- */
-export class TimedStore implements SnapshotStore {
-  readonly flushListeners = new Set<(seconds: number, ok: boolean) => void>();
-  constructor(readonly inner: SnapshotStore) {}
-
-  write(record: TrackerRecord): void {
-    this.inner.write(record);
-  }
-  async flush(): Promise<void> {
-    const t0 = performance.now();
-    let ok = false;
-    try {
-      await this.inner.flush();
-      ok = true;
-    } finally {
-      const seconds = (performance.now() - t0) / 1000;
-      for (const listener of this.flushListeners) listener(seconds, ok);
-    }
-  }
-  get(id: string): Promise<TrackerRecord | undefined> {
-    return this.inner.get(id);
-  }
-  list(query: ListQuery): Promise<ListPage> {
-    return this.inner.list(query);
-  }
-  loadLive(batchSize: number): AsyncIterable<TrackerRecord[]> {
-    return this.inner.loadLive(batchSize);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
 }
 
 /** A Prometheus counter fed from a cumulative number someone else keeps. */
@@ -148,17 +108,18 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [registry],
   });
-  const observeFlush = (seconds: number, ok: boolean) => storeWriteSeconds.observe({ outcome: ok ? 'ok' : 'error' }, seconds);
-  if (system.store instanceof TimedStore) system.store.flushListeners.add(observeFlush);
+  const stopTimingFlushes = system.store.observeFlush((seconds, ok) =>
+    storeWriteSeconds.observe({ outcome: ok ? 'ok' : 'error' }, seconds),
+  );
 
-  const sqlite = system.store instanceof TimedStore ? system.store.inner : system.store;
-  if (sqlite instanceof SqliteStore) {
+  const { store } = system;
+  if (store instanceof SqliteStore) {
     new Gauge({
       name: 'tx_tracker_store_pending_writes',
       help: 'Tracker writes not durable yet (waiting for their group commit, or in it)',
       registers: [registry],
       collect() {
-        this.set(sqlite.pendingCount);
+        this.set(store.pendingCount);
       },
     });
     new Gauge({
@@ -167,7 +128,7 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
       labelNames: ['thread'],
       registers: [registry],
       collect() {
-        for (const [thread, up] of Object.entries(sqlite.threads)) this.set({ thread }, up ? 1 : 0);
+        for (const [thread, up] of Object.entries(store.threads)) this.set({ thread }, up ? 1 : 0);
       },
     });
   }
@@ -184,7 +145,7 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
     httpRequests,
     close(): void {
       unsubscribe();
-      if (system.store instanceof TimedStore) system.store.flushListeners.delete(observeFlush);
+      stopTimingFlushes();
     },
   };
 }

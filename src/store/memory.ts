@@ -1,5 +1,14 @@
 import { FINAL_STATE_NAMES } from '../../machines/tracker.machine.js';
-import { type ListPage, type ListQuery, type SnapshotStore, type TrackerRecord, decodeCursor, encodeCursor } from './types.js';
+import { FlushTiming } from './flush-timing.js';
+import {
+  type FlushObserver,
+  type ListPage,
+  type ListQuery,
+  type SnapshotStore,
+  type TrackerRecord,
+  decodeCursor,
+  encodeCursor,
+} from './types.js';
 
 /**
  * A `SnapshotStore` in a `Map`: durable for the life of the process only. For tests, and for the
@@ -10,12 +19,20 @@ import { type ListPage, type ListQuery, type SnapshotStore, type TrackerRecord, 
  */
 export class MemoryStore implements SnapshotStore {
   private readonly rows = new Map<string, string>();
+  private readonly flushes = new FlushTiming();
 
   write(record: TrackerRecord): void {
     this.rows.set(record.id, JSON.stringify(record));
   }
 
-  async flush(): Promise<void> {}
+  flush(): Promise<void> {
+    return this.flushes.time(() => Promise.resolve());
+  }
+
+  observeFlush(observer: FlushObserver): () => void {
+    return this.flushes.observe(observer);
+  }
+
 
   async get(id: string): Promise<TrackerRecord | undefined> {
     return this.getNow(id);

@@ -2,9 +2,18 @@ import type Database from 'better-sqlite3';
 import { FINAL_STATE_NAMES, TRACKER_STATE_NAMES } from '../../machines/tracker.machine.js';
 import { StoreError } from '../errors.js';
 import { Checkpointer } from './checkpointer.js';
+import { FlushTiming } from './flush-timing.js';
 import { COLUMNS, COLUMN_COUNT, type RowValues, fromRow, rowValues } from './row.js';
 import { openDatabase } from './schema.js';
-import { type ListPage, type ListQuery, type SnapshotStore, type TrackerRecord, decodeCursor, encodeCursor } from './types.js';
+import {
+  type FlushObserver,
+  type ListPage,
+  type ListQuery,
+  type SnapshotStore,
+  type TrackerRecord,
+  decodeCursor,
+  encodeCursor,
+} from './types.js';
 import { Writer } from './writer.js';
 
 export interface SqliteStoreOptions {
@@ -82,6 +91,7 @@ export class SqliteStore implements SnapshotStore {
   private readonly selectMany: Database.Statement<[string], RowValues>;
   private readonly pageAll: Database.Statement<[string, number], RowValues>;
   private readonly pageInState: Database.Statement<[string, string, number], RowValues>;
+  private readonly flushes = new FlushTiming();
   private readonly commitBatch: (batch: Map<string, RowValues>) => void;
   private readonly checkpointer: Checkpointer | undefined;
   private writer: Writer | undefined;
@@ -165,11 +175,17 @@ export class SqliteStore implements SnapshotStore {
   }
 
   flush(): Promise<void> {
-    if (this.pending.size === 0 && !this.inflight) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
-      this.schedule();
+    return this.flushes.time(() => {
+      if (this.pending.size === 0 && !this.inflight) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        this.waiters.push({ resolve, reject });
+        this.schedule();
+      });
     });
+  }
+
+  observeFlush(observer: FlushObserver): () => void {
+    return this.flushes.observe(observer);
   }
 
   async get(id: string): Promise<TrackerRecord | undefined> {

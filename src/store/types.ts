@@ -36,6 +36,9 @@ export interface ListQuery {
   cursor?: string | null | undefined;
 }
 
+/** Told after each `flush()`: how long it took, in seconds, and whether it made the writes durable. */
+export type FlushObserver = (seconds: number, ok: boolean) => void;
+
 export interface ListPage {
   items: TrackerRecord[];
   nextCursor: string | null;
@@ -65,6 +68,8 @@ export interface SnapshotStore {
   list(query: ListQuery): Promise<ListPage>;
   /** Every tracker that is not in a final state, in batches, for rehydration at start. */
   loadLive(batchSize: number): AsyncIterable<TrackerRecord[]>;
+  /** Time every `flush()` (for `/metrics`). Returns the function that stops it. */
+  observeFlush(observer: FlushObserver): () => void;
   close(): Promise<void>;
 }
 
