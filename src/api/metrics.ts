@@ -1,16 +1,35 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { TRACKER_STATE_NAMES, type TrackerStateName } from '../../machines/tracker.machine.js';
+import { TRACKER_STATE_NAMES } from '../../machines/tracker.machine.js';
 import type { TrackerSystem } from '../runtime/system.js';
 import { SqliteStore } from '../store/sqlite.js';
 
-/** Numbers from parts this branch does not own (the chain watcher, a store that can count). */
+/** Numbers from parts the tracker system does not own (the chain watcher). */
 export interface MetricsSources {
   /** Cumulative JSON-RPC requests and errors of the chain watcher. */
   rpc?: () => { requests: number; errors: number };
   /** Blocks between the chain head and the last block the watcher processed. */
   blockLag?: () => number | undefined;
-  /** Trackers per state over the whole store; without it, trackers changed since start are counted. */
-  trackersByState?: () => Promise<Partial<Record<TrackerStateName, number>>>;
+}
+
+/** How long a count of trackers by state is reused: scrapes close together share one scan of the store. */
+const STATE_COUNT_TTL_MS = 1_000;
+
+/** `read`, reused for `ttlMs` after it settles, and shared by the callers that come while it runs. */
+function cached<T>(read: () => Promise<T>, ttlMs: number): () => Promise<T> {
+  let last: { value: Promise<T>; at: number } | undefined;
+  return () => {
+    if (last && performance.now() - last.at < ttlMs) return last.value;
+    const entry = { value: read(), at: Number.POSITIVE_INFINITY };
+    last = entry;
+    // A failed read is not reused: the next scrape tries again.
+    entry.value.then(
+      () => (entry.at = performance.now()),
+      () => {
+        if (last === entry) last = undefined;
+      },
+    );
+    return entry.value;
+  };
 }
 
 /** A Prometheus counter fed from a cumulative number someone else keeps. */
@@ -43,19 +62,16 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tx_tracker_process_' });
 
-  // Without a counting store: the last known state of every tracker changed since start.
-  const lastState = new Map<string, TrackerStateName>();
-  const unsubscribe = sources.trackersByState ? () => {} : system.subscribe((t) => lastState.set(t.id, t.state));
+  const countByState = cached(() => system.store.countByState(), STATE_COUNT_TTL_MS);
   new Gauge({
     name: 'tx_tracker_trackers',
-    help: 'Trackers by state (from the store when it can count, else those changed since start)',
+    help: 'Trackers by state, all of them in the store',
     labelNames: ['state'],
     registers: [registry],
     async collect() {
-      const counts: Partial<Record<TrackerStateName, number>> = sources.trackersByState
-        ? await sources.trackersByState()
-        : {};
-      if (!sources.trackersByState) for (const state of lastState.values()) counts[state] = (counts[state] ?? 0) + 1;
+      const counts = await countByState().catch(() => undefined);
+      // The store cannot be read: no numbers rather than old ones, and the rest of the scrape goes on.
+      if (!counts) return this.reset();
       for (const state of TRACKER_STATE_NAMES) this.set({ state }, counts[state] ?? 0);
     },
   });
@@ -144,7 +160,6 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
     registry,
     httpRequests,
     close(): void {
-      unsubscribe();
       stopTimingFlushes();
     },
   };

@@ -5,6 +5,7 @@ import {
   type ListPage,
   type ListQuery,
   type SnapshotStore,
+  type StateCounts,
   type TrackerRecord,
   decodeCursor,
   encodeCursor,
@@ -19,10 +20,13 @@ import {
  */
 export class MemoryStore implements SnapshotStore {
   private readonly rows = new Map<string, string>();
+  /** Each row's state beside its text, so that counting does not parse every row. */
+  private readonly states = new Map<string, string>();
   private readonly flushes = new FlushTiming();
 
   write(record: TrackerRecord): void {
     this.rows.set(record.id, JSON.stringify(record));
+    this.states.set(record.id, record.state);
   }
 
   flush(): Promise<void> {
@@ -33,6 +37,11 @@ export class MemoryStore implements SnapshotStore {
     return this.flushes.observe(observer);
   }
 
+  async countByState(): Promise<StateCounts> {
+    const counts: StateCounts = {};
+    for (const state of this.states.values()) counts[state] = (counts[state] ?? 0) + 1;
+    return counts;
+  }
 
   async get(id: string): Promise<TrackerRecord | undefined> {
     return this.getNow(id);
