@@ -45,7 +45,7 @@ import { normalizeId, normalizeTxHash, validateConfirmations } from './validate.
 
 export type * from './types.js';
 
-/** Events held for one restarting tracker at most (the oldest go first). */
+/** Events held for one restarting tracker at most; more are not accepted. */
 const MAX_HELD_EVENTS = 100;
 /** Placeholder in `startMany` results until the store has answered. */
 const NOT_YET = { status: 'not_found' } as unknown as StartManyResult;
@@ -88,6 +88,10 @@ export class TrackerSystem {
    */
   private readonly dueAt = new Map<number, Set<string>>();
   private readonly thresholdOf = new Map<string, number>();
+  /**
+   * Events for a tracker that is restarting, in the order they came; they go to its next incarnation
+   * before any later event (`handOverHeld`).
+   */
   private readonly held = new Map<string, TrackerEvent[]>();
   private readonly restartWaiters = new Map<string, Array<() => void>>();
   /** Rehydrated ids whose first snapshot is the stored row itself: writing it again would be waste. */
@@ -96,7 +100,7 @@ export class TrackerSystem {
   /** The store's synchronous reads, when it has them (`SnapshotStore.getNow`, `getManyNow`). */
   private readonly getNow: ((id: string) => TrackerRecord | undefined) | undefined;
   private readonly getManyNow: ((ids: readonly string[]) => Array<TrackerRecord | undefined>) | undefined;
-  private attached: Array<{ ref: TrackerRef; held: TrackerEvent[] | undefined; waiters: Array<() => void> | undefined }> = [];
+  private attached: Array<{ id: string; ref: TrackerRef }> = [];
   private readonly observerHost: ObserverHost = {
     changed: (id, snapshot, write) => this.trackerChanged(id, snapshot, write),
     ended: () => void this.subscriptions--,
@@ -355,12 +359,12 @@ export class TrackerSystem {
     }
     const stamped = { ...event, at: event.at ?? this.now() };
     const ref = this.lookup(key);
-    if (!ref) {
-      const record = await this.store.get(key);
-      if (!record) return { status: 'not_found' };
-      if (!this.registry.isRestarting(key)) return { status: 'not_accepted', tracker: this.recordToTracker(record) };
-      this.hold(key, stamped);
-      return { status: 'held', tracker: this.recordToTracker(record) };
+    if (!ref || this.held.has(key)) {
+      // Held at once, before any await: events keep the order they came in.
+      const held = this.waitsForIncarnation(key) ? this.hold(key, stamped) : false;
+      const tracker = await this.get(key);
+      if (!tracker) return { status: 'not_found' };
+      return held ? { status: 'held', tracker } : { status: 'not_accepted', tracker };
     }
     if (!ref.getSnapshot().can(stamped)) return { status: 'not_accepted', tracker: this.view(ref) };
     ref.send(stamped);
@@ -376,15 +380,11 @@ export class TrackerSystem {
     if (this.shuttingDown) return false;
     const stamped = event.at === undefined ? { ...event, at: this.now() } : event;
     const ref = this.lookup(id);
-    if (ref) {
+    if (ref && !this.held.has(id)) {
       ref.send(stamped);
       return true;
     }
-    if (this.registry.isRestarting(id)) {
-      this.hold(id, stamped);
-      return true;
-    }
-    return false;
+    return this.waitsForIncarnation(id) && this.hold(id, stamped);
   }
 
   /**
@@ -428,7 +428,7 @@ export class TrackerSystem {
    */
   async stop(id: string): Promise<Tracker | undefined> {
     const key = normalizeId(id);
-    if (this.registry.isRestarting(key)) await this.restarted(key);
+    if (this.waitsForIncarnation(key)) await this.restarted(key);
     const ref = this.lookup(key);
     if (ref) {
       this.registry.shardFor(key).send({ type: 'STOP_TRACKER', id: key });
@@ -534,29 +534,44 @@ export class TrackerSystem {
     this.subscriptions++;
     const observer = new TrackerObserver(this.observerHost, id, this.storedAsIs.delete(id));
     observer.subscription = ref.subscribe(observer);
-    const held = this.held.get(id);
-    this.held.delete(id);
-    const waiters = this.restartWaiters.get(id);
-    this.restartWaiters.delete(id);
     // One microtask for every tracker attached in this turn (a START of thousands is one turn).
-    if (this.attached.push({ ref, held, waiters }) === 1) queueMicrotask(() => this.announceAttached());
+    if (this.attached.push({ id, ref }) === 1) queueMicrotask(() => this.announceAttached());
   }
 
-  /** After the attaching step: count restarts, tell the hook, deliver held events, wake waiters. */
+  /**
+   * After the attaching step: count restarts, tell the hook, hand over held events, and wake the
+   * waiters once the tracker took them all and still runs (else they wait for its next incarnation).
+   */
   private announceAttached(): void {
     const attached = this.attached;
     this.attached = [];
-    for (const { ref, held, waiters } of attached) {
+    for (const { id, ref } of attached) {
       try {
         const snapshot = ref.getSnapshot();
         if (snapshot.context.restarts > 0) this.counters.restarts++;
         this.hooks.trackerLive?.(snapshot.context, topState(snapshot.value));
-        for (const event of held ?? []) ref.send(event);
       } catch (error) {
         this.logger.error({ err: error }, 'trackerLive hook threw');
       }
+      if (!this.handOverHeld(id, ref)) continue;
+      const waiters = this.restartWaiters.get(id);
+      this.restartWaiters.delete(id);
       for (const wake of waiters ?? []) wake();
     }
+  }
+
+  /**
+   * Send `id`'s held events to `ref`, in order, while it is the tracker's live incarnation: one that
+   * crashes it leaves the rest held for the next one (or for `gone`). True when `ref` took them all
+   * and is still live.
+   */
+  private handOverHeld(id: string, ref: TrackerRef): boolean {
+    const events = this.held.get(id);
+    if (!events) return true;
+    while (events.length > 0 && this.lookup(id) === ref) ref.send(events.shift()!);
+    if (events.length > 0) return false;
+    if (this.held.get(id) === events) this.held.delete(id);
+    return this.lookup(id) === ref;
   }
 
   /** A tracker's new snapshot: persist it, keep the due index, deregister it once terminal. */
@@ -635,6 +650,10 @@ export class TrackerSystem {
   private gone(id: string): void {
     const threshold = this.thresholdOf.get(id);
     if (threshold !== undefined) this.unindexDue(id, threshold);
+    const held = this.held.get(id);
+    if (held?.length) {
+      this.logger.warn({ id, events: held.map((e) => e.type) }, 'tracker ended while events for it were held; they are dropped');
+    }
     this.held.delete(id);
     const waiters = this.restartWaiters.get(id);
     this.restartWaiters.delete(id);
@@ -651,11 +670,18 @@ export class TrackerSystem {
     });
   }
 
-  private hold(id: string, event: TrackerEvent): void {
+  /** Events for `id` wait for its next incarnation: it is restarting, or its held events are not handed over yet. */
+  private waitsForIncarnation(id: string): boolean {
+    return this.held.has(id) || this.registry.isRestarting(id);
+  }
+
+  /** Hold an event for the tracker's next incarnation; false (not held) when too many wait already. */
+  private hold(id: string, event: TrackerEvent): boolean {
     const events = this.held.get(id) ?? [];
-    if (events.length >= MAX_HELD_EVENTS) events.shift();
+    if (events.length >= MAX_HELD_EVENTS) return false;
     events.push(event);
     this.held.set(id, events);
+    return true;
   }
 
   private async loadForRestart({ id, delayMs }: RestoreTrackerInput): Promise<RestoreTrackerOutput> {
