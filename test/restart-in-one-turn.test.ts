@@ -16,6 +16,8 @@ function asyncOnly(store: SnapshotStore): SnapshotStore {
     get: (id) => store.get(id),
     list: (query) => store.list(query),
     loadLive: (batchSize) => store.loadLive(batchSize),
+    countByState: () => store.countByState(),
+    observeFlush: (observer) => store.observeFlush(observer),
     close: () => store.close(),
   };
 }
