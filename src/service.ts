@@ -1,7 +1,6 @@
 import { createServer } from 'node:net';
 import { createInspectorServer } from '@statelyai/inspect/server';
 import { type Inspection, createInspection } from './api/inspector.js';
-import { TimedStore } from './api/metrics.js';
 import { type RunningServer, startServer, storeIsReachable } from './api/server.js';
 import type { Config } from './config.js';
 import type { Logger } from './runtime/logger.js';
@@ -20,19 +19,20 @@ export interface ConfiguredStore {
 
 /**
  * The one place a store is made from the configuration: SQLite (`sqlite:<path>`, the default
- * `sqlite:./data/trackers.db`), or `memory:` for a throwaway run. Store writes are timed for
- * `/metrics`.
+ * `sqlite:./data/trackers.db`), or `memory:` for a throwaway run. The store is handed over as it
+ * is, never wrapped, so that the runtime sees all it can do (`getNow`, `getManyNow`); it times its
+ * own flushes for `/metrics` (`observeFlush`).
  *
  * @example
  * const { store, location } = await createStoreFromConfig(config);
  */
 export async function createStoreFromConfig(config: Pick<Config, 'DATABASE_URL'>, logger?: Logger): Promise<ConfiguredStore> {
-  if (config.DATABASE_URL === 'memory:') return { store: new TimedStore(new MemoryStore()), location: 'memory: (not durable)' };
+  if (config.DATABASE_URL === 'memory:') return { store: new MemoryStore(), location: 'memory: (not durable)' };
   const store = openStore(config.DATABASE_URL, {
     onThreadFailure: (thread, error) =>
       logger?.error({ thread, err: error }, `the store's ${thread} thread stopped; the store does its work on its own connection`),
   });
-  return { store: new TimedStore(store), location: config.DATABASE_URL };
+  return { store, location: config.DATABASE_URL };
 }
 
 export interface Service {

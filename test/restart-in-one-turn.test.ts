@@ -16,7 +16,9 @@ function asyncOnly(store: SnapshotStore): SnapshotStore {
     get: (id) => store.get(id),
     list: (query) => store.list(query),
     loadLive: (batchSize) => store.loadLive(batchSize),
-    countTrackers: () => store.countTrackers(),
+    countByChain: () => store.countByChain(),
+    countByState: () => store.countByState(),
+    observeFlush: (observer) => store.observeFlush(observer),
     close: () => store.close(),
   };
 }

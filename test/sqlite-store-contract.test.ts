@@ -75,8 +75,58 @@ describe('SqliteStore keeps the SnapshotStore contract', () => {
       }
     }
     const byKey = (counts: TrackerCount[]) => counts.map((c) => `${c.chainId}/${c.state}=${c.count}`).sort();
-    expect(byKey(await sqlite.countTrackers())).toEqual(byKey(await memory.countTrackers()));
-    expect((await sqlite.countTrackers()).reduce((n, c) => n + c.count, 0)).toBe(memory.size);
+    expect(byKey(await sqlite.countByChain())).toEqual(byKey(await memory.countByChain()));
+    expect((await sqlite.countByChain()).reduce((n, c) => n + c.count, 0)).toBe(memory.size);
+    await sqlite.close();
+  });
+
+  it('counts trackers by state as get shows them: stored, pending, in the commit in flight, a burst; like MemoryStore', async () => {
+    const sqlite = new SqliteStore({ path: join(dir.path, 'count.db') });
+    const memory = new MemoryStore();
+    const random = seededRandom(11);
+    const states = [...TRACKER_STATE_NAMES, 'not_a_state'] as TrackerRecord['state'][];
+    const ids = new Set<string>();
+    const write = (n: number, at: number): void => {
+      for (let i = 0; i < n; i++) {
+        const r = record(`id_${Math.floor(random() * 2000)}`, states[Math.floor(random() * states.length)]!, at + i);
+        ids.add(r.id);
+        sqlite.write(r);
+        memory.write(r);
+      }
+    };
+    /** What `get` shows, tallied. */
+    const shown = (store: SnapshotStore & { getNow(id: string): TrackerRecord | undefined }) => {
+      const counts: Record<string, number> = {};
+      for (const id of ids) {
+        const state = store.getNow(id)!.state;
+        counts[state] = (counts[state] ?? 0) + 1;
+      }
+      return counts;
+    };
+    const expectCounts = async (what: string) => {
+      const [fromSqlite, fromMemory] = [sqlite.countByState(), memory.countByState()];
+      const expected = shown(sqlite);
+      expect(shown(memory), what).toEqual(expected);
+      expect(await fromSqlite, what).toEqual(expected);
+      expect(await fromMemory, what).toEqual(expected);
+    };
+
+    await expectCounts('empty');
+    write(400, 0);
+    await sqlite.flush();
+    await expectCounts('all stored');
+    write(120, 1_000);
+    expect(sqlite.pendingCount).toBeGreaterThan(0);
+    await expectCounts('writes pending');
+    // The turn ends: the group commit is sent to the writer thread; more writes gather behind it.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(sqlite.pendingCount).toBeGreaterThan(0);
+    write(120, 2_000);
+    await expectCounts('a commit in flight and writes pending');
+    // More writes not durable than a count looks up one by one: it waits for their commit.
+    write(3_000, 3_000);
+    expect(sqlite.pendingCount).toBeGreaterThan(1_000);
+    await expectCounts('a burst');
     await sqlite.close();
   });
 

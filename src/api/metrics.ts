@@ -1,59 +1,35 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { TRACKER_STATE_NAMES, type TrackerStateName } from '../../machines/tracker.machine.js';
+import { TRACKER_STATE_NAMES } from '../../machines/tracker.machine.js';
 import type { TrackerSystem } from '../runtime/system.js';
 import { SqliteStore } from '../store/sqlite.js';
-import type { ListPage, ListQuery, SnapshotStore, TrackerCount, TrackerRecord } from '../store/types.js';
 
-/** Numbers from parts this branch does not own (the chain watcher, a store that can count). */
+/** Numbers from parts the tracker system does not own (the chain watcher). */
 export interface MetricsSources {
   /** Cumulative JSON-RPC requests and errors of the chain watcher. */
   rpc?: () => { requests: number; errors: number };
   /** Blocks between the chain head and the last block the watcher processed. */
   blockLag?: () => number | undefined;
-  /** Trackers per state over the whole store; without it, trackers changed since start are counted. */
-  trackersByState?: () => Promise<Partial<Record<TrackerStateName, number>>>;
 }
 
-/**
- * A `SnapshotStore` that times every `flush()` (the durability barrier) for `/metrics`.
- *
- * @example
- * const store = new TimedStore(new MemoryStore());
- * const system = await createTrackerSystem({ store });
- */
-export class TimedStore implements SnapshotStore {
-  readonly flushListeners = new Set<(seconds: number, ok: boolean) => void>();
-  constructor(readonly inner: SnapshotStore) {}
+/** How long a count of trackers by state is reused: scrapes close together share one scan of the store. */
+const STATE_COUNT_TTL_MS = 1_000;
 
-  write(record: TrackerRecord): void {
-    this.inner.write(record);
-  }
-  async flush(): Promise<void> {
-    const t0 = performance.now();
-    let ok = false;
-    try {
-      await this.inner.flush();
-      ok = true;
-    } finally {
-      const seconds = (performance.now() - t0) / 1000;
-      for (const listener of this.flushListeners) listener(seconds, ok);
-    }
-  }
-  get(id: string): Promise<TrackerRecord | undefined> {
-    return this.inner.get(id);
-  }
-  list(query: ListQuery): Promise<ListPage> {
-    return this.inner.list(query);
-  }
-  loadLive(batchSize: number): AsyncIterable<TrackerRecord[]> {
-    return this.inner.loadLive(batchSize);
-  }
-  countTrackers(): Promise<TrackerCount[]> {
-    return this.inner.countTrackers();
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
+/** `read`, reused for `ttlMs` after it settles, and shared by the callers that come while it runs. */
+function cached<T>(read: () => Promise<T>, ttlMs: number): () => Promise<T> {
+  let last: { value: Promise<T>; at: number } | undefined;
+  return () => {
+    if (last && performance.now() - last.at < ttlMs) return last.value;
+    const entry = { value: read(), at: Number.POSITIVE_INFINITY };
+    last = entry;
+    // A failed read is not reused: the next scrape tries again.
+    entry.value.then(
+      () => (entry.at = performance.now()),
+      () => {
+        if (last === entry) last = undefined;
+      },
+    );
+    return entry.value;
+  };
 }
 
 /** A Prometheus counter fed from a cumulative number someone else keeps. */
@@ -86,19 +62,16 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tx_tracker_process_' });
 
-  // Without a counting store: the last known state of every tracker changed since start.
-  const lastState = new Map<string, TrackerStateName>();
-  const unsubscribe = sources.trackersByState ? () => {} : system.subscribe((t) => lastState.set(t.id, t.state));
+  const countByState = cached(() => system.store.countByState(), STATE_COUNT_TTL_MS);
   new Gauge({
     name: 'tx_tracker_trackers',
-    help: 'Trackers by state (from the store when it can count, else those changed since start)',
+    help: 'Trackers by state, all of them in the store',
     labelNames: ['state'],
     registers: [registry],
     async collect() {
-      const counts: Partial<Record<TrackerStateName, number>> = sources.trackersByState
-        ? await sources.trackersByState()
-        : {};
-      if (!sources.trackersByState) for (const state of lastState.values()) counts[state] = (counts[state] ?? 0) + 1;
+      const counts = await countByState().catch(() => undefined);
+      // The store cannot be read: no numbers rather than old ones, and the rest of the scrape goes on.
+      if (!counts) return this.reset();
       for (const state of TRACKER_STATE_NAMES) this.set({ state }, counts[state] ?? 0);
     },
   });
@@ -151,17 +124,18 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [registry],
   });
-  const observeFlush = (seconds: number, ok: boolean) => storeWriteSeconds.observe({ outcome: ok ? 'ok' : 'error' }, seconds);
-  if (system.store instanceof TimedStore) system.store.flushListeners.add(observeFlush);
+  const stopTimingFlushes = system.store.observeFlush((seconds, ok) =>
+    storeWriteSeconds.observe({ outcome: ok ? 'ok' : 'error' }, seconds),
+  );
 
-  const sqlite = system.store instanceof TimedStore ? system.store.inner : system.store;
-  if (sqlite instanceof SqliteStore) {
+  const { store } = system;
+  if (store instanceof SqliteStore) {
     new Gauge({
       name: 'tx_tracker_store_pending_writes',
       help: 'Tracker writes not durable yet (waiting for their group commit, or in it)',
       registers: [registry],
       collect() {
-        this.set(sqlite.pendingCount);
+        this.set(store.pendingCount);
       },
     });
     new Gauge({
@@ -170,7 +144,7 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
       labelNames: ['thread'],
       registers: [registry],
       collect() {
-        for (const [thread, up] of Object.entries(sqlite.threads)) this.set({ thread }, up ? 1 : 0);
+        for (const [thread, up] of Object.entries(store.threads)) this.set({ thread }, up ? 1 : 0);
       },
     });
   }
@@ -186,8 +160,7 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
     registry,
     httpRequests,
     close(): void {
-      unsubscribe();
-      if (system.store instanceof TimedStore) system.store.flushListeners.delete(observeFlush);
+      stopTimingFlushes();
     },
   };
 }

@@ -102,12 +102,14 @@ export class TrackerSystem {
   private readonly storedAsIs = new Set<string>();
   private subscriptions = 0;
   /** Trackers attached in this turn, announced together in one microtask (`announceAttached`). */
-  private attached: Array<{ id: string; ref: TrackerRef; held: TrackerEvent[] | undefined; waiters: Array<() => void> | undefined }> = [];
+  private attached: Array<{ id: string; ref: TrackerRef }> = [];
   private readonly observerHost: ObserverHost = {
     changed: (id, snapshot, write) => this.trackerChanged(id, snapshot, write),
     ended: () => void this.subscriptions--,
   };
   private counters = { crashes: 0, restarts: 0, crashLoops: 0 };
+  /** Ids that crashed in this process and have not run again yet (for the restarts counter). */
+  private readonly crashedHere = new Set<string>();
   private shuttingDown = false;
 
   constructor(options: TrackerSystemOptions) {
@@ -149,7 +151,10 @@ export class TrackerSystem {
           : undefined,
         giveUp: (input) => this.giveUp(input),
         spawned: (id, ref) => this.attach(id, ref),
-        crashed: () => void this.counters.crashes++,
+        crashed: (id) => {
+          this.counters.crashes++;
+          this.crashedHere.add(id);
+        },
         gone: (id) => this.gone(id),
         givenUp: () => void this.counters.crashLoops++,
         shardRestarted: (shard) => void this.rehydrate(shard),
@@ -323,12 +328,12 @@ export class TrackerSystem {
     }
     const stamped = { ...event, at: event.at ?? this.now() };
     const ref = this.lookup(key);
-    if (!ref) {
-      const record = await this.store.get(key);
-      if (!record) return { status: 'not_found' };
-      if (!this.registry.isRestarting(key)) return { status: 'not_accepted', tracker: this.quarantine.trackerOf(record, this.headOf) };
-      this.held.hold(key, stamped);
-      return { status: 'held', tracker: this.quarantine.trackerOf(record, this.headOf) };
+    if (!ref || this.held.has(key)) {
+      // Held at once, before any await: events keep the order they came in.
+      const held = this.waitsForIncarnation(key) ? this.held.hold(key, stamped) : false;
+      const tracker = await this.get(key);
+      if (!tracker) return { status: 'not_found' };
+      return held ? { status: 'held', tracker } : { status: 'not_accepted', tracker };
     }
     if (!ref.getSnapshot().can(stamped)) return { status: 'not_accepted', tracker: this.view(ref) };
     ref.send(stamped);
@@ -344,15 +349,11 @@ export class TrackerSystem {
     if (this.shuttingDown) return false;
     const stamped = event.at === undefined ? { ...event, at: this.now() } : event;
     const ref = this.lookup(id);
-    if (ref) {
+    if (ref && !this.held.has(id)) {
       ref.send(stamped);
       return true;
     }
-    if (this.registry.isRestarting(id)) {
-      this.held.hold(id, stamped);
-      return true;
-    }
-    return false;
+    return this.waitsForIncarnation(id) && this.held.hold(id, stamped);
   }
 
   /**
@@ -425,7 +426,7 @@ export class TrackerSystem {
 
   /** Trackers per chain and state over the whole store (rows from before chains counted as the default's). */
   async countTrackers(): Promise<TrackerCount[]> {
-    const counts = await this.store.countTrackers().catch(storeReadError);
+    const counts = await this.store.countByChain().catch(storeReadError);
     if (counts instanceof StoreError) throw counts;
     const merged = new Map<string, TrackerCount>();
     for (const { chainId, state, count } of counts) {
@@ -450,7 +451,7 @@ export class TrackerSystem {
    */
   async stop(id: string): Promise<Tracker | undefined> {
     const key = normalizeId(id);
-    if (this.registry.isRestarting(key)) await this.held.restarted(key);
+    if (this.waitsForIncarnation(key)) await this.held.restarted(key);
     const ref = this.lookup(key);
     if (ref) {
       this.registry.shardFor(key).send({ type: 'STOP_TRACKER', id: key });
@@ -585,27 +586,36 @@ export class TrackerSystem {
     this.subscriptions++;
     const observer = new TrackerObserver(this.observerHost, id, this.storedAsIs.delete(id));
     observer.subscription = ref.subscribe(observer);
-    const held = this.held.take(id);
-    const waiters = this.held.takeWaiters(id);
     // One microtask for every tracker attached in this turn (a START of thousands is one turn).
-    if (this.attached.push({ id, ref, held, waiters }) === 1) queueMicrotask(() => this.announceAttached());
+    if (this.attached.push({ id, ref }) === 1) queueMicrotask(() => this.announceAttached());
   }
 
-  /** After the attaching step: count restarts, tell the hook, deliver held events, wake waiters. */
+  /**
+   * After the attaching step: count restarts, tell the hook, hand over held events, and wake the
+   * waiters once the tracker took them all and still runs (else they wait for its next incarnation).
+   */
   private announceAttached(): void {
     const attached = this.attached;
     this.attached = [];
-    for (const { ref, held, waiters } of attached) {
+    for (const { id, ref } of attached) {
       try {
         const snapshot = ref.getSnapshot();
-        if (snapshot.context.restarts > 0) this.counters.restarts++;
+        // A restart is counted once the tracker that crashed in this process runs again; trackers
+        // brought back at start carry restarts from before, which are not this process's.
+        if (this.crashedHere.delete(id)) this.counters.restarts++;
         this.hooks.trackerLive?.(snapshot.context, topState(snapshot.value));
-        for (const event of held ?? []) ref.send(event);
       } catch (error) {
         this.logger.error({ err: error }, 'trackerLive hook threw');
       }
-      for (const wake of waiters ?? []) wake();
+      const isLive = () => this.lookup(id) === ref;
+      if (!this.held.handOver(id, (event) => ref.send(event), isLive)) continue;
+      for (const wake of this.held.takeWaiters(id) ?? []) wake();
     }
+  }
+
+  /** Events for `id` wait for its next incarnation: it is restarting, or its held events are not handed over yet. */
+  private waitsForIncarnation(id: string): boolean {
+    return this.held.has(id) || this.registry.isRestarting(id);
   }
 
   /** A tracker's new snapshot: persist it, keep the due index, deregister it once terminal. */
@@ -648,7 +658,11 @@ export class TrackerSystem {
 
   private gone(id: string): void {
     for (const chain of this.chains.all()) chain.due.remove(id);
-    this.held.drop(id);
+    this.crashedHere.delete(id);
+    const dropped = this.held.drop(id);
+    if (dropped.length > 0) {
+      this.logger.warn({ id, events: dropped.map((e) => e.type) }, 'tracker ended while events for it were held; they are dropped');
+    }
     this.hooks.trackerGone?.(id);
   }
 

@@ -1,8 +1,11 @@
 import { FINAL_STATE_NAMES } from '../../machines/tracker.machine.js';
+import { FlushTiming } from './flush-timing.js';
 import {
+  type FlushObserver,
   type ListPage,
   type ListQuery,
   type SnapshotStore,
+  type StateCounts,
   type TrackerCount,
   type TrackerRecord,
   decodeCursor,
@@ -19,12 +22,28 @@ import {
  */
 export class MemoryStore implements SnapshotStore {
   private readonly rows = new Map<string, string>();
+  /** Each row's state beside its text, so that counting does not parse every row. */
+  private readonly states = new Map<string, string>();
+  private readonly flushes = new FlushTiming();
 
   write(record: TrackerRecord): void {
     this.rows.set(record.id, JSON.stringify(record));
+    this.states.set(record.id, record.state);
   }
 
-  async flush(): Promise<void> {}
+  flush(): Promise<void> {
+    return this.flushes.time(() => Promise.resolve());
+  }
+
+  observeFlush(observer: FlushObserver): () => void {
+    return this.flushes.observe(observer);
+  }
+
+  async countByState(): Promise<StateCounts> {
+    const counts: StateCounts = {};
+    for (const state of this.states.values()) counts[state] = (counts[state] ?? 0) + 1;
+    return counts;
+  }
 
   async get(id: string): Promise<TrackerRecord | undefined> {
     return this.getNow(id);
@@ -64,7 +83,7 @@ export class MemoryStore implements SnapshotStore {
     if (batch.length) yield batch;
   }
 
-  async countTrackers(): Promise<TrackerCount[]> {
+  async countByChain(): Promise<TrackerCount[]> {
     const counts = new Map<string, TrackerCount>();
     for (const row of this.rows.values()) {
       const { chainId, state } = JSON.parse(row) as TrackerRecord;

@@ -2,12 +2,15 @@ import type Database from 'better-sqlite3';
 import { FINAL_STATE_NAMES, TRACKER_STATE_NAMES } from '../../machines/tracker.machine.js';
 import { StoreError } from '../errors.js';
 import { Checkpointer } from './checkpointer.js';
+import { FlushTiming } from './flush-timing.js';
 import { COLUMNS, COLUMN_COUNT, type RowValues, fromRow, rowValues } from './row.js';
 import { openDatabase } from './schema.js';
 import {
+  type FlushObserver,
   type ListPage,
   type ListQuery,
   type SnapshotStore,
+  type StateCounts,
   type TrackerCount,
   type TrackerRecord,
   decodeCursor,
@@ -45,6 +48,11 @@ export interface SqliteStoreOptions {
 
 /** Rows per upsert statement: one statement per row costs a call into SQLite and a VM start each. */
 const ROWS_PER_UPSERT = 64;
+/**
+ * A count that finds more writes than this not yet durable waits for their commit first: looked up
+ * one by one they would cost more than the scan that then counts them.
+ */
+const MAX_COUNTED_UNSETTLED = 1000;
 const LIVE_STATES = TRACKER_STATE_NAMES.filter((s) => !FINAL_STATE_NAMES.includes(s));
 const KNOWN_STATES: ReadonlySet<string> = new Set(TRACKER_STATE_NAMES);
 
@@ -96,6 +104,8 @@ export class SqliteStore implements SnapshotStore {
   private readonly pageOfChain: Database.Statement<[number, number, string, number], RowValues>;
   private readonly pageOfChainInState: Database.Statement<[string, number, number, string, number], RowValues>;
   private readonly countAll: Database.Statement<[], { chainId: number | null; state: string; count: number }>;
+  private readonly countStates: () => { file: Array<[string, number]>; stored: Map<string, string> };
+  private readonly flushes = new FlushTiming();
   private readonly commitBatch: (batch: Map<string, RowValues>) => void;
   private readonly checkpointer: Checkpointer | undefined;
   private writer: Writer | undefined;
@@ -161,6 +171,24 @@ export class SqliteStore implements SnapshotStore {
       )
       .raw();
     this.countAll = this.db.prepare('SELECT chain_id AS chainId, state, count(*) AS count FROM trackers GROUP BY chain_id, state');
+    // Along the (state, id) index; and the stored states of the rows written since, from the same
+    // read transaction, so that a commit landing in between cannot count a row twice or not at all.
+    const countInFile = this.db.prepare<[], [string, number]>('SELECT state, count(*) FROM trackers GROUP BY state').raw();
+    const statesOfMany = this.db
+      .prepare<[string], [string, string]>('SELECT id, state FROM trackers WHERE id IN (SELECT value FROM json_each(?))')
+      .raw();
+    const stateOfOne = this.db.prepare<[string], string>('SELECT state FROM trackers WHERE id = ?').pluck();
+    this.countStates = this.db.transaction(() => {
+      const written = [...this.unsettledIds()];
+      const inJson = written.filter(wellFormed);
+      const stored = new Map(inJson.length > 0 ? statesOfMany.all(JSON.stringify(inJson)) : []);
+      for (const id of written) {
+        if (wellFormed(id)) continue;
+        const state = stateOfOne.get(id);
+        if (state !== undefined) stored.set(id, state);
+      }
+      return { file: countInFile.all(), stored };
+    });
     // One statement per count of rows, prepared when first needed: a commit of n rows runs
     // n / ROWS_PER_UPSERT statements of the full width and one for the rest.
     const upserts: Database.Statement[] = [];
@@ -189,11 +217,17 @@ export class SqliteStore implements SnapshotStore {
   }
 
   flush(): Promise<void> {
-    if (this.pending.size === 0 && !this.inflight) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
-      this.schedule();
+    return this.flushes.time(() => {
+      if (this.pending.size === 0 && !this.inflight) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        this.waiters.push({ resolve, reject });
+        this.schedule();
+      });
     });
+  }
+
+  observeFlush(observer: FlushObserver): () => void {
+    return this.flushes.observe(observer);
   }
 
   async get(id: string): Promise<TrackerRecord | undefined> {
@@ -247,6 +281,21 @@ export class SqliteStore implements SnapshotStore {
     return { items, nextCursor: full ? encodeCursor(bound!) : null };
   }
 
+  async countByState(): Promise<StateCounts> {
+    // A failed commit leaves them pending: they are then counted one by one all the same.
+    if (this.pendingCount > MAX_COUNTED_UNSETTLED) await this.flush().catch(() => undefined);
+    const { file, stored } = this.read(this.countStates);
+    const counts: StateCounts = Object.fromEntries(file);
+    // Each row written but not durable yet counts in the state `get` shows for it, not the file's.
+    for (const id of this.unsettledIds()) {
+      const state = (this.pending.get(id) ?? this.inflight!.get(id)!)[2];
+      const before = stored.get(id);
+      if (before !== undefined) counts[before]! -= 1;
+      counts[state] = (counts[state] ?? 0) + 1;
+    }
+    return counts;
+  }
+
   async *loadLive(batchSize: number): AsyncIterable<TrackerRecord[]> {
     // Everything written so far is read from the file: keyset paging over (state, id) keeps each
     // batch one index range scan and holds no read transaction open between batches.
@@ -266,7 +315,7 @@ export class SqliteStore implements SnapshotStore {
     }
   }
 
-  async countTrackers(): Promise<TrackerCount[]> {
+  async countByChain(): Promise<TrackerCount[]> {
     // Counted in the file: every write made so far is committed first.
     await this.flush();
     return this.read(() => this.countAll.all());
@@ -426,6 +475,12 @@ export class SqliteStore implements SnapshotStore {
       state = this.read(() => next.get(after));
     }
     return states;
+  }
+
+  /** The ids written but not durable yet (pending or in the commit in flight). */
+  private *unsettledIds(): Iterable<string> {
+    yield* this.pending.keys();
+    for (const id of this.inflight?.keys() ?? []) if (!this.pending.has(id)) yield id;
   }
 
   private read<T>(query: () => T): T {

@@ -45,6 +45,12 @@ export interface ListQuery {
   cursor?: string | null | undefined;
 }
 
+/** Trackers per value of the state column (a row in a state this machine does not know counts under that name). */
+export type StateCounts = Record<string, number>;
+
+/** Told after each `flush()`: how long it took, in seconds, and whether it made the writes durable. */
+export type FlushObserver = (seconds: number, ok: boolean) => void;
+
 export interface ListPage {
   items: TrackerRecord[];
   nextCursor: string | null;
@@ -88,7 +94,14 @@ export interface SnapshotStore {
   /** Every tracker that is not in a final state, in batches, for rehydration at start. */
   loadLive(batchSize: number): AsyncIterable<TrackerRecord[]>;
   /** Trackers per chain and state, over every stored row, writes made so far included. */
-  countTrackers(): Promise<TrackerCount[]>;
+  countByChain(): Promise<TrackerCount[]>;
+  /**
+   * Trackers per state over the whole store, the writes not yet durable included, as `get` sees
+   * them (for `/metrics`). It reads every row's state: not for every request.
+   */
+  countByState(): Promise<StateCounts>;
+  /** Time every `flush()` (for `/metrics`). Returns the function that stops it. */
+  observeFlush(observer: FlushObserver): () => void;
   close(): Promise<void>;
 }
 

@@ -1,15 +1,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SqliteStore } from '../../src/store/sqlite.js';
-import { TimedStore } from '../../src/api/metrics.js';
 import { type RunningServer, type ServerOptions, startServer } from '../../src/api/server.js';
 import { type TrackerSystem, type TrackerSystemOptions, createTrackerSystem } from '../../src/runtime/system.js';
+import { createStoreFromConfig } from '../../src/service.js';
+import type { SnapshotStore } from '../../src/store/types.js';
 import { waitUntil } from '../support/wait.js';
 
 export interface TestApi {
   url: string;
   system: TrackerSystem;
+  /** The store as the service made it (`createStoreFromConfig`), the one the system runs on. */
+  store: SnapshotStore;
   server: RunningServer;
   call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse>;
   stop(): Promise<void>;
@@ -25,13 +27,24 @@ export interface ApiResponse {
 /** `0x` + 64 hex digits made from `n`. */
 export const hashOf = (n: number | bigint): string => `0x${n.toString(16).padStart(64, '0')}`;
 
-/** A real tracker system on a temp SQLite file behind a real HTTP server on a free port. */
-export async function startTestApi(
-  options: { system?: Partial<TrackerSystemOptions>; server?: Partial<Omit<ServerOptions, 'system'>> } = {},
-): Promise<TestApi> {
-  const dir = mkdtempSync(join(tmpdir(), 'tx-tracker-api-'));
-  const store = new SqliteStore({ path: join(dir, 'trackers.db') });
-  const system = await createTrackerSystem({ store: new TimedStore(store), ...options.system });
+export interface TestApiOptions {
+  system?: Partial<TrackerSystemOptions>;
+  server?: Partial<Omit<ServerOptions, 'system'>>;
+  /** The folder of `trackers.db`, kept on stop (to start again on the same file); default: a temp one, removed. */
+  dir?: string;
+  /** Called with the store before the system is made on it (e.g. to spy on its methods). */
+  onStore?: (store: SnapshotStore) => void;
+}
+
+/**
+ * The service's assembly — its store from `createStoreFromConfig` (SQLite on a temp file), the
+ * tracker system on it, the HTTP server — on a free port, without a chain.
+ */
+export async function startTestApi(options: TestApiOptions = {}): Promise<TestApi> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'tx-tracker-api-'));
+  const { store } = await createStoreFromConfig({ DATABASE_URL: `sqlite:${join(dir, 'trackers.db')}` });
+  options.onStore?.(store);
+  const system = await createTrackerSystem({ store, ...options.system });
   const server = await startServer({ system, port: 0, ...options.server });
   const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const init: RequestInit = { method, headers: { ...headers } };
@@ -52,13 +65,14 @@ export async function startTestApi(
   return {
     url: server.url,
     system,
+    store,
     server,
     call,
     async stop() {
       await server.close();
       await system.shutdown();
       await store.close();
-      rmSync(dir, { recursive: true, force: true });
+      if (options.dir === undefined) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
