@@ -5,6 +5,7 @@
  */
 import { pino } from 'pino';
 import { ConfigError, type Config, parseConfig } from './config.js';
+import { ChainConfigError } from './chain/config.js';
 import { runDemo } from './chain/demo.js';
 import { startService } from './service.js';
 
@@ -21,7 +22,9 @@ try {
 
 const logger = pino({ level: config.LOG_LEVEL, base: { service: 'tx-tracker' } });
 const service = await startService(config, logger).catch((error: unknown) => {
-  logger.fatal({ err: error }, 'start failed');
+  // A chain that does not match its settings (checked against its node) is bad configuration too.
+  if (error instanceof ChainConfigError) process.stderr.write(`${error.message}\n`);
+  else logger.fatal({ err: error }, 'start failed');
   process.exit(1);
 });
 logger.info(service.where, `tx-tracker: API ${service.where.api} · chain ${service.where.chain} · database ${service.where.database}`);
@@ -30,7 +33,7 @@ logger.info(service.where, `tx-tracker: API ${service.where.api} · chain ${serv
 // so a newcomer sees trackers move (watch them with GET /trackers or GET /events).
 if (process.argv.includes('--demo')) {
   if (!service.chain.anvil) {
-    logger.warn({}, '--demo only runs against the embedded anvil (ETH_RPC_URL is set); skipped');
+    logger.warn({}, '--demo only runs against the embedded anvil (a chain is configured); skipped');
   } else {
     runDemo({
       url: service.chain.url,

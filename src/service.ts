@@ -3,9 +3,11 @@ import { createInspectorServer } from '@statelyai/inspect/server';
 import { type Inspection, createInspection } from './api/inspector.js';
 import { type RunningServer, startServer, storeIsReachable } from './api/server.js';
 import type { Config } from './config.js';
+import type { Finality } from '../machines/tracker.machine.js';
 import type { Logger } from './runtime/logger.js';
-import { type Chain, startChain } from './chain/embedded.js';
+import { type ChainSet, type FollowedChain, rpcStatus, startChains } from './chain/chain-set.js';
 import { redact } from './chain/errors.js';
+import type { TrackerSink } from './chain/watcher-state.js';
 import { type TrackerSystem, createTrackerSystem } from './runtime/system.js';
 import { openStore } from './store/index.js';
 import { MemoryStore } from './store/memory.js';
@@ -37,7 +39,10 @@ export async function createStoreFromConfig(config: Pick<Config, 'DATABASE_URL'>
 
 export interface Service {
   system: TrackerSystem;
-  chain: Chain;
+  /** Every chain followed. */
+  chains: ChainSet;
+  /** The default chain. */
+  chain: FollowedChain;
   server: RunningServer;
   inspection: Inspection | undefined;
   /** Where the API, the chain, the database and the inspector are. */
@@ -74,32 +79,42 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     inspection = createInspection({ filter: config.inspectFilter, relayUrl: `ws://localhost:${config.INSPECT_PORT}` });
   }
 
-  // The watcher starts first, so that every tracker the system brings back from the store is
-  // followed (its `trackerLive` hook); it reaches the system through a sink set just below.
+  // The watchers start first, so that every tracker the system brings back from the store is
+  // followed (its `trackerLive` hook); they reach the system through a sink set just below.
   let system: TrackerSystem | undefined;
-  /** A head reported while the system was still being brought back is handed over after. */
-  let lastHead: number | null = null;
-  let chain: Chain;
+  /** Heads and finality reported while the system was still being brought back, handed over after. */
+  const early = { heads: new Map<number, number>(), finality: new Map<string, { chainId: number; tag: Finality; blockNumber: number }>() };
+  const sink: TrackerSink = {
+    deliver: (id, event) => system?.deliver(id, event) ?? false,
+    newHead: (blockNumber, chainId) => {
+      if (system) system.newHead(blockNumber, chainId);
+      else early.heads.set(chainId, blockNumber);
+    },
+    newFinality: (chainId, tag, blockNumber) => {
+      if (system) system.newFinality(chainId, tag, blockNumber);
+      else early.finality.set(`${chainId}/${tag}`, { chainId, tag, blockNumber });
+    },
+    awaitsFinality: (chainId, tag) => system?.awaitsFinality(chainId, tag) ?? false,
+  };
+  let chains: ChainSet;
   try {
-    chain = await startChain({
-      config: { rpcUrl: config.ETH_RPC_URL, pollIntervalMs: config.POLL_INTERVAL_MS, droppedAfterMs: config.DROPPED_AFTER_MS },
-      system: {
-        deliver: (id, event) => system?.deliver(id, event) ?? false,
-        newHead: (blockNumber) => {
-          lastHead = blockNumber;
-          system?.newHead(blockNumber);
-        },
-      },
-      logger,
-    });
+    chains = await startChains({ chains: config.chains, droppedAfterMs: config.DROPPED_AFTER_MS, system: sink, logger });
   } catch (error) {
     await store.close();
     throw error;
   }
+  const byName = new Map(chains.list.map((chain) => [chain.name, chain]));
+  const defaultChain = byName.get(config.defaultChain)!;
   try {
     system = await createTrackerSystem({
       store,
-      hooks: chain.watcher.hooks,
+      hooks: chains.hooks,
+      chains: config.chains.map((settings) => ({
+        id: byName.get(settings.name)!.chainId,
+        name: settings.name,
+        confirmations: settings.confirmations,
+      })),
+      defaultChain: defaultChain.chainId,
       defaultConfirmations: config.REQUIRED_CONFIRMATIONS,
       faultInjection: config.FAULT_INJECTION,
       restartPolicy: { maxRestarts: config.MAX_RESTARTS, restartWindowMs: config.RESTART_WINDOW_MS },
@@ -107,12 +122,19 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       ...(inspection ? { inspect: inspection.observe } : {}),
     });
   } catch (error) {
-    await chain.stop();
+    await chains.stop();
     await store.close();
     throw error;
   }
-  if (lastHead !== null && system.chainHead === null) system.newHead(lastHead);
+  for (const [chainId, blockNumber] of early.heads) {
+    if (system.chains.get(chainId)?.due.head === null) system.newHead(blockNumber, chainId);
+  }
+  for (const { chainId, tag, blockNumber } of early.finality.values()) system.newFinality(chainId, tag, blockNumber);
 
+  const serving = (chain: FollowedChain): boolean => {
+    const health = chain.watcher.health();
+    return health.headNumber !== null && rpcStatus(health) !== 'down';
+  };
   const server = await startServer({
     system,
     port: config.PORT,
@@ -121,24 +143,52 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     faultInjection: config.FAULT_INJECTION,
     logger,
     inspection,
+    // Ready while the store answers and some chain is followed: one chain's dead node stalls only
+    // its own trackers, and says so in `chains`.
     readiness: async () => ({
       store: await storeIsReachable(store),
-      chain: chain.watcher.health().status === 'ok',
+      chain: chains.list.some(serving),
+      chains: Object.fromEntries(chains.list.map((chain) => [chain.name, rpcStatus(chain.watcher.health())])),
     }),
     metricsSources: {
-      rpc: () => chain.watcher.rpc,
-      blockLag: () => chain.watcher.blockLag(),
+      chains: () =>
+        chains.list.map((chain) => {
+          const health = chain.watcher.health();
+          return {
+            name: chain.name,
+            chainId: chain.chainId,
+            requests: chain.watcher.rpc.requests,
+            errors: chain.watcher.rpc.errors,
+            head: health.headNumber ?? undefined,
+            blockLag: chain.watcher.blockLag(),
+            reorgsBelowFinalized: health.reorgsBelowFinalized,
+          };
+        }),
+    },
+    chainHealth: (chainId) => {
+      const chain = chains.get(chainId);
+      if (!chain) return undefined;
+      const health = chain.watcher.health();
+      return {
+        rpc: { status: rpcStatus(health), url: health.url, fallback: health.usingFallback, lastError: health.lastError },
+        lag: chain.watcher.blockLag() ?? null,
+      };
     },
   });
 
+  const describe = (chain: FollowedChain): string => {
+    const where = chain.anvil ? `${chain.url} (embedded anvil, a block every 2 s)` : redact(chain.url);
+    return config.chains.length === 1 ? where : `${chain.name} (${chain.chainId}${chain === defaultChain ? ', default' : ''}) ${where}`;
+  };
   return {
     system,
-    chain,
+    chains,
+    chain: defaultChain,
     server,
     inspection,
     where: {
       api: server.url,
-      chain: chain.anvil ? `${chain.url} (embedded anvil, a block every 2 s)` : redact(chain.url),
+      chain: chains.list.map(describe).join('; '),
       database: location,
       inspector: inspection ? `ws://localhost:${config.INSPECT_PORT} (open http://localhost:${config.INSPECT_PORT}); ${server.url}/inspect/ui` : null,
     },
@@ -146,7 +196,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       await server.close();
       // No chain fact after this; then every write durable. The process exits next, so the actors
       // are left inert rather than torn down one by one (seconds at 100,000 trackers).
-      await chain.stop();
+      await chains.stop();
       await system!.shutdown({ stopActors: false });
       inspection?.stop();
       relay?.stop();

@@ -122,7 +122,7 @@ describe('GET /events and new heads', () => {
     const follower = await openStream(`${api.url}/events?id=sse-head`);
     api.system.newHead(204);
     const head = await waitFor('a head event', () => feed.frames.find((f) => f.event === 'head'));
-    expect(head.data).toEqual({ blockNumber: 204 });
+    expect(head.data).toEqual({ blockNumber: 204, chain: 31337, name: 'default' });
     const followed = await waitFor('the follower update', () => follower.trackerFrames()[0]);
     expect(Tracker.strict().parse(followed.data)).toMatchObject({ id: 'sse-head', state: 'confirming', confirmations: 5 });
     expect(follower.frames.some((f) => f.event === 'head')).toBe(false);

@@ -9,7 +9,11 @@ describe('health, readiness, metrics, openapi, limits', () => {
   beforeAll(async () => {
     api = await startTestApi({
       system: { faultInjection: true },
-      server: { metricsSources: { rpc: () => ({ requests: 7, errors: 2 }), blockLag: () => 3 } },
+      server: {
+        metricsSources: {
+          chains: () => [{ name: 'default', chainId: 31337, requests: 7, errors: 2, head: 40, blockLag: 3, reorgsBelowFinalized: 0 }],
+        },
+      },
     });
   });
   afterAll(() => api.stop());
@@ -34,9 +38,11 @@ describe('health, readiness, metrics, openapi, limits', () => {
       'tx_tracker_crashes_total 1',
       'tx_tracker_restarts_total 1',
       'tx_tracker_crash_loops_total 0',
-      'tx_tracker_rpc_requests_total 7',
-      'tx_tracker_rpc_errors_total 2',
-      'tx_tracker_block_lag 3',
+      'tx_tracker_rpc_requests_total{chain="default",chain_id="31337"} 7',
+      'tx_tracker_rpc_errors_total{chain="default",chain_id="31337"} 2',
+      'tx_tracker_reorgs_below_finalized_total{chain="default",chain_id="31337"} 0',
+      'tx_tracker_block_lag{chain="default",chain_id="31337"} 3',
+      'tx_tracker_chain_head{chain="default",chain_id="31337"} 40',
       // Nothing waits for a commit after the flush; both store threads run.
       'tx_tracker_store_pending_writes 0',
       'tx_tracker_store_thread_up{thread="writer"} 1',
@@ -57,7 +63,7 @@ describe('health, readiness, metrics, openapi, limits', () => {
     };
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths)).toEqual(
-      expect.arrayContaining(['/trackers', '/trackers/batch', '/trackers/{id}', '/trackers/{id}/events', '/events', '/healthz', '/readyz', '/metrics']),
+      expect.arrayContaining(['/trackers', '/trackers/batch', '/trackers/{id}', '/trackers/{id}/events', '/chains', '/events', '/healthz', '/readyz', '/metrics']),
     );
     expect(Object.keys(doc.paths['/trackers/{id}']!)).toEqual(expect.arrayContaining(['get', 'delete']));
     expect(doc.components.schemas.CreateTrackerBody!.properties!.txHash!.pattern).toBe('^0x[0-9a-fA-F]{64}$');

@@ -30,6 +30,7 @@ const FIELD_CODES: Record<string, string> = {
   txHash: 'invalid_tx_hash',
   id: 'invalid_id',
   confirmations: 'invalid_confirmations',
+  chain: 'invalid_chain',
   state: 'invalid_state',
   limit: 'invalid_limit',
   cursor: 'invalid_cursor',

@@ -3,19 +3,32 @@ import { TRACKER_STATE_NAMES } from '../../machines/tracker.machine.js';
 import type { TrackerSystem } from '../runtime/system.js';
 import { SqliteStore } from '../store/sqlite.js';
 
-/** Numbers from parts the tracker system does not own (the chain watcher). */
+/** One chain's numbers from its watcher: cumulative counters and its latest state. */
+export interface ChainMetrics {
+  name: string;
+  chainId: number;
+  /** JSON-RPC round trips (a batch is one) and the ones that failed. */
+  requests: number;
+  errors: number;
+  /** The newest block replayed; undefined before the first. */
+  head: number | undefined;
+  /** Blocks between the node's head and the newest block replayed; undefined before the first head. */
+  blockLag: number | undefined;
+  /** Reorgs the node reported at or below its finalized block. */
+  reorgsBelowFinalized: number;
+}
+
+/** Numbers from parts the tracker system does not own (the chain watchers). */
 export interface MetricsSources {
-  /** Cumulative JSON-RPC requests and errors of the chain watcher. */
-  rpc?: () => { requests: number; errors: number };
-  /** Blocks between the chain head and the last block the watcher processed. */
-  blockLag?: () => number | undefined;
+  /** Each chain followed, labelled `chain` (its name) and `chain_id`. */
+  chains?: () => readonly ChainMetrics[];
 }
 
 /** How long a count of trackers by state is reused: scrapes close together share one scan of the store. */
 const STATE_COUNT_TTL_MS = 1_000;
 
 /** `read`, reused for `ttlMs` after it settles, and shared by the callers that come while it runs. */
-function cached<T>(read: () => Promise<T>, ttlMs: number): () => Promise<T> {
+export function cached<T>(read: () => Promise<T>, ttlMs: number): () => Promise<T> {
   let last: { value: Promise<T>; at: number } | undefined;
   return () => {
     if (last && performance.now() - last.at < ttlMs) return last.value;
@@ -44,6 +57,46 @@ function counterFrom(registry: Registry, name: string, help: string, read: () =>
       if (now !== undefined && now > seen) {
         this.inc(now - seen);
         seen = now;
+      }
+    },
+  });
+}
+
+const CHAIN_LABELS = ['chain', 'chain_id'];
+const chainLabels = (chain: ChainMetrics) => ({ chain: chain.name, chain_id: String(chain.chainId) });
+
+/** A labelled Prometheus counter per chain, fed from each chain's cumulative number. */
+function chainCounter(registry: Registry, name: string, help: string, chains: () => readonly ChainMetrics[], read: (chain: ChainMetrics) => number): void {
+  const seen = new Map<number, number>();
+  new Counter({
+    name,
+    help,
+    labelNames: CHAIN_LABELS,
+    registers: [registry],
+    collect() {
+      for (const chain of chains()) {
+        const now = read(chain);
+        const before = seen.get(chain.chainId) ?? 0;
+        // Zero too, so that every chain's series exists from the first scrape.
+        this.inc(chainLabels(chain), Math.max(0, now - before));
+        seen.set(chain.chainId, Math.max(before, now));
+      }
+    },
+  });
+}
+
+/** A labelled Prometheus gauge per chain; a chain with no value yet has no series. */
+function chainGauge(registry: Registry, name: string, help: string, chains: () => readonly ChainMetrics[], read: (chain: ChainMetrics) => number | undefined): void {
+  new Gauge({
+    name,
+    help,
+    labelNames: CHAIN_LABELS,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const chain of chains()) {
+        const value = read(chain);
+        if (value !== undefined) this.set(chainLabels(chain), value);
       }
     },
   });
@@ -94,19 +147,19 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
   counterFrom(registry, 'tx_tracker_crashes_total', 'Tracker crashes', () => system.stats().crashes);
   counterFrom(registry, 'tx_tracker_restarts_total', 'Tracker restarts by the supervisor', () => system.stats().restarts);
   counterFrom(registry, 'tx_tracker_crash_loops_total', 'Trackers given up after too many crashes', () => system.stats().crashLoops);
-  counterFrom(registry, 'tx_tracker_rpc_requests_total', 'JSON-RPC requests to the chain', () => sources.rpc?.().requests);
-  counterFrom(registry, 'tx_tracker_rpc_errors_total', 'JSON-RPC errors', () => sources.rpc?.().errors);
-  if (sources.blockLag) {
-    const blockLag = sources.blockLag;
-    new Gauge({
-      name: 'tx_tracker_block_lag',
-      help: 'Blocks between the chain head and the last processed block',
-      registers: [registry],
-      collect() {
-        const lag = blockLag();
-        if (lag !== undefined) this.set(lag);
-      },
-    });
+  if (sources.chains) {
+    const chains = sources.chains;
+    chainCounter(registry, 'tx_tracker_rpc_requests_total', 'JSON-RPC requests to the chain (a batch is one)', chains, (c) => c.requests);
+    chainCounter(registry, 'tx_tracker_rpc_errors_total', 'JSON-RPC requests that failed', chains, (c) => c.errors);
+    chainCounter(
+      registry,
+      'tx_tracker_reorgs_below_finalized_total',
+      'Reorgs the node reported at or below the finalized block it had given (impossible by protocol)',
+      chains,
+      (c) => c.reorgsBelowFinalized,
+    );
+    chainGauge(registry, 'tx_tracker_block_lag', "Blocks between the node's head and the newest block processed", chains, (c) => c.blockLag);
+    chainGauge(registry, 'tx_tracker_chain_head', 'The newest block processed', chains, (c) => c.head);
   }
   new Gauge({
     name: 'tx_tracker_sse_clients',

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import {
+  FINALITY_TAGS,
+  type Finality,
   MAX_CONFIRMATIONS,
   MIN_CONFIRMATIONS,
   TRACKER_ID_PATTERN,
@@ -14,14 +16,26 @@ import {
 export const apiSchemas = z.registry<{ id: string; description?: string }>();
 
 const TxHash = z.string().regex(TX_HASH_PATTERN).describe('0x followed by 64 hex digits, any case; stored lower-case');
-const TrackerId = z.string().regex(TRACKER_ID_PATTERN).describe('Caller-chosen id; defaults to the lower-case txHash');
+const TrackerId = z
+  .string()
+  .regex(TRACKER_ID_PATTERN)
+  .describe('Caller-chosen id, unique across all chains; defaults to the lower-case txHash on the default chain, <chainId>:<txHash> on another');
 export const TrackerState = z.enum(TRACKER_STATE_NAMES as [string, ...string[]]);
+const FinalityTag = z.enum(FINALITY_TAGS as [Finality, ...Finality[]]);
+/** A chain as a client names it: its id, or its configured name. */
+const ChainRef = z
+  .union([z.number().int().positive(), z.string().regex(/^[A-Za-z0-9_-]{1,64}$/)])
+  .describe('Chain id or configured name; default: the default chain (400 unknown_chain for another)');
 
 export const CreateTrackerBody = z
   .object({
     txHash: TxHash,
     id: TrackerId.optional(),
-    confirmations: z.number().int().min(MIN_CONFIRMATIONS).max(MAX_CONFIRMATIONS).optional(),
+    chain: ChainRef.optional(),
+    confirmations: z
+      .union([z.number().int().min(MIN_CONFIRMATIONS).max(MAX_CONFIRMATIONS), FinalityTag])
+      .optional()
+      .describe(`${MIN_CONFIRMATIONS}–${MAX_CONFIRMATIONS}, or "safe" / "finalized": confirmed when the chain's block of that tag reaches the tracker's; default: the chain's`),
   })
   .strict();
 export type CreateTrackerBody = z.infer<typeof CreateTrackerBody>;
@@ -38,6 +52,7 @@ apiSchemas.add(BatchBody, { id: 'BatchBody', description: '1 to 1,000 POST /trac
 export const ListQuery = z
   .object({
     state: TrackerState.optional(),
+    chain: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional().describe('Only the trackers of this chain (id or name)'),
     limit: z.coerce.number().int().min(1).max(1000).default(100),
     cursor: z.string().regex(/^[A-Za-z0-9_-]{1,512}$/).optional(),
   })
@@ -63,9 +78,11 @@ export const Failure = z.object({ reason: z.string(), detail: z.string() });
 export const Tracker = z.object({
   id: z.string(),
   txHash: z.string(),
+  chainId: z.number().int().describe('EIP-155 id of the chain the transaction is on'),
   state: TrackerState,
   confirmations: z.number().int(),
-  requiredConfirmations: z.number().int(),
+  requiredConfirmations: z.number().int().nullable().describe('null when the tracker is confirmed by finality'),
+  finality: FinalityTag.optional().describe('Only on a tracker confirmed by the chain\'s safe or finalized block'),
   blockNumber: z.number().int().nullable(),
   blockHash: z.string().nullable(),
   reorgs: z.number().int(),
@@ -93,8 +110,34 @@ apiSchemas.add(BatchResponse, { id: 'BatchResponse' });
 export const TrackerPage = z.object({ items: z.array(Tracker), nextCursor: z.string().nullable() });
 apiSchemas.add(TrackerPage, { id: 'TrackerPage' });
 
+const RpcStatus = z.enum(['ok', 'degraded', 'down']);
+
 export const Readiness = z.object({
   status: z.enum(['ready', 'not_ready']),
-  checks: z.object({ store: z.boolean(), chain: z.boolean() }),
+  checks: z.object({
+    store: z.boolean(),
+    chain: z.boolean().describe('At least one chain follows its node'),
+    chains: z.record(z.string(), RpcStatus).optional().describe("Each chain's RPC health, by name"),
+  }),
 });
 apiSchemas.add(Readiness, { id: 'Readiness' });
+
+export const Chain = z.object({
+  name: z.string(),
+  id: z.number().int(),
+  default: z.boolean(),
+  confirmations: z.union([z.number().int(), FinalityTag]).describe('What a tracker started without confirmations waits for'),
+  head: z.number().int().nullable().describe('The newest block replayed'),
+  safe: z.number().int().nullable(),
+  finalized: z.number().int().nullable(),
+  lag: z.number().int().nullable().describe("Blocks between the node's head and the newest block replayed"),
+  rpc: z.object({
+    status: RpcStatus,
+    url: z.string().nullable().describe('The node answering now (origin only)'),
+    fallback: z.boolean().describe('Requests go to the fallback node'),
+    lastError: z.string().nullable(),
+  }),
+  trackers: z.record(TrackerState, z.number().int()).describe('Trackers by state, all of them in the store'),
+});
+export const ChainList = z.object({ chains: z.array(Chain) });
+apiSchemas.add(ChainList, { id: 'ChainList' });

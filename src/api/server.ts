@@ -8,13 +8,17 @@ import { INSPECT_PAGE, type Inspection } from './inspector.js';
 import { type MetricsSources, createMetrics } from './metrics.js';
 import { bearerAuth, refuseWhile, requestContext } from './middleware.js';
 import { type RouteDoc, buildOpenApi } from './openapi.js';
+import { type ChainHealthSource, type RpcStatus, chainRouteDocs, chainRoutes } from './chains.routes.js';
 import { ChangeFeed, type ChangeFeedOptions } from './sse.js';
 import { trackerRouteDocs, trackerRoutes } from './trackers.routes.js';
 import type { SnapshotStore } from '../store/types.js';
 
 export interface Readiness {
   store: boolean;
+  /** At least one chain follows its node. */
   chain: boolean;
+  /** Each chain's RPC health, by name (when the service follows chains). */
+  chains?: Record<string, RpcStatus>;
 }
 
 export interface ServerOptions {
@@ -29,6 +33,8 @@ export interface ServerOptions {
   /** Store and chain reachability; default: a store read, and no chain (reported reachable). */
   readiness?: () => Promise<Readiness>;
   metricsSources?: MetricsSources;
+  /** Each chain's watcher health, for `GET /chains` (default: none; chains show as ok). */
+  chainHealth?: ChainHealthSource;
   /** The live actor system view served at /inspect (see `createInspection`). */
   inspection?: Inspection | undefined;
   sse?: ChangeFeedOptions;
@@ -51,7 +57,7 @@ const opsDocs: RouteDoc[] = [
   {
     method: 'get',
     path: '/readyz',
-    summary: 'The store and the chain are reachable',
+    summary: 'The store is reachable and at least one chain follows its node; each chain listed',
     responses: { 200: { description: 'Ready', schema: 'Readiness' }, 503: { description: 'not_ready', schema: 'Error' } },
   },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', responses: { 200: { description: 'text exposition', contentType: 'text/plain' } } },
@@ -111,7 +117,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const feed = new ChangeFeed(system, options.sse);
   const metrics = createMetrics(system, options.metricsSources ?? {}, { sseClients: () => feed.clientCount });
-  const routeDocs = [...trackerRouteDocs, ...opsDocs];
+  const routeDocs = [...trackerRouteDocs, ...chainRouteDocs, ...opsDocs];
   const openapi = buildOpenApi(routeDocs, { auth: Boolean(options.apiToken) });
   const readiness = options.readiness ?? (() => defaultReadiness(system));
 
@@ -134,7 +140,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       res.json({ status: 'ready', checks });
       return;
     }
-    const down = Object.entries(checks).filter(([, ok]) => !ok).map(([name]) => name);
+    const down = (['store', 'chain'] as const).filter((name) => !checks[name]);
     res.status(503).json({ error: { code: 'not_ready', message: `not reachable: ${down.join(', ') || 'shutting down'}` }, checks });
   });
   app.get('/metrics', async (_req, res) => {
@@ -156,6 +162,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   app.options(/.*/, optionsHandler(routeDocs));
   app.use(trackerRoutes(system));
+  app.use(chainRoutes(system, options.chainHealth));
   app.use(notFoundHandler);
   app.use(errorHandler(logger));
 

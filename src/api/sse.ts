@@ -33,9 +33,10 @@ export interface ChangeFeedOptions {
 
 /**
  * Every tracker change as Server-Sent Events: a global, increasing `id:`, the tracker JSON as
- * `data:`, a bounded ring buffer for `Last-Event-ID` replay. A new chain head is one `head` event
- * (confirming trackers' confirmations follow from it); a client following one confirming tracker
- * (`?id=`) gets that tracker with its new count instead.
+ * `data:`, a bounded ring buffer for `Last-Event-ID` replay. A new head of a chain is one `head`
+ * event (`{blockNumber, chain, name}`: confirming trackers' confirmations on that chain follow from
+ * it); a client following one confirming tracker (`?id=`) gets that tracker with its new count
+ * instead.
  *
  * @example
  * const feed = new ChangeFeed(system);
@@ -57,7 +58,7 @@ export class ChangeFeed {
     this.maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024;
     this.system = system;
     this.unsubscribe = system.subscribe((tracker) => this.publish(tracker.id, 'all', JSON.stringify(tracker), 'tracker'));
-    this.unsubscribeHeads = system.subscribeHeads((blockNumber) => this.publishHead(blockNumber));
+    this.unsubscribeHeads = system.subscribeHeads((blockNumber, chainId) => this.publishHead(blockNumber, chainId));
     this.heartbeat = setInterval(() => this.broadcastComment('heartbeat'), options.heartbeatMs ?? 15_000).unref();
   }
 
@@ -104,20 +105,21 @@ export class ChangeFeed {
     for (const client of this.clients) if (reaches(change, client.trackerId)) this.send(client, change.frame);
   }
 
-  private publishHead(blockNumber: number): void {
-    this.publish(undefined, 'feed', JSON.stringify({ blockNumber }), 'head');
+  private publishHead(blockNumber: number, chainId: number): void {
+    const name = this.system.chains.get(chainId)?.name;
+    this.publish(undefined, 'feed', JSON.stringify({ blockNumber, chain: chainId, name }), 'head');
     const followed = new Set<string>();
     for (const client of this.clients) if (client.trackerId !== undefined) followed.add(client.trackerId);
     for (const trackerId of followed) {
-      const tracker = this.confirming(trackerId);
+      const tracker = this.confirming(trackerId, chainId);
       if (tracker) this.publish(trackerId, 'followers', JSON.stringify(tracker), 'tracker');
     }
   }
 
-  /** The live tracker with its confirmations at the current head, when it is confirming. */
-  private confirming(trackerId: string): Tracker | undefined {
+  /** The live tracker with its confirmations at its chain's head, when it is confirming on `chainId`. */
+  private confirming(trackerId: string, chainId: number): Tracker | undefined {
     const tracker = this.system.peek(trackerId);
-    return tracker?.state === 'confirming' ? tracker : undefined;
+    return tracker?.state === 'confirming' && tracker.chainId === chainId ? tracker : undefined;
   }
 
   private replayTo(res: Response, lastEventId: number, only: string | undefined): void {

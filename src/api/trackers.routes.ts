@@ -19,8 +19,8 @@ export const trackerRouteDocs: RouteDoc[] = [
     responses: {
       201: { description: 'Started', schema: 'Tracker' },
       200: { description: 'That id already tracks this txHash', schema: 'Tracker' },
-      400: err('invalid_body, invalid_json, invalid_tx_hash, invalid_id, invalid_confirmations'),
-      409: err('id_conflict: the id tracks another txHash'),
+      400: err('invalid_body, invalid_json, invalid_tx_hash, invalid_id, invalid_confirmations, invalid_chain, unknown_chain'),
+      409: err('id_conflict: the id tracks another txHash (or the same one on another chain)'),
       503: err('store_unavailable, shutting_down'),
     },
   },
@@ -36,7 +36,10 @@ export const trackerRouteDocs: RouteDoc[] = [
     path: '/trackers',
     summary: 'List trackers in id order, with stable cursor paging',
     query: ListQuery,
-    responses: { 200: { description: 'A page', schema: 'TrackerPage' }, 400: err('invalid_query, invalid_state, invalid_limit, invalid_cursor') },
+    responses: {
+      200: { description: 'A page', schema: 'TrackerPage' },
+      400: err('invalid_query, invalid_state, invalid_limit, invalid_cursor, invalid_chain, unknown_chain'),
+    },
   },
   {
     method: 'get',
@@ -132,8 +135,8 @@ export function trackerRoutes(system: TrackerSystem): Router {
   router.get('/trackers', async (req, res) => {
     const parsed = ListQuery.safeParse(req.query);
     if (!parsed.success) throw fromZodError(parsed.error, 'invalid_query');
-    const { state, limit, cursor } = parsed.data;
-    res.json(await system.list({ state: state as ListQueryState, limit, cursor }));
+    const { state, chain, limit, cursor } = parsed.data;
+    res.json(await system.list({ state: state as ListQueryState, chain, limit, cursor }));
   });
 
   router.get('/trackers/:id', async (req, res) => {

@@ -14,6 +14,11 @@ export interface StartChainOptions {
   /** More flags for the embedded anvil. */
   anvilArgs?: readonly string[];
   watcher?: Partial<Omit<ChainWatcherOptions, 'system' | 'url'>>;
+  /**
+   * Run once the node's URL is known (the embedded anvil started), before the watcher: what it
+   * returns is given to the watcher (the chain id it checks nodes against). A throw stops the start.
+   */
+  beforeWatch?: (url: string) => Promise<Partial<ChainWatcherOptions>>;
 }
 
 export interface Chain {
@@ -46,6 +51,13 @@ export async function startChain(options: StartChainOptions): Promise<Chain> {
   } else {
     logger.info({ chain: config.name, url: redact(url), fallback: config.fallbackUrl && redact(config.fallbackUrl) }, 'following the node');
   }
+  let before: Partial<ChainWatcherOptions> = {};
+  try {
+    before = (await options.beforeWatch?.(url)) ?? {};
+  } catch (error) {
+    await anvil?.stop();
+    throw error;
+  }
   const watcher = createChainWatcher({
     url,
     fallbackUrl: config.fallbackUrl,
@@ -55,6 +67,7 @@ export async function startChain(options: StartChainOptions): Promise<Chain> {
     pollIntervalMs: config.pollIntervalMs,
     droppedAfterMs: config.droppedAfterMs,
     logger,
+    ...before,
     ...options.watcher,
   });
   watcher.start();

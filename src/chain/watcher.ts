@@ -4,8 +4,9 @@ import type { TrackerHooks } from '../runtime/system.js';
 import { CanonicalChain } from './canonical.js';
 import { ChainIdMismatchError, errorMessage, redact } from './errors.js';
 import { type FallbackTransport, checkedTransport, createFallbackTransport } from './fallback.js';
-import { parseBlock, parseNullable, quantity } from './format.js';
+import { parseBlock, parseNullable } from './format.js';
 import { getBlock } from './getBlock.js';
+import { getChainId } from './getChainId.js';
 import { type HeadSource, createHeadSource } from './heads.js';
 import { lookupTransactions } from './lookupTransactions.js';
 import { applyLookups } from './replay.js';
@@ -393,7 +394,7 @@ export class ChainWatcher {
 
   /** A node is used only once it says it is on the watcher's chain (which it sets, when not configured). */
   private async checkChain(transport: Transport): Promise<void> {
-    const chainId = Number(quantity(await transport.request({ method: 'eth_chainId', params: [] }), 'chainId'));
+    const chainId = await getChainId(transport);
     if (this.state.chainId === null) this.state.chainId = chainId;
     if (chainId !== this.state.chainId) {
       const error = new ChainIdMismatchError(transport.url, this.state.chainId, chainId);

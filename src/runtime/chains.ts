@@ -64,11 +64,12 @@ export class ChainDirectory {
     return this.byId.get(id);
   }
 
-  /** A chain by id or name (as a client gives it; undefined: the default), or `unknown_chain`. */
+  /** A chain by id (a number, or a string of digits) or name, as a client gives it (undefined: the default); else `unknown_chain`. */
   resolve(chain: unknown): RuntimeChain {
     if (chain === undefined) return this.default;
-    const found =
-      typeof chain === 'number' ? this.byId.get(chain) : typeof chain === 'string' ? this.byName.get(chain.toLowerCase()) : undefined;
+    // A name is never all digits: a string of digits is an id (as a query string gives it).
+    const id = typeof chain === 'number' ? chain : typeof chain === 'string' && /^\d{1,16}$/.test(chain) ? Number(chain) : undefined;
+    const found = id !== undefined ? this.byId.get(id) : typeof chain === 'string' ? this.byName.get(chain.toLowerCase()) : undefined;
     if (found) return found;
     throw new InvalidInputError(
       'unknown_chain',
