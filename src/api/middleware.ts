@@ -32,17 +32,17 @@ export function requestContext(logger: Logger, metrics: Metrics): RequestHandler
 }
 
 /**
- * `Authorization: Bearer <token>` on every route but `open` ones; compared in constant time (both
- * sides hashed first so their lengths match).
+ * `Authorization: Bearer <token>` on every route registered after it; compared in constant time
+ * (both sides hashed first so their lengths match). Open routes are registered before it.
  *
  * @example
- * app.use(bearerAuth(process.env.API_TOKEN, ['/healthz', '/readyz']));
+ * app.get('/healthz', healthz);
+ * app.use(bearerAuth(process.env.API_TOKEN));
  */
-export function bearerAuth(token: string | undefined, open: readonly string[]): RequestHandler {
+export function bearerAuth(token: string | undefined): RequestHandler {
   if (!token) return (_req, _res, next) => next();
   const expected = digest(token);
   return (req, res, next) => {
-    if (open.includes(req.path)) return next();
     const header = req.get('authorization') ?? '';
     const match = /^Bearer (.+)$/i.exec(header);
     if (!match || !timingSafeEqual(digest(match[1]!), expected)) {

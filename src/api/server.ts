@@ -44,7 +44,7 @@ export interface RunningServer {
 }
 
 /** Open without the token: probes, and the inspector page (static; it sends the token itself). */
-const OPEN_ROUTES = ['/healthz', '/readyz', '/inspect/ui'];
+const OPEN_PATHS = ['/healthz', '/readyz', '/inspect/ui'];
 
 const opsDocs: RouteDoc[] = [
   { method: 'get', path: '/healthz', summary: 'The process is up', responses: { 200: { description: '{"status":"ok"}' } } },
@@ -68,7 +68,8 @@ const opsDocs: RouteDoc[] = [
 /** OPTIONS: 204 with the route's methods in `Allow` (Express would answer text), 404 JSON for no route. */
 function optionsHandler(docs: readonly RouteDoc[]): RequestHandler {
   const routes = docs.map((doc) => ({
-    pattern: new RegExp(`^${doc.path.replace(/\{[^}]+\}/g, '[^/]+')}$`),
+    // Case-insensitive, as Express routes.
+    pattern: new RegExp(`^${doc.path.replace(/\{[^}]+\}/g, '[^/]+')}$`, 'i'),
     method: doc.method.toUpperCase(),
   }));
   return (req, res, next) => {
@@ -121,10 +122,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   app.set('query parser', 'simple');
   app.use(requestContext(logger, metrics));
   app.use(refuseWhile(() => closing));
-  app.use(bearerAuth(options.apiToken, OPEN_ROUTES));
-  // Any content type is read as JSON: clients that forget the header still get precise errors.
-  app.use(express.json({ limit: '1mb', type: () => true, strict: false }));
-
+  // The open routes come before the token check, so Express's own matching (any case, one trailing
+  // slash) decides what is open, the same way it decides which handler runs.
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -137,6 +136,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const down = Object.entries(checks).filter(([, ok]) => !ok).map(([name]) => name);
     res.status(503).json({ error: { code: 'not_ready', message: `not reachable: ${down.join(', ') || 'shutting down'}` }, checks });
   });
+  app.get('/inspect/ui', (_req, res) => {
+    res.type('html').send(INSPECT_PAGE);
+  });
+  app.options(OPEN_PATHS, optionsHandler(routeDocs));
+  app.use(bearerAuth(options.apiToken));
+  // Any content type is read as JSON: clients that forget the header still get precise errors.
+  app.use(express.json({ limit: '1mb', type: () => true, strict: false }));
+
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
@@ -150,9 +157,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return;
     }
     res.json(options.inspection.view());
-  });
-  app.get('/inspect/ui', (_req, res) => {
-    res.type('html').send(INSPECT_PAGE);
   });
   app.options(/.*/, optionsHandler(routeDocs));
   app.use(trackerRoutes(system));
