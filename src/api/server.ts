@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import express, { type RequestHandler } from 'express';
 import type { TrackerSystem } from '../runtime/system.js';
 import { type Logger, silentLogger } from '../runtime/logger.js';
-import { errorHandler, notFoundHandler } from './errors.js';
+import { clientErrorResponse, errorHandler, notFoundHandler } from './errors.js';
 import { INSPECT_PAGE, type Inspection } from './inspector.js';
 import { type MetricsSources, createMetrics } from './metrics.js';
 import { bearerAuth, refuseWhile, requestContext } from './middleware.js';
@@ -172,12 +172,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
-  // Sockets with a request in flight; the others may be closed at once when closing (Node's
-  // closeIdleConnections skips connections that never carried a request).
-  const busy = new Set<Socket>();
+  // Sockets with a request in flight, and its response; the others may be closed at once when
+  // closing (Node's closeIdleConnections skips connections that never carried a request).
+  const busy = new Map<Socket, ServerResponse>();
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    busy.add(req.socket);
+    busy.set(req.socket, res);
     res.on('close', () => busy.delete(req.socket));
+  });
+  // Requests Node's parser rejects never reach Express: answer them with the same JSON errors.
+  server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
+    logger.debug({ err: error, code: error.code }, 'unparsable request');
+    const inFlight = busy.get(socket);
+    // Like Node's own answer: never into a response that has started, nor on a connection gone.
+    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    socket.end(clientErrorResponse(error), () => socket.destroy());
   });
   const closeIdle = () => {
     for (const socket of sockets) if (!busy.has(socket)) socket.destroy();
