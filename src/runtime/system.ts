@@ -354,15 +354,18 @@ export class TrackerSystem {
       throw new InvalidInputError('fault_injection_disabled', 'CRASH is only accepted with fault injection enabled');
     }
     const stamped = { ...event, at: event.at ?? this.now() };
+    const nothingToSend = event.type === 'REBROADCAST' && this.hooks.canRebroadcast?.(key) === false;
     const ref = this.lookup(key);
     if (!ref) {
       const record = await this.store.get(key);
       if (!record) return { status: 'not_found' };
       if (!this.registry.isRestarting(key)) return { status: 'not_accepted', tracker: this.recordToTracker(record) };
+      if (nothingToSend) return { status: 'nothing_to_rebroadcast', tracker: this.recordToTracker(record) };
       this.hold(key, stamped);
       return { status: 'held', tracker: this.recordToTracker(record) };
     }
     if (!ref.getSnapshot().can(stamped)) return { status: 'not_accepted', tracker: this.view(ref) };
+    if (nothingToSend) return { status: 'nothing_to_rebroadcast', tracker: this.view(ref) };
     ref.send(stamped);
     await this.flush();
     return { status: 'accepted', tracker: (await this.get(key))! };
