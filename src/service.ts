@@ -128,6 +128,12 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     faultInjection: config.FAULT_INJECTION,
     logger,
     inspection,
+    sse: {
+      maxClients: config.SSE_MAX_CLIENTS,
+      replay: config.SSE_REPLAY_EVENTS,
+      replayBytes: config.SSE_REPLAY_BYTES,
+      stallTimeoutMs: config.SSE_STALL_TIMEOUT_MS,
+    },
     readiness: async () => ({
       store: await storeIsReachable(store),
       chain: chain.watcher.health().status === 'ok',

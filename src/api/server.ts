@@ -59,7 +59,11 @@ const opsDocs: RouteDoc[] = [
     method: 'get',
     path: '/events',
     summary: 'Server-Sent Events: one per tracker change (id: global, increasing; ?id= one tracker; Last-Event-ID replay)',
-    responses: { 200: { description: 'event stream', contentType: 'text/event-stream' } },
+    responses: {
+      200: { description: 'event stream', contentType: 'text/event-stream' },
+      400: { description: 'invalid_last_event_id, invalid_id', schema: 'Error' },
+      503: { description: 'too_many_streams: SSE_MAX_CLIENTS streams are open (Retry-After)', schema: 'Error' },
+    },
   },
   { method: 'get', path: '/openapi.json', summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1' } } },
   { method: 'get', path: '/inspect', summary: 'The live actor system (with INSPECT set)', responses: { 200: { description: 'actors and recent inspection events' }, 404: { description: 'INSPECT is not set', schema: 'Error' } } },
@@ -111,7 +115,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let closing = false;
 
   const feed = new ChangeFeed(system, options.sse);
-  const metrics = createMetrics(system, options.metricsSources ?? {}, { sseClients: () => feed.clientCount });
+  const metrics = createMetrics(system, options.metricsSources ?? {}, { sse: () => feed.stats() });
   const routeDocs = [...trackerRouteDocs, ...opsDocs];
   const openapi = buildOpenApi(routeDocs, { auth: Boolean(options.apiToken) });
   const readiness = options.readiness ?? (() => defaultReadiness(system));
