@@ -144,6 +144,8 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     },
   });
 
+  const tokenHint = config.API_TOKEN ? '/#token=<API_TOKEN>' : '';
+  const relayPage = relay ? `open ${relay.url}${tokenHint}` : `the relay already on port ${config.INSPECT_PORT}`;
   return {
     system,
     chain,
@@ -154,9 +156,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       api: server.url,
       chain: chain.anvil ? `${chain.url} (embedded anvil, a block every 2 s)` : redact(chain.url),
       database: location,
-      inspector: inspection
-        ? `${relay ? `open ${relay.url}${config.API_TOKEN ? '/#token=<API_TOKEN>' : ''}` : `the relay already on port ${config.INSPECT_PORT}`}; ${server.url}/inspect/ui`
-        : null,
+      inspector: inspection ? `${relayPage}; ${server.url}/inspect/ui` : null,
     },
     async stop() {
       await server.close();

@@ -165,7 +165,8 @@ export function trackerRoutes(system: TrackerSystem): Router {
       throw new ApiError(
         409,
         'nothing_to_rebroadcast',
-        `tracker ${id}: the node never gave its transaction in signed form, so there is nothing to send again; send the signed transaction to the node yourself`,
+        `tracker ${id}: the node never gave its transaction in signed form, so there is nothing to send again; ` +
+          'send the signed transaction to the node yourself',
       );
     }
     res.status(202).json(result.tracker);
