@@ -1,6 +1,5 @@
-import { createServer } from 'node:net';
-import { createInspectorServer } from '@statelyai/inspect/server';
 import { type Inspection, createInspection } from './api/inspector.js';
+import { type InspectorRelay, reachableHost, startInspectorRelay } from './api/inspector-relay.js';
 import { type RunningServer, startServer, storeIsReachable } from './api/server.js';
 import type { Config } from './config.js';
 import type { Logger } from './runtime/logger.js';
@@ -40,18 +39,12 @@ export interface Service {
   chain: Chain;
   server: RunningServer;
   inspection: Inspection | undefined;
+  /** The inspector relay this process started (with INSPECT, when INSPECT_PORT was free). */
+  inspectorRelay: InspectorRelay | undefined;
   /** Where the API, the chain, the database and the inspector are. */
   where: { api: string; chain: string; database: string; inspector: string | null };
   /** Graceful stop: HTTP first (in-flight requests finish), then the system, then the store. */
   stop(): Promise<void>;
-}
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer()
-      .once('error', () => resolve(false))
-      .listen(port, () => probe.close(() => resolve(true)));
-  });
 }
 
 /**
@@ -64,15 +57,27 @@ function portIsFree(port: number): Promise<boolean> {
 export async function startService(config: Config, logger: Logger): Promise<Service> {
   const { store, location } = await createStoreFromConfig(config, logger);
 
-  let relay: { stop(): void } | undefined;
+  let relay: InspectorRelay | undefined;
   let inspection: Inspection | undefined;
   if (config.inspectFilter !== undefined) {
-    // The relay's listen error would be unhandled: only start it on a free port.
-    const free = await portIsFree(config.INSPECT_PORT);
-    if (free) relay = createInspectorServer({ port: config.INSPECT_PORT, autoOpen: false });
-    else logger.warn({ port: config.INSPECT_PORT }, 'INSPECT_PORT is taken; streaming to the relay already there');
-    inspection = createInspection({ filter: config.inspectFilter, relayUrl: `ws://localhost:${config.INSPECT_PORT}` });
+    // On the API's interface and behind the API's token: the stream shows every tracker's context.
+    relay = await startInspectorRelay({ port: config.INSPECT_PORT, host: config.HOST, token: config.API_TOKEN }).catch(
+      async (error: unknown) => {
+        if ((error as { code?: unknown }).code !== 'EADDRINUSE') {
+          await store.close();
+          throw error;
+        }
+        logger.warn({ port: config.INSPECT_PORT }, 'INSPECT_PORT is taken; streaming to the relay already there');
+        return undefined;
+      },
+    );
+    const relayUrl = relay?.wsUrl ?? `ws://${reachableHost(config.HOST)}:${config.INSPECT_PORT}`;
+    inspection = createInspection({ filter: config.inspectFilter, relayUrl, relayToken: config.API_TOKEN });
   }
+  const stopInspection = async () => {
+    inspection?.stop();
+    await relay?.stop();
+  };
 
   // The watcher starts first, so that every tracker the system brings back from the store is
   // followed (its `trackerLive` hook); it reaches the system through a sink set just below.
@@ -93,6 +98,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       logger,
     });
   } catch (error) {
+    await stopInspection();
     await store.close();
     throw error;
   }
@@ -108,6 +114,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     });
   } catch (error) {
     await chain.stop();
+    await stopInspection();
     await store.close();
     throw error;
   }
@@ -121,6 +128,12 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     faultInjection: config.FAULT_INJECTION,
     logger,
     inspection,
+    sse: {
+      maxClients: config.SSE_MAX_CLIENTS,
+      replay: config.SSE_REPLAY_EVENTS,
+      replayBytes: config.SSE_REPLAY_BYTES,
+      stallTimeoutMs: config.SSE_STALL_TIMEOUT_MS,
+    },
     readiness: async () => ({
       store: await storeIsReachable(store),
       chain: chain.watcher.health().status === 'ok',
@@ -131,16 +144,19 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     },
   });
 
+  const tokenHint = config.API_TOKEN ? '/#token=<API_TOKEN>' : '';
+  const relayPage = relay ? `open ${relay.url}${tokenHint}` : `the relay already on port ${config.INSPECT_PORT}`;
   return {
     system,
     chain,
     server,
     inspection,
+    inspectorRelay: relay,
     where: {
       api: server.url,
       chain: chain.anvil ? `${chain.url} (embedded anvil, a block every 2 s)` : redact(chain.url),
       database: location,
-      inspector: inspection ? `ws://localhost:${config.INSPECT_PORT} (open http://localhost:${config.INSPECT_PORT}); ${server.url}/inspect/ui` : null,
+      inspector: inspection ? `${relayPage}; ${server.url}/inspect/ui` : null,
     },
     async stop() {
       await server.close();
@@ -148,8 +164,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       // are left inert rather than torn down one by one (seconds at 100,000 trackers).
       await chain.stop();
       await system!.shutdown({ stopActors: false });
-      inspection?.stop();
-      relay?.stop();
+      await stopInspection();
       await store.close();
     },
   };
