@@ -6,6 +6,7 @@
 import { pino } from 'pino';
 import { ConfigError, type Config, parseConfig } from './config.js';
 import { runDemo } from './chain/demo.js';
+import { DatabaseLockedError } from './errors.js';
 import { startService } from './service.js';
 
 const SHUTDOWN_BOUND_MS = 15_000;
@@ -21,10 +22,12 @@ try {
 
 const logger = pino({ level: config.LOG_LEVEL, base: { service: 'tx-tracker' } });
 const service = await startService(config, logger).catch((error: unknown) => {
-  logger.fatal({ err: error }, 'start failed');
+  // Another server has the database: one line, as for bad configuration.
+  if (error instanceof DatabaseLockedError) process.stderr.write(`${error.message}\n`);
+  else logger.fatal({ err: error }, 'start failed');
   process.exit(1);
 });
-logger.info(service.where, `tx-tracker: API ${service.where.api} · chain ${service.where.chain} · database ${service.where.database}`);
+logger.info({ ...service.where, pid: process.pid }, `tx-tracker: API ${service.where.api} · chain ${service.where.chain} · database ${service.where.database}`);
 
 // `npm run demo` (npm start -- --demo): send a few transactions to the embedded chain and track them,
 // so a newcomer sees trackers move (watch them with GET /trackers or GET /events).

@@ -21,7 +21,7 @@ export interface ConfiguredStore {
 /**
  * The one place a store is made from the configuration: SQLite (`sqlite:<path>`, the default
  * `sqlite:./data/trackers.db`), or `memory:` for a throwaway run. Store writes are timed for
- * `/metrics`.
+ * `/metrics`. A SQLite file is locked for this process (`DatabaseLockedError` when another holds it).
  *
  * @example
  * const { store, location } = await createStoreFromConfig(config);
@@ -29,6 +29,7 @@ export interface ConfiguredStore {
 export async function createStoreFromConfig(config: Pick<Config, 'DATABASE_URL'>, logger?: Logger): Promise<ConfiguredStore> {
   if (config.DATABASE_URL === 'memory:') return { store: new TimedStore(new MemoryStore()), location: 'memory: (not durable)' };
   const store = openStore(config.DATABASE_URL, {
+    lock: true,
     onThreadFailure: (thread, error) =>
       logger?.error({ thread, err: error }, `the store's ${thread} thread stopped; the store does its work on its own connection`),
   });
