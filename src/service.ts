@@ -64,6 +64,17 @@ function portIsFree(port: number): Promise<boolean> {
  */
 export async function startService(config: Config, logger: Logger): Promise<Service> {
   const { store, location } = await createStoreFromConfig(config, logger);
+  // A start that fails part way stops what it had started, last first (the embedded anvil too),
+  // and then fails with the error that stopped it.
+  const started: Array<{ what: string; stop: () => unknown }> = [{ what: 'store', stop: () => store.close() }];
+  const failStart = async (error: unknown): Promise<never> => {
+    for (const { what, stop } of started.reverse()) {
+      await Promise.resolve()
+        .then(stop)
+        .catch((stopError: unknown) => logger.warn({ err: stopError }, `failed start: could not stop the ${what}`));
+    }
+    throw error;
+  };
 
   let relay: { stop(): void } | undefined;
   let inspection: Inspection | undefined;
@@ -73,6 +84,14 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     if (free) relay = createInspectorServer({ port: config.INSPECT_PORT, autoOpen: false });
     else logger.warn({ port: config.INSPECT_PORT }, 'INSPECT_PORT is taken; streaming to the relay already there');
     inspection = createInspection({ filter: config.inspectFilter, relayUrl: `ws://localhost:${config.INSPECT_PORT}` });
+    const observing = inspection;
+    started.push({
+      what: 'inspector relay',
+      stop: () => {
+        observing.stop();
+        relay?.stop();
+      },
+    });
   }
 
   // The watcher starts first, so that every tracker the system brings back from the store is
@@ -94,9 +113,9 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       logger,
     });
   } catch (error) {
-    await store.close();
-    throw error;
+    return failStart(error);
   }
+  started.push({ what: 'chain', stop: () => chain.stop() });
   try {
     system = await createTrackerSystem({
       store,
@@ -108,29 +127,34 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       ...(inspection ? { inspect: inspection.observe } : {}),
     });
   } catch (error) {
-    await chain.stop();
-    await store.close();
-    throw error;
+    return failStart(error);
   }
+  const running = system;
+  started.push({ what: 'tracker system', stop: () => running.shutdown({ stopActors: false }) });
   if (lastHead !== null && system.chainHead === null) system.newHead(lastHead);
 
-  const server = await startServer({
-    system,
-    port: config.PORT,
-    host: config.HOST,
-    apiToken: config.API_TOKEN,
-    faultInjection: config.FAULT_INJECTION,
-    logger,
-    inspection,
-    readiness: async () => ({
-      store: await storeIsReachable(store),
-      chain: chain.watcher.health().status === 'ok',
-    }),
-    metricsSources: {
-      rpc: () => chain.watcher.rpc,
-      blockLag: () => chain.watcher.blockLag(),
-    },
-  });
+  let server: RunningServer;
+  try {
+    server = await startServer({
+      system,
+      port: config.PORT,
+      host: config.HOST,
+      apiToken: config.API_TOKEN,
+      faultInjection: config.FAULT_INJECTION,
+      logger,
+      inspection,
+      readiness: async () => ({
+        store: await storeIsReachable(store),
+        chain: chain.watcher.health().status === 'ok',
+      }),
+      metricsSources: {
+        rpc: () => chain.watcher.rpc,
+        blockLag: () => chain.watcher.blockLag(),
+      },
+    });
+  } catch (error) {
+    return failStart(error);
+  }
 
   return {
     system,
@@ -148,7 +172,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       // No chain fact after this; then every write durable. The process exits next, so the actors
       // are left inert rather than torn down one by one (seconds at 100,000 trackers).
       await chain.stop();
-      await system!.shutdown({ stopActors: false });
+      await running.shutdown({ stopActors: false });
       inspection?.stop();
       relay?.stop();
       await store.close();
