@@ -20,7 +20,8 @@ export interface ConfiguredStore {
  * The one place a store is made from the configuration: SQLite (`sqlite:<path>`, the default
  * `sqlite:./data/trackers.db`), or `memory:` for a throwaway run. The store is handed over as it
  * is, never wrapped, so that the runtime sees all it can do (`getNow`, `getManyNow`); it times its
- * own flushes for `/metrics` (`observeFlush`).
+ * own flushes for `/metrics` (`observeFlush`). A SQLite file is locked for this process
+ * (`DatabaseLockedError` when another holds it).
  *
  * @example
  * const { store, location } = await createStoreFromConfig(config);
@@ -28,6 +29,7 @@ export interface ConfiguredStore {
 export async function createStoreFromConfig(config: Pick<Config, 'DATABASE_URL'>, logger?: Logger): Promise<ConfiguredStore> {
   if (config.DATABASE_URL === 'memory:') return { store: new MemoryStore(), location: 'memory: (not durable)' };
   const store = openStore(config.DATABASE_URL, {
+    lock: true,
     onThreadFailure: (thread, error) =>
       logger?.error({ thread, err: error }, `the store's ${thread} thread stopped; the store does its work on its own connection`),
   });
@@ -56,28 +58,37 @@ export interface Service {
  */
 export async function startService(config: Config, logger: Logger): Promise<Service> {
   const { store, location } = await createStoreFromConfig(config, logger);
+  // A start that fails part way stops what it had started, last first (the embedded anvil too),
+  // and then fails with the error that stopped it.
+  const started: Array<{ what: string; stop: () => unknown }> = [{ what: 'store', stop: () => store.close() }];
+  const failStart = async (error: unknown): Promise<never> => {
+    for (const { what, stop } of started.reverse()) {
+      await Promise.resolve()
+        .then(stop)
+        .catch((stopError: unknown) => logger.warn({ err: stopError }, `failed start: could not stop the ${what}`));
+    }
+    throw error;
+  };
 
   let relay: InspectorRelay | undefined;
   let inspection: Inspection | undefined;
+  const stopInspection = async () => {
+    inspection?.stop();
+    await relay?.stop();
+  };
   if (config.inspectFilter !== undefined) {
     // On the API's interface and behind the API's token: the stream shows every tracker's context.
     relay = await startInspectorRelay({ port: config.INSPECT_PORT, host: config.HOST, token: config.API_TOKEN }).catch(
       async (error: unknown) => {
-        if ((error as { code?: unknown }).code !== 'EADDRINUSE') {
-          await store.close();
-          throw error;
-        }
+        if ((error as { code?: unknown }).code !== 'EADDRINUSE') return failStart(error);
         logger.warn({ port: config.INSPECT_PORT }, 'INSPECT_PORT is taken; streaming to the relay already there');
         return undefined;
       },
     );
     const relayUrl = relay?.wsUrl ?? `ws://${reachableHost(config.HOST)}:${config.INSPECT_PORT}`;
     inspection = createInspection({ filter: config.inspectFilter, relayUrl, relayToken: config.API_TOKEN });
+    started.push({ what: 'inspector relay', stop: stopInspection });
   }
-  const stopInspection = async () => {
-    inspection?.stop();
-    await relay?.stop();
-  };
 
   // The watcher starts first, so that every tracker the system brings back from the store is
   // followed (its `trackerLive` hook); it reaches the system through a sink set just below.
@@ -98,10 +109,9 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       logger,
     });
   } catch (error) {
-    await stopInspection();
-    await store.close();
-    throw error;
+    return failStart(error);
   }
+  started.push({ what: 'chain', stop: () => chain.stop() });
   try {
     system = await createTrackerSystem({
       store,
@@ -113,36 +123,40 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       ...(inspection ? { inspect: inspection.observe } : {}),
     });
   } catch (error) {
-    await chain.stop();
-    await stopInspection();
-    await store.close();
-    throw error;
+    return failStart(error);
   }
+  const running = system;
+  started.push({ what: 'tracker system', stop: () => running.shutdown({ stopActors: false }) });
   if (lastHead !== null && system.chainHead === null) system.newHead(lastHead);
 
-  const server = await startServer({
-    system,
-    port: config.PORT,
-    host: config.HOST,
-    apiToken: config.API_TOKEN,
-    faultInjection: config.FAULT_INJECTION,
-    logger,
-    inspection,
-    sse: {
-      maxClients: config.SSE_MAX_CLIENTS,
-      replay: config.SSE_REPLAY_EVENTS,
-      replayBytes: config.SSE_REPLAY_BYTES,
-      stallTimeoutMs: config.SSE_STALL_TIMEOUT_MS,
-    },
-    readiness: async () => ({
-      store: await storeIsReachable(store),
-      chain: chain.watcher.health().status === 'ok',
-    }),
-    metricsSources: {
-      rpc: () => chain.watcher.rpc,
-      blockLag: () => chain.watcher.blockLag(),
-    },
-  });
+  let server: RunningServer;
+  try {
+    server = await startServer({
+      system,
+      port: config.PORT,
+      host: config.HOST,
+      apiToken: config.API_TOKEN,
+      faultInjection: config.FAULT_INJECTION,
+      logger,
+      inspection,
+      sse: {
+        maxClients: config.SSE_MAX_CLIENTS,
+        replay: config.SSE_REPLAY_EVENTS,
+        replayBytes: config.SSE_REPLAY_BYTES,
+        stallTimeoutMs: config.SSE_STALL_TIMEOUT_MS,
+      },
+      readiness: async () => ({
+        store: await storeIsReachable(store),
+        chain: chain.watcher.health().status === 'ok',
+      }),
+      metricsSources: {
+        rpc: () => chain.watcher.rpc,
+        blockLag: () => chain.watcher.blockLag(),
+      },
+    });
+  } catch (error) {
+    return failStart(error);
+  }
 
   const tokenHint = config.API_TOKEN ? '/#token=<API_TOKEN>' : '';
   const relayPage = relay ? `open ${relay.url}${tokenHint}` : `the relay already on port ${config.INSPECT_PORT}`;
@@ -163,7 +177,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       // No chain fact after this; then every write durable. The process exits next, so the actors
       // are left inert rather than torn down one by one (seconds at 100,000 trackers).
       await chain.stop();
-      await system!.shutdown({ stopActors: false });
+      await running.shutdown({ stopActors: false });
       await stopInspection();
       await store.close();
     },
