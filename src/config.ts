@@ -36,6 +36,13 @@ const ConfigSchema = z.object({
   /** Port of the relay (`createInspectorServer`) the Stately inspector page connects to. */
   INSPECT_PORT: int(1, 65535).default(8080),
   FAULT_INJECTION: flag.default(false),
+  /** `GET /events` streams open at once; more get 503 `too_many_streams`. */
+  SSE_MAX_CLIENTS: int(1, 100_000).default(100),
+  /** Changes kept for `Last-Event-ID` replay, by count and by bytes (the first bound reached wins). */
+  SSE_REPLAY_EVENTS: int(1, 1_000_000).default(10_000),
+  SSE_REPLAY_BYTES: int(1024, 1024 ** 3).default(8 * 1024 * 1024),
+  /** A stream whose socket takes no data this long is cut off. */
+  SSE_STALL_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
   DROPPED_AFTER_MS: int(1, 2 ** 31 - 1).default(600_000),
   POLL_INTERVAL_MS: int(10, 3_600_000).default(1000),
   MAX_RESTARTS: int(0, 1_000_000).default(DEFAULT_RESTART_POLICY.maxRestarts),

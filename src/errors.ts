@@ -42,6 +42,17 @@ export class StoreError extends TrackerSystemError {
   }
 }
 
+/** Another process (or another store in this one) holds the database's lock: the start is refused. */
+export class DatabaseLockedError extends TrackerSystemError {
+  override name = 'DatabaseLockedError';
+  constructor(path: string, lockPath: string) {
+    super(
+      'database_locked',
+      `database ${path} is in use by another tx-tracker process (it holds ${lockPath}); stop that one or set DATABASE_URL to another file`,
+    );
+  }
+}
+
 /** The system is shutting down and takes no new work (503). */
 export class ShuttingDownError extends TrackerSystemError {
   override name = 'ShuttingDownError';

@@ -1,6 +1,5 @@
-import { createServer } from 'node:net';
-import { createInspectorServer } from '@statelyai/inspect/server';
 import { type Inspection, createInspection } from './api/inspector.js';
+import { type InspectorRelay, reachableHost, startInspectorRelay } from './api/inspector-relay.js';
 import { type RunningServer, startServer, storeIsReachable } from './api/server.js';
 import type { Config } from './config.js';
 import type { Finality } from '../machines/tracker.machine.js';
@@ -23,7 +22,8 @@ export interface ConfiguredStore {
  * The one place a store is made from the configuration: SQLite (`sqlite:<path>`, the default
  * `sqlite:./data/trackers.db`), or `memory:` for a throwaway run. The store is handed over as it
  * is, never wrapped, so that the runtime sees all it can do (`getNow`, `getManyNow`); it times its
- * own flushes for `/metrics` (`observeFlush`).
+ * own flushes for `/metrics` (`observeFlush`). A SQLite file is locked for this process
+ * (`DatabaseLockedError` when another holds it).
  *
  * @example
  * const { store, location } = await createStoreFromConfig(config);
@@ -31,6 +31,7 @@ export interface ConfiguredStore {
 export async function createStoreFromConfig(config: Pick<Config, 'DATABASE_URL'>, logger?: Logger): Promise<ConfiguredStore> {
   if (config.DATABASE_URL === 'memory:') return { store: new MemoryStore(), location: 'memory: (not durable)' };
   const store = openStore(config.DATABASE_URL, {
+    lock: true,
     onThreadFailure: (thread, error) =>
       logger?.error({ thread, err: error }, `the store's ${thread} thread stopped; the store does its work on its own connection`),
   });
@@ -45,18 +46,12 @@ export interface Service {
   chain: FollowedChain;
   server: RunningServer;
   inspection: Inspection | undefined;
+  /** The inspector relay this process started (with INSPECT, when INSPECT_PORT was free). */
+  inspectorRelay: InspectorRelay | undefined;
   /** Where the API, the chain, the database and the inspector are. */
   where: { api: string; chain: string; database: string; inspector: string | null };
   /** Graceful stop: HTTP first (in-flight requests finish), then the system, then the store. */
   stop(): Promise<void>;
-}
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createServer()
-      .once('error', () => resolve(false))
-      .listen(port, () => probe.close(() => resolve(true)));
-  });
 }
 
 /**
@@ -68,15 +63,36 @@ function portIsFree(port: number): Promise<boolean> {
  */
 export async function startService(config: Config, logger: Logger): Promise<Service> {
   const { store, location } = await createStoreFromConfig(config, logger);
+  // A start that fails part way stops what it had started, last first (the embedded anvil too),
+  // and then fails with the error that stopped it.
+  const started: Array<{ what: string; stop: () => unknown }> = [{ what: 'store', stop: () => store.close() }];
+  const failStart = async (error: unknown): Promise<never> => {
+    for (const { what, stop } of started.reverse()) {
+      await Promise.resolve()
+        .then(stop)
+        .catch((stopError: unknown) => logger.warn({ err: stopError }, `failed start: could not stop the ${what}`));
+    }
+    throw error;
+  };
 
-  let relay: { stop(): void } | undefined;
+  let relay: InspectorRelay | undefined;
   let inspection: Inspection | undefined;
+  const stopInspection = async () => {
+    inspection?.stop();
+    await relay?.stop();
+  };
   if (config.inspectFilter !== undefined) {
-    // The relay's listen error would be unhandled: only start it on a free port.
-    const free = await portIsFree(config.INSPECT_PORT);
-    if (free) relay = createInspectorServer({ port: config.INSPECT_PORT, autoOpen: false });
-    else logger.warn({ port: config.INSPECT_PORT }, 'INSPECT_PORT is taken; streaming to the relay already there');
-    inspection = createInspection({ filter: config.inspectFilter, relayUrl: `ws://localhost:${config.INSPECT_PORT}` });
+    // On the API's interface and behind the API's token: the stream shows every tracker's context.
+    relay = await startInspectorRelay({ port: config.INSPECT_PORT, host: config.HOST, token: config.API_TOKEN }).catch(
+      async (error: unknown) => {
+        if ((error as { code?: unknown }).code !== 'EADDRINUSE') return failStart(error);
+        logger.warn({ port: config.INSPECT_PORT }, 'INSPECT_PORT is taken; streaming to the relay already there');
+        return undefined;
+      },
+    );
+    const relayUrl = relay?.wsUrl ?? `ws://${reachableHost(config.HOST)}:${config.INSPECT_PORT}`;
+    inspection = createInspection({ filter: config.inspectFilter, relayUrl, relayToken: config.API_TOKEN });
+    started.push({ what: 'inspector relay', stop: stopInspection });
   }
 
   // The watchers start first, so that every tracker the system brings back from the store is
@@ -100,9 +116,9 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   try {
     chains = await startChains({ chains: config.chains, droppedAfterMs: config.DROPPED_AFTER_MS, system: sink, logger });
   } catch (error) {
-    await store.close();
-    throw error;
+    return failStart(error);
   }
+  started.push({ what: 'chains', stop: () => chains.stop() });
   const byName = new Map(chains.list.map((chain) => [chain.name, chain]));
   const defaultChain = byName.get(config.defaultChain)!;
   try {
@@ -122,10 +138,10 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       ...(inspection ? { inspect: inspection.observe } : {}),
     });
   } catch (error) {
-    await chains.stop();
-    await store.close();
-    throw error;
+    return failStart(error);
   }
+  const running = system;
+  started.push({ what: 'tracker system', stop: () => running.shutdown({ stopActors: false }) });
   for (const [chainId, blockNumber] of early.heads) {
     if (system.chains.get(chainId)?.due.head === null) system.newHead(blockNumber, chainId);
   }
@@ -135,71 +151,84 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     const health = chain.watcher.health();
     return health.headNumber !== null && rpcStatus(health) !== 'down';
   };
-  const server = await startServer({
-    system,
-    port: config.PORT,
-    host: config.HOST,
-    apiToken: config.API_TOKEN,
-    faultInjection: config.FAULT_INJECTION,
-    logger,
-    inspection,
-    // Ready while the store answers and some chain is followed: one chain's dead node stalls only
-    // its own trackers, and says so in `chains`.
-    readiness: async () => ({
-      store: await storeIsReachable(store),
-      chain: chains.list.some(serving),
-      chains: Object.fromEntries(chains.list.map((chain) => [chain.name, rpcStatus(chain.watcher.health())])),
-    }),
-    metricsSources: {
-      chains: () =>
-        chains.list.map((chain) => {
-          const health = chain.watcher.health();
-          return {
-            name: chain.name,
-            chainId: chain.chainId,
-            requests: chain.watcher.rpc.requests,
-            errors: chain.watcher.rpc.errors,
-            head: health.headNumber ?? undefined,
-            blockLag: chain.watcher.blockLag(),
-            reorgsBelowFinalized: health.reorgsBelowFinalized,
-          };
-        }),
-    },
-    chainHealth: (chainId) => {
-      const chain = chains.get(chainId);
-      if (!chain) return undefined;
-      const health = chain.watcher.health();
-      return {
-        rpc: { status: rpcStatus(health), url: health.url, fallback: health.usingFallback, lastError: health.lastError },
-        lag: chain.watcher.blockLag() ?? null,
-      };
-    },
-  });
+  let server: RunningServer;
+  try {
+    server = await startServer({
+      system,
+      port: config.PORT,
+      host: config.HOST,
+      apiToken: config.API_TOKEN,
+      faultInjection: config.FAULT_INJECTION,
+      logger,
+      inspection,
+      sse: {
+        maxClients: config.SSE_MAX_CLIENTS,
+        replay: config.SSE_REPLAY_EVENTS,
+        replayBytes: config.SSE_REPLAY_BYTES,
+        stallTimeoutMs: config.SSE_STALL_TIMEOUT_MS,
+      },
+      // Ready while the store answers and some chain is followed: one chain's dead node stalls only
+      // its own trackers, and says so in `chains`.
+      readiness: async () => ({
+        store: await storeIsReachable(store),
+        chain: chains.list.some(serving),
+        chains: Object.fromEntries(chains.list.map((chain) => [chain.name, rpcStatus(chain.watcher.health())])),
+      }),
+      metricsSources: {
+        chains: () =>
+          chains.list.map((chain) => {
+            const health = chain.watcher.health();
+            return {
+              name: chain.name,
+              chainId: chain.chainId,
+              requests: chain.watcher.rpc.requests,
+              errors: chain.watcher.rpc.errors,
+              head: health.headNumber ?? undefined,
+              blockLag: chain.watcher.blockLag(),
+              reorgsBelowFinalized: health.reorgsBelowFinalized,
+            };
+          }),
+      },
+      chainHealth: (chainId) => {
+        const chain = chains.get(chainId);
+        if (!chain) return undefined;
+        const health = chain.watcher.health();
+        return {
+          rpc: { status: rpcStatus(health), url: health.url, fallback: health.usingFallback, lastError: health.lastError },
+          lag: chain.watcher.blockLag() ?? null,
+        };
+      },
+    });
+  } catch (error) {
+    return failStart(error);
+  }
 
   const describe = (chain: FollowedChain): string => {
     const where = chain.anvil ? `${chain.url} (embedded anvil, a block every 2 s)` : redact(chain.url);
     return config.chains.length === 1 ? where : `${chain.name} (${chain.chainId}${chain === defaultChain ? ', default' : ''}) ${where}`;
   };
+  const tokenHint = config.API_TOKEN ? '/#token=<API_TOKEN>' : '';
+  const relayPage = relay ? `open ${relay.url}${tokenHint}` : `the relay already on port ${config.INSPECT_PORT}`;
   return {
     system,
     chains,
     chain: defaultChain,
     server,
     inspection,
+    inspectorRelay: relay,
     where: {
       api: server.url,
       chain: chains.list.map(describe).join('; '),
       database: location,
-      inspector: inspection ? `ws://localhost:${config.INSPECT_PORT} (open http://localhost:${config.INSPECT_PORT}); ${server.url}/inspect/ui` : null,
+      inspector: inspection ? `${relayPage}; ${server.url}/inspect/ui` : null,
     },
     async stop() {
       await server.close();
       // No chain fact after this; then every write durable. The process exits next, so the actors
       // are left inert rather than torn down one by one (seconds at 100,000 trackers).
       await chains.stop();
-      await system!.shutdown({ stopActors: false });
-      inspection?.stop();
-      relay?.stop();
+      await running.shutdown({ stopActors: false });
+      await stopInspection();
       await store.close();
     },
   };

@@ -22,6 +22,10 @@ describe('parseConfig', () => {
       MAX_RESTARTS: 5,
       RESTART_WINDOW_MS: 60_000,
       LOG_LEVEL: 'info',
+      SSE_MAX_CLIENTS: 100,
+      SSE_REPLAY_EVENTS: 10_000,
+      SSE_REPLAY_BYTES: 8 * 1024 * 1024,
+      SSE_STALL_TIMEOUT_MS: 30_000,
     });
     const config = parseConfig({});
     expect([config.ETH_RPC_URL, config.API_TOKEN, config.INSPECT]).toEqual([undefined, undefined, undefined]);
@@ -45,6 +49,8 @@ describe('parseConfig', () => {
     ['API_TOKEN', 'short'],
     ['POLL_INTERVAL_MS', '-5'],
     ['MAX_RESTARTS', '1.5'],
+    ['SSE_MAX_CLIENTS', '0'],
+    ['SSE_REPLAY_BYTES', '10'],
   ])('refuses %s=%s with one line naming the variable', (name, value) => {
     let error: unknown;
     try {

@@ -1,3 +1,4 @@
+import { STATUS_CODES, maxHeaderSize } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { z } from 'zod';
 import { IdConflictError, InvalidInputError, ShuttingDownError, StoreError, TrackerSystemError } from '../errors.js';
@@ -116,3 +117,41 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
 export const notFoundHandler: RequestHandler = (req, res) => {
   res.status(404).json({ error: { code: 'not_found', message: `no route ${req.method} ${req.path}` } });
 };
+
+/**
+ * The raw HTTP response for a request Node's parser rejected before Express saw it (the server's
+ * `clientError`): 431 for headers over the limit, 408 for a request not received in time, 400 for
+ * anything else, each with the usual JSON error body and `Connection: close`.
+ *
+ * @example
+ * server.on('clientError', (error, socket) => socket.end(clientErrorResponse(error)));
+ */
+export function clientErrorResponse(error: Error & { code?: string }): string {
+  const [status, code, message]: [number, string, string] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'headers_too_large', `the request headers are larger than ${maxHeaderSize} bytes`]
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'request_timeout', 'the request was not received in time']
+        : [400, 'bad_request', 'the request is not valid HTTP/1.1'];
+  return rawErrorResponse(status, code, message);
+}
+
+/**
+ * A whole HTTP/1.1 error response with the JSON error body and `Connection: close`, for a socket
+ * no Express response owns (a parse error, a refused WebSocket upgrade).
+ *
+ * @example
+ * socket.end(rawErrorResponse(401, 'unauthorized', 'a valid bearer token is required', { 'WWW-Authenticate': 'Bearer' }));
+ */
+export function rawErrorResponse(status: number, code: string, message: string, headers: Record<string, string> = {}): string {
+  const body = JSON.stringify({ error: { code, message } } satisfies ErrorBody);
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+    'Content-Type: application/json; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    extra.join('') +
+    'Connection: close\r\n\r\n' +
+    body
+  );
+}

@@ -7,8 +7,10 @@ export interface InspectionOptions {
    * appear, but only their events about shown trackers.
    */
   filter: string;
-  /** The relay (`createInspectorServer`) to stream to; none: only the offline view. */
+  /** The relay (`startInspectorRelay`) to stream to; none: only the offline view. */
   relayUrl?: string | undefined;
+  /** The relay's token (`API_TOKEN`), sent as `access_token`: the Stately WebSocket client sets no headers. */
+  relayToken?: string | undefined;
   /** Inspection events per second passed on at most; the rest are dropped and counted (default 2,000). */
   maxEventsPerSecond?: number;
   /** Trackers shown at most: the first that match are followed whole, later ones not at all (default 1,000). */
@@ -52,7 +54,7 @@ function trackerOf(event: InspectionEvent): string | undefined {
  * WebSocket inspector (through the relay) and an offline view served at `/inspect`.
  *
  * @example
- * const inspection = createInspection({ filter: 'txn_', relayUrl: 'ws://localhost:8080' });
+ * const inspection = createInspection({ filter: 'txn_', relayUrl: 'ws://127.0.0.1:8080', relayToken: config.API_TOKEN });
  * const system = await createTrackerSystem({ store, inspect: inspection.observe });
  */
 export function createInspection(options: InspectionOptions) {
@@ -95,7 +97,9 @@ export function createInspection(options: InspectionOptions) {
       if (recent.length > recentMax) recent.splice(0, recent.length - recentMax);
     },
   });
-  const remote = options.relayUrl ? createWebSocketInspector({ url: options.relayUrl, maxDeferredEvents: 1000 }) : undefined;
+  const remote = options.relayUrl
+    ? createWebSocketInspector({ url: withAccessToken(options.relayUrl, options.relayToken), maxDeferredEvents: 1000 })
+    : undefined;
 
   const observe = (event: InspectionEvent): void => {
     if (event.type !== '@xstate.actor' && event.type !== '@xstate.event' && event.type !== '@xstate.snapshot') return;
@@ -139,6 +143,13 @@ export function createInspection(options: InspectionOptions) {
 }
 
 export type Inspection = ReturnType<typeof createInspection>;
+
+function withAccessToken(url: string, token: string | undefined): string {
+  if (!token) return url;
+  const withToken = new URL(url);
+  withToken.searchParams.set('access_token', token);
+  return withToken.href;
+}
 
 /** A page that polls `/inspect` (token from `#token=…` when API_TOKEN is set). No external assets. */
 export const INSPECT_PAGE = `<!doctype html>

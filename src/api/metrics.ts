@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { TRACKER_STATE_NAMES } from '../../machines/tracker.machine.js';
 import type { TrackerSystem } from '../runtime/system.js';
 import { SqliteStore } from '../store/sqlite.js';
+import type { ChangeFeedStats } from './sse.js';
 
 /** One chain's numbers from its watcher: cumulative counters and its latest state. */
 export interface ChainMetrics {
@@ -104,14 +105,15 @@ function chainGauge(registry: Registry, name: string, help: string, chains: () =
 
 /**
  * The service's Prometheus registry: trackers by state, live and restarting, crashes, restarts,
- * crash loops, store write (flush) latency, HTTP requests, SSE clients, and — when sources are
+ * crash loops, store write (flush) latency, HTTP requests, SSE streams (open, unsent bytes, replay
+ * bytes, cut off, refused), and — when sources are
  * given — RPC requests, errors and block lag; with a SQLite store, its pending writes and threads.
  *
  * @example
  * const metrics = createMetrics(system, {});
  * app.get('/metrics', async (_req, res) => res.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
  */
-export function createMetrics(system: TrackerSystem, sources: MetricsSources, extra: { sseClients: () => number }) {
+export function createMetrics(system: TrackerSystem, sources: MetricsSources, extra: { sse: () => ChangeFeedStats }) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tx_tracker_process_' });
 
@@ -166,9 +168,27 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
     help: 'Open /events streams',
     registers: [registry],
     collect() {
-      this.set(extra.sseClients());
+      this.set(extra.sse().clients);
     },
   });
+  new Gauge({
+    name: 'tx_tracker_sse_buffered_bytes',
+    help: 'Bytes written to /events streams that their sockets have not taken yet, over all streams',
+    registers: [registry],
+    collect() {
+      this.set(extra.sse().bufferedBytes);
+    },
+  });
+  new Gauge({
+    name: 'tx_tracker_sse_replay_bytes',
+    help: 'Bytes of changes kept for Last-Event-ID replay',
+    registers: [registry],
+    collect() {
+      this.set(extra.sse().keptBytes);
+    },
+  });
+  counterFrom(registry, 'tx_tracker_sse_dropped_total', '/events streams cut off for not taking data', () => extra.sse().dropped);
+  counterFrom(registry, 'tx_tracker_sse_refused_total', '/events streams refused at SSE_MAX_CLIENTS', () => extra.sse().refused);
 
   const storeWriteSeconds = new Histogram({
     name: 'tx_tracker_store_write_seconds',

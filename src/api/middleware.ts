@@ -32,25 +32,42 @@ export function requestContext(logger: Logger, metrics: Metrics): RequestHandler
 }
 
 /**
- * `Authorization: Bearer <token>` on every route but `open` ones; compared in constant time (both
- * sides hashed first so their lengths match).
+ * `Authorization: Bearer <token>` on every route registered after it; compared in constant time
+ * (both sides hashed first so their lengths match). Open routes are registered before it.
  *
  * @example
- * app.use(bearerAuth(process.env.API_TOKEN, ['/healthz', '/readyz']));
+ * app.get('/healthz', healthz);
+ * app.use(bearerAuth(process.env.API_TOKEN));
  */
-export function bearerAuth(token: string | undefined, open: readonly string[]): RequestHandler {
+export function bearerAuth(token: string | undefined): RequestHandler {
   if (!token) return (_req, _res, next) => next();
-  const expected = digest(token);
+  const matches = tokenMatcher(token);
   return (req, res, next) => {
-    if (open.includes(req.path)) return next();
-    const header = req.get('authorization') ?? '';
-    const match = /^Bearer (.+)$/i.exec(header);
-    if (!match || !timingSafeEqual(digest(match[1]!), expected)) {
+    const given = bearerToken(req.get('authorization'));
+    if (given === undefined || !matches(given)) {
       res.setHeader('WWW-Authenticate', 'Bearer');
       throw new ApiError(401, 'unauthorized', 'a valid Authorization: Bearer token is required');
     }
     next();
   };
+}
+
+/**
+ * A check of a presented token against `token`, in constant time: both sides are hashed first so
+ * their lengths match.
+ *
+ * @example
+ * const matches = tokenMatcher(config.API_TOKEN);
+ * matches(bearerToken(req.headers.authorization) ?? ''); // true or false
+ */
+export function tokenMatcher(token: string): (given: string) => boolean {
+  const expected = digest(token);
+  return (given) => timingSafeEqual(digest(given), expected);
+}
+
+/** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 9110 section 11.1). */
+export function bearerToken(header: string | undefined): string | undefined {
+  return /^Bearer (.+)$/i.exec(header ?? '')?.[1];
 }
 
 /**

@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import express, { type RequestHandler } from 'express';
 import type { TrackerSystem } from '../runtime/system.js';
 import { type Logger, silentLogger } from '../runtime/logger.js';
-import { errorHandler, notFoundHandler } from './errors.js';
+import { clientErrorResponse, errorHandler, notFoundHandler } from './errors.js';
 import { INSPECT_PAGE, type Inspection } from './inspector.js';
 import { type MetricsSources, createMetrics } from './metrics.js';
 import { bearerAuth, refuseWhile, requestContext } from './middleware.js';
@@ -50,7 +50,7 @@ export interface RunningServer {
 }
 
 /** Open without the token: probes, and the inspector page (static; it sends the token itself). */
-const OPEN_ROUTES = ['/healthz', '/readyz', '/inspect/ui'];
+const OPEN_PATHS = ['/healthz', '/readyz', '/inspect/ui'];
 
 const opsDocs: RouteDoc[] = [
   { method: 'get', path: '/healthz', summary: 'The process is up', responses: { 200: { description: '{"status":"ok"}' } } },
@@ -65,7 +65,11 @@ const opsDocs: RouteDoc[] = [
     method: 'get',
     path: '/events',
     summary: 'Server-Sent Events: one per tracker change (id: global, increasing; ?id= one tracker; Last-Event-ID replay)',
-    responses: { 200: { description: 'event stream', contentType: 'text/event-stream' } },
+    responses: {
+      200: { description: 'event stream', contentType: 'text/event-stream' },
+      400: { description: 'invalid_last_event_id, invalid_id', schema: 'Error' },
+      503: { description: 'too_many_streams: SSE_MAX_CLIENTS streams are open (Retry-After)', schema: 'Error' },
+    },
   },
   { method: 'get', path: '/openapi.json', summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1' } } },
   { method: 'get', path: '/inspect', summary: 'The live actor system (with INSPECT set)', responses: { 200: { description: 'actors and recent inspection events' }, 404: { description: 'INSPECT is not set', schema: 'Error' } } },
@@ -74,7 +78,8 @@ const opsDocs: RouteDoc[] = [
 /** OPTIONS: 204 with the route's methods in `Allow` (Express would answer text), 404 JSON for no route. */
 function optionsHandler(docs: readonly RouteDoc[]): RequestHandler {
   const routes = docs.map((doc) => ({
-    pattern: new RegExp(`^${doc.path.replace(/\{[^}]+\}/g, '[^/]+')}$`),
+    // Case-insensitive, as Express routes.
+    pattern: new RegExp(`^${doc.path.replace(/\{[^}]+\}/g, '[^/]+')}$`, 'i'),
     method: doc.method.toUpperCase(),
   }));
   return (req, res, next) => {
@@ -116,7 +121,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let closing = false;
 
   const feed = new ChangeFeed(system, options.sse);
-  const metrics = createMetrics(system, options.metricsSources ?? {}, { sseClients: () => feed.clientCount });
+  const metrics = createMetrics(system, options.metricsSources ?? {}, { sse: () => feed.stats() });
   const routeDocs = [...trackerRouteDocs, ...chainRouteDocs, ...opsDocs];
   const openapi = buildOpenApi(routeDocs, { auth: Boolean(options.apiToken) });
   const readiness = options.readiness ?? (() => defaultReadiness(system));
@@ -127,10 +132,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   app.set('query parser', 'simple');
   app.use(requestContext(logger, metrics));
   app.use(refuseWhile(() => closing));
-  app.use(bearerAuth(options.apiToken, OPEN_ROUTES));
-  // Any content type is read as JSON: clients that forget the header still get precise errors.
-  app.use(express.json({ limit: '1mb', type: () => true, strict: false }));
-
+  // The open routes come before the token check, so Express's own matching (any case, one trailing
+  // slash) decides what is open, the same way it decides which handler runs.
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -143,6 +146,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const down = (['store', 'chain'] as const).filter((name) => !checks[name]);
     res.status(503).json({ error: { code: 'not_ready', message: `not reachable: ${down.join(', ') || 'shutting down'}` }, checks });
   });
+  app.get('/inspect/ui', (_req, res) => {
+    res.type('html').send(INSPECT_PAGE);
+  });
+  app.options(OPEN_PATHS, optionsHandler(routeDocs));
+  app.use(bearerAuth(options.apiToken));
+  // Any content type is read as JSON: clients that forget the header still get precise errors.
+  app.use(express.json({ limit: '1mb', type: () => true, strict: false }));
+
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
@@ -156,9 +167,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return;
     }
     res.json(options.inspection.view());
-  });
-  app.get('/inspect/ui', (_req, res) => {
-    res.type('html').send(INSPECT_PAGE);
   });
   app.options(/.*/, optionsHandler(routeDocs));
   app.use(trackerRoutes(system));
@@ -175,12 +183,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
-  // Sockets with a request in flight; the others may be closed at once when closing (Node's
-  // closeIdleConnections skips connections that never carried a request).
-  const busy = new Set<Socket>();
+  // Sockets with a request in flight, and its response; the others may be closed at once when
+  // closing (Node's closeIdleConnections skips connections that never carried a request).
+  const busy = new Map<Socket, ServerResponse>();
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    busy.add(req.socket);
+    busy.set(req.socket, res);
     res.on('close', () => busy.delete(req.socket));
+  });
+  // Requests Node's parser rejects never reach Express: answer them with the same JSON errors.
+  server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
+    logger.debug({ err: error, code: error.code }, 'unparsable request');
+    const inFlight = busy.get(socket);
+    // Like Node's own answer: never into a response that has started, nor on a connection gone.
+    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    socket.end(clientErrorResponse(error), () => socket.destroy());
   });
   const closeIdle = () => {
     for (const socket of sockets) if (!busy.has(socket)) socket.destroy();

@@ -15,55 +15,104 @@ interface Change {
   audience: 'all' | 'feed' | 'followers';
   /** The SSE frame, built once for every client. */
   frame: string;
+  /** The frame's size in bytes, for the replay bound. */
+  bytes: number;
 }
 
 interface Client {
   res: Response;
   trackerId: string | undefined;
+  /** The id of the last change this client was given or passed over (not its audience). */
+  cursor: number;
+  /** Waiting for its socket to drain: changes wait in the ring meanwhile. */
+  waiting: boolean;
+  closed: boolean;
+  stallTimer: NodeJS.Timeout | undefined;
 }
 
 export interface ChangeFeedOptions {
   /** Changes kept for `Last-Event-ID` replay (default 10,000). */
   replay?: number;
-  /** A client whose unsent data passes this many bytes is cut off; it reconnects and replays (default 4 MiB). */
-  maxBufferedBytes?: number;
+  /** Bytes of changes kept for replay, the oldest dropped first (default 8 MiB). */
+  replayBytes?: number;
+  /** Streams open at once; more are refused with 503 `too_many_streams` (default 100). */
+  maxClients?: number;
+  /** A stream whose socket takes no data for this long is cut off (default 30 s). */
+  stallTimeoutMs?: number;
   /** Comment line sent to keep proxies from closing idle streams (default 15 s). */
   heartbeatMs?: number;
 }
 
+export interface ChangeFeedStats {
+  clients: number;
+  /** Bytes written to the streams that their sockets have not taken yet, over all streams. */
+  bufferedBytes: number;
+  /** Changes kept for replay, and their bytes. */
+  keptChanges: number;
+  keptBytes: number;
+  /** Streams cut off since start: stalled, or fallen behind the replay window. */
+  dropped: number;
+  /** Streams refused since start, at `maxClients`. */
+  refused: number;
+}
+
+/** A stream is given one chunk of about this many characters per write and per event-loop turn. */
+const CHUNK_CHARS = 16 * 1024;
+const RETRY_AFTER_SECONDS = 5;
+
 /**
  * Every tracker change as Server-Sent Events: a global, increasing `id:`, the tracker JSON as
- * `data:`, a bounded ring buffer for `Last-Event-ID` replay. A new head of a chain is one `head`
- * event (`{blockNumber, chain, name}`: confirming trackers' confirmations on that chain follow from
- * it); a client following one confirming tracker (`?id=`) gets that tracker with its new count
- * instead.
+ * `data:`, a ring of recent changes bounded by count and bytes for `Last-Event-ID` replay. A new
+ * head of a chain is one `head` event (`{blockNumber, chain, name}`: confirming trackers'
+ * confirmations on that chain follow from it); a client following one confirming tracker (`?id=`)
+ * gets that tracker with its new count instead.
+ *
+ * Each stream is a cursor into the ring, written to a chunk of frames at a time until `res.write`
+ * says its socket is full, then on `drain`: a stream never holds more unsent data than its
+ * socket's high-water mark and one chunk, replay included. A stream whose socket stays full for
+ * `stallTimeoutMs`, or whose next change has left the ring, is cut off; it may reconnect with
+ * `Last-Event-ID`.
  *
  * @example
- * const feed = new ChangeFeed(system);
+ * const feed = new ChangeFeed(system, { maxClients: 100 });
  * app.get('/events', feed.handler());
  */
 export class ChangeFeed {
-  private readonly buffer: Change[] = [];
+  /** The ring: kept changes from index `first` on, in id order with no gaps; older slots emptied. */
+  private changes: Array<Change | undefined> = [];
+  private first = 0;
+  private keptBytes = 0;
+  private nextId = 1;
   private readonly clients = new Set<Client>();
   private readonly unsubscribe: () => void;
   private readonly unsubscribeHeads: () => void;
   private readonly system: TrackerSystem;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly replay: number;
-  private readonly maxBufferedBytes: number;
-  private nextId = 1;
+  private readonly replayBytes: number;
+  private readonly maxClients: number;
+  private readonly stallTimeoutMs: number;
+  private dropped = 0;
+  private refused = 0;
+  private pumpScheduled = false;
 
   constructor(system: TrackerSystem, options: ChangeFeedOptions = {}) {
     this.replay = options.replay ?? 10_000;
-    this.maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024;
+    this.replayBytes = options.replayBytes ?? 8 * 1024 * 1024;
+    this.maxClients = options.maxClients ?? 100;
+    this.stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
     this.system = system;
     this.unsubscribe = system.subscribe((tracker) => this.publish(tracker.id, 'all', JSON.stringify(tracker), 'tracker'));
     this.unsubscribeHeads = system.subscribeHeads((blockNumber, chainId) => this.publishHead(blockNumber, chainId));
     this.heartbeat = setInterval(() => this.broadcastComment('heartbeat'), options.heartbeatMs ?? 15_000).unref();
   }
 
-  get clientCount(): number {
-    return this.clients.size;
+  /** Open streams, their unsent bytes, the replay ring's size, and streams cut off or refused. */
+  stats(): ChangeFeedStats {
+    let bufferedBytes = 0;
+    for (const client of this.clients) bufferedBytes += client.res.writableLength;
+    const keptChanges = this.changes.length - this.first;
+    return { clients: this.clients.size, bufferedBytes, keptChanges, keptBytes: this.keptBytes, dropped: this.dropped, refused: this.refused };
   }
 
   /** The `GET /events` handler. */
@@ -71,6 +120,11 @@ export class ChangeFeed {
     return (req, res) => {
       const only = typeof req.query.id === 'string' ? normalizeId(req.query.id) : undefined;
       const lastEventId = parseLastEventId(req);
+      if (this.clients.size >= this.maxClients) {
+        this.refused++;
+        res.set('Retry-After', String(RETRY_AFTER_SECONDS));
+        throw new ApiError(503, 'too_many_streams', `${this.maxClients} event streams are open, as many as this server serves; retry later`);
+      }
       res.status(200).set({
         'Content-Type': 'text/event-stream; charset=utf-8',
         'Cache-Control': 'no-cache, no-transform',
@@ -79,10 +133,15 @@ export class ChangeFeed {
       });
       res.flushHeaders();
       res.write('retry: 2000\n: connected\n\n');
-      if (lastEventId !== undefined) this.replayTo(res, lastEventId, only);
-      const client: Client = { res, trackerId: only };
+      const client: Client = { res, trackerId: only, cursor: this.lastId, waiting: false, closed: false, stallTimer: undefined };
+      if (lastEventId !== undefined) client.cursor = this.resumeAfter(res, lastEventId);
       this.clients.add(client);
-      res.on('close', () => this.clients.delete(client));
+      res.on('close', () => {
+        client.closed = true;
+        clearTimeout(client.stallTimer);
+        this.clients.delete(client);
+      });
+      this.pump(client);
     };
   }
 
@@ -91,18 +150,55 @@ export class ChangeFeed {
     clearInterval(this.heartbeat);
     this.unsubscribe();
     this.unsubscribeHeads();
-    // End each stream, then drop its connection: a stream's socket is never reused for a request.
-    for (const client of this.clients) client.res.end(() => client.res.socket?.destroy());
+    for (const client of this.clients) {
+      this.pump(client);
+      clearTimeout(client.stallTimer);
+      // A stream's socket is never reused for a request; one whose socket is full would never end.
+      if (client.waiting) client.res.destroy();
+      else client.res.end(() => client.res.socket?.destroy());
+    }
     this.clients.clear();
+  }
+
+  private get lastId(): number {
+    return this.nextId - 1;
+  }
+
+  private get oldestId(): number {
+    return this.changes[this.first]?.id ?? this.nextId;
   }
 
   private publish(trackerId: string | undefined, audience: Change['audience'], data: string, event: string): void {
     const id = this.nextId++;
-    const change: Change = { id, trackerId, audience, frame: `id: ${id}\nevent: ${event}\ndata: ${data}\n\n` };
-    this.buffer.push(change);
-    // Trim in chunks so a busy feed does not shift the array on every change.
-    if (this.buffer.length > this.replay + 1024) this.buffer.splice(0, this.buffer.length - this.replay);
-    for (const client of this.clients) if (reaches(change, client.trackerId)) this.send(client, change.frame);
+    const frame = `id: ${id}\nevent: ${event}\ndata: ${data}\n\n`;
+    this.keep({ id, trackerId, audience, frame, bytes: Buffer.byteLength(frame) });
+    // Once per turn, not once per change: a burst of changes goes out in a few writes per stream.
+    this.schedulePump();
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      for (const client of this.clients) this.pump(client);
+    });
+  }
+
+  /** Add a change to the ring, then drop the oldest while the ring is over its count or bytes. */
+  private keep(change: Change): void {
+    this.changes.push(change);
+    this.keptBytes += change.bytes;
+    // The newest change always stays, so live streams find it.
+    while (this.changes.length - this.first > 1 && (this.changes.length - this.first > this.replay || this.keptBytes > this.replayBytes)) {
+      this.keptBytes -= this.changes[this.first]!.bytes;
+      this.changes[this.first++] = undefined;
+    }
+    // Compact now and then, so the array neither grows without end nor shifts on every change.
+    if (this.first >= 1024 && this.first * 2 >= this.changes.length) {
+      this.changes = this.changes.slice(this.first);
+      this.first = 0;
+    }
   }
 
   private publishHead(blockNumber: number, chainId: number): void {
@@ -122,31 +218,76 @@ export class ChangeFeed {
     return tracker?.state === 'confirming' && tracker.chainId === chainId ? tracker : undefined;
   }
 
-  private replayTo(res: Response, lastEventId: number, only: string | undefined): void {
-    const start = this.buffer.length - Math.min(this.buffer.length, this.replay);
-    const oldest = this.buffer[start]?.id ?? this.nextId;
-    if (lastEventId + 1 < oldest) {
-      // The client missed changes that are no longer buffered: say so, so it can re-list.
-      res.write(`event: gap\ndata: ${JSON.stringify({ lastEventId, oldestId: oldest })}\n\n`);
-    }
-    for (let i = start; i < this.buffer.length; i++) {
-      const change = this.buffer[i]!;
-      if (change.id > lastEventId && reaches(change, only)) res.write(change.frame);
-    }
+  /**
+   * Where a client resuming after `lastEventId` starts. When changes it missed have left the ring,
+   * or the id is newer than any change (ids restart with the process), it is told to re-list first.
+   */
+  private resumeAfter(res: Response, lastEventId: number): number {
+    const oldestId = this.oldestId;
+    if (lastEventId + 1 >= oldestId && lastEventId <= this.lastId) return lastEventId;
+    const message = `changes after ${lastEventId} are not kept: re-list with GET /trackers, then go on with this stream`;
+    res.write(`event: gap\ndata: ${JSON.stringify({ lastEventId, oldestId, message })}\n\n`);
+    return lastEventId > this.lastId ? this.lastId : oldestId - 1;
   }
 
-  private send(client: Client, frame: string): void {
-    if (client.res.writableLength > this.maxBufferedBytes) {
-      // A slow reader must not hold the server's memory; it reconnects with Last-Event-ID.
-      client.res.end();
-      this.clients.delete(client);
-      return;
+  /**
+   * Write the next chunk of changes after the client's cursor that reach it; the rest follow when
+   * its socket drains, or on the next turn, so a long replay shares the loop with everyone else.
+   */
+  private pump(client: Client): void {
+    if (client.waiting || client.closed) return;
+    const chunk = this.nextChunk(client);
+    if (!chunk) return;
+    if (!client.res.write(chunk)) this.waitForDrain(client);
+    else if (client.cursor < this.lastId) this.schedulePump();
+  }
+
+  /** The next frames for a client, up to about `CHUNK_CHARS`; undefined when it was cut off. */
+  private nextChunk(client: Client): string | undefined {
+    let chunk = '';
+    while (client.cursor < this.lastId && chunk.length < CHUNK_CHARS) {
+      const next = client.cursor + 1;
+      if (next < this.oldestId) {
+        // Behind by more than the ring holds: it reconnects, replays what is kept, and is told of the gap.
+        this.drop(client);
+        return undefined;
+      }
+      const change = this.changes[this.first + (next - this.oldestId)]!;
+      client.cursor = next;
+      if (reaches(change, client.trackerId)) chunk += change.frame;
     }
-    client.res.write(frame);
+    return chunk;
+  }
+
+  private waitForDrain(client: Client): void {
+    client.waiting = true;
+    client.stallTimer = setTimeout(() => this.drop(client), this.stallTimeoutMs).unref();
+    client.res.once('drain', () => {
+      clearTimeout(client.stallTimer);
+      client.waiting = false;
+      this.pump(client);
+    });
+  }
+
+  /**
+   * Cut a stream off that does not keep up: reset, since ending it would wait for its reader and
+   * leave its unsent data in the kernel meanwhile.
+   */
+  private drop(client: Client): void {
+    if (client.closed) return;
+    this.dropped++;
+    client.closed = true;
+    clearTimeout(client.stallTimer);
+    this.clients.delete(client);
+    const socket = client.res.socket;
+    if (socket) socket.resetAndDestroy();
+    else client.res.destroy();
   }
 
   private broadcastComment(text: string): void {
-    for (const client of this.clients) this.send(client, `: ${text}\n\n`);
+    for (const client of this.clients) {
+      if (!client.waiting && !client.closed && !client.res.write(`: ${text}\n\n`)) this.waitForDrain(client);
+    }
   }
 }
 

@@ -58,7 +58,7 @@ export const trackerRouteDocs: RouteDoc[] = [
       202: { description: 'Accepted; the tracker after the event', schema: 'Tracker' },
       400: err('unknown_event, event_not_allowed, invalid_event, fault_injection_disabled, invalid_id'),
       404: err('not_found'),
-      409: err('event_not_accepted: the current state does not take it'),
+      409: err('event_not_accepted: the current state does not take it; nothing_to_rebroadcast: no signed form of the tx is kept'),
     },
   },
   {
@@ -163,6 +163,14 @@ export function trackerRoutes(system: TrackerSystem): Router {
     if (result.status === 'not_found') throw new ApiError(404, 'not_found', `no tracker ${id}`);
     if (result.status === 'not_accepted') {
       throw new ApiError(409, 'event_not_accepted', `tracker ${id} in state ${result.tracker.state} does not accept ${type}`);
+    }
+    if (result.status === 'nothing_to_rebroadcast') {
+      throw new ApiError(
+        409,
+        'nothing_to_rebroadcast',
+        `tracker ${id}: the node never gave its transaction in signed form, so there is nothing to send again; ` +
+          'send the signed transaction to the node yourself',
+      );
     }
     res.status(202).json(result.tracker);
   });

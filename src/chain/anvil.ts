@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { BaseError } from './errors.js';
 
 export interface StartAnvilOptions {
@@ -18,8 +19,9 @@ export interface Anvil {
   url: string;
   wsUrl: string;
   port: number;
+  /** Anvil's own pid (it runs under a watchdog process, see `startAnvil`). */
   pid: number | undefined;
-  /** Stop anvil and wait for it to exit. */
+  /** Stop anvil and wait for it and its watchdog to exit. */
   stop(): Promise<void>;
 }
 
@@ -55,7 +57,38 @@ export function anvilBinary(): string {
 }
 
 /**
+ * Runs anvil (`argv`: binary, then its flags) and stops it when its stdin ends: the parent closed it
+ * (`stop()`) or exited, however it died (a pipe's end closes with its process, even on SIGKILL).
+ * It reports anvil's pid on fd 3 and exits when anvil does. Plain CommonJS source for `node -e`, so
+ * it runs the same under tsx, vitest and a build.
+ */
+const WATCHDOG = `
+process.title = 'anvil-watchdog';
+const { spawn } = require('node:child_process');
+const { writeSync } = require('node:fs');
+const [binary, ...args] = process.argv.slice(1);
+const anvil = spawn(binary, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+let stopping = false;
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
+  anvil.kill('SIGTERM');
+  setTimeout(() => anvil.kill('SIGKILL'), 5000).unref();
+};
+if (anvil.pid !== undefined) writeSync(3, anvil.pid + '\\n');
+anvil.once('error', (error) => {
+  process.stderr.write('anvil could not be started: ' + error.message + '\\n');
+  process.exit(1);
+});
+anvil.once('exit', (code, signal) => process.exit(code ?? (signal === 'SIGTERM' ? 0 : 1)));
+process.stdin.once('end', stop).once('error', stop).resume();
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, stop);
+`;
+
+/**
  * Start a local anvil on 127.0.0.1 (a free port unless told), resolved once it answers JSON-RPC.
+ * Anvil runs under a small watchdog process that stops it when this process exits, so it is never
+ * left behind, also when this process is killed with SIGKILL.
  *
  * @example
  * const anvil = await startAnvil({ blockTime: 2 });
@@ -66,34 +99,76 @@ export async function startAnvil(options: StartAnvilOptions = {}): Promise<Anvil
   const args = ['--host', '127.0.0.1', '--port', String(options.port ?? 0)];
   if (options.blockTime !== undefined) args.push('--block-time', String(options.blockTime));
   args.push(...(options.args ?? []));
-  const child = spawn(anvilBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group (POSIX): a Ctrl-C in the terminal reaches the service, which stops anvil
+  // last, after the watcher; on Windows `detached` would open a console window instead.
+  const child = spawn(process.execPath, ['-e', WATCHDOG, '--', anvilBinary(), ...args], {
+    stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+    detached: process.platform !== 'win32',
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // Its stdin is only ever closed, and a watchdog already gone makes that an EPIPE: nothing to do.
+  child.stdin?.on('error', () => {});
+  let anvilPid: number | undefined;
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.stdin?.end();
+    // A watchdog that does not stop anvil in time (it waits 5 s for a SIGTERM): both are killed.
+    const timer = setTimeout(() => {
+      if (anvilPid !== undefined) killQuietly(anvilPid);
+      child.kill('SIGKILL');
+    }, 7000);
+    await exited;
+    clearTimeout(timer);
+  };
   let port: number;
   try {
-    port = await listeningPort(child, options.timeoutMs ?? 30_000);
+    [anvilPid, port] = await Promise.all([reportedPid(child), listeningPort(child, options.timeoutMs ?? 30_000)]);
   } catch (error) {
-    child.kill('SIGKILL');
+    await stop();
     throw error;
   }
   // Keep draining output so a chatty anvil never blocks on a full pipe.
   child.stdout?.resume();
   child.stderr?.resume();
   const url = `http://127.0.0.1:${port}`;
-  await waitUntilAnswering(url, options.timeoutMs ?? 30_000);
+  try {
+    await waitUntilAnswering(url, options.timeoutMs ?? 30_000);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
   return {
     url,
     wsUrl: `ws://127.0.0.1:${port}`,
     port,
-    pid: child.pid,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-      }
-    },
+    pid: anvilPid,
+    stop,
   };
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * The pid of anvil itself, which the watchdog writes on fd 3 once it has started it; undefined if it
+ * exits first (the wait for anvil's port then fails with anvil's own output).
+ */
+function reportedPid(child: ChildProcess): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const report = child.stdio[3] as Readable | null | undefined;
+    let text = '';
+    report?.on('data', (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      const match = /^(\d+)\n/.exec(text);
+      if (match) resolve(Number(match[1]));
+    });
+    report?.once('close', () => resolve(undefined));
+  });
 }
 
 function listeningPort(child: ChildProcess, timeoutMs: number): Promise<number> {

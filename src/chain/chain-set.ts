@@ -140,6 +140,8 @@ export class ChainSet {
       },
       recheck: (context) => this.byId.get(context.chainId)?.watcher.hooks.recheck(context),
       rebroadcast: (context) => this.byId.get(context.chainId)?.watcher.hooks.rebroadcast(context),
+      // Only the id again: the watcher that follows it is the one that may have its signed form.
+      canRebroadcast: (id) => list.some((chain) => chain.watcher.hooks.canRebroadcast(id)),
     };
   }
 

@@ -132,6 +132,7 @@ export class ChainWatcher {
       trackerGone: (id) => this.forget(id),
       recheck: (context) => this.requestLookup(context.id),
       rebroadcast: (context) => void this.rebroadcast(context.id),
+      canRebroadcast: (id) => this.rawTransaction(id) !== null,
     };
   }
 
@@ -195,8 +196,9 @@ export class ChainWatcher {
 
   /**
    * Send a tracked tx's signed form to the node again (the REBROADCAST event), e.g. after a reorg
-   * dropped it, then look it up. Never rejects: resolves false when there is no signed form or the
-   * node refused it (logged).
+   * dropped it, then look it up. Never rejects: resolves false when there is no signed form (the
+   * tracker system refuses those requests up front, see `canRebroadcast`) or the node refused it
+   * (logged).
    *
    * @example
    * await watcher.rebroadcast('txn_1'); // true once the node took it
@@ -204,7 +206,7 @@ export class ChainWatcher {
   async rebroadcast(id: string): Promise<boolean> {
     const raw = this.rawTransaction(id);
     if (!raw) {
-      this.state.logger.warn({ id }, 'rebroadcast: the node never gave this tx in signed form; nothing to send');
+      this.state.logger.debug({ id }, 'rebroadcast: the node never gave this tx in signed form; nothing to send');
       return false;
     }
     try {

@@ -327,15 +327,19 @@ export class TrackerSystem {
       throw new InvalidInputError('fault_injection_disabled', 'CRASH is only accepted with fault injection enabled');
     }
     const stamped = { ...event, at: event.at ?? this.now() };
+    const nothingToSend = event.type === 'REBROADCAST' && this.hooks.canRebroadcast?.(key) === false;
     const ref = this.lookup(key);
     if (!ref || this.held.has(key)) {
       // Held at once, before any await: events keep the order they came in.
-      const held = this.waitsForIncarnation(key) ? this.held.hold(key, stamped) : false;
+      const waits = this.waitsForIncarnation(key);
+      const held = waits && !nothingToSend ? this.held.hold(key, stamped) : false;
       const tracker = await this.get(key);
       if (!tracker) return { status: 'not_found' };
-      return held ? { status: 'held', tracker } : { status: 'not_accepted', tracker };
+      if (held) return { status: 'held', tracker };
+      return waits && nothingToSend ? { status: 'nothing_to_rebroadcast', tracker } : { status: 'not_accepted', tracker };
     }
     if (!ref.getSnapshot().can(stamped)) return { status: 'not_accepted', tracker: this.view(ref) };
+    if (nothingToSend) return { status: 'nothing_to_rebroadcast', tracker: this.view(ref) };
     ref.send(stamped);
     await this.flush();
     return { status: 'accepted', tracker: (await this.get(key))! };

@@ -19,6 +19,8 @@ export interface TrackerHooks {
   trackerGone?(id: string): void;
   /** The tracker asked for its tx to be sent to the node again (the REBROADCAST event). */
   rebroadcast?(tracker: TrackerContext): void;
+  /** Whether there is a signed tx to send again for this tracker; false refuses REBROADCAST up front. */
+  canRebroadcast?(id: string): boolean;
   /** The tracker asked for a lookup of its tx now (the RECHECK event). */
   recheck?(tracker: TrackerContext): void;
 }
@@ -76,6 +78,8 @@ export type SendResult =
   | { status: 'accepted'; tracker: Tracker }
   /** The tracker's current state does not take that event (the machine's own `can`). */
   | { status: 'not_accepted'; tracker: Tracker }
+  /** REBROADCAST, but the chain watcher keeps no signed form of the tx: nothing would be sent. */
+  | { status: 'nothing_to_rebroadcast'; tracker: Tracker }
   /** The tracker is restarting; the event is held and delivered once it is back. */
   | { status: 'held'; tracker: Tracker }
   | { status: 'not_found' };

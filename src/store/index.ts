@@ -16,7 +16,7 @@ export const DEFAULT_DATABASE_URL = 'sqlite:./data/trackers.db';
  */
 export function openStore(
   databaseUrl: string = DEFAULT_DATABASE_URL,
-  options: Pick<SqliteStoreOptions, 'onThreadFailure'> = {},
+  options: Pick<SqliteStoreOptions, 'onThreadFailure' | 'lock'> = {},
 ): SnapshotStore {
   if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new InvalidInputError('unsupported_database', 'DATABASE_URL: postgres is not supported yet; use sqlite:<path>');
@@ -36,3 +36,4 @@ export function openStore(
 }
 
 export { SqliteStore, type SqliteStoreOptions } from './sqlite.js';
+export { type DatabaseLock, lockDatabase } from './lock.js';

@@ -4,6 +4,7 @@ import { StoreError } from '../errors.js';
 import { Checkpointer } from './checkpointer.js';
 import { FlushTiming } from './flush-timing.js';
 import { COLUMNS, COLUMN_COUNT, type RowValues, fromRow, rowValues } from './row.js';
+import { type DatabaseLock, lockDatabase } from './lock.js';
 import { openDatabase } from './schema.js';
 import {
   type FlushObserver,
@@ -44,6 +45,12 @@ export interface SqliteStoreOptions {
    * doing that thread's work on its own connection. For logs and alerts.
    */
   onThreadFailure?: (thread: 'writer' | 'checkpointer', error: unknown) => void;
+  /**
+   * Be the file's only user while open: hold `<path>-lock` (see `lockDatabase`), so that a second
+   * store opened with `lock` on the same file, in any process, fails with `DatabaseLockedError`
+   * instead of serving different trackers from the same rows. The service opens its store so.
+   */
+  lock?: boolean;
 }
 
 /** Rows per upsert statement: one statement per row costs a call into SQLite and a VM start each. */
@@ -109,11 +116,19 @@ export class SqliteStore implements SnapshotStore {
   private readonly commitBatch: (batch: Map<string, RowValues>) => void;
   private readonly checkpointer: Checkpointer | undefined;
   private writer: Writer | undefined;
+  private readonly lock: DatabaseLock | undefined;
 
   constructor(options: SqliteStoreOptions) {
     this.maxBatch = options.maxBatch ?? 10_000;
-    this.db = openDatabase(options.path);
     const onDisk = options.path !== ':memory:';
+    // Before the file is opened: a second server must not even migrate it.
+    this.lock = onDisk && options.lock ? lockDatabase(options.path) : undefined;
+    try {
+      this.db = openDatabase(options.path);
+    } catch (error) {
+      this.lock?.release();
+      throw error;
+    }
     if (onDisk && (options.backgroundCheckpoints ?? true)) {
       this.db.pragma('wal_autocheckpoint = 0');
       this.checkpointer = new Checkpointer({
@@ -331,6 +346,7 @@ export class SqliteStore implements SnapshotStore {
       await this.writer?.close();
       await this.checkpointer?.close();
       this.db.close();
+      this.lock?.release();
     }
   }
 
