@@ -41,6 +41,10 @@ describe('POST /trackers', () => {
     ['0 confirmations', { txHash: hashOf(3), confirmations: 0 }, 'invalid_confirmations'],
     ['1001 confirmations', { txHash: hashOf(3), confirmations: 1001 }, 'invalid_confirmations'],
     ['fractional confirmations', { txHash: hashOf(3), confirmations: 1.5 }, 'invalid_confirmations'],
+    ['"latest" confirmations', { txHash: hashOf(3), confirmations: 'latest' }, 'invalid_confirmations'],
+    ['a chain that is neither an id nor a name', { txHash: hashOf(3), chain: true }, 'invalid_chain'],
+    ['a chain name not configured', { txHash: hashOf(3), chain: 'zksync' }, 'unknown_chain'],
+    ['a chain id not configured', { txHash: hashOf(3), chain: 324 }, 'unknown_chain'],
     ['an unknown field', { txHash: hashOf(3), foo: 1 }, 'invalid_body'],
     ['an array', [{ txHash: hashOf(3) }], 'invalid_body'],
     ['a string', '"hello"', 'invalid_body'],
@@ -49,6 +53,22 @@ describe('POST /trackers', () => {
     const res = await api.call('POST', '/trackers', body);
     expect(res.status).toBe(400);
     expect(errorCode(res.json)).toBe(code);
+  });
+
+  it('takes the chain by id or name, and "finalized" / "safe" for confirmations: the tracker shows chainId and finality', async () => {
+    const created = await api.call('POST', '/trackers', { txHash: hashOf(4), chain: 'default', confirmations: 'finalized' });
+    expect(created.status).toBe(201);
+    expect(asTracker(created.json)).toMatchObject({ id: hashOf(4), chainId: 31337, finality: 'finalized', requiredConfirmations: null });
+    const safe = await api.call('POST', '/trackers', { txHash: hashOf(5), chain: 31337, confirmations: 'safe' });
+    expect(asTracker(safe.json)).toMatchObject({ chainId: 31337, finality: 'safe' });
+    const counted = asTracker((await api.call('GET', '/trackers/order-1')).json);
+    expect(counted.finality).toBeUndefined();
+    expect(counted.chainId).toBe(31337);
+    const listed = await api.call('GET', '/trackers?chain=31337&limit=1000');
+    expect((listed.json as { items: unknown[] }).items.map((t) => asTracker(t).id)).toContain(hashOf(4));
+    expect(errorCode((await api.call('GET', '/trackers?chain=zksync')).json)).toBe('unknown_chain');
+    const chains = await api.call('GET', '/chains');
+    expect(chains.json).toMatchObject({ chains: [{ name: 'default', id: 31337, default: true, confirmations: 12, rpc: { status: 'ok' } }] });
   });
 
   it('answers 400 invalid_tx_hash for an empty body (it reads as {})', async () => {
