@@ -5,68 +5,21 @@
  * (start-up calls counted apart), then the benchmark mines a block every BLOCK_TIME s (default 1)
  * until every tx has 3 confirmations. Each side talks through its own counting proxy (a child
  * process, so its CPU is billed to neither). Sizes: BENCH_SIZES (default 100,1000,10000).
+ * Then the chain scenarios of bench/rpc-chains.ts (BENCH_SCENARIOS=ethers or =chains for one part).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { HDNodeWallet, JsonRpcProvider, Wallet, keccak256 } from 'ethers';
+import { JsonRpcProvider } from 'ethers';
 import { startAnvil } from '../src/chain/anvil.js';
 import { createChainWatcher } from '../src/chain/watcher.js';
 import { type TrackerHooks, createTrackerSystem } from '../src/runtime/system.js';
 import { MemoryStore } from '../src/store/memory.js';
+import { runChainScenarios } from './rpc-chains.js';
+import { SENDER_ARGS, progress, rpc, senderWallets, signAndSend, startProxy, stats, total } from './rpc-support.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '100,1000,10000').split(',').map(Number);
 const BLOCK_TIME = Number(process.env.BLOCK_TIME ?? 1);
 const POLL_MS = Number(process.env.POLL_INTERVAL_MS ?? 1000);
-const SENDERS = 50;
-
-const MNEMONIC = 'test test test test test test test test test test test junk';
-
-interface Stats {
-  calls: Record<string, number>;
-  httpRequests: number;
-}
-
-async function startProxy(target: string): Promise<{ url: string; child: ChildProcess }> {
-  const script = fileURLToPath(new URL('./rpc-proxy.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script, target], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim())));
-  return { url, child };
-}
-
-const stats = async (url: string, reset = false): Promise<Stats> =>
-  (await (await fetch(`${url}/${reset ? 'reset' : 'stats'}`)).json()) as Stats;
-const total = (s: Stats): number => Object.values(s.calls).reduce((a, b) => a + b, 0);
-
-async function rpc<T>(url: string, method: string, params: unknown[] = []): Promise<T> {
-  const body = (await (
-    await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
-  ).json()) as { result: T; error?: { message: string } };
-  if (body.error) throw new Error(body.error.message);
-  return body.result;
-}
-
-async function signAndSend(url: string, wallets: Wallet[], nonces: number[], n: number): Promise<string[]> {
-  const raws: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const w = i % wallets.length;
-    raws.push(
-      await wallets[w]!.signTransaction({
-        chainId: 31337n, type: 2, to: wallets[(w + 1) % wallets.length]!.address, value: 1n, nonce: nonces[w]!++,
-        gasLimit: 21_000n, maxFeePerGas: 100_000_000_000n, maxPriorityFeePerGas: 1_000_000_000n,
-      }),
-    );
-  }
-  for (let i = 0; i < raws.length; i += 500) {
-    const batch = raws.slice(i, i + 500).map((raw, j) => ({ jsonrpc: '2.0', id: j, method: 'eth_sendRawTransaction', params: [raw] }));
-    const res = (await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch) })).json()) as Array<{ error?: { message: string } }>;
-    const bad = res.find((r) => r.error);
-    if (bad) throw new Error(`send failed: ${bad.error!.message}`);
-  }
-  return raws.map((raw) => keccak256(raw));
-}
-
-const T0 = performance.now();
-const progress = (msg: string): void => void process.stderr.write(`[${((performance.now() - T0) / 1000).toFixed(1)} s] ${msg}\n`);
+/** `ethers` (ours beside waitForTransaction on one chain), `chains` (several chains), or both (default). */
+const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'ethers,chains').split(',');
 
 const cpuMs = (start: NodeJS.CpuUsage): number => {
   const d = process.cpuUsage(start);
@@ -80,11 +33,11 @@ async function main(): Promise<void> {
   // default 30M gas limit: up to 1,428 transfers a block, so 10,000 take 8 blocks to be mined).
   // A larger gas limit makes anvil itself crawl on a 10,000-tx block.
   const anvil = await startAnvil({
-    args: ['--no-mining', '--accounts', String(SENDERS), '--balance', '1000000', '--mnemonic', MNEMONIC],
+    args: ['--no-mining', ...SENDER_ARGS],
   });
   const ours = await startProxy(anvil.url);
   const theirs = await startProxy(anvil.url);
-  const wallets = Array.from({ length: SENDERS }, (_, i) => new Wallet(HDNodeWallet.fromPhrase(MNEMONIC, undefined, `m/44'/60'/0'/0/${i}`).privateKey));
+  const wallets = senderWallets();
   const nonces = wallets.map(() => 0);
   const rows: Row[] = [];
   const head = async (): Promise<number> => Number(await rpc<string>(anvil.url, 'eth_blockNumber'));
@@ -172,4 +125,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (SCENARIOS.includes('ethers')) await main();
+if (SCENARIOS.includes('chains')) await runChainScenarios();
