@@ -42,8 +42,10 @@ beforeAll(async () => {
     INSPECT: 'relay-',
     INSPECT_PORT: String(relayPort),
     DATABASE_URL: 'memory:',
-    // A node nobody answers at: the watcher retries in the background, the API serves meanwhile.
-    ETH_RPC_URL: 'http://127.0.0.1:9',
+    // A node nobody answers at: the watcher retries in the background, the API serves meanwhile
+    // (the chain's id is configured: without it the start would need the node's answer).
+    CHAIN_LOCAL_RPC_URL: 'http://127.0.0.1:9',
+    CHAIN_LOCAL_ID: '31337',
   });
   service = await startService(config, silentLogger);
 });

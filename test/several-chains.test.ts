@@ -159,5 +159,9 @@ describe('several chains in one service', () => {
     const start = startServiceUnderTest({ CHAIN_BASE_RPC_URL: optimism.url, CHAIN_BASE_ID: '8453' });
     await expect(start).rejects.toBeInstanceOf(ChainConfigError);
     await expect(start).rejects.toThrow(/^invalid configuration: CHAIN_BASE_RPC_URL is a node of chain 10, but CHAIN_BASE_ID says 8453$/);
+    // No id configured and no node answering: the start cannot know the chain.
+    await expect(startServiceUnderTest({ ETH_RPC_URL: 'http://127.0.0.1:9' })).rejects.toThrow(
+      /^invalid configuration: ETH_RPC_URL: no node answered eth_chainId \(http:\/\/127\.0\.0\.1:9: /,
+    );
   });
 });

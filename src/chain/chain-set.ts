@@ -94,7 +94,9 @@ async function resolveChainId(chain: ChainNodes, url: string, options: StartChai
   for (const node of nodes) {
     let id: number;
     try {
-      id = await readChainId(node.url, timeoutMs, logger).catch(async () => {
+      // Without a configured id the start needs this answer: one more try.
+      id = await readChainId(node.url, timeoutMs, logger).catch(async (error: unknown) => {
+        if (chain.chainId !== undefined) throw error;
         await new Promise((resolve) => setTimeout(resolve, 500));
         return readChainId(node.url, timeoutMs, logger);
       });

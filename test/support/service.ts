@@ -35,7 +35,10 @@ export async function startServiceUnderTest(env: Record<string, string>, dir?: s
   const ownDir = dir ?? mkdtempSync(join(tmpdir(), 'tx-tracker-chains-'));
   const config = parseConfig({ PORT: '0', DATABASE_URL: `sqlite:${join(ownDir, 'trackers.db')}`, ...env });
   const logger = recordingLogger();
-  const service = await startService(config, logger);
+  const service = await startService(config, logger).catch((error: unknown) => {
+    if (!dir) rmSync(ownDir, { recursive: true, force: true });
+    throw error;
+  });
   const url = service.server.url;
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${url}${path}`, {
