@@ -9,4 +9,5 @@ export { supervisorMachine, DEFAULT_RESTART_POLICY, type RestartPolicy, type Tra
 export { rootSupervisorMachine } from '../machines/root-supervisor.machine.js';
 export type { Quarantined } from './store/types.js';
 export { openStore, SqliteStore, DEFAULT_DATABASE_URL, type SqliteStoreOptions } from './store/index.js';
-export { checkSnapshot, quarantinedRecord, type SnapshotMigrations, type SnapshotCheck } from './runtime/snapshot-compat.js';
+export { checkSnapshot, quarantinedRecord, trackerMigrations, type SnapshotMigrations, type SnapshotCheck } from './runtime/snapshot-compat.js';
+export { type ChainInfo, ChainDirectory, DEV_CHAIN_ID } from './runtime/chains.js';

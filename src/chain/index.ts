@@ -4,6 +4,9 @@ export { type Transport, type RpcCall, type RpcOutcome, createHttpTransport } fr
 export * from './getBlock.js';
 export * from './getBlockReceipts.js';
 export * from './getTransactionCount.js';
+export * from './getChainId.js';
+export { type FallbackTransport, type FallbackTransportOptions, checkedTransport, createFallbackTransport } from './fallback.js';
+export { type ChainNodes, type FollowedChain, type RpcStatus, type StartChainsOptions, ChainSet, rpcStatus, startChains } from './chain-set.js';
 export * from './lookupTransactions.js';
 export * from './findReplacement.js';
 export * from './classifyReplacement.js';
