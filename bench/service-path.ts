@@ -20,7 +20,7 @@ import { type TrackerSystem, createTrackerSystem } from '../src/runtime/system.j
 import { openPlainFloor, sameSchema } from './plain-floor.js';
 
 export interface ServicePathOptions {
-  /** The SQLite file (`DATABASE_URL=sqlite:<path>`). */
+  /** The SQLite file (`DATABASE_URL=sqlite:<path>`), or `memory:` for `DATABASE_URL=memory:`. */
   databasePath: string;
   /** More configuration, as environment variables (e.g. `FAULT_INJECTION: '1'`). */
   env?: Record<string, string>;
@@ -39,7 +39,7 @@ export async function startServicePath(options: ServicePathOptions) {
   const config = parseConfig({
     LOG_LEVEL: 'warn',
     ...options.env,
-    DATABASE_URL: `sqlite:${options.databasePath}`,
+    DATABASE_URL: options.databasePath === 'memory:' ? 'memory:' : `sqlite:${options.databasePath}`,
     PORT: '0',
     // Only the watcher's hooks run; this node is never called.
     ETH_RPC_URL: 'http://127.0.0.1:9',
