@@ -15,7 +15,7 @@
  * kind's median. Rehydration: the service started on the service kind's last file against a plain
  * restore of the floor's (rows read, JSON.parse, `createActor(trackerMachine, { snapshot })`).
  *
- * BENCH_SIZES (default 100000), BENCH_SECONDS (per run, default 10), BENCH_ROUNDS (default 2).
+ * BENCH_SIZES (default 100000), BENCH_SECONDS (per run, default 10), BENCH_ROUNDS (default 3).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -287,7 +287,7 @@ if (mode && mode in kinds) {
     return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
   };
   const sizes = (process.env.BENCH_SIZES ?? '100000').split(',').map(Number);
-  const roundsOfRuns = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
+  const roundsOfRuns = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
   const order: Kind[] = ['floor', 'store', 'service'];
   try {
     const t0 = performance.now();

@@ -23,6 +23,13 @@ const REQUIRED = 12;
 const TOUCHING_BLOCK = 102;
 /** The block the 1% confirmed by a later head (index ≡ 1 mod 100) were mined in: due at 103. */
 const CONFIRMED_EARLY_AT = 92;
+/**
+ * The 1% block is measured this many times (the 1% sent back to pending by a reorg in between, made
+ * durable before the next): the median and the range are reported, one block being ~0.1 s.
+ */
+const BLOCK_REPEATS = Math.max(1, Number(process.env.BENCH_BLOCK_REPEATS ?? 5));
+const reorged = { type: 'BLOCK_REORGED', blockHash: `0x${TOUCHING_BLOCK.toString(16).padStart(64, '0')}` } as const satisfies TrackerEvent;
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[(values.length - 1) >> 1]!;
 /** A head past every tracker's threshold. */
 const FINAL_HEAD = TOUCHING_BLOCK + REQUIRED;
 const CRASHES = Number(process.env.BENCH_CRASHES ?? 1000);
@@ -188,14 +195,26 @@ async function measureSystem(n: number, path: 'service' | 'library') {
   const headEachMs = performance.now() - e0;
 
   // A block that mines the 1% still pending, as the watcher delivers it: TX_MINED to each, then
-  // the head. Until durable.
-  const p0 = performance.now();
-  for (let i = 0; i < n; i += 100) system.deliver(idOf(i), mined(TOUCHING_BLOCK));
-  const wokenByBlock = system.newHead(TOUCHING_BLOCK);
-  const onePctDeliverMs = performance.now() - p0;
-  await store.flush();
-  const onePctDurableMs = performance.now() - p0;
-  const common = { n, startMs, startBatch: Math.min(n, START_BATCH), touched, onePctDeliverMs, onePctDurableMs };
+  // the head. Until durable. Repeated after a reorg that sends them back to pending.
+  const delivered: number[] = [];
+  const durable: number[] = [];
+  let wokenByBlock = 0;
+  for (let k = 0; k < BLOCK_REPEATS; k++) {
+    if (k > 0) {
+      for (let i = 0; i < n; i += 100) system.deliver(idOf(i), reorged);
+      await store.flush();
+    }
+    const p0 = performance.now();
+    for (let i = 0; i < n; i += 100) system.deliver(idOf(i), mined(TOUCHING_BLOCK));
+    wokenByBlock += system.newHead(TOUCHING_BLOCK);
+    delivered.push(performance.now() - p0);
+    await store.flush();
+    durable.push(performance.now() - p0);
+  }
+  const onePctDeliverMs = median(delivered);
+  const onePctDurableMs = median(durable);
+  const onePctDurableRange = [Math.min(...durable), Math.max(...durable)];
+  const common = { n, startMs, startBatch: Math.min(n, START_BATCH), touched, onePctDeliverMs, onePctDurableMs, onePctDurableRange };
   if (path === 'library') {
     await stop();
     rmSync(dir, { recursive: true, force: true });
@@ -355,17 +374,27 @@ async function measureFloor(n: number) {
   for (const actor of actors) plainSend(actor, { type: 'NEW_HEAD', blockNumber: MINED_AT + 1 });
   commitAll(floor, actors);
 
-  const p0 = performance.now();
   const touched: PlainActor[] = [];
-  for (let i = 0; i < n; i += 100) {
-    plainSend(actors[i]!, mined(TOUCHING_BLOCK));
-    touched.push(actors[i]!);
+  for (let i = 0; i < n; i += 100) touched.push(actors[i]!);
+  const parts: Array<{ send: number; json: number; commit: number; total: number }> = [];
+  for (let k = 0; k < BLOCK_REPEATS; k++) {
+    if (k > 0) {
+      for (const actor of touched) plainSend(actor, reorged);
+      floor.commit(touched.map(plainRow));
+      await nextTurn();
+    }
+    const p0 = performance.now();
+    for (const actor of touched) plainSend(actor, mined(TOUCHING_BLOCK));
+    const p1 = performance.now();
+    const rows = touched.map(plainRow);
+    const p2 = performance.now();
+    floor.commit(rows);
+    const p3 = performance.now();
+    parts.push({ send: p1 - p0, json: p2 - p1, commit: p3 - p2, total: p3 - p0 });
+    await nextTurn();
   }
-  const p1 = performance.now();
-  const rows = touched.map(plainRow);
-  const p2 = performance.now();
-  floor.commit(rows);
-  const p3 = performance.now();
+  // The block whose total is the median, with its parts.
+  const block = [...parts].sort((a, b) => a.total - b.total)[(parts.length - 1) >> 1]!;
   if (touched.some((actor) => actor.getSnapshot().value !== 'confirming')) throw new Error('the 1% block did not mine them');
   floor.close();
   rmSync(dir, { recursive: true, force: true });
@@ -378,10 +407,11 @@ async function measureFloor(n: number) {
     heapPer: (live.heap - before.heap) / n,
     rssPer: (live.rss - before.rss) / n,
     rss: live.rss,
-    onePctMs: p3 - p0,
-    onePctSendMs: p1 - p0,
-    onePctJsonMs: p2 - p1,
-    onePctCommitMs: p3 - p2,
+    onePctMs: block.total,
+    onePctSendMs: block.send,
+    onePctJsonMs: block.json,
+    onePctCommitMs: block.commit,
+    onePctRange: [Math.min(...parts.map((p) => p.total)), Math.max(...parts.map((p) => p.total))],
     load: loadavg(),
   };
 }
