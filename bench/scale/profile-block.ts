@@ -3,7 +3,7 @@
  * plain floor), 99% mined, then BLOCKS blocks that each move the same 1% (TX_MINED, then
  * BLOCK_REORGED back, so that every block is 1,000 real transitions made durable). Writes the time
  * windows of the TX_MINED blocks (µs, the profiler's clock) to <dir>/windows.json for
- * bench/scale/profile-top.ts.
+ * bench/profile-top.ts.
  *
  * node --cpu-prof --cpu-prof-dir=<dir> --cpu-prof-interval 200 --expose-gc --import tsx \
  *   bench/scale/profile-block.ts <service|floor> <N> <BLOCKS> <dir>
@@ -16,6 +16,8 @@ import { type PlainActor, type PlainRow, openPlainFloor, plainActor, plainRow, p
 import { startServicePath } from '../service-path.js';
 
 const [kind = 'service', size = '100000', count = '20', out = '.tmp/prof'] = process.argv.slice(2);
+/** Every block is block 102: a higher head would bring the 99% mined at 100 to their confirmations. */
+const BLOCK = 102;
 const n = Number(size);
 const blocks = Number(count);
 const hashOf = (i: number): string => `0x${i.toString(16).padStart(64, '0')}`;
@@ -40,7 +42,7 @@ if (kind === 'service') {
   await store.flush();
   system.newHead(101);
   for (let b = 0; b < blocks; b++) {
-    const block = 102 + b;
+    const block = BLOCK;
     const from = nowUs();
     for (let i = 0; i < n; i += 100) system.deliver(idOf(i), mined(block));
     system.newHead(block);
@@ -69,7 +71,7 @@ if (kind === 'service') {
     floor.commit(rows);
   }
   for (let b = 0; b < blocks; b++) {
-    const block = 102 + b;
+    const block = BLOCK;
     const from = nowUs();
     const rows: PlainRow[] = [];
     for (let i = 0; i < n; i += 100) plainSend(actors[i]!, mined(block));
