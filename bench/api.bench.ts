@@ -1,17 +1,22 @@
 /**
- * npm run bench:api — POST /trackers and GET /trackers/:id throughput and p50/p99 latency, load from
- * this process (autocannon) against the service in another process, side by side in the same run
- * with the floor: a bare Express 5 app with the same routes on a Map, and the durable floor: that app
- * with each tracker one of the runtime's tracker actors whose snapshot is durable before a create is
- * answered (bench/durable-floor-server.ts). Also POST /trackers/batch.
+ * npm run bench:api — the service as `npm start` builds it (bench/api-server.ts, with the embedded
+ * anvil and its chain watcher), under autocannon load from this process, against floors in their own
+ * processes in the same run:
+ * - POST /trackers (a new hash per request; answered once durable) and GET /trackers/:id (10,000
+ *   seeded trackers) against a bare Express 5 app with the same routes on a Map (bench/floor-server.ts);
+ * - GET /trackers/:id while the chain watcher is busy: a block of BENCH_BUSY_TXS (1,000) real
+ *   transactions, every one of them tracked, mined on the service's anvil every BENCH_BUSY_BLOCK_MS
+ *   (1,000 ms) during the run, so that the watcher fetches receipts and delivers TX_MINED to 1,000
+ *   trackers a block, all persisted; against the same bare Express app (not loaded);
+ * - POST /trackers/batch of 1,000 items (4 connections) against a floor that parses the same body with
+ *   Express, starts 1,000 plain actors of the machine and commits their rows in one plain better-sqlite3
+ *   transaction (bench/batch-floor-server.ts); the bare Express app beside it.
  *
- * BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS (default 3). Server env
- * (DATABASE_URL, …) passes through; without DATABASE_URL the service gets a fresh SQLite file in a temp
- * folder (the durable default).
- *
- * Each scenario runs BENCH_ROUNDS times on each server, the servers taking turns (a different one
- * first in each round), so that a quieter or busier stretch of a shared box falls on all: the table
- * shows each server's median run and the median of the per-round ratios to the floor, with ranges.
+ * BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64), BENCH_ROUNDS (default 3). Each
+ * scenario runs BENCH_ROUNDS times on each server, the servers taking turns (a different one first in
+ * each round), so that a quieter or busier stretch of the shared box falls on all; the table shows each
+ * server's median run and the median of the per-round ratios to the floor, with ranges. Server env
+ * (DATABASE_URL, …) passes through; without DATABASE_URL the service gets a fresh SQLite file.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -19,27 +24,38 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
+import { assertFloorSchema } from './service-path.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const BATCH = 1000;
+const BUSY_TXS = Number(process.env.BENCH_BUSY_TXS ?? 1000);
+const BUSY_BLOCK_MS = Number(process.env.BENCH_BUSY_BLOCK_MS ?? 1000);
 const serverEnv = {
   DATABASE_URL: `sqlite:${join(mkdtempSync(join(tmpdir(), 'bench-api-')), 'trackers.db')}`,
   ...process.env,
 };
 const hashOf = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
 
-async function startProcess(script: string): Promise<{ child: ChildProcess; url: string; info: Record<string, string> }> {
+interface Server {
+  child: ChildProcess;
+  url: string;
+  info: Record<string, string | null>;
+}
+
+async function startProcess(script: string): Promise<Server> {
   const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'], env: serverEnv });
   const lines = createInterface({ input: child.stdout! });
-  for await (const line of lines) {
-    if (line.startsWith('{"url"')) {
-      const info = JSON.parse(line) as Record<string, string>;
-      return { child, url: info.url!, info };
-    }
-  }
-  throw new Error(`${script} exited before listening`);
+  return new Promise((resolve, reject) => {
+    // Every line is read (a log line left in the pipe could stall the server); the first with a URL starts it.
+    lines.on('line', (line) => {
+      if (!line.startsWith('{"url"')) return;
+      const info = JSON.parse(line) as Record<string, string | null>;
+      resolve({ child, url: info.url!, info });
+    });
+    child.once('exit', () => reject(new Error(`${script} exited before listening`)));
+  });
 }
 
 interface Run {
@@ -55,14 +71,13 @@ const median = (values: number[]): number => {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 
-async function run(url: string, requests: autocannon.Request[], connections = CONNECTIONS, duration = DURATION) {
+async function run(url: string, requests: autocannon.Request[], connections = CONNECTIONS, duration = DURATION): Promise<Run> {
   const result = await autocannon({ url, connections, duration, requests });
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
     errors: result.errors + result.timeouts + result.non2xx,
-    total: result.requests.total,
   };
 }
 
@@ -94,14 +109,19 @@ function uniqueBatches(offset: number): autocannon.Request[] {
   ];
 }
 
-async function seed(url: string, count: number, offset: number): Promise<string[]> {
-  const ids: string[] = [];
-  for (let i = 0; i < count; i += BATCH) {
-    const trackers = Array.from({ length: Math.min(BATCH, count - i) }, (_, j) => ({ txHash: hashOf(offset + i + j) }));
+async function postBatch(url: string, hashes: readonly string[]): Promise<void> {
+  for (let i = 0; i < hashes.length; i += BATCH) {
+    const trackers = hashes.slice(i, i + BATCH).map((txHash) => ({ txHash }));
     const res = await fetch(`${url}/trackers/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ trackers }) });
-    if (!res.ok) throw new Error(`seeding failed: ${res.status}`);
-    ids.push(...trackers.map((t) => t.txHash));
+    if (!res.ok) throw new Error(`POST /trackers/batch: ${res.status}`);
+    const { results } = (await res.json()) as { results: Array<{ status: number }> };
+    if (results.some((r) => r.status !== 201)) throw new Error('POST /trackers/batch: not every tracker was created');
   }
+}
+
+async function seed(url: string, count: number, offset: number): Promise<string[]> {
+  const ids = Array.from({ length: count }, (_, i) => hashOf(offset + i));
+  await postBatch(url, ids);
   return ids;
 }
 
@@ -109,69 +129,223 @@ function randomGets(ids: string[]): autocannon.Request[] {
   return [{ method: 'GET', setupRequest: (req) => ({ ...req, path: `/trackers/${ids[Math.floor(Math.random() * ids.length)]}` }) }];
 }
 
+async function until(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** JSON-RPC to the service's anvil (dev accounts are unlocked: `eth_sendTransaction` signs). */
+function chainClient(url: string) {
+  let id = 0;
+  const call = async <T>(method: string, params: unknown[] = []): Promise<T> => {
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method, params }) });
+    const body = (await res.json()) as { result?: T; error?: { message: string } };
+    if (body.error) throw new Error(`${method}: ${body.error.message}`);
+    return body.result as T;
+  };
+  const batch = async <T>(method: string, params: unknown[][]): Promise<T[]> => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(params.map((p) => ({ jsonrpc: '2.0', id: ++id, method, params: p }))),
+    });
+    const body = (await res.json()) as Array<{ result?: T; error?: { message: string } }>;
+    const failed = body.find((r) => r.error);
+    if (failed) throw new Error(`${method}: ${failed.error!.message}`);
+    return body.map((r) => r.result as T);
+  };
+  return { call, batch };
+}
+
+/**
+ * The chain watcher's work for one busy run: BUSY_TXS × blocks transfers in the node's pool (mining
+ * paused), a tracker for each (created, and looked up by the watcher, before the run), then, during
+ * the run, a block of BUSY_TXS of them every BUSY_BLOCK_MS. After it the rest are mined and all of them
+ * confirmed before the node goes back to a block every 2 s, so that no run inherits another's work.
+ */
+async function busyChain(service: Server) {
+  if (!service.info.chain) throw new Error('the busy scenario needs the embedded anvil (unset ETH_RPC_URL)');
+  const chain = chainClient(service.info.chain);
+  const accounts = await chain.call<string[]>('eth_accounts');
+  await chain.call('evm_setIntervalMining', [0]);
+  // A block holds BUSY_TXS plain transfers (21,000 gas each) and no more.
+  await chain.call('evm_setBlockGasLimit', [`0x${(21_000 * BUSY_TXS).toString(16)}`]);
+  // Nonces counted here: the node's own count of pending ones is not what a batch of sends needs.
+  const counts = await chain.batch<string>('eth_getTransactionCount', accounts.map((a) => [a, 'pending']));
+  const nonces = counts.map((c) => Number.parseInt(c, 16));
+  let sent = 0;
+  const pending = async () => Number.parseInt((await chain.call<{ pending: string }>('txpool_status')).pending, 16);
+  const head = async () => Number.parseInt(await chain.call<string>('eth_blockNumber'), 16);
+  return {
+    async prepare(): Promise<void> {
+      const blocks = Math.ceil((DURATION * 1000) / BUSY_BLOCK_MS) + 1;
+      const hashes: string[] = [];
+      for (let i = 0; i < blocks * BUSY_TXS; i += 500) {
+        const params = Array.from({ length: 500 }, () => {
+          const k = sent++ % accounts.length;
+          const to = accounts[(k + 1) % accounts.length];
+          // Legacy, at 1,000 gwei: still above the base fee after the run's full blocks have raised it.
+          return [{ from: accounts[k], to, value: '0x1', gas: '0x5208', gasPrice: '0xe8d4a51000', nonce: `0x${(nonces[k]!++).toString(16)}` }];
+        });
+        hashes.push(...(await chain.batch<string>('eth_sendTransaction', params)));
+      }
+      await postBatch(service.url, hashes);
+      // Created trackers are looked up by the watcher in creation order: once the last one has moved
+      // (TX_SEEN: the node has it in its pool), the lookups are done.
+      const last = hashes[hashes.length - 1]!;
+      await until(
+        async () => {
+          const tracker = (await (await fetch(`${service.url}/trackers/${last}`)).json()) as { createdAt: string; updatedAt: string };
+          return tracker.updatedAt !== tracker.createdAt;
+        },
+        120_000,
+        'the watcher to look the busy trackers up',
+      );
+    },
+    /** Mine during `work`; also how many blocks and tracked transactions that made. */
+    async mineWhile<T>(work: Promise<T>): Promise<{ result: T; blocks: number; txs: number }> {
+      const [pool0, head0] = await Promise.all([pending(), head()]);
+      const timer = setInterval(() => void chain.call('evm_mine').catch(() => undefined), BUSY_BLOCK_MS);
+      const result = await work.finally(() => clearInterval(timer));
+      const [pool1, head1] = await Promise.all([pending(), head()]);
+      return { result, blocks: head1 - head0, txs: pool0 - pool1 };
+    },
+    async settle(): Promise<void> {
+      // The rest of the pool, then enough blocks to confirm everything.
+      while ((await pending()) > 0) await chain.call('evm_mine');
+      await chain.call('anvil_mine', ['0xd']);
+      await until(
+        async () => ((await (await fetch(`${service.url}/trackers?state=confirming&limit=1`)).json()) as { items: unknown[] }).items.length === 0,
+        120_000,
+        'the busy trackers to be confirmed',
+      );
+    },
+    async stop(): Promise<void> {
+      await chain.call('evm_setIntervalMining', [2]);
+    },
+  };
+}
+
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-type ServerName = 'floor' | 'durable floor' | 'tx-tracker';
-const SERVERS: ServerName[] = ['floor', 'durable floor', 'tx-tracker'];
+type ServerName = 'floor' | 'batch floor' | 'tx-tracker';
+
+interface Scenario {
+  name: string;
+  perRequest: number;
+  /** The server the ratio is taken against. */
+  reference: ServerName;
+  servers: ServerName[];
+  runs: Partial<Record<ServerName, Run[]>>;
+  target: { throughput: number; p99?: number; label: string };
+}
 
 async function main(): Promise<void> {
-  const servers: Record<ServerName, Awaited<ReturnType<typeof startProcess>>> = {
+  await assertFloorSchema();
+  const servers: Record<ServerName, Server> = {
     floor: await startProcess('bench/floor-server.ts'),
-    'durable floor': await startProcess('bench/durable-floor-server.ts'),
+    'batch floor': await startProcess('bench/batch-floor-server.ts'),
     'tx-tracker': await startProcess('bench/api-server.ts'),
   };
-  const scenarios: Array<{ name: string; perRequest: number; runs: Record<ServerName, Run[]> }> = [];
-  const measure = async (name: string, perRequest: number, load: (server: ServerName, url: string) => Promise<Run>) => {
-    const runs: Record<ServerName, Run[]> = { floor: [], 'durable floor': [], 'tx-tracker': [] };
+  const scenarios: Scenario[] = [];
+  const busyRuns: Array<{ blocks: number; txs: number }> = [];
+  const measure = async (
+    scenario: Omit<Scenario, 'runs'>,
+    load: (server: ServerName, url: string) => Promise<Run>,
+  ): Promise<void> => {
+    process.stderr.write(`bench:api ${scenario.name} …\n`);
+    const runs: Partial<Record<ServerName, Run[]>> = {};
     for (let round = 0; round < ROUNDS; round++) {
-      const order = SERVERS.map((_, i) => SERVERS[(i + round) % SERVERS.length]!);
-      for (const server of order) runs[server].push(await load(server, servers[server].url));
+      const order = scenario.servers.map((_, i) => scenario.servers[(i + round) % scenario.servers.length]!);
+      for (const server of order) (runs[server] ??= []).push(await load(server, servers[server].url));
     }
-    scenarios.push({ name, perRequest, runs });
+    scenarios.push({ ...scenario, runs });
   };
   try {
-    for (const server of Object.values(servers)) {
-      // Warm up the JIT on both before measuring.
-      await run(server.url, uniquePosts(1e9), 16, 2);
-    }
-    let offset = 1;
-    await measure('POST /trackers', 1, (_server, url) => run(url, uniquePosts((offset += 1e8))));
-    const ids: Record<string, string[]> = {};
-    for (const [name, server] of Object.entries(servers)) ids[name] = await seed(server.url, 10_000, (offset += 1e8));
-    await measure('GET /trackers/:id', 0, (server, url) => run(url, randomGets(ids[server]!)));
-    await measure(`POST /trackers/batch (${BATCH}/req)`, BATCH, (_server, url) => run(url, uniqueBatches((offset += 1e9)), 4));
+    // Warm up the JIT of each before measuring.
+    await run(servers.floor.url, uniquePosts(1e9), 16, 2);
+    await run(servers['tx-tracker'].url, uniquePosts(1e9), 16, 2);
+    await run(servers['batch floor'].url, uniqueBatches(2e9), 4, 2);
+    await run(servers['tx-tracker'].url, uniqueBatches(2e9), 4, 2);
+    let offset = 1e10;
+    await measure(
+      { name: 'POST /trackers', perRequest: 1, reference: 'floor', servers: ['floor', 'tx-tracker'], target: { throughput: 0.75, p99: 1.5, label: '≥ 75% thr, p99 ≤ ×1.5' } },
+      (_server, url) => run(url, uniquePosts((offset += 1e8))),
+    );
+    const ids: Partial<Record<ServerName, string[]>> = {};
+    for (const name of ['floor', 'tx-tracker'] as const) ids[name] = await seed(servers[name].url, 10_000, (offset += 1e8));
+    await measure(
+      { name: 'GET /trackers/:id', perRequest: 0, reference: 'floor', servers: ['floor', 'tx-tracker'], target: { throughput: 0.9, label: '≥ 90% thr' } },
+      (server, url) => run(url, randomGets(ids[server]!)),
+    );
+    const chain = await busyChain(servers['tx-tracker']);
+    await measure(
+      {
+        name: `GET /trackers/:id, watcher busy (${fmt(BUSY_TXS)} tracked txs a block, a block every ${fmt(BUSY_BLOCK_MS / 1000, 1)} s)`,
+        perRequest: 0,
+        reference: 'floor',
+        servers: ['floor', 'tx-tracker'],
+        target: { throughput: 0.9, label: '≥ 90% thr' },
+      },
+      async (server, url) => {
+        if (server !== 'tx-tracker') return run(url, randomGets(ids[server]!));
+        await chain.prepare();
+        const { result, blocks, txs } = await chain.mineWhile(run(url, randomGets(ids[server]!)));
+        busyRuns.push({ blocks, txs });
+        await chain.settle();
+        return result;
+      },
+    );
+    await chain.stop();
+    await measure(
+      {
+        name: `POST /trackers/batch (${BATCH}/req)`,
+        perRequest: BATCH,
+        reference: 'batch floor',
+        servers: ['batch floor', 'tx-tracker', 'floor'],
+        target: { throughput: 0.7, label: '≥ 0.7× the batch floor' },
+      },
+      (_server, url) => run(url, uniqueBatches((offset += 1e9)), 4),
+    );
   } finally {
     for (const server of Object.values(servers)) server.child.kill('SIGTERM');
   }
 
-  const store = servers['tx-tracker'].info.database;
   console.log(
     `\nnpm run bench:api — ${DURATION}s per run, ${CONNECTIONS} connections (batch: 4), ${ROUNDS} rounds per scenario taking turns, ` +
-      `Node ${process.version}, store: ${store}\n`,
+      `Node ${process.version}, store: ${servers['tx-tracker'].info.database}\n`,
   );
-  console.log('| scenario | server | req/s, median (range) | trackers/s | p50 ms | p99 ms | errors | vs floor: median of the rounds (range) |');
-  console.log('|---|---|---:|---:|---:|---:|---:|---|');
+  console.log('| scenario | server | req/s, median (range) | trackers/s | p50 ms | p99 ms | errors | vs reference: median of the rounds (range) | target |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---|---|');
   const range = (values: number[], digits = 0) =>
     values.length > 1 ? ` (${fmt(Math.min(...values), digits)}–${fmt(Math.max(...values), digits)})` : '';
-  for (const { name, perRequest, runs } of scenarios) {
-    const floor = runs.floor;
-    for (const server of SERVERS) {
-      const mine = runs[server];
+  for (const { name, perRequest, runs, reference, servers: names, target } of scenarios) {
+    const ref = runs[reference]!;
+    for (const server of names) {
+      const mine = runs[server]!;
       const rps = mine.map((r) => r.rps);
       const tps = perRequest > 0 ? fmt(median(rps) * perRequest) : '';
-      const throughput = mine.map((r, i) => (r.rps / floor[i]!.rps) * 100);
-      const p99 = mine.map((r, i) => r.p99 / Math.max(floor[i]!.p99, 1));
+      const throughput = mine.map((r, i) => r.rps / ref[i]!.rps);
+      const p99 = mine.map((r, i) => r.p99 / Math.max(ref[i]!.p99, 1));
       const versus =
-        server === 'floor'
-          ? '—'
-          : `${fmt(median(throughput))}% thr${range(throughput)}, p99 ×${fmt(median(p99), 2)}${range(p99, 2)}`;
+        server === reference
+          ? 'reference'
+          : `${fmt(median(throughput) * 100)}% thr${range(throughput.map((t) => t * 100))}, p99 ×${fmt(median(p99), 2)}${range(p99, 2)}`;
+      const met = median(throughput) >= target.throughput && (target.p99 === undefined || median(p99) <= target.p99);
+      const goal = server === 'tx-tracker' ? `${target.label}: ${met ? 'met' : 'not met'}` : '';
       const errors = mine.reduce((sum, r) => sum + r.errors, 0);
       console.log(
         `| ${name} | ${server} | ${fmt(median(rps))}${range(rps)} | ${tps} | ${median(mine.map((r) => r.p50))} | ` +
-          `${median(mine.map((r) => r.p99))} | ${errors} | ${versus} |`,
+          `${median(mine.map((r) => r.p99))} | ${errors} | ${versus} | ${goal} |`,
       );
     }
   }
+  console.log(
+    `\nwatcher busy: ${busyRuns.map((b) => `${fmt(b.blocks)} blocks, ${fmt(b.txs)} tracked txs mined`).join('; ')} during the service's runs`,
+  );
 }
 
 await main();
