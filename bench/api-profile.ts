@@ -18,10 +18,17 @@ const hashOf = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
 mkdirSync(dir, { recursive: true });
 
-const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval', '500', '--import', 'tsx', script], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-  env: { DATABASE_URL: `sqlite:${join(mkdtempSync(join(tmpdir(), 'bench-api-profile-')), 'trackers.db')}`, ...process.env },
-});
+const child = spawn(
+  process.execPath,
+  ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval', '500', '--import', 'tsx', script],
+  {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {
+      DATABASE_URL: `sqlite:${join(mkdtempSync(join(tmpdir(), 'bench-api-profile-')), 'trackers.db')}`,
+      ...process.env,
+    },
+  },
+);
 const url = await new Promise<string>((resolve, reject) => {
   createInterface({ input: child.stdout! }).on('line', (line) => {
     if (line.startsWith('{"url"')) resolve((JSON.parse(line) as { url: string }).url);
@@ -31,22 +38,43 @@ const url = await new Promise<string>((resolve, reject) => {
 
 let n = 0;
 const posts: autocannon.Request[] = [
-  { method: 'POST', path: '/trackers', headers: { 'content-type': 'application/json' }, setupRequest: (req) => ({ ...req, body: JSON.stringify({ txHash: hashOf(n++) }) }) },
+  {
+    method: 'POST',
+    path: '/trackers',
+    headers: { 'content-type': 'application/json' },
+    setupRequest: (req) => ({ ...req, body: JSON.stringify({ txHash: hashOf(n++) }) }),
+  },
 ];
 // Warm-up (and, for GET, 10,000 trackers to read).
 await autocannon({ url, connections: 16, duration: 2, requests: posts });
 const ids: string[] = [];
 for (let i = 0; i < 10_000; i += 1000) {
   const trackers = Array.from({ length: 1000 }, (_, j) => ({ txHash: hashOf(1e9 + i + j) }));
-  await fetch(`${url}/trackers/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ trackers }) });
+  await fetch(`${url}/trackers/batch`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ trackers }),
+  });
   ids.push(...trackers.map((t) => t.txHash));
 }
-const gets: autocannon.Request[] = [{ method: 'GET', setupRequest: (req) => ({ ...req, path: `/trackers/${ids[Math.floor(Math.random() * ids.length)]}` }) }];
+const gets: autocannon.Request[] = [
+  {
+    method: 'GET',
+    setupRequest: (req) => ({ ...req, path: `/trackers/${ids[Math.floor(Math.random() * ids.length)]}` }),
+  },
+];
 
 const from = nowUs();
-const result = await autocannon({ url, connections: 64, duration: Number(seconds), requests: load === 'get' ? gets : posts });
+const result = await autocannon({
+  url,
+  connections: 64,
+  duration: Number(seconds),
+  requests: load === 'get' ? gets : posts,
+});
 const to = nowUs();
 writeFileSync(join(dir, 'windows.json'), JSON.stringify([{ from, to, ops: result.requests.total }]));
-console.log(`${script} ${load}: ${Math.round(result.requests.average)} req/s, p99 ${result.latency.p99} ms, ${result.non2xx} non-2xx`);
+console.log(
+  `${script} ${load}: ${Math.round(result.requests.average)} req/s, p99 ${result.latency.p99} ms, ${result.non2xx} non-2xx`,
+);
 child.kill('SIGTERM');
 await new Promise((resolve) => child.once('exit', resolve));

@@ -45,7 +45,10 @@ interface Server {
 }
 
 async function startProcess(script: string): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'], env: serverEnv });
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: serverEnv,
+  });
   const lines = createInterface({ input: child.stdout! });
   return new Promise((resolve, reject) => {
     // Every line is read (a log line left in the pipe could stall the server); the first with a URL starts it.
@@ -71,7 +74,12 @@ const median = (values: number[]): number => {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 
-async function run(url: string, requests: autocannon.Request[], connections = CONNECTIONS, duration = DURATION): Promise<Run> {
+async function run(
+  url: string,
+  requests: autocannon.Request[],
+  connections = CONNECTIONS,
+  duration = DURATION,
+): Promise<Run> {
   const result = await autocannon({ url, connections, duration, requests });
   return {
     rps: result.requests.average,
@@ -112,7 +120,11 @@ function uniqueBatches(offset: number): autocannon.Request[] {
 async function postBatch(url: string, hashes: readonly string[]): Promise<void> {
   for (let i = 0; i < hashes.length; i += BATCH) {
     const trackers = hashes.slice(i, i + BATCH).map((txHash) => ({ txHash }));
-    const res = await fetch(`${url}/trackers/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ trackers }) });
+    const res = await fetch(`${url}/trackers/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ trackers }),
+    });
     if (!res.ok) throw new Error(`POST /trackers/batch: ${res.status}`);
     const { results } = (await res.json()) as { results: Array<{ status: number }> };
     if (results.some((r) => r.status !== 201)) throw new Error('POST /trackers/batch: not every tracker was created');
@@ -126,7 +138,12 @@ async function seed(url: string, count: number, offset: number): Promise<string[
 }
 
 function randomGets(ids: string[]): autocannon.Request[] {
-  return [{ method: 'GET', setupRequest: (req) => ({ ...req, path: `/trackers/${ids[Math.floor(Math.random() * ids.length)]}` }) }];
+  return [
+    {
+      method: 'GET',
+      setupRequest: (req) => ({ ...req, path: `/trackers/${ids[Math.floor(Math.random() * ids.length)]}` }),
+    },
+  ];
 }
 
 async function until(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -141,7 +158,11 @@ async function until(condition: () => Promise<boolean>, timeoutMs: number, what:
 function chainClient(url: string) {
   let id = 0;
   const call = async <T>(method: string, params: unknown[] = []): Promise<T> => {
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method, params }) });
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method, params }),
+    });
     const body = (await res.json()) as { result?: T; error?: { message: string } };
     if (body.error) throw new Error(`${method}: ${body.error.message}`);
     return body.result as T;
@@ -174,7 +195,10 @@ async function busyChain(service: Server) {
   // A block holds BUSY_TXS plain transfers (21,000 gas each) and no more.
   await chain.call('evm_setBlockGasLimit', [`0x${(21_000 * BUSY_TXS).toString(16)}`]);
   // Nonces counted here: the node's own count of pending ones is not what a batch of sends needs.
-  const counts = await chain.batch<string>('eth_getTransactionCount', accounts.map((a) => [a, 'pending']));
+  const counts = await chain.batch<string>(
+    'eth_getTransactionCount',
+    accounts.map((a) => [a, 'pending']),
+  );
   const nonces = counts.map((c) => Number.parseInt(c, 16));
   let sent = 0;
   const pending = async () => Number.parseInt((await chain.call<{ pending: string }>('txpool_status')).pending, 16);
@@ -188,7 +212,16 @@ async function busyChain(service: Server) {
           const k = sent++ % accounts.length;
           const to = accounts[(k + 1) % accounts.length];
           // Legacy, at 1,000 gwei: still above the base fee after the run's full blocks have raised it.
-          return [{ from: accounts[k], to, value: '0x1', gas: '0x5208', gasPrice: '0xe8d4a51000', nonce: `0x${(nonces[k]!++).toString(16)}` }];
+          return [
+            {
+              from: accounts[k],
+              to,
+              value: '0x1',
+              gas: '0x5208',
+              gasPrice: '0xe8d4a51000',
+              nonce: `0x${(nonces[k]!++).toString(16)}`,
+            },
+          ];
         });
         hashes.push(...(await chain.batch<string>('eth_sendTransaction', params)));
       }
@@ -198,7 +231,10 @@ async function busyChain(service: Server) {
       const last = hashes[hashes.length - 1]!;
       await until(
         async () => {
-          const tracker = (await (await fetch(`${service.url}/trackers/${last}`)).json()) as { createdAt: string; updatedAt: string };
+          const tracker = (await (await fetch(`${service.url}/trackers/${last}`)).json()) as {
+            createdAt: string;
+            updatedAt: string;
+          };
           return tracker.updatedAt !== tracker.createdAt;
         },
         120_000,
@@ -218,7 +254,9 @@ async function busyChain(service: Server) {
       while ((await pending()) > 0) await chain.call('evm_mine');
       await chain.call('anvil_mine', ['0xd']);
       await until(
-        async () => ((await (await fetch(`${service.url}/trackers?state=confirming&limit=1`)).json()) as { items: unknown[] }).items.length === 0,
+        async () =>
+          ((await (await fetch(`${service.url}/trackers?state=confirming&limit=1`)).json()) as { items: unknown[] })
+            .items.length === 0,
         120_000,
         'the busy trackers to be confirmed',
       );
@@ -229,7 +267,8 @@ async function busyChain(service: Server) {
   };
 }
 
-const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 type ServerName = 'floor' | 'batch floor' | 'tx-tracker';
 
@@ -272,13 +311,26 @@ async function main(): Promise<void> {
     await run(servers['tx-tracker'].url, uniqueBatches(2e9), 4, 2);
     let offset = 1e10;
     await measure(
-      { name: 'POST /trackers', perRequest: 1, reference: 'floor', servers: ['floor', 'tx-tracker'], target: { throughput: 0.75, p99: 1.5, label: '≥ 75% thr, p99 ≤ ×1.5' } },
+      {
+        name: 'POST /trackers',
+        perRequest: 1,
+        reference: 'floor',
+        servers: ['floor', 'tx-tracker'],
+        target: { throughput: 0.75, p99: 1.5, label: '≥ 75% thr, p99 ≤ ×1.5' },
+      },
       (_server, url) => run(url, uniquePosts((offset += 1e8))),
     );
     const ids: Partial<Record<ServerName, string[]>> = {};
-    for (const name of ['floor', 'tx-tracker'] as const) ids[name] = await seed(servers[name].url, 10_000, (offset += 1e8));
+    for (const name of ['floor', 'tx-tracker'] as const)
+      ids[name] = await seed(servers[name].url, 10_000, (offset += 1e8));
     await measure(
-      { name: 'GET /trackers/:id', perRequest: 0, reference: 'floor', servers: ['floor', 'tx-tracker'], target: { throughput: 0.9, label: '≥ 90% thr' } },
+      {
+        name: 'GET /trackers/:id',
+        perRequest: 0,
+        reference: 'floor',
+        servers: ['floor', 'tx-tracker'],
+        target: { throughput: 0.9, label: '≥ 90% thr' },
+      },
       (server, url) => run(url, randomGets(ids[server]!)),
     );
     const chain = await busyChain(servers['tx-tracker']);
@@ -318,7 +370,9 @@ async function main(): Promise<void> {
     `\nnpm run bench:api — ${DURATION}s per run, ${CONNECTIONS} connections (batch: 4), ${ROUNDS} rounds per scenario taking turns, ` +
       `Node ${process.version}, store: ${servers['tx-tracker'].info.database}\n`,
   );
-  console.log('| scenario | server | req/s, median (range) | trackers/s | p50 ms | p99 ms | errors | vs reference: median of the rounds (range) | target |');
+  console.log(
+    '| scenario | server | req/s, median (range) | trackers/s | p50 ms | p99 ms | errors | vs reference: median of the rounds (range) | target |',
+  );
   console.log('|---|---|---:|---:|---:|---:|---:|---|---|');
   const range = (values: number[], digits = 0) =>
     values.length > 1 ? ` (${fmt(Math.min(...values), digits)}–${fmt(Math.max(...values), digits)})` : '';

@@ -18,7 +18,12 @@ app.use(express.json({ limit: '1mb' }));
 
 const view = (actor: PlainActor) => {
   const { context, value } = actor.getSnapshot();
-  return { id: context.id, txHash: context.txHash, state: typeof value === 'string' ? value : Object.keys(value)[0], createdAt: new Date(context.createdAt).toISOString() };
+  return {
+    id: context.id,
+    txHash: context.txHash,
+    state: typeof value === 'string' ? value : Object.keys(value)[0],
+    createdAt: new Date(context.createdAt).toISOString(),
+  };
 };
 
 app.post('/trackers/batch', (req, res) => {
@@ -29,7 +34,8 @@ app.post('/trackers/batch', (req, res) => {
     const txHash = item.txHash.toLowerCase();
     const id = typeof item.id === 'string' ? item.id : txHash;
     const existing = actors.get(id);
-    if (existing) return { status: existing.getSnapshot().context.txHash === txHash ? 200 : 409, tracker: view(existing) };
+    if (existing)
+      return { status: existing.getSnapshot().context.txHash === txHash ? 200 : 409, tracker: view(existing) };
     const actor = plainActor(id, txHash);
     actors.set(id, actor);
     rows.push(plainRow(actor));

@@ -65,8 +65,12 @@ if (arg) {
     return { n, ...best! };
   });
   const base = rows[0]!;
-  console.log(`bench:core — start N trackers through system.start on the service path (DATABASE_URL=memory:), best of ${runs}, fresh process each, Node ${process.version}`);
-  console.log('| trackers | total | per tracker | vs 10,000 | heap per tracker | floor: plain createActor per tracker | ours ÷ floor |');
+  console.log(
+    `bench:core — start N trackers through system.start on the service path (DATABASE_URL=memory:), best of ${runs}, fresh process each, Node ${process.version}`,
+  );
+  console.log(
+    '| trackers | total | per tracker | vs 10,000 | heap per tracker | floor: plain createActor per tracker | ours ÷ floor |',
+  );
   console.log('|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
     const per = (r.systemMs * 1000) / r.n;

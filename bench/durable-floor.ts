@@ -20,10 +20,17 @@ export type DurableFloorTracker = ReturnType<typeof createActor<typeof logic>>;
  * spawn('txn_1', txHash).send({ type: 'TX_SEEN' });
  * await store.flush();
  */
-export function durableFloorTrackers(store: SnapshotStore, requiredConfirmations: number): (id: string, txHash: string) => DurableFloorTracker {
+export function durableFloorTrackers(
+  store: SnapshotStore,
+  requiredConfirmations: number,
+): (id: string, txHash: string) => DurableFloorTracker {
   const parent = createActor(createMachine({})).start();
   return (id, txHash) => {
-    const actor = createActor(logic, { id, parent, input: { id, txHash, requiredConfirmations, createdAt: Date.now() } } as never) as DurableFloorTracker;
+    const actor = createActor(logic, {
+      id,
+      parent,
+      input: { id, txHash, requiredConfirmations, createdAt: Date.now() },
+    } as never) as DurableFloorTracker;
     actor.subscribe((snapshot) => {
       const { context } = snapshot;
       store.write({

@@ -12,16 +12,23 @@ const hashOf = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
 
 async function measure(label: string, filter: string | undefined) {
   const inspection = filter === undefined ? undefined : createInspection({ filter });
-  const system = await createTrackerSystem({ store: new MemoryStore(), ...(inspection ? { inspect: inspection.observe } : {}) });
+  const system = await createTrackerSystem({
+    store: new MemoryStore(),
+    ...(inspection ? { inspect: inspection.observe } : {}),
+  });
   const t0 = performance.now();
   for (let i = 0; i < N; i += 1000) {
     // Ids t00000…: the prefix t00 matches 1% of them.
-    await system.startMany(Array.from({ length: 1000 }, (_, j) => ({ id: `t${String(i + j).padStart(6, '0')}`, txHash: hashOf(i + j) })));
+    await system.startMany(
+      Array.from({ length: 1000 }, (_, j) => ({ id: `t${String(i + j).padStart(6, '0')}`, txHash: hashOf(i + j) })),
+    );
   }
   await new Promise((resolve) => setTimeout(resolve, 100)); // let the inspector's deferred work run
   const ms = performance.now() - t0;
   const heapMb = process.memoryUsage().heapUsed / 2 ** 20;
-  console.log(`| ${label} | ${N.toLocaleString('en-US')} | ${Math.round(ms)} | ${Math.round((N / ms) * 1000).toLocaleString('en-US')} | ${Math.round(heapMb)} | ${inspection ? JSON.stringify(inspection.view().counts) : ''} |`);
+  console.log(
+    `| ${label} | ${N.toLocaleString('en-US')} | ${Math.round(ms)} | ${Math.round((N / ms) * 1000).toLocaleString('en-US')} | ${Math.round(heapMb)} | ${inspection ? JSON.stringify(inspection.view().counts) : ''} |`,
+  );
   await system.shutdown();
   inspection?.stop();
 }

@@ -68,7 +68,9 @@ export type PlainFloor = ReturnType<typeof openPlainFloor>;
  * const actor = plainActor('txn_1', '0x…', 12);
  */
 export function plainActor(id: string, txHash: string, requiredConfirmations = 12): PlainActor {
-  return createActor(trackerMachine, { input: { id, txHash, chainId: 31337, requiredConfirmations, createdAt: Date.now() } }).start();
+  return createActor(trackerMachine, {
+    input: { id, txHash, chainId: 31337, requiredConfirmations, createdAt: Date.now() },
+  }).start();
 }
 
 /** `actor.send` of a chain fact, stamped with the time as the service stamps it. */
@@ -87,7 +89,17 @@ export function plainRow(actor: PlainActor): PlainRow {
   const { context, value } = snapshot;
   const state = typeof value === 'string' ? value : Object.keys(value)[0]!;
   const json = JSON.stringify(actor.getPersistedSnapshot());
-  return [context.id, context.txHash, state, TRACKER_MACHINE_VERSION, json, context.restarts, context.createdAt, context.updatedAt, null];
+  return [
+    context.id,
+    context.txHash,
+    state,
+    TRACKER_MACHINE_VERSION,
+    json,
+    context.restarts,
+    context.createdAt,
+    context.updatedAt,
+    null,
+  ];
 }
 
 /**
@@ -101,7 +113,9 @@ export function sameSchema(servicePath: string, floorPath: string): void {
   const read = (path: string): string => {
     const db = new Database(path, { readonly: true, fileMustExist: true });
     try {
-      const rows = db.prepare("SELECT type, name, sql FROM sqlite_master WHERE name LIKE 'trackers%' ORDER BY name").all();
+      const rows = db
+        .prepare("SELECT type, name, sql FROM sqlite_master WHERE name LIKE 'trackers%' ORDER BY name")
+        .all();
       return JSON.stringify(rows);
     } finally {
       db.close();
@@ -109,5 +123,6 @@ export function sameSchema(servicePath: string, floorPath: string): void {
   };
   const ours = read(servicePath);
   const floor = read(floorPath);
-  if (ours !== floor) throw new Error(`the floor's schema is not the service's:\n service: ${ours}\n floor:   ${floor}`);
+  if (ours !== floor)
+    throw new Error(`the floor's schema is not the service's:\n service: ${ours}\n floor:   ${floor}`);
 }

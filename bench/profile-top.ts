@@ -23,13 +23,26 @@ interface Profile {
 
 const [dir = '.tmp/prof', topArg = '25'] = process.argv.slice(2);
 /** Time windows (µs, CLOCK_MONOTONIC) and how many operations (blocks, requests) each one holds. */
-const windows = JSON.parse(readFileSync(join(dir, 'windows.json'), 'utf8')) as Array<{ from: number; to: number; ops?: number }>;
+const windows = JSON.parse(readFileSync(join(dir, 'windows.json'), 'utf8')) as Array<{
+  from: number;
+  to: number;
+  ops?: number;
+}>;
 const windowUs = windows.reduce((sum, w) => sum + (w.to - w.from), 0);
 const ops = windows.reduce((sum, w) => sum + (w.ops ?? 1), 0);
 const windowOf = (t: number) => windows.find((w) => t >= w.from && t < w.to);
 
-const HTTP_DEPS = /node_modules\/(express|router|body-parser|raw-body|parseurl|on-finished|content-type|type-is|iconv-lite|mime-types|mime-db|debug|path-to-regexp|finalhandler|send|statuses|http-errors|qs|encodeurl|escape-html|etag|fresh|vary|cookie|depd|media-typer|negotiator|accepts|merge-descriptors|ee-first|unpipe|safer-buffer|setprototypeof|toidentifier|bytes)\//;
-const HTTP_NATIVE = new Set(['writev', 'writeUtf8String', 'writeLatin1String', 'writeBuffer', 'encodeUtf8String', 'utf8Slice', 'latin1Slice']);
+const HTTP_DEPS =
+  /node_modules\/(express|router|body-parser|raw-body|parseurl|on-finished|content-type|type-is|iconv-lite|mime-types|mime-db|debug|path-to-regexp|finalhandler|send|statuses|http-errors|qs|encodeurl|escape-html|etag|fresh|vary|cookie|depd|media-typer|negotiator|accepts|merge-descriptors|ee-first|unpipe|safer-buffer|setprototypeof|toidentifier|bytes)\//;
+const HTTP_NATIVE = new Set([
+  'writev',
+  'writeUtf8String',
+  'writeLatin1String',
+  'writeBuffer',
+  'encodeUtf8String',
+  'utf8Slice',
+  'latin1Slice',
+]);
 const root = `${process.cwd()}/`;
 
 /** What a frame is part of, by where its code lives. */
@@ -39,17 +52,23 @@ function concern(url: string, name: string): string {
   if (name === '(program)') return 'V8/native (program)';
   const path = url.replace(/^file:\/\//, '').replace(root, '');
   if (path.includes('node_modules/xstate')) return 'XState';
-  if (path.includes('node_modules/better-sqlite3') || path.includes('[worker eval]')) return 'SQLite (better-sqlite3, worker)';
+  if (path.includes('node_modules/better-sqlite3') || path.includes('[worker eval]'))
+    return 'SQLite (better-sqlite3, worker)';
   if (HTTP_DEPS.test(path)) return 'HTTP: Express and its deps';
   if (path.includes('node_modules/')) return `deps: ${/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path)?.[1]}`;
   if (path.startsWith('src/') || path.startsWith('machines/') || path.startsWith('bench/')) {
-    const dir = path.split('/').slice(0, path.startsWith('src/') ? 2 : 1).join('/');
+    const dir = path
+      .split('/')
+      .slice(0, path.startsWith('src/') ? 2 : 1)
+      .join('/');
     return dir === 'machines' ? 'src/runtime + machines' : dir === 'src/runtime' ? 'src/runtime + machines' : dir;
   }
   // In the service only the chain watcher's JSON-RPC transport uses fetch.
   if (/^node:internal\/(deps\/undici|webstreams|abort_controller)/.test(path)) return 'fetch (undici): JSON-RPC';
-  if (/^node:(_http|net|_stream|stream|internal\/(streams|http|net|stream_base))/.test(path) || HTTP_NATIVE.has(name)) return 'HTTP: Node http, net, streams';
-  if (/^node:internal\/(worker|per_context\/messageport|event_target)/.test(path) || name === 'postMessage') return 'worker messaging';
+  if (/^node:(_http|net|_stream|stream|internal\/(streams|http|net|stream_base))/.test(path) || HTTP_NATIVE.has(name))
+    return 'HTTP: Node http, net, streams';
+  if (/^node:internal\/(worker|per_context\/messageport|event_target)/.test(path) || name === 'postMessage')
+    return 'worker messaging';
   if (path.startsWith('node:') || path.startsWith('internal/')) return 'Node internals (events, timers, other)';
   if (url === '') return name.startsWith('RegExp:') ? 'regular expressions' : 'native builtins (other)';
   return 'other';
@@ -59,7 +78,9 @@ const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
 const top = Number(topArg);
 const ms = (us: number): string => `${(us / 1000).toFixed(1)} ms`;
 const us = (v: number): string => (v >= 1000 ? ms(v) : `${v.toFixed(1)} µs`);
-console.log(`${windows.length} windows, ${ms(windowUs)} of wall time in them, ${ops.toLocaleString('en-US')} operations (${us(windowUs / ops)} each)\n`);
+console.log(
+  `${windows.length} windows, ${ms(windowUs)} of wall time in them, ${ops.toLocaleString('en-US')} operations (${us(windowUs / ops)} each)\n`,
+);
 for (const file of files) {
   const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
@@ -81,7 +102,10 @@ for (const file of files) {
   const byConcern = new Map<string, number>();
   for (const [id, us] of self) {
     const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
-    const where = url.replace(/^file:\/\//, '').replace(root, '').replace(/^.*\/node_modules\//, 'node_modules/');
+    const where = url
+      .replace(/^file:\/\//, '')
+      .replace(root, '')
+      .replace(/^.*\/node_modules\//, 'node_modules/');
     // Lines of transpiled TypeScript say nothing (tsx): its frames are named by function and file only.
     const line = url && !/\.ts$/.test(where) ? `:${lineNumber + 1}` : '';
     const key = `${functionName || '(anonymous)'} ${where}${line}`;
@@ -90,7 +114,9 @@ for (const file of files) {
     byConcern.set(c, (byConcern.get(c) ?? 0) + us);
   }
   const thread = /\.(\d+)\.\d+\.cpuprofile$/.exec(file)?.[1] ?? '?';
-  console.log(`## ${file} (thread ${thread}): ${ms(total)} sampled in the windows (${us(total / ops)} per operation)\n`);
+  console.log(
+    `## ${file} (thread ${thread}): ${ms(total)} sampled in the windows (${us(total / ops)} per operation)\n`,
+  );
   console.log('| concern | self time | share | per operation |');
   console.log('|---|---:|---:|---:|');
   for (const [c, t] of [...byConcern].sort((a, b) => b[1] - a[1])) {

@@ -83,8 +83,17 @@ async function follow(
   return { system, set };
 }
 
-async function startBenchChain(name: string, id: number, confirmations: number | Finality, args: string[], blockTime?: number): Promise<BenchChain> {
-  const anvil = await startAnvil({ ...(blockTime !== undefined ? { blockTime } : {}), args: ['--chain-id', String(id), ...SENDER_ARGS, ...args] });
+async function startBenchChain(
+  name: string,
+  id: number,
+  confirmations: number | Finality,
+  args: string[],
+  blockTime?: number,
+): Promise<BenchChain> {
+  const anvil = await startAnvil({
+    ...(blockTime !== undefined ? { blockTime } : {}),
+    args: ['--chain-id', String(id), ...SENDER_ARGS, ...args],
+  });
   return { name, id, confirmations, anvil, proxy: await startProxy(anvil.url) };
 }
 
@@ -118,7 +127,8 @@ async function callsPerBlockOnThreeChains(): Promise<string[]> {
     await Promise.all(chains.map((c) => stats(c.proxy.url, true)));
     for (const c of chains) {
       const hashes = await signAndSend(c.anvil.url, wallets, nonces.get(c.id)!, n, c.id);
-      for (let i = 0; i < n; i += 1000) await system.startMany(hashes.slice(i, i + 1000).map((txHash) => ({ txHash, chain: c.id })));
+      for (let i = 0; i < n; i += 1000)
+        await system.startMany(hashes.slice(i, i + 1000).map((txHash) => ({ txHash, chain: c.id })));
     }
     while (set.list.some((c) => c.watcher.health().pendingLookups > 0)) await sleep(50);
     // The lookups' batches still in flight: settle before counting blocks.
@@ -147,7 +157,8 @@ async function callsPerBlockOnThreeChains(): Promise<string[]> {
   return rows;
 }
 
-const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
+const percentile = (sorted: readonly number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
 
 /** Scenario 2: a 0.25 s chain with LAG_TRACKERS live trackers beside a slow one: its block lag. */
 async function lagOfAFastChain(): Promise<string[]> {
@@ -158,16 +169,34 @@ async function lagOfAFastChain(): Promise<string[]> {
   const { system, set } = await follow([fast, slow], store, (c) => (c === fast ? 100 : 1000));
   const wallets = senderWallets();
   progress(`lag: signing ${LAG_TRACKERS} + 1000 txs`);
-  const fastRaws = await signTransfers(wallets, wallets.map(() => 0), LAG_TRACKERS, fast.id);
-  const slowRaws = await signTransfers(wallets, wallets.map(() => 0), 1000, slow.id);
+  const fastRaws = await signTransfers(
+    wallets,
+    wallets.map(() => 0),
+    LAG_TRACKERS,
+    fast.id,
+  );
+  const slowRaws = await signTransfers(
+    wallets,
+    wallets.map(() => 0),
+    1000,
+    slow.id,
+  );
   progress('lag: starting trackers');
   await Promise.all([stats(fast.proxy.url, true), stats(slow.proxy.url, true)]);
-  for (const [c, raws] of [[fast, fastRaws], [slow, slowRaws]] as const) {
+  for (const [c, raws] of [
+    [fast, fastRaws],
+    [slow, slowRaws],
+  ] as const) {
     const hashes = hashesOf(raws);
-    for (let i = 0; i < hashes.length; i += 1000) await system.startMany(hashes.slice(i, i + 1000).map((txHash) => ({ txHash, chain: c.id })));
+    for (let i = 0; i < hashes.length; i += 1000)
+      await system.startMany(hashes.slice(i, i + 1000).map((txHash) => ({ txHash, chain: c.id })));
   }
   // Each tracker's one start-up lookup (3 calls) done, on both chains, before the window opens.
-  while (total(await stats(fast.proxy.url)) < 3 * fastRaws.length || total(await stats(slow.proxy.url)) < 3 * slowRaws.length) await sleep(50);
+  while (
+    total(await stats(fast.proxy.url)) < 3 * fastRaws.length ||
+    total(await stats(slow.proxy.url)) < 3 * slowRaws.length
+  )
+    await sleep(50);
   await Promise.all([stats(fast.proxy.url, true), stats(slow.proxy.url, true)]);
   const headOf = (id: number) => system.chainViews().find((c) => c.id === id)!.head ?? 0;
   const first = { fast: headOf(fast.id), slow: headOf(slow.id) };
@@ -191,7 +220,8 @@ async function lagOfAFastChain(): Promise<string[]> {
       const lag = Math.max(0, node - headOf(fast.id));
       lags[phase].push(lag);
       if (phase === 'mining') fullBlocks.add(node);
-      if (process.env.LAG_TRACE) process.stderr.write(`${((performance.now() - t0) / 1000).toFixed(2)} ${node} ${lag} ${phase}\n`);
+      if (process.env.LAG_TRACE)
+        process.stderr.write(`${((performance.now() - t0) / 1000).toFixed(2)} ${node} ${lag} ${phase}\n`);
       watcherLags.push(set.get(fast.id)!.watcher.blockLag() ?? 0);
       await sleep(50);
     }
@@ -220,7 +250,10 @@ async function lagOfAFastChain(): Promise<string[]> {
     return `| ${what} | ${samples.length} | ${sorted.at(-1)} | ${percentile(sorted, 99)} | ${percentile(sorted, 50)} | ${mean.toFixed(2)} |`;
   };
   return [
-    row(`base (0.25 s blocks), while its ${fastRaws.length.toLocaleString('en-US')} txs are mined (${fullBlocks.size} blocks)`, lags.mining),
+    row(
+      `base (0.25 s blocks), while its ${fastRaws.length.toLocaleString('en-US')} txs are mined (${fullBlocks.size} blocks)`,
+      lags.mining,
+    ),
     row(`base, ${mined.size.toLocaleString('en-US')} trackers live (confirming)`, lags.live),
     '',
     `base: ${blocks.fast} blocks, ${(total(fastStats) / Math.max(1, blocks.fast)).toFixed(2)} calls per block; mainnet (a block every ${SLOW_BLOCK_TIME} s, 1,000 trackers): ${blocks.slow} blocks, ${(total(slowStats) / Math.max(1, blocks.slow)).toFixed(2)} calls per block; watcher-reported lag max ${Math.max(...watcherLags)}; live trackers at the end ${live.toLocaleString('en-US')}`,
@@ -232,7 +265,10 @@ async function lagOfAFastChain(): Promise<string[]> {
 async function fullestBlockReceiptsMs(url: string, from: number, to: number): Promise<{ txs: number; ms: number }> {
   let fullest = { hash: '', txs: 0 };
   for (let n = from + 1; n <= to; n++) {
-    const block = await rpc<{ hash: string; transactions: string[] }>(url, 'eth_getBlockByNumber', [`0x${n.toString(16)}`, false]);
+    const block = await rpc<{ hash: string; transactions: string[] }>(url, 'eth_getBlockByNumber', [
+      `0x${n.toString(16)}`,
+      false,
+    ]);
     if (block.transactions.length > fullest.txs) fullest = { hash: block.hash, txs: block.transactions.length };
   }
   const times: number[] = [];
@@ -253,11 +289,15 @@ async function fullestBlockReceiptsMs(url: string, from: number, to: number): Pr
 export async function runChainScenarios(): Promise<void> {
   const perBlock = await callsPerBlockOnThreeChains();
   const lag = await lagOfAFastChain();
-  console.log(`\nbench:rpc, three chains at once (N txs each, a block on every chain each ${BLOCK_TIME} s, polling every ${POLL_MS} ms); JSON-RPC calls counted per chain by a proxy, batch items one by one`);
+  console.log(
+    `\nbench:rpc, three chains at once (N txs each, a block on every chain each ${BLOCK_TIME} s, polling every ${POLL_MS} ms); JSON-RPC calls counted per chain by a proxy, batch items one by one`,
+  );
   console.log('| N per chain | chain | confirmed by | blocks | calls per block | start-up calls per tx |');
   console.log('|---:|---|---|---:|---:|---:|');
   for (const row of perBlock) console.log(row);
-  console.log(`\nbench:rpc, keeping up: block lag (node head − processed head) sampled every 50 ms for ${LAG_SECONDS} s while the txs are sent and mined; SQLite store`);
+  console.log(
+    `\nbench:rpc, keeping up: block lag (node head − processed head) sampled every 50 ms for ${LAG_SECONDS} s while the txs are sent and mined; SQLite store`,
+  );
   console.log('| phase | samples | lag max | lag p99 | lag median | lag mean |');
   console.log('|---|---:|---:|---:|---:|---:|');
   for (const row of lag) console.log(row);

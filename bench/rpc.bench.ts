@@ -26,7 +26,14 @@ const cpuMs = (start: NodeJS.CpuUsage): number => {
   return (d.user + d.system) / 1000;
 };
 
-interface Row { n: number; side: 'ours' | 'ethers'; startCalls: number; blockCalls: number; blocks: number; cpuMs: number }
+interface Row {
+  n: number;
+  side: 'ours' | 'ethers';
+  startCalls: number;
+  blockCalls: number;
+  blocks: number;
+  cpuMs: number;
+}
 
 async function main(): Promise<void> {
   // No automatic blocks: the benchmark mines one every BLOCK_TIME s while both sides wait (anvil's
@@ -111,8 +118,12 @@ async function main(): Promise<void> {
   theirs.child.kill();
   await anvil.stop();
 
-  console.log(`bench:rpc — follow N txs to 3 confirmations on anvil (a block every ${BLOCK_TIME} s, both polling every ${POLL_MS} ms); JSON-RPC calls counted by a proxy, batch items one by one`);
-  console.log('| N | ours: calls per block | ethers waitForTransaction: calls per block | ratio | ours: start-up calls per tx | ethers: start-up calls per tx | ours: CPU (start + confirm) | ethers: CPU |');
+  console.log(
+    `bench:rpc — follow N txs to 3 confirmations on anvil (a block every ${BLOCK_TIME} s, both polling every ${POLL_MS} ms); JSON-RPC calls counted by a proxy, batch items one by one`,
+  );
+  console.log(
+    '| N | ours: calls per block | ethers waitForTransaction: calls per block | ratio | ours: start-up calls per tx | ethers: start-up calls per tx | ours: CPU (start + confirm) | ethers: CPU |',
+  );
   console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const n of SIZES) {
     const o = rows.find((r) => r.n === n && r.side === 'ours')!;

@@ -27,11 +27,15 @@ const measureScript = fileURLToPath(new URL('./scale/measure.ts', import.meta.ur
 
 function child<T>(kind: Kind, n: number): T {
   process.stderr.write(`bench:scale ${kind} ${n.toLocaleString('en-US')} …\n`);
-  const out = execFileSync(process.execPath, ['--expose-gc', '--max-old-space-size=4096', '--import', 'tsx', measureScript, kind, String(n)], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    maxBuffer: 1 << 22,
-  });
+  const out = execFileSync(
+    process.execPath,
+    ['--expose-gc', '--max-old-space-size=4096', '--import', 'tsx', measureScript, kind, String(n)],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 1 << 22,
+    },
+  );
   return JSON.parse(out.trim().split('\n').pop()!) as T;
 }
 
@@ -67,9 +71,19 @@ interface Row {
 }
 
 const rows: Row[] = [
-  { label: 'start N, `startMany` on the service path (calls of 10,000; `BENCH_START_BATCH`), each durable', ours: (r) => `${ms(r.system.startMs)} (calls of ${r.system.startBatch.toLocaleString('en-US')})`, beam: (b) => opt(b.startMs, ms) + ' (not durable)', target: '≤ 1.2× floor' },
+  {
+    label: 'start N, `startMany` on the service path (calls of 10,000; `BENCH_START_BATCH`), each durable',
+    ours: (r) => `${ms(r.system.startMs)} (calls of ${r.system.startBatch.toLocaleString('en-US')})`,
+    beam: (b) => opt(b.startMs, ms) + ' (not durable)',
+    target: '≤ 1.2× floor',
+  },
   { label: 'the same on a bare SqliteStore (library only)', ours: (r) => ms(r.library.startMs), target: '—' },
-  { label: 'floor: N plain actors, their rows in transactions of 10,000 (actors + JSON + commits)', ours: (r) => `${ms(r.floor.startMs)} (${ms(r.floor.startActorsMs)} + ${ms(r.floor.startJsonMs)} + ${ms(r.floor.startCommitMs)})`, target: '—' },
+  {
+    label: 'floor: N plain actors, their rows in transactions of 10,000 (actors + JSON + commits)',
+    ours: (r) =>
+      `${ms(r.floor.startMs)} (${ms(r.floor.startActorsMs)} + ${ms(r.floor.startJsonMs)} + ${ms(r.floor.startCommitMs)})`,
+    target: '—',
+  },
   {
     label: 'start via `POST /trackers` (64 in flight, same process)',
     ours: (r) =>
@@ -78,33 +92,83 @@ const rows: Row[] = [
         : `${ms(r.http.ms)} for the last ${r.http.measured.toLocaleString('en-US')} (${Math.round((r.http.measured * 1000) / r.http.ms)}/s; ≈ ${ms((r.http.ms * r.n) / r.http.measured)} for N)`,
     target: '—',
   },
-  { label: 'RSS of the process, N live (after GC)', ours: (r) => mib(r.system.liveRss), beam: (b) => opt(b.totalMiB, (v) => `${v} MiB (erlang:memory total)`), target: '100k < 1 GiB' },
-  { label: 'heap per live tracker (after GC, vs warmed-up system)', ours: (r) => kb(r.system.liveHeapPer), beam: (b) => opt(b.bytesPerTracker, kb), target: '≤ 2× floor; aim 3.8 KB' },
+  {
+    label: 'RSS of the process, N live (after GC)',
+    ours: (r) => mib(r.system.liveRss),
+    beam: (b) => opt(b.totalMiB, (v) => `${v} MiB (erlang:memory total)`),
+    target: '100k < 1 GiB',
+  },
+  {
+    label: 'heap per live tracker (after GC, vs warmed-up system)',
+    ours: (r) => kb(r.system.liveHeapPer),
+    beam: (b) => opt(b.bytesPerTracker, kb),
+    target: '≤ 2× floor; aim 3.8 KB',
+  },
   { label: 'RSS per live tracker (after GC, vs warmed-up system)', ours: (r) => kb(r.system.liveRssPer), target: '—' },
   { label: 'floor: heap per plain `createActor` tracker', ours: (r) => kb(r.floor.heapPer), target: '—' },
-  { label: 'floor: RSS per plain `createActor` tracker (with its row written)', ours: (r) => kb(r.floor.rssPer), target: '—' },
-  { label: 'heap per tracker ÷ floor', ours: (r) => `${(r.system.liveHeapPer / r.floor.heapPer).toFixed(2)}×`, target: '≤ 2×' },
-  { label: 'new head, all N confirming (`newHead`: counts derived, none due)', ours: (r) => ms(r.system.headDurableMs), beam: (b) => opt(b.headAllMs, ms) + ' (a call to each)', target: '< 1 s, aim 100 ms' },
-  { label: 'the same head as an event to each tracker (before), until durable', ours: (r) => ms(r.system.headEachMs), target: '—' },
-  { label: 'a block mining 1% (TX_MINED to each, then the head), until durable (delivered)', ours: (r) => `${ms(r.system.onePctDurableMs)} (${ms(r.system.onePctDeliverMs)}; ${r.system.touched.toLocaleString('en-US')})`, target: '≤ 1.5× floor' },
-  { label: 'the same on a bare SqliteStore (library only)', ours: (r) => `${ms(r.library.onePctDurableMs)} (${ms(r.library.onePctDeliverMs)})`, target: '—' },
-  { label: 'floor: the same 1% TX_MINED to plain actors + their rows as JSON + one commit', ours: (r) => `${ms(r.floor.onePctMs)} (${ms(r.floor.onePctSendMs)} + ${ms(r.floor.onePctJsonMs)} + ${ms(r.floor.onePctCommitMs)})`, target: '—' },
-  { label: 'a head confirming 1%: confirmed, deregistered, durable', ours: (r) => `${ms(r.system.onePctConfirmMs)} (${r.system.touched.toLocaleString('en-US')})`, target: '—' },
+  {
+    label: 'floor: RSS per plain `createActor` tracker (with its row written)',
+    ours: (r) => kb(r.floor.rssPer),
+    target: '—',
+  },
+  {
+    label: 'heap per tracker ÷ floor',
+    ours: (r) => `${(r.system.liveHeapPer / r.floor.heapPer).toFixed(2)}×`,
+    target: '≤ 2×',
+  },
+  {
+    label: 'new head, all N confirming (`newHead`: counts derived, none due)',
+    ours: (r) => ms(r.system.headDurableMs),
+    beam: (b) => opt(b.headAllMs, ms) + ' (a call to each)',
+    target: '< 1 s, aim 100 ms',
+  },
+  {
+    label: 'the same head as an event to each tracker (before), until durable',
+    ours: (r) => ms(r.system.headEachMs),
+    target: '—',
+  },
+  {
+    label: 'a block mining 1% (TX_MINED to each, then the head), until durable (delivered)',
+    ours: (r) =>
+      `${ms(r.system.onePctDurableMs)} (${ms(r.system.onePctDeliverMs)}; ${r.system.touched.toLocaleString('en-US')})`,
+    target: '≤ 1.5× floor',
+  },
+  {
+    label: 'the same on a bare SqliteStore (library only)',
+    ours: (r) => `${ms(r.library.onePctDurableMs)} (${ms(r.library.onePctDeliverMs)})`,
+    target: '—',
+  },
+  {
+    label: 'floor: the same 1% TX_MINED to plain actors + their rows as JSON + one commit',
+    ours: (r) =>
+      `${ms(r.floor.onePctMs)} (${ms(r.floor.onePctSendMs)} + ${ms(r.floor.onePctJsonMs)} + ${ms(r.floor.onePctCommitMs)})`,
+    target: '—',
+  },
+  {
+    label: 'a head confirming 1%: confirmed, deregistered, durable',
+    ours: (r) => `${ms(r.system.onePctConfirmMs)} (${r.system.touched.toLocaleString('en-US')})`,
+    target: '—',
+  },
   {
     label: 'crash → restarted and found by id, p50 / p99',
     ours: (r) => `${us(r.system.crashP50Us)} / ${us(r.system.crashP99Us)} (${r.system.crashes})`,
-    beam: (b) => (b.crashP50Us === undefined ? `— (${b.error ?? 'no output'})` : `${us(b.crashP50Us)} / ${us(b.crashP99Us!)} (1000, state lost)`),
+    beam: (b) =>
+      b.crashP50Us === undefined
+        ? `— (${b.error ?? 'no output'})`
+        : `${us(b.crashP50Us)} / ${us(b.crashP99Us!)} (1000, state lost)`,
     target: 'p99 < 1 ms',
   },
   { label: 'all N to final and deregistered (one head)', ours: (r) => ms(r.system.finalMs), target: '—' },
   {
     label: 'after all final: heap / RSS growth vs before start',
-    ours: (r) => `${(r.system.finalHeapGrowth / 2 ** 20).toFixed(1)} / ${(r.system.finalRssGrowth / 2 ** 20).toFixed(0)} MiB`,
+    ours: (r) =>
+      `${(r.system.finalHeapGrowth / 2 ** 20).toFixed(1)} / ${(r.system.finalRssGrowth / 2 ** 20).toFixed(0)} MiB`,
     target: '0',
   },
   {
     label: 'after all final: heap / RSS growth vs warmed-up system (the leak check)',
-    ours: (r) => `${(r.system.finalHeapGrowthWarm / 2 ** 20).toFixed(2)} / ${(r.system.finalRssGrowthWarm / 2 ** 20).toFixed(0)} MiB`,
+    ours: (r) =>
+      `${(r.system.finalHeapGrowthWarm / 2 ** 20).toFixed(2)} / ${(r.system.finalRssGrowthWarm / 2 ** 20).toFixed(0)} MiB`,
     target: '0',
   },
   {
@@ -112,7 +176,12 @@ const rows: Row[] = [
     ours: (r) => `${r.system.stats.live} / ${r.system.stats.shardChildren} / ${r.system.stats.subscriptions}`,
     target: '0 / 0 / 0',
   },
-  { label: 'load average (1/5/15 min) when measured', ours: (r) => load(r.system.load), beam: (b) => load(b.load), target: '—' },
+  {
+    label: 'load average (1/5/15 min) when measured',
+    ours: (r) => load(r.system.load),
+    beam: (b) => load(b.load),
+    target: '—',
+  },
 ];
 
 const ratio = (ours: number, floor: number): string => `${(ours / floor).toFixed(2)}×`;
@@ -140,9 +209,13 @@ const headline = [
     ok: r.system.onePctDurableMs <= 1.5 * r.floor.onePctMs,
   })),
 ];
-console.log(`bench:scale — N live trackers in one process, SQLite on a temp file, each N and kind in a fresh process, Node ${process.version} (${totalS.toFixed(0)} s)`);
+console.log(
+  `bench:scale — N live trackers in one process, SQLite on a temp file, each N and kind in a fresh process, Node ${process.version} (${totalS.toFixed(0)} s)`,
+);
 console.log('');
-console.log('| measurement | N | ours (service path) | library only | floor (plain createActor + JSON + better-sqlite3) | ours ÷ floor | target |');
+console.log(
+  '| measurement | N | ours (service path) | library only | floor (plain createActor + JSON + better-sqlite3) | ours ÷ floor | target |',
+);
 console.log('|---|---:|---:|---:|---:|---:|---|');
 for (const h of headline) {
   console.log(

@@ -45,7 +45,10 @@ export async function startServicePath(options: ServicePathOptions) {
     ETH_RPC_URL: 'http://127.0.0.1:9',
   });
   // Logs are written as the service writes them, to nowhere: the bench's stdout carries its result.
-  const logger = pino({ level: config.LOG_LEVEL, base: { service: 'tx-tracker' } }, pino.destination({ dest: '/dev/null', sync: false }));
+  const logger = pino(
+    { level: config.LOG_LEVEL, base: { service: 'tx-tracker' } },
+    pino.destination({ dest: '/dev/null', sync: false }),
+  );
   const { store } = await createStoreFromConfig(config, logger);
   // The watcher is made before the system (its hooks go in), and reaches it through this.
   const sink: { system?: TrackerSystem } = {};

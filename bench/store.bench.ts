@@ -26,7 +26,13 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { type Snapshot, createActor } from 'xstate';
-import { TRACKER_MACHINE_VERSION, type TrackerContext, type TrackerEvent, type TrackerStateName, trackerMachine } from '../machines/tracker.machine.js';
+import {
+  TRACKER_MACHINE_VERSION,
+  type TrackerContext,
+  type TrackerEvent,
+  type TrackerStateName,
+  trackerMachine,
+} from '../machines/tracker.machine.js';
 import { createStoreFromConfig } from '../src/service.js';
 import { parseConfig } from '../src/config.js';
 import { type PlainActor, type PlainRow, openPlainFloor, plainActor, plainRow, plainSend } from './plain-floor.js';
@@ -56,7 +62,10 @@ function rounds(n: number) {
       const mined = blockOf[index]!;
       if (mined === 0) {
         blockOf[index] = block;
-        return { index, event: { type: 'TX_MINED', blockNumber: block, blockHash: hashOf(-block), status: 'success', head: block } };
+        return {
+          index,
+          event: { type: 'TX_MINED', blockNumber: block, blockHash: hashOf(-block), status: 'success', head: block },
+        };
       }
       blockOf[index] = 0;
       return { index, event: { type: 'BLOCK_REORGED', blockHash: hashOf(-mined) } };
@@ -115,7 +124,8 @@ async function service(n: number, file: string): Promise<LoopResult> {
   const { system, store } = svc;
   for (let i = 0; i < n; i += START_BATCH) {
     const requests = [];
-    for (let j = i; j < Math.min(n, i + START_BATCH); j++) requests.push({ txHash: hashOf(j), confirmations: REQUIRED });
+    for (let j = i; j < Math.min(n, i + START_BATCH); j++)
+      requests.push({ txHash: hashOf(j), confirmations: REQUIRED });
     const results = await system.startMany(requests);
     if (results.some((r) => r.status !== 'started')) throw new Error('startMany did not start them all');
   }
@@ -123,7 +133,8 @@ async function service(n: number, file: string): Promise<LoopResult> {
   const next = rounds(n);
   const result = await loop('service', n, setupMs, async () => {
     const events = next();
-    for (const { index, event } of events) if (!system.deliver(hashOf(index), event)) throw new Error(`${index} is not live`);
+    for (const { index, event } of events)
+      if (!system.deliver(hashOf(index), event)) throw new Error(`${index} is not live`);
     await store.flush();
     return events.length;
   });
@@ -153,7 +164,8 @@ async function storeOnly(n: number, file: string): Promise<LoopResult> {
   };
   const actors: PlainActor[] = [];
   for (let i = 0; i < n; i += START_BATCH) {
-    for (let j = i; j < Math.min(n, i + START_BATCH); j++) write((actors[j] = plainActor(hashOf(j), hashOf(j), REQUIRED)));
+    for (let j = i; j < Math.min(n, i + START_BATCH); j++)
+      write((actors[j] = plainActor(hashOf(j), hashOf(j), REQUIRED)));
     await store.flush();
   }
   const setupMs = performance.now() - s0;
@@ -179,7 +191,8 @@ async function floor(n: number, file: string): Promise<LoopResult> {
   const actors: PlainActor[] = [];
   for (let i = 0; i < n; i += START_BATCH) {
     const rows: PlainRow[] = [];
-    for (let j = i; j < Math.min(n, i + START_BATCH); j++) rows.push(plainRow((actors[j] = plainActor(hashOf(j), hashOf(j), REQUIRED))));
+    for (let j = i; j < Math.min(n, i + START_BATCH); j++)
+      rows.push(plainRow((actors[j] = plainActor(hashOf(j), hashOf(j), REQUIRED))));
     db.commit(rows);
   }
   const setupMs = performance.now() - s0;
@@ -235,7 +248,10 @@ async function rehydrateFloor(file: string): Promise<RehydrateResult> {
   const t0 = performance.now();
   const db = new Database(file);
   db.pragma('cache_size = -65536');
-  const rows = db.prepare("SELECT snapshot FROM trackers WHERE state IN ('pending', 'confirming')").pluck().iterate() as IterableIterator<string>;
+  const rows = db
+    .prepare("SELECT snapshot FROM trackers WHERE state IN ('pending', 'confirming')")
+    .pluck()
+    .iterate() as IterableIterator<string>;
   const actors: PlainActor[] = [];
   for (const text of rows) {
     const snapshot = JSON.parse(text) as Snapshot<unknown> & { context: TrackerContext };
@@ -334,7 +350,11 @@ if (mode && mode in kinds) {
       );
       tables.push(lines.join('\n'));
     }
-    console.log(`bench:store — SQLite WAL, synchronous=FULL, Node ${process.version}, ${((performance.now() - t0) / 1000).toFixed(0)} s, load average now ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+    console.log(
+      `bench:store — SQLite WAL, synchronous=FULL, Node ${process.version}, ${((performance.now() - t0) / 1000).toFixed(0)} s, load average now ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')}\n`,
+    );
     console.log(tables.join('\n\n'));
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -101,7 +101,6 @@ export type SupervisorEvent =
     }
   | { type: 'CHILD_DONE'; actorId: string; output: unknown };
 
-
 const RESTORE_PREFIX = 'restore/';
 const GIVE_UP_PREFIX = 'giveup/';
 
@@ -112,10 +111,10 @@ const without = <T>(record: Record<string, T>, key: string): Record<string, T> =
 
 /** The part of `enqueueActions`' queue that `register` uses. */
 interface RegisterQueue {
-  assign(assignment: {
-    trackers: (args: { self: AnyActorRef; context: SupervisorContext }) => TrackerRegistry;
-  }): void;
-  (action: { type: 'trackerSpawned'; params: { id: string } } | { type: 'startTrackers'; params: { ids: string[] } }): void;
+  assign(assignment: { trackers: (args: { self: AnyActorRef; context: SupervisorContext }) => TrackerRegistry }): void;
+  (
+    action: { type: 'trackerSpawned'; params: { id: string } } | { type: 'startTrackers'; params: { ids: string[] } },
+  ): void;
 }
 
 /**
@@ -130,7 +129,9 @@ function register(enqueue: RegisterQueue, context: SupervisorContext, spawns: re
   if (fresh.size === 0) return;
   enqueue.assign({
     trackers: ({ self, context: current }) =>
-      current.trackers.with([...fresh.values()].map((s) => [s.id, createTracker(current.trackerLogic, s, self)] as const)),
+      current.trackers.with(
+        [...fresh.values()].map((s) => [s.id, createTracker(current.trackerLogic, s, self)] as const),
+      ),
   });
   for (const id of fresh.keys()) enqueue({ type: 'trackerSpawned', params: { id } });
   enqueue({ type: 'startTrackers', params: { ids: [...fresh.keys()] } });
@@ -225,7 +226,10 @@ export const supervisorMachine = setup({
           guard: 'isRegistered',
           actions: enqueueActions(({ context, event, enqueue }) => {
             enqueue(stopChild(context.trackers.get(event.id)!));
-            enqueue.assign({ trackers: context.trackers.without(event.id), crashes: without(context.crashes, event.id) });
+            enqueue.assign({
+              trackers: context.trackers.without(event.id),
+              crashes: without(context.crashes, event.id),
+            });
             enqueue({ type: 'trackerFinished', params: { id: event.id } });
           }),
         },
@@ -290,7 +294,10 @@ export const supervisorMachine = setup({
               enqueue({ type: 'restoreFailed', params: { id, error: event.error } });
               enqueue.spawnChild('restoreTracker', {
                 id: RESTORE_PREFIX + id,
-                input: { id, delayMs: Math.max(context.policy.backoffBaseMs, restartDelay(crashes.length, context.policy)) },
+                input: {
+                  id,
+                  delayMs: Math.max(context.policy.backoffBaseMs, restartDelay(crashes.length, context.policy)),
+                },
               });
             }),
           },

@@ -35,13 +35,7 @@ export const FINAL_STATE_NAMES: readonly TrackerStateName[] = ['confirmed', 'fai
 /** How a tx with the same sender and nonce took the tracked one's place (as ethers v6 classifies it). */
 export type ReplacementReason = 'repriced' | 'cancelled' | 'replaced';
 
-export type FailureReason =
-  | 'reverted'
-  | 'cancelled'
-  | 'replaced'
-  | 'dropped'
-  | 'crash_loop'
-  | 'incompatible_snapshot';
+export type FailureReason = 'reverted' | 'cancelled' | 'replaced' | 'dropped' | 'crash_loop' | 'incompatible_snapshot';
 
 /** Reasons the runtime (not the chain) can end a tracker with. */
 export type SupervisionFailureReason = Extract<FailureReason, 'crash_loop' | 'incompatible_snapshot'>;
@@ -200,8 +194,7 @@ export const trackerMachine = setup({
       reorgs: ({ context }) => context.reorgs + 1,
     }),
     recordReplacement: assign({
-      replacedBy: ({ context, event }) =>
-        event.type === 'TX_REPLACED' ? event.replacementHash : context.replacedBy,
+      replacedBy: ({ context, event }) => (event.type === 'TX_REPLACED' ? event.replacementHash : context.replacedBy),
     }),
     recordReverted: assign({
       failure: ({ event }) =>
@@ -210,7 +203,10 @@ export const trackerMachine = setup({
     recordReplacedFailure: assign({
       failure: ({ event }) =>
         event.type === 'TX_REPLACED'
-          ? failed(event.reason === 'cancelled' ? 'cancelled' : 'replaced', `${event.reason} by ${event.replacementHash}`)
+          ? failed(
+              event.reason === 'cancelled' ? 'cancelled' : 'replaced',
+              `${event.reason} by ${event.replacementHash}`,
+            )
           : null,
     }),
     recordNeverSeenDrop: assign({
@@ -239,8 +235,7 @@ export const trackerMachine = setup({
   },
   guards: {
     isReverted: ({ event }) => event.type === 'TX_MINED' && event.status === 'reverted',
-    isReorgOfOwnBlock: ({ context, event }) =>
-      event.type === 'BLOCK_REORGED' && event.blockHash === context.blockHash,
+    isReorgOfOwnBlock: ({ context, event }) => event.type === 'BLOCK_REORGED' && event.blockHash === context.blockHash,
     isHeadOnOrAfterOwnBlock: ({ context, event }) =>
       event.type === 'NEW_HEAD' && context.blockNumber !== null && event.blockNumber >= context.blockNumber,
     // Only trackers confirmed by a count: with finality, the FINALITY event decides.

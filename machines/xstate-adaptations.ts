@@ -68,7 +68,10 @@ function bucketOf(id: string): number {
  * registry.without('txn_1').size; // 0
  */
 export class TrackerRegistry {
-  static readonly EMPTY = new TrackerRegistry(new Array<ReadonlyMap<string, TrackerRef> | undefined>(REGISTRY_BUCKETS).fill(undefined), 0);
+  static readonly EMPTY = new TrackerRegistry(
+    new Array<ReadonlyMap<string, TrackerRef> | undefined>(REGISTRY_BUCKETS).fill(undefined),
+    0,
+  );
 
   private constructor(
     private readonly buckets: readonly (ReadonlyMap<string, TrackerRef> | undefined)[],
@@ -145,7 +148,11 @@ export class TrackerRegistry {
  */
 export const createTracker = (logic: TrackerMachine, s: TrackerSpawn, parent: AnyActorRef): TrackerRef =>
   'snapshot' in s
-    ? createActor(logic, { id: s.id, parent, snapshot: { ...s.snapshot, status: 'active', error: undefined } } as unknown as { input: TrackerInput })
+    ? createActor(logic, {
+        id: s.id,
+        parent,
+        snapshot: { ...s.snapshot, status: 'active', error: undefined },
+      } as unknown as { input: TrackerInput })
     : createActor(logic, { id: s.id, parent, input: s.input });
 
 // ---- 2. Fixed child events, 5. stopping a failed shard's trackers ---------------------------
@@ -177,7 +184,8 @@ export function withFixedChildEvents<TLogic extends SupervisorMachine>(
     const raw = event as { type: string; actorId?: string; error?: unknown; output?: unknown };
     if (raw.type.startsWith(CHILD_ERROR)) {
       const actorId = raw.actorId ?? raw.type.slice(CHILD_ERROR.length);
-      const stored = options.storedNow && snapshot.context.trackers.has(actorId) ? readNow(options.storedNow, actorId) : undefined;
+      const stored =
+        options.storedNow && snapshot.context.trackers.has(actorId) ? readNow(options.storedNow, actorId) : undefined;
       event = { type: 'CHILD_FAILED', actorId, error: raw.error, ...(stored !== undefined ? { stored } : {}) };
     } else if (raw.type.startsWith(CHILD_DONE)) {
       event = { type: 'CHILD_DONE', actorId: raw.actorId ?? raw.type.slice(CHILD_DONE.length), output: raw.output };
@@ -188,7 +196,10 @@ export function withFixedChildEvents<TLogic extends SupervisorMachine>(
 }
 
 /** A read that fails leaves the restart to the restore task, which retries with back-off. */
-function readNow(read: (id: string) => PersistedTracker | null | undefined, id: string): PersistedTracker | null | undefined {
+function readNow(
+  read: (id: string) => PersistedTracker | null | undefined,
+  id: string,
+): PersistedTracker | null | undefined {
   try {
     return read(id);
   } catch {
@@ -248,13 +259,23 @@ export function stampingLogic<TLogic extends AnyStateMachine>(machine: TLogic): 
   const contextOf = machine.config.context as (args: { input: unknown }) => unknown;
   const logic = Object.create(machine) as TLogic;
   logic.getInitialSnapshot = (scope: AnyActorScope, input: unknown) => {
-    const template = templateFor(machine, INITIAL, () => machine.getInitialSnapshot(scope, input) as AnyMachineSnapshot);
+    const template = templateFor(
+      machine,
+      INITIAL,
+      () => machine.getInitialSnapshot(scope, input) as AnyMachineSnapshot,
+    );
     return { ...template, context: contextOf({ input }) };
   };
   logic.restoreSnapshot = (persisted: Snapshot<unknown>, scope: AnyActorScope) => {
     const { value, context } = persisted as unknown as { value: unknown; context: unknown };
-    const template = templateFor(machine, JSON.stringify(value), () =>
-      machine.restoreSnapshot({ ...persisted, status: 'active', error: undefined } as Snapshot<unknown>, scope) as AnyMachineSnapshot,
+    const template = templateFor(
+      machine,
+      JSON.stringify(value),
+      () =>
+        machine.restoreSnapshot(
+          { ...persisted, status: 'active', error: undefined } as Snapshot<unknown>,
+          scope,
+        ) as AnyMachineSnapshot,
     );
     return { ...template, context };
   };

@@ -9,16 +9,21 @@ const int = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 
-const flag = z.enum(['0', '1', 'true', 'false'], 'must be 1, 0, true or false').transform((v) => v === '1' || v === 'true');
+const flag = z
+  .enum(['0', '1', 'true', 'false'], 'must be 1, 0, true or false')
+  .transform((v) => v === '1' || v === 'true');
 
 const url = (protocols: RegExp) =>
-  z.string().refine((value) => {
-    try {
-      return protocols.test(new URL(value).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a URL (${protocols.source.replace(/[\^$()]/g, '')})`);
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.test(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a URL (${protocols.source.replace(/[\^$()]/g, '')})`,
+  );
 
 /** Every variable, its default and its rule. Defaults are what `docs/api.md` lists. */
 const ConfigSchema = z.object({
@@ -27,8 +32,14 @@ const ConfigSchema = z.object({
   /** Unset (and no CHAIN_<NAME>_RPC_URL): the chain watcher starts an embedded anvil. */
   ETH_RPC_URL: url(/^(https?|wss?):$/).optional(),
   /** With several CHAIN_<NAME>_RPC_URL: the chain of trackers started without one. */
-  DEFAULT_CHAIN: z.string().regex(/^[A-Za-z0-9_]+$/, 'must be the NAME of a CHAIN_<NAME>_RPC_URL').optional(),
-  DATABASE_URL: z.string().regex(/^(sqlite:.+|memory:)$/, 'must be sqlite:<path> or memory:').default('sqlite:./data/trackers.db'),
+  DEFAULT_CHAIN: z
+    .string()
+    .regex(/^[A-Za-z0-9_]+$/, 'must be the NAME of a CHAIN_<NAME>_RPC_URL')
+    .optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^(sqlite:.+|memory:)$/, 'must be sqlite:<path> or memory:')
+    .default('sqlite:./data/trackers.db'),
   REQUIRED_CONFIRMATIONS: int(MIN_CONFIRMATIONS, MAX_CONFIRMATIONS).default(12),
   API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** `1`/`true`/`*`: every tracker; anything else: an id prefix. Unset: no inspection. */
@@ -47,7 +58,12 @@ const ConfigSchema = z.object({
   POLL_INTERVAL_MS: int(10, 3_600_000).default(1000),
   MAX_RESTARTS: int(0, 1_000_000).default(DEFAULT_RESTART_POLICY.maxRestarts),
   RESTART_WINDOW_MS: int(1, 2 ** 31 - 1).default(DEFAULT_RESTART_POLICY.restartWindowMs),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'must be one of fatal, error, warn, info, debug, trace, silent').default('info'),
+  LOG_LEVEL: z
+    .enum(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      'must be one of fatal, error, warn, info, debug, trace, silent',
+    )
+    .default('info'),
 });
 
 /** One chain to follow, as configured. */
@@ -89,10 +105,7 @@ const CHAIN_VARIABLE = new RegExp(`^CHAIN_([A-Za-z0-9_]+?)_(${CHAIN_SETTINGS.joi
 
 const nodeUrl = url(/^(https?|wss?):$/);
 const chainConfirmations = z.union(
-  [
-    z.enum(FINALITY_TAGS as [Finality, ...Finality[]]),
-    int(MIN_CONFIRMATIONS, MAX_CONFIRMATIONS),
-  ],
+  [z.enum(FINALITY_TAGS as [Finality, ...Finality[]]), int(MIN_CONFIRMATIONS, MAX_CONFIRMATIONS)],
   `must be an integer from ${MIN_CONFIRMATIONS} to ${MAX_CONFIRMATIONS}, safe or finalized`,
 );
 const CHAIN_RULES: Record<ChainSetting, z.ZodType<unknown, string>> = {
@@ -104,7 +117,9 @@ const CHAIN_RULES: Record<ChainSetting, z.ZodType<unknown, string>> = {
 };
 
 const invalid = (name: string, message: string, value?: string): ConfigError =>
-  new ConfigError(`invalid configuration: ${name} ${message}${value === undefined ? '' : ` (got ${JSON.stringify(value)})`}`);
+  new ConfigError(
+    `invalid configuration: ${name} ${message}${value === undefined ? '' : ` (got ${JSON.stringify(value)})`}`,
+  );
 
 /**
  * The chains from the environment: one per `CHAIN_<NAME>_RPC_URL` (with its `_FALLBACK_URL`,
@@ -129,7 +144,11 @@ function parseChains(
   }
   if (byName.size === 0) {
     if (base.DEFAULT_CHAIN !== undefined && base.DEFAULT_CHAIN.toLowerCase() !== 'default') {
-      throw invalid('DEFAULT_CHAIN', 'names no configured chain (there is no CHAIN_<NAME>_RPC_URL)', base.DEFAULT_CHAIN);
+      throw invalid(
+        'DEFAULT_CHAIN',
+        'names no configured chain (there is no CHAIN_<NAME>_RPC_URL)',
+        base.DEFAULT_CHAIN,
+      );
     }
     const chain: ChainSettings = {
       name: 'default',
@@ -144,13 +163,17 @@ function parseChains(
   }
   const first = [...byName.values()][0]!;
   if (base.ETH_RPC_URL !== undefined) {
-    throw invalid('ETH_RPC_URL', `cannot be set with ${first.prefix}* (configure every chain with CHAIN_<NAME>_RPC_URL)`);
+    throw invalid(
+      'ETH_RPC_URL',
+      `cannot be set with ${first.prefix}* (configure every chain with CHAIN_<NAME>_RPC_URL)`,
+    );
   }
   // A setting that is not one, for a chain that is configured: a typo, not something to ignore.
   for (const [variable, value] of Object.entries(env)) {
     if (value === undefined || value === '' || CHAIN_VARIABLE.test(variable)) continue;
     const chain = [...byName.values()].find((c) => variable.startsWith(c.prefix));
-    if (chain) throw invalid(variable, `is not a chain setting (${CHAIN_SETTINGS.map((x) => chain.prefix + x).join(', ')})`);
+    if (chain)
+      throw invalid(variable, `is not a chain setting (${CHAIN_SETTINGS.map((x) => chain.prefix + x).join(', ')})`);
   }
   const chains: ChainSettings[] = [];
   const ids = new Map<number, string>();
@@ -190,7 +213,11 @@ function parseChains(
   }
   const defaultChain = wanted ?? chains[0]!.name;
   if (!chains.some((c) => c.name === defaultChain)) {
-    throw invalid('DEFAULT_CHAIN', `names no configured chain (${chains.map((c) => c.name).join(', ')})`, base.DEFAULT_CHAIN);
+    throw invalid(
+      'DEFAULT_CHAIN',
+      `names no configured chain (${chains.map((c) => c.name).join(', ')})`,
+      base.DEFAULT_CHAIN,
+    );
   }
   return { chains, defaultChain };
 }

@@ -5,9 +5,20 @@ export * from './errors.js';
 export type { SnapshotStore, TrackerRecord, ListQuery, ListPage } from './store/types.js';
 export { MemoryStore } from './store/memory.js';
 export * from '../machines/tracker.machine.js';
-export { supervisorMachine, DEFAULT_RESTART_POLICY, type RestartPolicy, type TrackerRef } from '../machines/supervisor.machine.js';
+export {
+  supervisorMachine,
+  DEFAULT_RESTART_POLICY,
+  type RestartPolicy,
+  type TrackerRef,
+} from '../machines/supervisor.machine.js';
 export { rootSupervisorMachine } from '../machines/root-supervisor.machine.js';
 export type { Quarantined } from './store/types.js';
 export { openStore, SqliteStore, DEFAULT_DATABASE_URL, type SqliteStoreOptions } from './store/index.js';
-export { checkSnapshot, quarantinedRecord, trackerMigrations, type SnapshotMigrations, type SnapshotCheck } from './runtime/snapshot-compat.js';
+export {
+  checkSnapshot,
+  quarantinedRecord,
+  trackerMigrations,
+  type SnapshotMigrations,
+  type SnapshotCheck,
+} from './runtime/snapshot-compat.js';
 export { type ChainInfo, ChainDirectory, DEV_CHAIN_ID } from './runtime/chains.js';

@@ -33,11 +33,15 @@ const logger = pino({ level: config.LOG_LEVEL, base: { service: 'tx-tracker' } }
 const service = await startService(config, logger).catch((error: unknown) => {
   // Another server has the database, or a chain does not match its settings (checked against its
   // node): one line, as for bad configuration.
-  if (error instanceof DatabaseLockedError || error instanceof ChainConfigError) process.stderr.write(`${error.message}\n`);
+  if (error instanceof DatabaseLockedError || error instanceof ChainConfigError)
+    process.stderr.write(`${error.message}\n`);
   else logger.fatal({ err: error }, 'start failed');
   process.exit(1);
 });
-logger.info({ ...service.where, pid: process.pid }, `tx-tracker: API ${service.where.api} · chain ${service.where.chain} · database ${service.where.database}`);
+logger.info(
+  { ...service.where, pid: process.pid },
+  `tx-tracker: API ${service.where.api} · chain ${service.where.chain} · database ${service.where.database}`,
+);
 
 // `npm run demo` (npm start -- --demo): send a few transactions to the embedded chain and track them,
 // so a newcomer sees trackers move (watch them with GET /trackers or GET /events).
@@ -49,7 +53,10 @@ if (process.argv.includes('--demo')) {
       url: service.chain.url,
       onTransaction: async ({ label, hash }) => {
         await service.system.start(undefined, { txHash: hash, confirmations: 3 });
-        logger.info({ label, txHash: hash }, `demo: sent ${label}, tracking it at ${service.where.api}/trackers/${hash}`);
+        logger.info(
+          { label, txHash: hash },
+          `demo: sent ${label}, tracking it at ${service.where.api}/trackers/${hash}`,
+        );
       },
     }).catch((error: unknown) => logger.error({ err: error }, 'demo failed'));
   }

@@ -28,12 +28,18 @@ export interface ConfiguredStore {
  * @example
  * const { store, location } = await createStoreFromConfig(config);
  */
-export async function createStoreFromConfig(config: Pick<Config, 'DATABASE_URL'>, logger?: Logger): Promise<ConfiguredStore> {
+export async function createStoreFromConfig(
+  config: Pick<Config, 'DATABASE_URL'>,
+  logger?: Logger,
+): Promise<ConfiguredStore> {
   if (config.DATABASE_URL === 'memory:') return { store: new MemoryStore(), location: 'memory: (not durable)' };
   const store = openStore(config.DATABASE_URL, {
     lock: true,
     onThreadFailure: (thread, error) =>
-      logger?.error({ thread, err: error }, `the store's ${thread} thread stopped; the store does its work on its own connection`),
+      logger?.error(
+        { thread, err: error },
+        `the store's ${thread} thread stopped; the store does its work on its own connection`,
+      ),
   });
   return { store, location: config.DATABASE_URL };
 }
@@ -99,7 +105,10 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   // followed (its `trackerLive` hook); they reach the system through a sink set just below.
   let system: TrackerSystem | undefined;
   /** Heads and finality reported while the system was still being brought back, handed over after. */
-  const early = { heads: new Map<number, number>(), finality: new Map<string, { chainId: number; tag: Finality; blockNumber: number }>() };
+  const early = {
+    heads: new Map<number, number>(),
+    finality: new Map<string, { chainId: number; tag: Finality; blockNumber: number }>(),
+  };
   const sink: TrackerSink = {
     deliver: (id, event) => system?.deliver(id, event) ?? false,
     newHead: (blockNumber, chainId) => {
@@ -114,7 +123,12 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   };
   let chains: ChainSet;
   try {
-    chains = await startChains({ chains: config.chains, droppedAfterMs: config.DROPPED_AFTER_MS, system: sink, logger });
+    chains = await startChains({
+      chains: config.chains,
+      droppedAfterMs: config.DROPPED_AFTER_MS,
+      system: sink,
+      logger,
+    });
   } catch (error) {
     return failStart(error);
   }
@@ -194,7 +208,12 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
         if (!chain) return undefined;
         const health = chain.watcher.health();
         return {
-          rpc: { status: rpcStatus(health), url: health.url, fallback: health.usingFallback, lastError: health.lastError },
+          rpc: {
+            status: rpcStatus(health),
+            url: health.url,
+            fallback: health.usingFallback,
+            lastError: health.lastError,
+          },
           lag: chain.watcher.blockLag() ?? null,
         };
       },
@@ -205,7 +224,9 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
 
   const describe = (chain: FollowedChain): string => {
     const where = chain.anvil ? `${chain.url} (embedded anvil, a block every 2 s)` : redact(chain.url);
-    return config.chains.length === 1 ? where : `${chain.name} (${chain.chainId}${chain === defaultChain ? ', default' : ''}) ${where}`;
+    return config.chains.length === 1
+      ? where
+      : `${chain.name} (${chain.chainId}${chain === defaultChain ? ', default' : ''}) ${where}`;
   };
   const tokenHint = config.API_TOKEN ? '/#token=<API_TOKEN>' : '';
   const relayPage = relay ? `open ${relay.url}${tokenHint}` : `the relay already on port ${config.INSPECT_PORT}`;

@@ -5,7 +5,12 @@ import { type TestApi, startTestApi } from './helpers/api.js';
 const TOKEN = 'open-routes-token-0123456789';
 
 /** A request with the path sent as written (fetch would normalize it first). */
-function raw(url: string, method: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+function raw(
+  url: string,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const req = request({ hostname, port, method, path, headers }, (res) => {
@@ -26,7 +31,17 @@ beforeAll(async () => {
 afterAll(() => api.stop());
 
 // Express matches routes case-insensitively and with or without one trailing slash.
-const OPEN = ['/healthz', '/healthz/', '/HEALTHZ', '/Healthz/', '/healthz?probe=1', '/readyz/', '/READYZ', '/inspect/ui/', '/INSPECT/UI'];
+const OPEN = [
+  '/healthz',
+  '/healthz/',
+  '/HEALTHZ',
+  '/Healthz/',
+  '/healthz?probe=1',
+  '/readyz/',
+  '/READYZ',
+  '/inspect/ui/',
+  '/INSPECT/UI',
+];
 const PROTECTED = [
   '/healthz//',
   '//healthz',
@@ -54,7 +69,11 @@ it('regression: every spelling Express routes to /healthz, /readyz or /inspect/u
   }
   for (const path of PROTECTED) {
     const res = await raw(api.url, 'GET', path);
-    expect([path, res.status, (JSON.parse(res.body) as { error: { code: string } }).error.code]).toEqual([path, 401, 'unauthorized']);
+    expect([path, res.status, (JSON.parse(res.body) as { error: { code: string } }).error.code]).toEqual([
+      path,
+      401,
+      'unauthorized',
+    ]);
   }
 });
 

@@ -36,7 +36,11 @@ describe('GET /events under clients that do not read', () => {
   const CHANGES = 20_000;
   let api: TestApi;
   beforeAll(async () => {
-    api = await startTestApi({ server: { sse: { replay: CHANGES, replayBytes: 64 * 1024 * 1024, maxClients: SILENT + 10, stallTimeoutMs: 2000 } } });
+    api = await startTestApi({
+      server: {
+        sse: { replay: CHANGES, replayBytes: 64 * 1024 * 1024, maxClients: SILENT + 10, stallTimeoutMs: 2000 },
+      },
+    });
     // More changes kept for replay (about 7 MB) than a socket's kernel buffers take (about 4 MB here).
     await startMany(api, 1, CHANGES);
   });
@@ -56,7 +60,9 @@ describe('GET /events under clients that do not read', () => {
       }
     })();
     const reader = await openStream(`${api.url}/events`, { 'Last-Event-ID': '1' });
-    const sockets = await Promise.all(Array.from({ length: SILENT }, () => silentClient(api.url, 'Last-Event-ID: 1\r\n')));
+    const sockets = await Promise.all(
+      Array.from({ length: SILENT }, () => silentClient(api.url, 'Last-Event-ID: 1\r\n')),
+    );
 
     // While the replays run, the unsent data stays bounded: each stream holds at most its socket's
     // high-water mark (16 KiB on Node 20, 64 KiB later) and a 16 KiB chunk. Then the silent ones are cut off.
@@ -76,7 +82,9 @@ describe('GET /events under clients that do not read', () => {
     // The reading client got the whole replay, in order, then a live change.
     await waitFor('the whole replay', () => (reader.trackerFrames().length >= CHANGES - 1 ? true : undefined), 30_000);
     await api.call('POST', '/trackers', { txHash: hashOf(999_999), id: 'after-the-storm' });
-    const live = await waitFor('the live change', () => reader.trackerFrames().find((f) => (f.data as { id: string }).id === 'after-the-storm'));
+    const live = await waitFor('the live change', () =>
+      reader.trackerFrames().find((f) => (f.data as { id: string }).id === 'after-the-storm'),
+    );
     const ids = reader.trackerFrames().map((f) => f.id!);
     expect(ids.slice(0, CHANGES - 1)).toEqual(Array.from({ length: CHANGES - 1 }, (_, i) => i + 2));
     expect(live.id).toBe(CHANGES + 1);
@@ -101,7 +109,9 @@ describe('GET /events limits', () => {
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(await metric(api, 'tx_tracker_sse_refused_total')).toBe(1);
     await first.close();
-    await waitFor('the stream to be gone', async () => ((await metric(api, 'tx_tracker_sse_clients')) === 1 ? true : undefined));
+    await waitFor('the stream to be gone', async () =>
+      (await metric(api, 'tx_tracker_sse_clients')) === 1 ? true : undefined,
+    );
     const third = await openStream(`${api.url}/events`);
     expect(third.res.status).toBe(200);
     await second.close();
@@ -117,9 +127,15 @@ describe('GET /events limits', () => {
     await waitFor('the kept changes', () => (late.trackerFrames().at(-1)?.id === 200 ? true : undefined));
     const [gap, ...replayed] = late.frames;
     expect(gap!.event).toBe('gap');
-    expect(gap!.data).toMatchObject({ lastEventId: 1, oldestId: replayed[0]!.id, message: expect.stringContaining('GET /trackers') });
+    expect(gap!.data).toMatchObject({
+      lastEventId: 1,
+      oldestId: replayed[0]!.id,
+      message: expect.stringContaining('GET /trackers'),
+    });
     expect(replayed.length).toBeLessThan(200);
-    expect(replayed.map((f) => f.id)).toEqual(Array.from({ length: replayed.length }, (_, i) => 200 - replayed.length + 1 + i));
+    expect(replayed.map((f) => f.id)).toEqual(
+      Array.from({ length: replayed.length }, (_, i) => 200 - replayed.length + 1 + i),
+    );
     await late.close();
   });
 
@@ -128,7 +144,9 @@ describe('GET /events limits', () => {
     await waitFor('the gap', () => stream.frames[0]);
     expect(stream.frames[0]!.event).toBe('gap');
     await api.call('POST', '/trackers', { txHash: hashOf(7), id: 'after-restart' });
-    await waitFor('the live change', () => stream.trackerFrames().find((f) => (f.data as { id: string }).id === 'after-restart'));
+    await waitFor('the live change', () =>
+      stream.trackerFrames().find((f) => (f.data as { id: string }).id === 'after-restart'),
+    );
     await stream.close();
   });
 });

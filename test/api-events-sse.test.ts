@@ -47,7 +47,9 @@ describe('GET /events', () => {
     await api.call('POST', '/trackers', { txHash: hashOf(6), id: 'sse-replay-3' });
 
     const again = await openStream(`${api.url}/events`, { 'Last-Event-ID': String(seen.id) });
-    const replayed = await waitFor('the replay', () => (again.trackerFrames().length >= 2 ? again.trackerFrames() : undefined));
+    const replayed = await waitFor('the replay', () =>
+      again.trackerFrames().length >= 2 ? again.trackerFrames() : undefined,
+    );
     expect(replayed.map((f) => (f.data as { id: string }).id)).toEqual(['sse-replay-2', 'sse-replay-3']);
     expect(replayed[0]!.id).toBe(seen.id! + 1);
     await again.close();
@@ -73,15 +75,27 @@ describe('GET /events', () => {
 describe('GET /events and new heads', () => {
   it('sends the whole feed one head event, and a follower its confirming tracker with the derived count', async () => {
     await api.call('POST', '/trackers', { txHash: hashOf(7), id: 'sse-head', confirmations: 50 });
-    api.system.deliver('sse-head', { type: 'TX_MINED', blockNumber: 200, blockHash: hashOf(200), status: 'success', head: 200 });
-    await waitFor('confirming', async () => ((await api.system.get('sse-head'))?.state === 'confirming' ? true : undefined));
+    api.system.deliver('sse-head', {
+      type: 'TX_MINED',
+      blockNumber: 200,
+      blockHash: hashOf(200),
+      status: 'success',
+      head: 200,
+    });
+    await waitFor('confirming', async () =>
+      (await api.system.get('sse-head'))?.state === 'confirming' ? true : undefined,
+    );
     const feed = await openStream(`${api.url}/events`);
     const follower = await openStream(`${api.url}/events?id=sse-head`);
     api.system.newHead(204);
     const head = await waitFor('a head event', () => feed.frames.find((f) => f.event === 'head'));
     expect(head.data).toEqual({ blockNumber: 204, chain: 31337, name: 'default' });
     const followed = await waitFor('the follower update', () => follower.trackerFrames()[0]);
-    expect(Tracker.strict().parse(followed.data)).toMatchObject({ id: 'sse-head', state: 'confirming', confirmations: 5 });
+    expect(Tracker.strict().parse(followed.data)).toMatchObject({
+      id: 'sse-head',
+      state: 'confirming',
+      confirmations: 5,
+    });
     expect(follower.frames.some((f) => f.event === 'head')).toBe(false);
     expect(feed.trackerFrames().some((f) => (f.data as { id: string }).id === 'sse-head')).toBe(false);
     const got = await api.call('GET', '/trackers/sse-head');

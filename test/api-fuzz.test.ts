@@ -7,14 +7,20 @@ import { type TestApi, hashOf, startTestApi } from './helpers/api.js';
 let api: TestApi;
 const TOKEN = 'fuzz-token-0123456789abcdef';
 const auth = { authorization: `Bearer ${TOKEN}` };
-const CONTROL = Array.from({ length: 20 }, (_, i) => ({ id: `control-${i}`, txHash: hashOf(0xc0 + i), confirmations: 1 + i }));
+const CONTROL = Array.from({ length: 20 }, (_, i) => ({
+  id: `control-${i}`,
+  txHash: hashOf(0xc0 + i),
+  confirmations: 1 + i,
+}));
 let controlBefore: unknown[];
 
 beforeAll(async () => {
   api = await startTestApi({ system: { faultInjection: true }, server: { apiToken: TOKEN } });
   const res = await api.call('POST', '/trackers/batch', { trackers: CONTROL }, auth);
   expect(res.status).toBe(200);
-  controlBefore = await Promise.all(CONTROL.map(async (c) => (await api.call('GET', `/trackers/${c.id}`, undefined, auth)).json));
+  controlBefore = await Promise.all(
+    CONTROL.map(async (c) => (await api.call('GET', `/trackers/${c.id}`, undefined, auth)).json),
+  );
 });
 afterAll(() => api.stop());
 
@@ -24,13 +30,25 @@ const hash = fc.oneof(
   fc.array(hexChar, { minLength: 0, maxLength: 70 }).map((chars) => `0x${chars.join('')}`),
   fc.string(),
 );
-const fuzzId = fc.oneof(fc.constantFrom('fz-1', 'fz-2', 'fz-3', 'Fz_4', '0xAB'), fc.stringMatching(/^[A-Za-z0-9_.:-]{1,20}$/), fc.string({ maxLength: 140 }));
+const fuzzId = fc.oneof(
+  fc.constantFrom('fz-1', 'fz-2', 'fz-3', 'Fz_4', '0xAB'),
+  fc.stringMatching(/^[A-Za-z0-9_.:-]{1,20}$/),
+  fc.string({ maxLength: 140 }),
+);
 const trackerBody = fc.record(
-  { txHash: hash, id: fuzzId, confirmations: fc.oneof(fc.integer({ min: -5, max: 1200 }), fc.double(), fc.string()), extra: fc.jsonValue() },
+  {
+    txHash: hash,
+    id: fuzzId,
+    confirmations: fc.oneof(fc.integer({ min: -5, max: 1200 }), fc.double(), fc.string()),
+    extra: fc.jsonValue(),
+  },
   { requiredKeys: [] },
 );
 const eventBody = fc.oneof(
-  fc.record({ type: fc.constantFrom('RECHECK', 'CRASH', 'TX_MINED', 'STOP', 'GIVE_UP', 'NOPE', '') }, { requiredKeys: ['type'] }),
+  fc.record(
+    { type: fc.constantFrom('RECHECK', 'CRASH', 'TX_MINED', 'STOP', 'GIVE_UP', 'NOPE', '') },
+    { requiredKeys: ['type'] },
+  ),
   fc.record({ type: fc.constantFrom('RECHECK'), more: fc.jsonValue() }),
   fc.jsonValue(),
 );
@@ -40,7 +58,9 @@ const body = fc.oneof(
   eventBody,
   fc.jsonValue().map((v) => JSON.stringify(v)),
   fc.string({ maxLength: 200 }),
-  fc.constantFrom(1024 * 1024 + 10, 200_000).map((size) => JSON.stringify({ txHash: hashOf(1), pad: 'x'.repeat(size) })),
+  fc
+    .constantFrom(1024 * 1024 + 10, 200_000)
+    .map((size) => JSON.stringify({ txHash: hashOf(1), pad: 'x'.repeat(size) })),
   fc.constant(undefined),
 );
 const pathSegment = fuzzId.map((id) => encodeURIComponent(id));
@@ -49,17 +69,39 @@ const path = fc.oneof(
   fc.constant('/trackers/batch'),
   pathSegment.map((id) => `/trackers/${id}`),
   pathSegment.map((id) => `/trackers/${id}/events`),
-  fc.tuple(fc.constantFrom('pending', 'stopped', 'bogus', ''), fc.integer({ min: -2, max: 2000 }), fc.string({ maxLength: 12 })).map(
-    ([state, limit, cursor]) => `/trackers?state=${state}&limit=${limit}&cursor=${encodeURIComponent(cursor)}`,
+  fc
+    .tuple(
+      fc.constantFrom('pending', 'stopped', 'bogus', ''),
+      fc.integer({ min: -2, max: 2000 }),
+      fc.string({ maxLength: 12 }),
+    )
+    .map(([state, limit, cursor]) => `/trackers?state=${state}&limit=${limit}&cursor=${encodeURIComponent(cursor)}`),
+  fc.constantFrom(
+    '/healthz',
+    '/readyz',
+    '/openapi.json',
+    '/metrics',
+    '/inspect',
+    '/',
+    '/trackers/',
+    '//trackers',
+    '/%E0%A4%A',
   ),
-  fc.constantFrom('/healthz', '/readyz', '/openapi.json', '/metrics', '/inspect', '/', '/trackers/', '//trackers', '/%E0%A4%A'),
   fc.webPath(),
 );
 const headerValue = fc.stringMatching(/^[\x20-\x7e]{0,60}$/);
 const headers = fc.record(
   {
     authorization: fc.oneof(fc.constant(auth.authorization), fc.constant(auth.authorization), headerValue),
-    'content-type': fc.oneof(fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-16'), headerValue),
+    'content-type': fc.oneof(
+      fc.constantFrom(
+        'application/json',
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'application/json; charset=utf-16',
+      ),
+      headerValue,
+    ),
     'content-encoding': fc.constantFrom('gzip', 'identity', 'br', 'zz'),
     'x-request-id': headerValue,
     'last-event-id': headerValue,
@@ -105,6 +147,8 @@ it('answers every fuzzed request with contract JSON, never crashes, and leaves t
   );
 
   expect((await api.call('GET', '/healthz')).status).toBe(200);
-  const controlAfter = await Promise.all(CONTROL.map(async (c) => (await api.call('GET', `/trackers/${c.id}`, undefined, auth)).json));
+  const controlAfter = await Promise.all(
+    CONTROL.map(async (c) => (await api.call('GET', `/trackers/${c.id}`, undefined, auth)).json),
+  );
   expect(controlAfter).toEqual(controlBefore);
 });

@@ -11,7 +11,9 @@ describe('health, readiness, metrics, openapi, limits', () => {
       system: { faultInjection: true },
       server: {
         metricsSources: {
-          chains: () => [{ name: 'default', chainId: 31337, requests: 7, errors: 2, head: 40, blockLag: 3, reorgsBelowFinalized: 0 }],
+          chains: () => [
+            { name: 'default', chainId: 31337, requests: 7, errors: 2, head: 40, blockLag: 3, reorgsBelowFinalized: 0 },
+          ],
         },
       },
     });
@@ -63,7 +65,17 @@ describe('health, readiness, metrics, openapi, limits', () => {
     };
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths)).toEqual(
-      expect.arrayContaining(['/trackers', '/trackers/batch', '/trackers/{id}', '/trackers/{id}/events', '/chains', '/events', '/healthz', '/readyz', '/metrics']),
+      expect.arrayContaining([
+        '/trackers',
+        '/trackers/batch',
+        '/trackers/{id}',
+        '/trackers/{id}/events',
+        '/chains',
+        '/events',
+        '/healthz',
+        '/readyz',
+        '/metrics',
+      ]),
     );
     expect(Object.keys(doc.paths['/trackers/{id}']!)).toEqual(expect.arrayContaining(['get', 'delete']));
     expect(doc.components.schemas.CreateTrackerBody!.properties!.txHash!.pattern).toBe('^0x[0-9a-fA-F]{64}$');
@@ -73,7 +85,12 @@ describe('health, readiness, metrics, openapi, limits', () => {
   it('answers 413 payload_too_large over 1 MB, 404 JSON for unknown routes and methods, never HTML', async () => {
     const big = await api.call('POST', '/trackers', { txHash: hashOf(2), pad: 'x'.repeat(1024 * 1024) });
     expect([big.status, errorCode(big.json)]).toEqual([413, 'payload_too_large']);
-    for (const [method, path] of [['GET', '/nope'], ['PUT', '/trackers'], ['PATCH', '/trackers/m-1'], ['GET', '/trackers/m-1/events']]) {
+    for (const [method, path] of [
+      ['GET', '/nope'],
+      ['PUT', '/trackers'],
+      ['PATCH', '/trackers/m-1'],
+      ['GET', '/trackers/m-1/events'],
+    ]) {
       const res = await api.call(method!, path!);
       expect([res.status, errorCode(res.json)]).toEqual([404, 'not_found']);
       expect(res.headers.get('content-type')).toMatch(/^application\/json/);
@@ -81,8 +98,12 @@ describe('health, readiness, metrics, openapi, limits', () => {
   });
 
   it('echoes a sane X-Request-Id and makes one otherwise', async () => {
-    expect((await api.call('GET', '/healthz', undefined, { 'x-request-id': 'req-42' })).headers.get('x-request-id')).toBe('req-42');
-    expect((await api.call('GET', '/healthz', undefined, { 'x-request-id': 'bad id!' })).headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(
+      (await api.call('GET', '/healthz', undefined, { 'x-request-id': 'req-42' })).headers.get('x-request-id'),
+    ).toBe('req-42');
+    expect(
+      (await api.call('GET', '/healthz', undefined, { 'x-request-id': 'bad id!' })).headers.get('x-request-id'),
+    ).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
 
@@ -97,7 +118,12 @@ describe('API_TOKEN', () => {
   it('requires the bearer token everywhere but /healthz and /readyz', async () => {
     expect((await api.call('GET', '/healthz')).status).toBe(200);
     expect((await api.call('GET', '/readyz')).status).toBe(200);
-    for (const headers of [{} as Record<string, string>, { authorization: 'Bearer wrong' }, { authorization: token }, { authorization: `Basic ${token}` }]) {
+    for (const headers of [
+      {} as Record<string, string>,
+      { authorization: 'Bearer wrong' },
+      { authorization: token },
+      { authorization: `Basic ${token}` },
+    ]) {
       const res = await api.call('GET', '/trackers', undefined, headers);
       expect([res.status, errorCode(res.json)]).toEqual([401, 'unauthorized']);
       expect(res.headers.get('www-authenticate')).toBe('Bearer');
@@ -114,7 +140,10 @@ describe('readiness and shutdown', () => {
     const api = await startTestApi({ server: { readiness: async () => ({ store: true, chain: false }) } });
     const res = await api.call('GET', '/readyz');
     expect(res.status).toBe(503);
-    expect(res.json).toEqual({ error: { code: 'not_ready', message: 'not reachable: chain' }, checks: { store: true, chain: false } });
+    expect(res.json).toEqual({
+      error: { code: 'not_ready', message: 'not reachable: chain' },
+      checks: { store: true, chain: false },
+    });
     await api.stop();
   });
 

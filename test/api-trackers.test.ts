@@ -15,7 +15,12 @@ describe('POST /trackers', () => {
   it('creates (201), returns the same tracker for the same txHash (200), refuses another txHash (409)', async () => {
     const created = await api.call('POST', '/trackers', { txHash: hashOf(1), id: 'order-1', confirmations: 3 });
     expect(created.status).toBe(201);
-    expect(asTracker(created.json)).toMatchObject({ id: 'order-1', txHash: hashOf(1), state: 'pending', requiredConfirmations: 3 });
+    expect(asTracker(created.json)).toMatchObject({
+      id: 'order-1',
+      txHash: hashOf(1),
+      state: 'pending',
+      requiredConfirmations: 3,
+    });
     const again = await api.call('POST', '/trackers', { txHash: hashOf(1), id: 'order-1' });
     expect(again.status).toBe(200);
     expect(asTracker(again.json).id).toBe('order-1');
@@ -28,7 +33,11 @@ describe('POST /trackers', () => {
     const upper = `0x${'AB'.repeat(32)}`;
     const created = await api.call('POST', '/trackers', { txHash: upper });
     expect(created.status).toBe(201);
-    expect(asTracker(created.json)).toMatchObject({ id: upper.toLowerCase(), txHash: upper.toLowerCase(), requiredConfirmations: 12 });
+    expect(asTracker(created.json)).toMatchObject({
+      id: upper.toLowerCase(),
+      txHash: upper.toLowerCase(),
+      requiredConfirmations: 12,
+    });
     const byUpperId = await api.call('GET', `/trackers/${upper}`);
     expect(byUpperId.status).toBe(200);
     expect(asTracker(byUpperId.json).id).toBe(upper.toLowerCase());
@@ -56,9 +65,18 @@ describe('POST /trackers', () => {
   });
 
   it('takes the chain by id or name, and "finalized" / "safe" for confirmations: the tracker shows chainId and finality', async () => {
-    const created = await api.call('POST', '/trackers', { txHash: hashOf(4), chain: 'default', confirmations: 'finalized' });
+    const created = await api.call('POST', '/trackers', {
+      txHash: hashOf(4),
+      chain: 'default',
+      confirmations: 'finalized',
+    });
     expect(created.status).toBe(201);
-    expect(asTracker(created.json)).toMatchObject({ id: hashOf(4), chainId: 31337, finality: 'finalized', requiredConfirmations: null });
+    expect(asTracker(created.json)).toMatchObject({
+      id: hashOf(4),
+      chainId: 31337,
+      finality: 'finalized',
+      requiredConfirmations: null,
+    });
     const safe = await api.call('POST', '/trackers', { txHash: hashOf(5), chain: 31337, confirmations: 'safe' });
     expect(asTracker(safe.json)).toMatchObject({ chainId: 31337, finality: 'safe' });
     const counted = asTracker((await api.call('GET', '/trackers/order-1')).json);
@@ -68,7 +86,9 @@ describe('POST /trackers', () => {
     expect((listed.json as { items: unknown[] }).items.map((t) => asTracker(t).id)).toContain(hashOf(4));
     expect(errorCode((await api.call('GET', '/trackers?chain=zksync')).json)).toBe('unknown_chain');
     const chains = await api.call('GET', '/chains');
-    expect(chains.json).toMatchObject({ chains: [{ name: 'default', id: 31337, default: true, confirmations: 12, rpc: { status: 'ok' } }] });
+    expect(chains.json).toMatchObject({
+      chains: [{ name: 'default', id: 31337, default: true, confirmations: 12, rpc: { status: 'ok' } }],
+    });
   });
 
   it('answers 400 invalid_tx_hash for an empty body (it reads as {})', async () => {
@@ -93,7 +113,8 @@ describe('POST /trackers/batch', () => {
       ],
     });
     expect(res.status).toBe(200);
-    const results = (res.json as { results: Array<{ status: number; tracker?: unknown; error?: { code: string } }> }).results;
+    const results = (res.json as { results: Array<{ status: number; tracker?: unknown; error?: { code: string } }> })
+      .results;
     expect(results.map((r) => r.status)).toEqual([201, 400, 200, 409, 409, 201, 400]);
     expect(results[1]!.error!.code).toBe('invalid_tx_hash');
     expect(results[3]!.error!.code).toBe('id_conflict');
@@ -128,7 +149,10 @@ describe('GET /trackers/:id and GET /trackers', () => {
   });
 
   it('pages through every tracker once, in id order, with a stable cursor', async () => {
-    const trackers = Array.from({ length: 250 }, (_, i) => ({ txHash: hashOf(20_000 + i), id: `page-${String(i).padStart(3, '0')}` }));
+    const trackers = Array.from({ length: 250 }, (_, i) => ({
+      txHash: hashOf(20_000 + i),
+      id: `page-${String(i).padStart(3, '0')}`,
+    }));
     await api.call('POST', '/trackers/batch', { trackers });
     const seen: string[] = [];
     let cursor: string | null = null;
@@ -147,7 +171,13 @@ describe('GET /trackers/:id and GET /trackers', () => {
 
   it('filters by state', async () => {
     await api.call('POST', '/trackers', { txHash: hashOf(300), id: 'state-mined', confirmations: 5 });
-    api.system.deliver('state-mined', { type: 'TX_MINED', blockNumber: 10, blockHash: hashOf(10), status: 'success', head: 10 });
+    api.system.deliver('state-mined', {
+      type: 'TX_MINED',
+      blockNumber: 10,
+      blockHash: hashOf(10),
+      status: 'success',
+      head: 10,
+    });
     await api.call('POST', '/trackers', { txHash: hashOf(301), id: 'state-stopped' });
     await api.call('DELETE', '/trackers/state-stopped');
     const confirming = await api.call('GET', '/trackers?state=confirming');

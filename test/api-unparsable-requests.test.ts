@@ -18,7 +18,9 @@ function exchange(url: string, bytes: string): Promise<string> {
 function parse(response: string) {
   const [head, body] = response.split('\r\n\r\n', 2) as [string, string];
   const [statusLine, ...lines] = head.split('\r\n');
-  const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+  const headers = Object.fromEntries(
+    lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]),
+  );
   return { status: Number(statusLine!.split(' ')[1]), headers, body: JSON.parse(body) as unknown };
 }
 
@@ -29,7 +31,10 @@ beforeAll(async () => {
 afterAll(() => api.stop());
 
 it('regression: headers over the limit get 431 with a JSON error body, not an empty answer', async () => {
-  const response = await exchange(api.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: ${'a'.repeat(20_000)}\r\n\r\n`);
+  const response = await exchange(
+    api.url,
+    `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: ${'a'.repeat(20_000)}\r\n\r\n`,
+  );
   const { status, headers, body } = parse(response);
   expect(status).toBe(431);
   expect(headers['content-type']).toMatch(/^application\/json/);
@@ -39,7 +44,11 @@ it('regression: headers over the limit get 431 with a JSON error body, not an em
 });
 
 it('answers a request that is not HTTP with 400 bad_request JSON, and keeps serving', async () => {
-  for (const bytes of ['NOT A REQUEST\r\n\r\n', 'GET / HTTP/9.9\r\n\r\n', 'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n']) {
+  for (const bytes of [
+    'NOT A REQUEST\r\n\r\n',
+    'GET / HTTP/9.9\r\n\r\n',
+    'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n',
+  ]) {
     const { status, headers, body } = parse(await exchange(api.url, bytes));
     expect([bytes, status]).toEqual([bytes, 400]);
     expect(headers['content-type']).toMatch(/^application\/json/);

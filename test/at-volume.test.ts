@@ -37,19 +37,26 @@ describe('5,000 trackers on anvil', () => {
     }
 
     for (let i = 0; i < signed.length; i += 1000) {
-      const results = await h.system.startMany(signed.slice(i, i + 1000).map((s) => ({ txHash: s.hash, confirmations: CONFIRMATIONS })));
+      const results = await h.system.startMany(
+        signed.slice(i, i + 1000).map((s) => ({ txHash: s.hash, confirmations: CONFIRMATIONS })),
+      );
       expect(results.every((r) => r.status === 'started')).toBe(true);
     }
     expect(h.system.stats().live).toBe(total);
     for (const s of signed) await h.send(s.raw);
-    for (const s of signed.filter((x) => x.kind === 'stop')) expect((await h.system.stop(s.hash))?.state).toBe('stopped');
+    for (const s of signed.filter((x) => x.kind === 'stop'))
+      expect((await h.system.stop(s.hash))?.state).toBe('stopped');
 
     // Mine until every tracked transfer and revert is in a block, then the confirmations.
-    await waitFor('every tx to be mined', async () => {
-      await mine(h.anvil.url);
-      const pending = Number(((await rpc<{ pending: string }>(h.anvil.url, 'txpool_status')).pending));
-      return pending === 0;
-    }, 120_000);
+    await waitFor(
+      'every tx to be mined',
+      async () => {
+        await mine(h.anvil.url);
+        const pending = Number((await rpc<{ pending: string }>(h.anvil.url, 'txpool_status')).pending);
+        return pending === 0;
+      },
+      120_000,
+    );
     await mine(h.anvil.url, CONFIRMATIONS);
     await waitFor('every tracker to be final', () => h.system.stats().live === 0, 120_000);
 

@@ -54,7 +54,9 @@ describe('WAL checkpoints run on a worker thread, off the event loop', () => {
     expect(store.checkpointStats.foreground).toBe(0);
 
     const reader = new Database(path, { readonly: true });
-    const rows = reader.prepare('SELECT count(*) AS n, min(updated_at) AS lo, max(updated_at) AS hi FROM trackers').get();
+    const rows = reader
+      .prepare('SELECT count(*) AS n, min(updated_at) AS lo, max(updated_at) AS hi FROM trackers')
+      .get();
     reader.close();
     expect(rows).toEqual({ n: 10_000, lo: 1, hi: 3 });
 

@@ -55,7 +55,9 @@ describe('a chain whose node is down stalls only its own trackers', () => {
   });
 
   const chainsJson = async (): Promise<Record<string, ChainJson>> =>
-    Object.fromEntries(((await s.call('GET', '/chains')).json as { chains: ChainJson[] }).chains.map((c) => [c.name, c]));
+    Object.fromEntries(
+      ((await s.call('GET', '/chains')).json as { chains: ChainJson[] }).chains.map((c) => [c.name, c]),
+    );
 
   it('the slow node killed: fast trackers confirm, slow ones wait (readyz and /chains say so), and resume when it is back', async () => {
     const onFast = await signTransfer(8453, 0, { nonce: nonces.fast++ });
@@ -68,7 +70,11 @@ describe('a chain whose node is down stalls only its own trackers', () => {
     // SIGTERM: anvil writes its chain to the state file on the way out.
     await slow.stop();
     await rpc(fast.url, 'eth_sendRawTransaction', [onFast.raw]);
-    const confirmed = await s.waitForTracker('fast-1', 'to be confirmed while slow is down', (t) => t.state === 'confirmed');
+    const confirmed = await s.waitForTracker(
+      'fast-1',
+      'to be confirmed while slow is down',
+      (t) => t.state === 'confirmed',
+    );
     expect(confirmed.chainId).toBe(8453);
     const down = await waitUntil(async () => {
       const chains = await chainsJson();
@@ -83,7 +89,12 @@ describe('a chain whose node is down stalls only its own trackers', () => {
 
     // The same URL again, the same chain (from its state file): the tracker goes on from where it was.
     slow = await startAnvil({ blockTime: 0.5, port: slow.port, args: slowArgs });
-    const resumed = await s.waitForTracker('slow-1', 'to be confirmed after the node is back', (t) => t.state === 'confirmed', 45_000);
+    const resumed = await s.waitForTracker(
+      'slow-1',
+      'to be confirmed after the node is back',
+      (t) => t.state === 'confirmed',
+      45_000,
+    );
     expect(resumed).toMatchObject({ chainId: 10, blockHash: mined.blockHash, reorgs: 0 });
     await waitUntil(async () => (await chainsJson()).slow!.rpc.status === 'ok', 'the slow chain to be ok again');
   });
@@ -94,7 +105,11 @@ describe('a chain whose node is down stalls only its own trackers', () => {
     const tx = await signTransfer(8453, 0, { nonce: nonces.fast++ });
     await s.call('POST', '/trackers', { txHash: tx.hash, id: 'fast-2', confirmations: 8 });
     await rpc(fast.url, 'eth_sendRawTransaction', [tx.raw]);
-    const done = await s.waitForTracker('fast-2', 'to be confirmed through the fallback', (t) => t.state === 'confirmed');
+    const done = await s.waitForTracker(
+      'fast-2',
+      'to be confirmed through the fallback',
+      (t) => t.state === 'confirmed',
+    );
     expect(done.chainId).toBe(8453);
     expect(proxy.totalCalls()).toBeGreaterThan(before);
     const chains = await chainsJson();

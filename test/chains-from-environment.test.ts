@@ -3,10 +3,23 @@ import { ConfigError, parseConfig } from '../src/config.js';
 
 describe('chains from the environment', () => {
   it('no chain configured: one chain named default, the embedded anvil; ETH_RPC_URL alone: that node', () => {
-    expect(parseConfig({})).toMatchObject({ defaultChain: 'default', chains: [{ name: 'default', rpcUrl: undefined, confirmations: 12 }] });
-    expect(parseConfig({ ETH_RPC_URL: 'wss://node.example/key', REQUIRED_CONFIRMATIONS: '3', POLL_INTERVAL_MS: '250' })).toMatchObject({
+    expect(parseConfig({})).toMatchObject({
       defaultChain: 'default',
-      chains: [{ name: 'default', rpcUrl: 'wss://node.example/key', chainId: undefined, confirmations: 3, pollIntervalMs: 250 }],
+      chains: [{ name: 'default', rpcUrl: undefined, confirmations: 12 }],
+    });
+    expect(
+      parseConfig({ ETH_RPC_URL: 'wss://node.example/key', REQUIRED_CONFIRMATIONS: '3', POLL_INTERVAL_MS: '250' }),
+    ).toMatchObject({
+      defaultChain: 'default',
+      chains: [
+        {
+          name: 'default',
+          rpcUrl: 'wss://node.example/key',
+          chainId: undefined,
+          confirmations: 3,
+          pollIntervalMs: 250,
+        },
+      ],
     });
   });
 
@@ -47,19 +60,52 @@ describe('chains from the environment', () => {
   });
 
   it.each([
-    [{ CHAIN_BASE_RPC_URL: 'https://b.example', CHAIN_OP_RPC_URL: 'https://o.example' }, 'DEFAULT_CHAIN is required with several chains (base, op)'],
-    [{ CHAIN_BASE_RPC_URL: 'https://b.example', DEFAULT_CHAIN: 'op' }, 'DEFAULT_CHAIN names no configured chain (base) (got "op")'],
+    [
+      { CHAIN_BASE_RPC_URL: 'https://b.example', CHAIN_OP_RPC_URL: 'https://o.example' },
+      'DEFAULT_CHAIN is required with several chains (base, op)',
+    ],
+    [
+      { CHAIN_BASE_RPC_URL: 'https://b.example', DEFAULT_CHAIN: 'op' },
+      'DEFAULT_CHAIN names no configured chain (base) (got "op")',
+    ],
     [{ DEFAULT_CHAIN: 'base' }, 'DEFAULT_CHAIN names no configured chain'],
-    [{ CHAIN_BASE_RPC_URL: 'https://b.example', ETH_RPC_URL: 'https://e.example' }, 'ETH_RPC_URL cannot be set with CHAIN_BASE_*'],
+    [
+      { CHAIN_BASE_RPC_URL: 'https://b.example', ETH_RPC_URL: 'https://e.example' },
+      'ETH_RPC_URL cannot be set with CHAIN_BASE_*',
+    ],
     [{ CHAIN_BASE_RPC_URL: 'ftp://b.example' }, 'CHAIN_BASE_RPC_URL must be a URL'],
-    [{ CHAIN_BASE_RPC_URL: 'https://b.example', CHAIN_BASE_FALLBACK_URL: 'b.example' }, 'CHAIN_BASE_FALLBACK_URL must be a URL'],
-    [{ CHAIN_BASE_RPC_URL: 'https://b.example', CHAIN_BASE_CONFIRMATIONS: 'latest' }, 'CHAIN_BASE_CONFIRMATIONS must be an integer from 1 to 1000, safe or finalized (got "latest")'],
-    [{ CHAIN_BASE_RPC_URL: 'https://b.example', CHAIN_BASE_CONFIRMATIONS: '1001' }, 'CHAIN_BASE_CONFIRMATIONS must be at most 1000'],
-    [{ CHAIN_BASE_RPC_URL: 'https://b.example', CHAIN_BASE_POLL_INTERVAL_MS: '5' }, 'CHAIN_BASE_POLL_INTERVAL_MS must be at least 10'],
+    [
+      { CHAIN_BASE_RPC_URL: 'https://b.example', CHAIN_BASE_FALLBACK_URL: 'b.example' },
+      'CHAIN_BASE_FALLBACK_URL must be a URL',
+    ],
+    [
+      { CHAIN_BASE_RPC_URL: 'https://b.example', CHAIN_BASE_CONFIRMATIONS: 'latest' },
+      'CHAIN_BASE_CONFIRMATIONS must be an integer from 1 to 1000, safe or finalized (got "latest")',
+    ],
+    [
+      { CHAIN_BASE_RPC_URL: 'https://b.example', CHAIN_BASE_CONFIRMATIONS: '1001' },
+      'CHAIN_BASE_CONFIRMATIONS must be at most 1000',
+    ],
+    [
+      { CHAIN_BASE_RPC_URL: 'https://b.example', CHAIN_BASE_POLL_INTERVAL_MS: '5' },
+      'CHAIN_BASE_POLL_INTERVAL_MS must be at least 10',
+    ],
     [{ CHAIN_BASE_RPC_URL: 'https://b.example', CHAIN_BASE_ID: '0x2105' }, 'CHAIN_BASE_ID must be an integer'],
     [{ CHAIN_BASE_ID: '8453' }, 'CHAIN_BASE_RPC_URL is required (CHAIN_BASE_ID is set)'],
-    [{ CHAIN_BASE_RPC_URL: 'https://b.example', CHAIN_BASE_CONFIRMATION: '3' }, 'CHAIN_BASE_CONFIRMATION is not a chain setting'],
-    [{ CHAIN_A_RPC_URL: 'https://a.example', CHAIN_A_ID: '1', CHAIN_B_RPC_URL: 'https://b.example', CHAIN_B_ID: '1', DEFAULT_CHAIN: 'a' }, 'CHAIN_B_ID is 1, the id of CHAIN_A_ID too'],
+    [
+      { CHAIN_BASE_RPC_URL: 'https://b.example', CHAIN_BASE_CONFIRMATION: '3' },
+      'CHAIN_BASE_CONFIRMATION is not a chain setting',
+    ],
+    [
+      {
+        CHAIN_A_RPC_URL: 'https://a.example',
+        CHAIN_A_ID: '1',
+        CHAIN_B_RPC_URL: 'https://b.example',
+        CHAIN_B_ID: '1',
+        DEFAULT_CHAIN: 'a',
+      },
+      'CHAIN_B_ID is 1, the id of CHAIN_A_ID too',
+    ],
     [{ CHAIN_137_RPC_URL: 'https://p.example' }, 'CHAIN_137_RPC_URL names a chain 137: a name must not be all digits'],
   ])('refuses %o with one line naming the variable', (env, message) => {
     let error: unknown;

@@ -32,8 +32,20 @@ describe('parseConfig', () => {
   });
 
   it('reads values and treats INSPECT=1 as every tracker, anything else as an id prefix', () => {
-    const config = parseConfig({ PORT: '0', FAULT_INJECTION: '1', INSPECT: '1', ETH_RPC_URL: 'http://127.0.0.1:8545', REQUIRED_CONFIRMATIONS: '3' });
-    expect(config).toMatchObject({ PORT: 0, FAULT_INJECTION: true, inspectFilter: '*', ETH_RPC_URL: 'http://127.0.0.1:8545', REQUIRED_CONFIRMATIONS: 3 });
+    const config = parseConfig({
+      PORT: '0',
+      FAULT_INJECTION: '1',
+      INSPECT: '1',
+      ETH_RPC_URL: 'http://127.0.0.1:8545',
+      REQUIRED_CONFIRMATIONS: '3',
+    });
+    expect(config).toMatchObject({
+      PORT: 0,
+      FAULT_INJECTION: true,
+      inspectFilter: '*',
+      ETH_RPC_URL: 'http://127.0.0.1:8545',
+      REQUIRED_CONFIRMATIONS: 3,
+    });
     expect(parseConfig({ INSPECT: 'txn_01' }).inspectFilter).toBe('txn_01');
   });
 
@@ -104,7 +116,10 @@ describe('npm start (src/main.ts)', () => {
     expect(started).toBeDefined();
     expect(started!.chain).toBeTruthy();
     expect(started!.database).toBeTruthy();
-    const created = await fetch(`${started!.api}/trackers`, { method: 'POST', body: JSON.stringify({ txHash: hashOf(1) }) });
+    const created = await fetch(`${started!.api}/trackers`, {
+      method: 'POST',
+      body: JSON.stringify({ txHash: hashOf(1) }),
+    });
     expect(created.status).toBe(201);
     child.kill('SIGTERM');
     const [code] = (await exited) as [number];

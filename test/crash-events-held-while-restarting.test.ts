@@ -15,11 +15,14 @@ describe('events accepted while a tracker restarts reach its next incarnations, 
 
   /** `count` CRASH events at once, as rapid clients send them; every one must be accepted (202). */
   async function crashRapidly(id: string, count: number): Promise<void> {
-    const answers = await Promise.all(Array.from({ length: count }, () => api.call('POST', `/trackers/${id}/events`, { type: 'CRASH' })));
+    const answers = await Promise.all(
+      Array.from({ length: count }, () => api.call('POST', `/trackers/${id}/events`, { type: 'CRASH' })),
+    );
     expect(answers.map((a) => a.status)).toEqual(answers.map(() => 202));
   }
 
-  const tracker = async (id: string): Promise<TrackerJson> => (await api.call('GET', `/trackers/${id}`)).json as TrackerJson;
+  const tracker = async (id: string): Promise<TrackerJson> =>
+    (await api.call('GET', `/trackers/${id}`)).json as TrackerJson;
 
   for (const count of [2, 3, 5]) {
     it(`${count} rapid CRASHes: ${count} restarts, the tracker running with its state`, async () => {
@@ -52,7 +55,11 @@ describe('events accepted while a tracker restarts reach its next incarnations, 
 
 describe('events for a restarting tracker, in the library', () => {
   it('an event held behind a CRASH goes to the incarnation after the one that CRASH ends', async () => {
-    const system = await createTrackerSystem({ store: new MemoryStore(), faultInjection: true, restartPolicy: { backoffBaseMs: 50 } });
+    const system = await createTrackerSystem({
+      store: new MemoryStore(),
+      faultInjection: true,
+      restartPolicy: { backoffBaseMs: 50 },
+    });
     await system.start('t', { txHash: hashOf(1) });
     await system.send('t', { type: 'CRASH' });
     const second = system.send('t', { type: 'CRASH' });
@@ -61,7 +68,9 @@ describe('events for a restarting tracker, in the library', () => {
     const held = await Promise.all([system.send('t', { type: 'CRASH' }), system.send('t', { type: 'TX_SEEN' })]);
     expect(held.map((r) => r.status)).toEqual(['held', 'held']);
     await second;
-    await waitFor('the third restart', () => (system.lookup('t')?.getSnapshot().context.restarts === 3 ? true : undefined));
+    await waitFor('the third restart', () =>
+      system.lookup('t')?.getSnapshot().context.restarts === 3 ? true : undefined,
+    );
     expect(system.lookup('t')!.getSnapshot().value).toEqual({ pending: 'seen' });
     expect(system.stats()).toMatchObject({ crashes: 3, restarts: 3, restarting: 0 });
     await system.shutdown();

@@ -20,7 +20,13 @@ describe('a crashed tracker comes back from its durable snapshot, not from memor
     store = new SqliteStore({ path });
     system = await createTrackerSystem({ store, faultInjection: true });
     await system.start('txn_crash', { txHash: hashOf(1), confirmations: 5 });
-    await system.send('txn_crash', { type: 'TX_MINED', blockNumber: 100, blockHash: hashOf(100), status: 'success', head: 101 });
+    await system.send('txn_crash', {
+      type: 'TX_MINED',
+      blockNumber: 100,
+      blockHash: hashOf(100),
+      status: 'success',
+      head: 101,
+    });
     const before = system.lookup('txn_crash')!;
     expect(before.getSnapshot().context.confirmations).toBe(2);
 

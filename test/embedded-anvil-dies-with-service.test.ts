@@ -37,7 +37,10 @@ describe('the embedded anvil never outlives the service', () => {
     await once(taken, 'listening');
     const port = (taken.address() as { port: number }).port;
     try {
-      const service = spawnFromSource({ PORT: String(port), DATABASE_URL: `sqlite:${join(dir.path, 'port-taken.db')}` });
+      const service = spawnFromSource({
+        PORT: String(port),
+        DATABASE_URL: `sqlite:${join(dir.path, 'port-taken.db')}`,
+      });
       running.push(service);
       const anvil = await service.anvil();
       anvilPids.push(anvil.pid);

@@ -36,7 +36,9 @@ describe('the embedded default and the demo', () => {
       onTransaction: async ({ hash }) => void (await system.start(undefined, { txHash: hash, confirmations: 2 })),
     });
     expect(sent).toHaveLength(3);
-    await waitFor('every demo tracker to be final', () => sent.every(({ hash }) => ['confirmed', 'failed'].includes(latest.get(hash)?.state ?? '')));
+    await waitFor('every demo tracker to be final', () =>
+      sent.every(({ hash }) => ['confirmed', 'failed'].includes(latest.get(hash)?.state ?? '')),
+    );
     expect(sent.map(({ hash }) => latest.get(hash)?.state)).toEqual(['confirmed', 'confirmed', 'failed']);
     expect(latest.get(sent[2]!.hash)?.failure?.reason).toBe('reverted');
     await system.shutdown();

@@ -84,7 +84,9 @@ describe('confirmation by finality ("safe" / "finalized") on anvil', () => {
     // Replaces block n too, which the node had called finalized.
     await rpc(h.anvil.url, 'anvil_reorg', [5, []]);
     await expect.poll(() => h.watcher.health().reorgsBelowFinalized, { timeout: 10_000 }).toBe(before + 1);
-    expect(logger.lines.some((l) => l.level === 'error' && /at or below the finalized block/.test(l.msg ?? ''))).toBe(true);
+    expect(logger.lines.some((l) => l.level === 'error' && /at or below the finalized block/.test(l.msg ?? ''))).toBe(
+      true,
+    );
     expect((await h.system.get('final-3'))?.state).toBe('confirmed');
   });
 });

@@ -15,7 +15,11 @@ export const hashOf = (i: number): string => `0x${i.toString(16).padStart(64, '0
  * Wait until `condition` holds, checking every few ms, or fail after `timeoutMs` naming `what`.
  * Tests wait for a condition with a deadline, never for a fixed time.
  */
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
   await waitUntil(condition, what, timeoutMs);
 }
 

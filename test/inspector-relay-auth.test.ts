@@ -81,7 +81,9 @@ it('regression: with API_TOKEN the relay refuses WebSocket clients without the t
   expect(withHeader).toBeInstanceOf(WebSocket);
   expect(withQuery).toBeInstanceOf(WebSocket);
   const heard: Array<{ type: string; name?: string }> = [];
-  (withHeader as WebSocket).on('message', (data) => heard.push(JSON.parse(String(data)) as { type: string; name?: string }));
+  (withHeader as WebSocket).on('message', (data) =>
+    heard.push(JSON.parse(String(data)) as { type: string; name?: string }),
+  );
 
   // The service itself streams to the relay with the token.
   const res = await fetch(`${service.server.url}/trackers`, {
@@ -90,7 +92,9 @@ it('regression: with API_TOKEN the relay refuses WebSocket clients without the t
     body: JSON.stringify({ txHash: hashOf(1), id: 'relay-1' }),
   });
   expect(res.status).toBe(201);
-  await waitFor('the tracker on the relay', () => (heard.some((m) => m.type === '@xstate.actor' && m.name === 'relay-1') ? true : undefined));
+  await waitFor('the tracker on the relay', () =>
+    heard.some((m) => m.type === '@xstate.actor' && m.name === 'relay-1') ? true : undefined,
+  );
   (withHeader as WebSocket).close();
   (withQuery as WebSocket).close();
 });

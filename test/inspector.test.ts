@@ -72,7 +72,9 @@ it('streams @xstate.actor, @xstate.event and @xstate.snapshot for the supervisor
     });
   const isTracker = (n: string | undefined) => n === 'show-1';
   const sawRecheck = () =>
-    messages.some((m) => m.type === '@xstate.event' && m.event?.type === 'RECHECK' && names.get(m.sessionId) === 'show-1');
+    messages.some(
+      (m) => m.type === '@xstate.event' && m.event?.type === 'RECHECK' && names.get(m.sessionId) === 'show-1',
+    );
   const isSupervisor = (n: string | undefined) => n !== undefined && /^shard-\d+$/.test(n);
   await waitFor('actor, event and snapshot messages', () => {
     const all =
@@ -90,8 +92,12 @@ it('streams @xstate.actor, @xstate.event and @xstate.snapshot for the supervisor
 it('leaves out trackers outside the INSPECT prefix, and serves the offline view at /inspect', async () => {
   await api.call('POST', '/trackers', { txHash: hashOf(2), id: 'hide-1' });
   await api.call('POST', '/trackers', { txHash: hashOf(3), id: 'show-2' });
-  await waitFor('show-2', () => (messages.some((m) => m.type === '@xstate.actor' && m.name === 'show-2') ? true : undefined));
-  expect(messages.some((m) => m.name === 'hide-1' || (m.event as { id?: string } | undefined)?.id === 'hide-1')).toBe(false);
+  await waitFor('show-2', () =>
+    messages.some((m) => m.type === '@xstate.actor' && m.name === 'show-2') ? true : undefined,
+  );
+  expect(messages.some((m) => m.name === 'hide-1' || (m.event as { id?: string } | undefined)?.id === 'hide-1')).toBe(
+    false,
+  );
 
   const view = await waitFor('the offline view', async () => {
     const res = await api.call('GET', '/inspect');
@@ -108,7 +114,9 @@ it('leaves out trackers outside the INSPECT prefix, and serves the offline view 
 it('shows at most maxTrackers trackers, each whole, so 100,000 trackers cannot flood it', async () => {
   const capped = createInspection({ filter: '*', maxTrackers: 2 });
   const small = await startTestApi({ system: { inspect: capped.observe } });
-  await small.call('POST', '/trackers/batch', { trackers: Array.from({ length: 5 }, (_, i) => ({ txHash: hashOf(100 + i), id: `cap-${i}` })) });
+  await small.call('POST', '/trackers/batch', {
+    trackers: Array.from({ length: 5 }, (_, i) => ({ txHash: hashOf(100 + i), id: `cap-${i}` })),
+  });
   const view = await waitFor('the shown trackers', () => {
     const v = capped.view();
     return v.actors.filter((a) => a.name.startsWith('cap-')).length === 2 ? v : undefined;

@@ -15,7 +15,10 @@ describe('a tracker whose own lookup keeps failing', () => {
             const outcomes = await next(calls);
             return outcomes.map((outcome, i) =>
               poisoned.has(String(calls[i]!.params[0]))
-                ? { ok: false as const, error: new RpcRequestError(calls[i]!.method, { code: -32000, message: 'injected' }) }
+                ? {
+                    ok: false as const,
+                    error: new RpcRequestError(calls[i]!.method, { code: -32000, message: 'injected' }),
+                  }
                 : outcome,
             );
           },

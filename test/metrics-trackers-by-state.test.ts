@@ -7,7 +7,8 @@ async function trackersByState(api: TestApi): Promise<Record<string, number>> {
   const res = await api.call('GET', '/metrics');
   expect(res.status).toBe(200);
   const counts: Record<string, number> = {};
-  for (const [, state, n] of res.text.matchAll(/^tx_tracker_trackers\{state="(\w+)"\} (\d+)$/gm)) counts[state!] = Number(n);
+  for (const [, state, n] of res.text.matchAll(/^tx_tracker_trackers\{state="(\w+)"\} (\d+)$/gm))
+    counts[state!] = Number(n);
   return counts;
 }
 
@@ -22,11 +23,20 @@ describe('tx_tracker_trackers counts every tracker in the store (regression: it 
   it('a service started again on a database of 1,500 trackers reports all of them by state, then follows changes', async () => {
     const first = await startTestApi({ dir: dir.path });
     for (const from of [0, 1_000]) {
-      const trackers = Array.from({ length: from === 0 ? 1_000 : 500 }, (_, i) => ({ txHash: hashOf(from + i), id: `t-${from + i}` }));
+      const trackers = Array.from({ length: from === 0 ? 1_000 : 500 }, (_, i) => ({
+        txHash: hashOf(from + i),
+        id: `t-${from + i}`,
+      }));
       expect((await first.call('POST', '/trackers/batch', { trackers })).status).toBe(200);
     }
     for (let i = 0; i < 300; i++) {
-      first.system.deliver(`t-${i}`, { type: 'TX_MINED', blockNumber: 100, blockHash: hashOf(100), status: 'success', head: 100 });
+      first.system.deliver(`t-${i}`, {
+        type: 'TX_MINED',
+        blockNumber: 100,
+        blockHash: hashOf(100),
+        status: 'success',
+        head: 100,
+      });
     }
     for (let i = 300; i < 350; i++) expect((await first.call('DELETE', `/trackers/t-${i}`)).status).toBe(200);
     const expected = { pending: 1_150, confirming: 300, confirmed: 0, failed: 0, stopped: 50 };
@@ -56,8 +66,11 @@ describe('tx_tracker_restarts_total counts this process restarts (regression: tr
       Number(/^tx_tracker_restarts_total (\d+)$/m.exec((await api.call('GET', '/metrics')).text)?.[1]);
     const system = { faultInjection: true };
     const first = await startTestApi({ dir: dir.path, system, server: { faultInjection: true } });
-    await first.call('POST', '/trackers/batch', { trackers: [0, 1, 2].map((i) => ({ txHash: hashOf(i), id: `r-${i}` })) });
-    for (const id of ['r-0', 'r-1']) expect((await first.call('POST', `/trackers/${id}/events`, { type: 'CRASH' })).status).toBe(202);
+    await first.call('POST', '/trackers/batch', {
+      trackers: [0, 1, 2].map((i) => ({ txHash: hashOf(i), id: `r-${i}` })),
+    });
+    for (const id of ['r-0', 'r-1'])
+      expect((await first.call('POST', `/trackers/${id}/events`, { type: 'CRASH' })).status).toBe(202);
     expect(await restartsTotal(first)).toBe(2);
     await first.stop();
 

@@ -31,8 +31,8 @@ describe('system.newHead', () => {
 
     expect(system.newHead(101)).toBe(0);
     expect(headEvents.size).toBe(0);
-    expect((await system.get('a'))).toMatchObject({ state: 'confirming', confirmations: 2 });
-    expect((await system.get('c'))).toMatchObject({ state: 'confirming', confirmations: 2 });
+    expect(await system.get('a')).toMatchObject({ state: 'confirming', confirmations: 2 });
+    expect(await system.get('c')).toMatchObject({ state: 'confirming', confirmations: 2 });
     expect(await writes()).toEqual(before); // nothing changed, nothing written
 
     expect(system.newHead(104)).toBe(2); // a (102) and b (104) are due

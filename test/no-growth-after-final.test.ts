@@ -26,14 +26,16 @@ describe('finished trackers leave nothing behind', () => {
       store: new MemoryStore(),
       shardCount: 4,
       inspect: (event) => {
-        if (event.type === '@xstate.event' && inspectedActorId(event).startsWith('shard-')) shardEventTypes.add(event.event.type);
+        if (event.type === '@xstate.event' && inspectedActorId(event).startsWith('shard-'))
+          shardEventTypes.add(event.event.type);
       },
     });
     const n = 500;
     await system.startMany(Array.from({ length: n }, (_, i) => ({ id: `t${i}`, txHash: hashOf(i), confirmations: 1 })));
     for (let i = 0; i < n; i++) {
       // Half confirm, half are stopped on purpose: both are terminal.
-      if (i % 2) system.deliver(`t${i}`, { type: 'TX_MINED', blockNumber: 1, blockHash: '0x01', status: 'success', head: 1 });
+      if (i % 2)
+        system.deliver(`t${i}`, { type: 'TX_MINED', blockNumber: 1, blockHash: '0x01', status: 'success', head: 1 });
       else await system.stop(`t${i}`);
     }
     expect(system.stats()).toMatchObject({ live: 0, shardChildren: 0, subscriptions: 0 });
@@ -68,14 +70,21 @@ describe('finished trackers leave nothing behind', () => {
     const ids = Array.from({ length: 50 }, (_, i) => `c${i}`);
     shard.send({
       type: 'START',
-      trackers: ids.map((id) => ({ id, input: { id, txHash: hashOf(1), chainId: 31337, requiredConfirmations: 2, createdAt: 1 } })),
+      trackers: ids.map((id) => ({
+        id,
+        input: { id, txHash: hashOf(1), chainId: 31337, requiredConfirmations: 2, createdAt: 1 },
+      })),
     });
     const before = new Map(ids.map((id) => [id, shard.getSnapshot().context.trackers.get(id)]));
     for (const id of ids) before.get(id)!.send({ type: 'CRASH' });
-    await waitFor(() => ids.every((id) => {
-      const ref = shard.getSnapshot().context.trackers.get(id);
-      return ref !== undefined && ref !== before.get(id);
-    }), 'every crashed tracker restarted');
+    await waitFor(
+      () =>
+        ids.every((id) => {
+          const ref = shard.getSnapshot().context.trackers.get(id);
+          return ref !== undefined && ref !== before.get(id);
+        }),
+      'every crashed tracker restarted',
+    );
     expect([...types].sort()).toEqual(['CHILD_DONE', 'CHILD_FAILED', 'START']);
     shard.stop();
   });

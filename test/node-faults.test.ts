@@ -38,7 +38,11 @@ describe('the node fails under the watcher', () => {
     await rpc(h.anvil.url, 'evm_mine');
     await mine(h.anvil.url, 5);
     // Down for more than droppedAfterMs.
-    await waitFor('the outage to outlast the grace period', () => h.watcher.health().consecutiveFailures >= 10 && Date.now(), 10_000);
+    await waitFor(
+      'the outage to outlast the grace period',
+      () => h.watcher.health().consecutiveFailures >= 10 && Date.now(),
+      10_000,
+    );
     await new Promise((resolve) => setTimeout(resolve, 1200));
     for (const x of hashes) expect((await h.system.get(x))?.state).toBe('pending');
     proxy.fault = 'pass';

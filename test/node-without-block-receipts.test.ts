@@ -11,7 +11,12 @@ describe('a node without eth_getBlockReceipts', () => {
         transport: interceptedTransport(() => h.anvil.url, {
           request: (call, next) =>
             call.method === 'eth_getBlockReceipts'
-              ? Promise.reject(new RpcRequestError(call.method, { code: -32601, message: 'the method eth_getBlockReceipts does not exist' }))
+              ? Promise.reject(
+                  new RpcRequestError(call.method, {
+                    code: -32601,
+                    message: 'the method eth_getBlockReceipts does not exist',
+                  }),
+                )
               : next(call),
         }),
       },
@@ -30,8 +35,16 @@ describe('a node without eth_getBlockReceipts', () => {
     for (const tx of [ok, bad, replaced]) await h.send(tx.raw);
     await h.system.startMany([ok, bad, replaced].map((tx) => ({ txHash: tx.hash, confirmations: 2 })));
     // The replacement of the third waits for the watcher to know the original's sender and nonce.
-    await waitFor('the watcher to know the txs', () => [ok, bad, replaced].every((tx) => h.watcher.rawTransaction(tx.hash) !== null));
-    const cancel = await h.sign(2, { to: h.wallets[2]!.address, value: 0n, nonce: 0, maxFeePerGas: 20_000_000_000n, maxPriorityFeePerGas: 2_000_000_000n });
+    await waitFor('the watcher to know the txs', () =>
+      [ok, bad, replaced].every((tx) => h.watcher.rawTransaction(tx.hash) !== null),
+    );
+    const cancel = await h.sign(2, {
+      to: h.wallets[2]!.address,
+      value: 0n,
+      nonce: 0,
+      maxFeePerGas: 20_000_000_000n,
+      maxPriorityFeePerGas: 2_000_000_000n,
+    });
     await h.send(cancel.raw);
     await rpc(h.anvil.url, 'evm_mine');
     await mine(h.anvil.url);

@@ -36,10 +36,17 @@ describe('one server per database', () => {
 
     const second = spawnFromSource(env);
     running.push(second);
-    const outcome = await Promise.race([second.exited.then((code) => ({ code })), second.started().then(() => 'served as well')]);
+    const outcome = await Promise.race([
+      second.exited.then((code) => ({ code })),
+      second.started().then(() => 'served as well'),
+    ]);
     expect(outcome).toEqual({ code: 1 });
     const lines = second.stderr().trim().split('\n');
-    expect(lines).toEqual([expect.stringMatching(/^database .*trackers\.db is in use by another tx-tracker process \(it holds .*trackers\.db-lock\)/)]);
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^database .*trackers\.db is in use by another tx-tracker process \(it holds .*trackers\.db-lock\)/,
+      ),
+    ]);
     // Refused before anything else started: no embedded anvil, no HTTP.
     expect(second.stdout()).not.toContain('started a local anvil');
 

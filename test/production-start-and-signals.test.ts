@@ -15,7 +15,10 @@ describe('production start and signals', () => {
   const pids: number[] = [];
 
   beforeAll(async () => {
-    const build = spawn('npm', ['run', 'build', '--', '--outDir', BUILD], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const build = spawn('npm', ['run', 'build', '--', '--outDir', BUILD], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     build.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
     build.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
@@ -32,7 +35,9 @@ describe('production start and signals', () => {
   });
 
   /** Start it, check it serves, and note the pids that must be gone at the end. */
-  async function startServing(service: ServiceProcess): Promise<{ api: string; pid: number; anvil: { pid: number; url: string } }> {
+  async function startServing(
+    service: ServiceProcess,
+  ): Promise<{ api: string; pid: number; anvil: { pid: number; url: string } }> {
     running.push(service);
     const { api, pid } = await service.started();
     const anvil = await service.anvil();
@@ -42,7 +47,10 @@ describe('production start and signals', () => {
     return { api, pid, anvil };
   }
 
-  async function expectNothingLeft(service: ServiceProcess, started: { api: string; pid: number; anvil: { pid: number; url: string } }) {
+  async function expectNothingLeft(
+    service: ServiceProcess,
+    started: { api: string; pid: number; anvil: { pid: number; url: string } },
+  ) {
     await waitFor(() => !isRunning(started.pid), `the service (pid ${started.pid}) to exit`, 20_000);
     await waitFor(() => !isRunning(started.anvil.pid), `its anvil (pid ${started.anvil.pid}) to exit`, 10_000);
     expect(await answers(`${started.api}/healthz`)).toBe(false);

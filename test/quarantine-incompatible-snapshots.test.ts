@@ -22,8 +22,14 @@ const insert = (store: SqliteStore, row: { id: string; state: string; version: n
 };
 
 /** A stored snapshot of a real tracker, as JSON, changed by `edit`. */
-async function storedSnapshot(store: SqliteStore, id: string): Promise<{ value: unknown; context: Record<string, unknown> }> {
-  return JSON.parse(JSON.stringify((await store.get(id))!.snapshot)) as { value: unknown; context: Record<string, unknown> };
+async function storedSnapshot(
+  store: SqliteStore,
+  id: string,
+): Promise<{ value: unknown; context: Record<string, unknown> }> {
+  return JSON.parse(JSON.stringify((await store.get(id))!.snapshot)) as {
+    value: unknown;
+    context: Record<string, unknown>;
+  };
 }
 
 describe('rows that do not fit the machine are quarantined, never dropped or run', () => {
@@ -47,7 +53,13 @@ describe('rows that do not fit the machine are quarantined, never dropped or run
   it('quarantines bad JSON, an unknown state, a missing field and an old version without migration; the rest start', async () => {
     const first = await open('mixed.db');
     for (let i = 0; i < 3; i++) await first.system.start(`good_${i}`, { txHash: hashOf(i), confirmations: 2 });
-    await first.system.send('good_0', { type: 'TX_MINED', blockNumber: 10, blockHash: hashOf(10), status: 'success', head: 10 });
+    await first.system.send('good_0', {
+      type: 'TX_MINED',
+      blockNumber: 10,
+      blockHash: hashOf(10),
+      status: 'success',
+      head: 10,
+    });
     const template = await storedSnapshot(first.store, 'good_1');
     await first.system.shutdown();
     const cooked = (id: string, edit: (s: typeof template) => void): string => {
@@ -57,11 +69,31 @@ describe('rows that do not fit the machine are quarantined, never dropped or run
       return JSON.stringify(s);
     };
     insert(first.store, { id: 'bad_json', state: 'pending', version: 1, snapshot: '{"value": "pending", "cont' });
-    insert(first.store, { id: 'unknown_state', state: 'pending', version: 1, snapshot: cooked('unknown_state', (s) => (s.value = { pending: 'mined' })) });
-    insert(first.store, { id: 'unknown_column', state: 'mined', version: 1, snapshot: cooked('unknown_column', (s) => (s.value = 'mined')) });
-    insert(first.store, { id: 'missing_field', state: 'pending', version: 1, snapshot: cooked('missing_field', (s) => delete s.context.reorgs) });
+    insert(first.store, {
+      id: 'unknown_state',
+      state: 'pending',
+      version: 1,
+      snapshot: cooked('unknown_state', (s) => (s.value = { pending: 'mined' })),
+    });
+    insert(first.store, {
+      id: 'unknown_column',
+      state: 'mined',
+      version: 1,
+      snapshot: cooked('unknown_column', (s) => (s.value = 'mined')),
+    });
+    insert(first.store, {
+      id: 'missing_field',
+      state: 'pending',
+      version: 1,
+      snapshot: cooked('missing_field', (s) => delete s.context.reorgs),
+    });
     insert(first.store, { id: 'old_version', state: 'pending', version: 0, snapshot: cooked('old_version', () => {}) });
-    insert(first.store, { id: 'future_version', state: 'pending', version: 9, snapshot: cooked('future_version', () => {}) });
+    insert(first.store, {
+      id: 'future_version',
+      state: 'pending',
+      version: 9,
+      snapshot: cooked('future_version', () => {}),
+    });
     await first.store.close();
     opened.pop();
 
@@ -81,14 +113,21 @@ describe('rows that do not fit the machine are quarantined, never dropped or run
       const tracker = await system.get(id);
       expect(tracker, id).toMatchObject({ id, state: 'failed', failure: { reason: 'incompatible_snapshot' } });
       expect(tracker!.failure!.detail, id).toMatch(reasons[id]!);
-      expect(logger.lines.some((l) => l.level === 'error' && (l.obj as { id?: string }).id === id && /quarantined/.test(l.msg ?? '')), id).toBe(true);
+      expect(
+        logger.lines.some(
+          (l) => l.level === 'error' && (l.obj as { id?: string }).id === id && /quarantined/.test(l.msg ?? ''),
+        ),
+        id,
+      ).toBe(true);
     }
     const failedPage = await system.list({ state: 'failed', limit: 100 });
     expect(failedPage.items.map((t) => t.id).sort()).toEqual([...bad].sort());
 
     // The row as it was found is kept, byte for byte where it was not JSON.
     const kept = await store.get('bad_json');
-    expect(kept!.quarantined).toMatchObject({ original: { snapshot: '{"value": "pending", "cont', version: 1, state: 'pending' } });
+    expect(kept!.quarantined).toMatchObject({
+      original: { snapshot: '{"value": "pending", "cont', version: 1, state: 'pending' },
+    });
     expect((await store.get('old_version'))!.quarantined!.original.version).toBe(0);
 
     // Every other tracker started normally and carries on.
@@ -132,7 +171,10 @@ describe('rows that do not fit the machine are quarantined, never dropped or run
     store.db.prepare("UPDATE trackers SET snapshot = 'garbage' WHERE id = 'victim'").run();
     const before = system.lookup('victim');
     await system.send('victim', { type: 'CRASH' });
-    await waitFor(async () => (await system.get('victim'))?.state === 'failed', 'the crashed tracker to be quarantined');
+    await waitFor(
+      async () => (await system.get('victim'))?.state === 'failed',
+      'the crashed tracker to be quarantined',
+    );
     expect(system.lookup('victim')).toBeUndefined();
     expect(before).toBeDefined();
     expect(await system.get('victim')).toMatchObject({ failure: { reason: 'incompatible_snapshot' } });

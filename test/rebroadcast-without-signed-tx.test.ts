@@ -5,7 +5,12 @@ import { type Harness, startHarness, waitFor } from './support/chain.js';
 import { hashOf } from './helpers/api.js';
 
 const warnings: string[] = [];
-const logger: Logger = { debug: () => {}, info: () => {}, warn: (_obj, msg) => warnings.push(msg ?? ''), error: () => {} };
+const logger: Logger = {
+  debug: () => {},
+  info: () => {},
+  warn: (_obj, msg) => warnings.push(msg ?? ''),
+  error: () => {},
+};
 
 let h: Harness;
 let server: RunningServer;
@@ -20,8 +25,15 @@ afterAll(async () => {
 });
 
 const post = async (path: string, body: unknown) => {
-  const res = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: res.status, json: (await res.json()) as { error?: { code: string; message: string }; state?: string } };
+  const res = await fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return {
+    status: res.status,
+    json: (await res.json()) as { error?: { code: string; message: string }; state?: string },
+  };
 };
 
 it('regression: REBROADCAST with no signed tx kept answers 409 nothing_to_rebroadcast, not 202 and a warning per call', async () => {

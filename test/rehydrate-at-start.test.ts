@@ -13,11 +13,23 @@ describe('process start rehydrates every non-final tracker from the store, in ba
     const first = new SqliteStore({ path });
     const before = await createTrackerSystem({ store: first });
     const n = 300;
-    await before.startMany(Array.from({ length: n }, (_, i) => ({ id: `t_${String(i).padStart(3, '0')}`, txHash: hashOf(i), confirmations: 4 })));
+    await before.startMany(
+      Array.from({ length: n }, (_, i) => ({
+        id: `t_${String(i).padStart(3, '0')}`,
+        txHash: hashOf(i),
+        confirmations: 4,
+      })),
+    );
     for (let i = 0; i < n; i++) {
       const id = `t_${String(i).padStart(3, '0')}`;
       if (i % 3 === 0) continue; // pending
-      before.deliver(id, { type: 'TX_MINED', blockNumber: 50, blockHash: hashOf(50), status: 'success', head: 50 + (i % 3) });
+      before.deliver(id, {
+        type: 'TX_MINED',
+        blockNumber: 50,
+        blockHash: hashOf(50),
+        status: 'success',
+        head: 50 + (i % 3),
+      });
       if (i % 5 === 0) before.deliver(id, { type: 'NEW_HEAD', blockNumber: 60 }); // confirmed
     }
     await before.stop('t_003'); // final: stopped

@@ -54,7 +54,10 @@ describe('anvil_reorg under tracked transactions', () => {
     // it kept, and the tx confirms on the new chain.
     expect(h.watcher.rawTransaction(a.hash)).toBe(a.raw);
     expect((await h.system.send(a.hash, { type: 'REBROADCAST' })).status).toBe('accepted');
-    await waitFor('the node to have the tx again', async () => (await rpc(h.anvil.url, 'eth_getTransactionByHash', [a.hash])) !== null);
+    await waitFor(
+      'the node to have the tx again',
+      async () => (await rpc(h.anvil.url, 'eth_getTransactionByHash', [a.hash])) !== null,
+    );
     await mine(h.anvil.url);
     const confirmed = await h.waitForState(a.hash, 'confirmed');
     expect(confirmed.blockHash).not.toBe(first.blockHash);

@@ -14,7 +14,11 @@ describe('a tracked tx replaced by another with the same sender and nonce', () =
   });
 
   /** Send `original`, track it until the watcher knows its sender and nonce, then mine `replacement`. */
-  async function replaceWith(wallet: number, original: { to: string; value: bigint; data?: string }, replacement: { to: string; value: bigint; data?: string }) {
+  async function replaceWith(
+    wallet: number,
+    original: { to: string; value: bigint; data?: string },
+    replacement: { to: string; value: bigint; data?: string },
+  ) {
     const nonce = await h.provider.getTransactionCount(h.wallets[wallet]!.address, 'pending');
     const a = await h.sign(wallet, { ...original, nonce, gasLimit: 50_000n });
     await h.send(a.raw);
@@ -53,7 +57,11 @@ describe('a tracked tx replaced by another with the same sender and nonce', () =
   });
 
   it('any other tx with that nonce replaced it', async () => {
-    const { a, b } = await replaceWith(2, { to: h.wallets[3]!.address, value: 5n }, { to: h.wallets[0]!.address, value: 7n });
+    const { a, b } = await replaceWith(
+      2,
+      { to: h.wallets[3]!.address, value: 5n },
+      { to: h.wallets[0]!.address, value: 7n },
+    );
     const failed = await h.waitForState(a.hash, 'failed');
     expect(failed.failure).toMatchObject({ reason: 'replaced', detail: `replaced by ${b.hash}` });
   });
@@ -67,7 +75,13 @@ describe('a tracked tx replaced by another with the same sender and nonce', () =
     await waitFor('the watcher to know the tx', () => h.watcher.rawTransaction(a.hash) !== null);
     // The watcher is away while the replacement is mined and buried under more blocks than it catches up on.
     await h.watcher.stop();
-    const b = await h.sign(2, { to: h.wallets[2]!.address, value: 0n, nonce, maxFeePerGas: 20_000_000_000n, maxPriorityFeePerGas: 2_000_000_000n });
+    const b = await h.sign(2, {
+      to: h.wallets[2]!.address,
+      value: 0n,
+      nonce,
+      maxFeePerGas: 20_000_000_000n,
+      maxPriorityFeePerGas: 2_000_000_000n,
+    });
     await h.send(b.raw);
     await rpc(h.anvil.url, 'evm_mine');
     await mine(h.anvil.url, 100);

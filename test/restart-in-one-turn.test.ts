@@ -37,7 +37,13 @@ describe('a crash is restarted in the turn it happens when the store reads synch
     store = new SqliteStore({ path: join(dir.path, 'trackers.db') });
     system = await createTrackerSystem({ store, faultInjection: true });
     await system.start('txn_now', { txHash: hashOf(1), confirmations: 5 });
-    await system.send('txn_now', { type: 'TX_MINED', blockNumber: 100, blockHash: hashOf(100), status: 'success', head: 101 });
+    await system.send('txn_now', {
+      type: 'TX_MINED',
+      blockNumber: 100,
+      blockHash: hashOf(100),
+      status: 'success',
+      head: 101,
+    });
     const before = system.lookup('txn_now')!;
 
     const sent = system.send('txn_now', { type: 'CRASH' });
@@ -109,7 +115,7 @@ describe('TrackerRegistry', () => {
 });
 
 describe('a shard supervisor that fails', () => {
-  it("stops its trackers and its replacement brings them back from the store: one live actor per id", async () => {
+  it('stops its trackers and its replacement brings them back from the store: one live actor per id', async () => {
     const store = new MemoryStore();
     let failOnce = true;
     const system = await createTrackerSystem({
@@ -125,11 +131,18 @@ describe('a shard supervisor that fails', () => {
       },
     });
     try {
-      await system.startMany([{ id: 'a', txHash: hashOf(1) }, { id: 'b', txHash: hashOf(2) }, { id: 'c', txHash: hashOf(3) }]);
+      await system.startMany([
+        { id: 'a', txHash: hashOf(1) },
+        { id: 'b', txHash: hashOf(2) },
+        { id: 'c', txHash: hashOf(3) },
+      ]);
       await system.send('b', { type: 'TX_SEEN' });
       const oldB = system.lookup('b')!;
       await system.stop('a');
-      await waitFor(() => system.lookup('b') !== undefined && system.lookup('b') !== oldB, 'the shard and its trackers to be back');
+      await waitFor(
+        () => system.lookup('b') !== undefined && system.lookup('b') !== oldB,
+        'the shard and its trackers to be back',
+      );
       await waitFor(() => system.lookup('c') !== undefined, 'c to be back');
       expect(oldB.getSnapshot().status).toBe('stopped');
       expect(system.lookup('b')!.getSnapshot().value).toEqual({ pending: 'seen' });

@@ -7,7 +7,10 @@ import { waitUntil } from './support/wait.js';
 
 const hashOf = (i: number): string => `0x${i.toString(16).padStart(64, '0')}`;
 
-async function crashAndWaitForRestart(system: TrackerSystem, id: string): Promise<{ ref: TrackerRef | undefined; ms: number }> {
+async function crashAndWaitForRestart(
+  system: TrackerSystem,
+  id: string,
+): Promise<{ ref: TrackerRef | undefined; ms: number }> {
   const before = system.lookup(id);
   const t0 = performance.now();
   await system.send(id, { type: 'CRASH' });

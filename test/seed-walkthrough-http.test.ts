@@ -19,7 +19,13 @@ it('walks the seed over HTTP: start, look up, CRASH, look up (restarted once, sa
   const started = await api.call('POST', '/trackers', { txHash: hashOf(0x5eed), id: SEED_ID, confirmations: 3 });
   expect(started.status).toBe(201);
   // Move it to confirming through the library, as the chain watcher would.
-  api.system.deliver(SEED_ID, { type: 'TX_MINED', blockNumber: 100, blockHash: hashOf(100), status: 'success', head: 100 });
+  api.system.deliver(SEED_ID, {
+    type: 'TX_MINED',
+    blockNumber: 100,
+    blockHash: hashOf(100),
+    status: 'success',
+    head: 100,
+  });
   const before = await waitFor('confirming', async () => {
     const tracker = await lookUp();
     return tracker.state === 'confirming' ? tracker : undefined;

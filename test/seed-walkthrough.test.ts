@@ -23,7 +23,13 @@ describe('the seed walkthrough: start, lookup, crash, lookup, stop', () => {
     expect(again.ref).toBe(pid);
     expect(system.stats().live).toBe(1);
 
-    system.deliver(id, { type: 'TX_MINED', blockNumber: 7, blockHash: `0x${'07'.repeat(32)}`, status: 'success', head: 8 });
+    system.deliver(id, {
+      type: 'TX_MINED',
+      blockNumber: 7,
+      blockHash: `0x${'07'.repeat(32)}`,
+      status: 'success',
+      head: 8,
+    });
     const before = pid.getSnapshot();
     expect(before.value).toBe('confirming');
 
@@ -42,7 +48,7 @@ describe('the seed walkthrough: start, lookup, crash, lookup, stop', () => {
     expect(stopped?.state).toBe('stopped');
     expect(system.lookup(id)).toBeUndefined();
     expect((await store.get(id))?.state).toBe('stopped');
-    expect((await system.get(id))).toMatchObject({ state: 'stopped', restarts: 1, confirmations: 2 });
+    expect(await system.get(id)).toMatchObject({ state: 'stopped', restarts: 1, confirmations: 2 });
     expect(system.stats()).toMatchObject({ live: 0, shardChildren: 0 });
     await system.shutdown();
   });

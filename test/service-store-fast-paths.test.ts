@@ -44,7 +44,13 @@ describe('the started service runs on its store as it is (regression: a timing w
     const id = 'fast-crash';
     expect((await api.call('POST', '/trackers', { txHash: hashOf(1), id, confirmations: 3 })).status).toBe(201);
     // To confirming through the library, as the chain watcher would; then durable.
-    api.system.deliver(id, { type: 'TX_MINED', blockNumber: 100, blockHash: hashOf(100), status: 'success', head: 100 });
+    api.system.deliver(id, {
+      type: 'TX_MINED',
+      blockNumber: 100,
+      blockHash: hashOf(100),
+      status: 'success',
+      head: 100,
+    });
     await api.store.flush();
     reads.reset();
 
@@ -53,7 +59,13 @@ describe('the started service runs on its store as it is (regression: a timing w
     expect(crash.json).toMatchObject({ state: 'confirming', blockNumber: 100, restarts: 1 });
     // No waiting: the very next request sees the new incarnation.
     const after = await api.call('GET', `/trackers/${id}`);
-    expect(after.json).toMatchObject({ state: 'confirming', confirmations: 1, blockNumber: 100, blockHash: hashOf(100), restarts: 1 });
+    expect(after.json).toMatchObject({
+      state: 'confirming',
+      confirmations: 1,
+      blockNumber: 100,
+      blockHash: hashOf(100),
+      restarts: 1,
+    });
     expect(api.system.stats()).toMatchObject({ crashes: 1, restarts: 1, restarting: 0 });
     // The restart read the durable snapshot synchronously, in the step that saw the crash.
     expect(reads.getNow.mock.calls).toEqual([[id]]);
@@ -65,7 +77,9 @@ describe('the started service runs on its store as it is (regression: a timing w
     const trackers = Array.from({ length: 50 }, (_, i) => ({ txHash: hashOf(1_000 + i), id: `batch-${i}` }));
     const res = await api.call('POST', '/trackers/batch', { trackers });
     expect(res.status).toBe(200);
-    expect((res.json as { results: Array<{ status: number }> }).results.map((r) => r.status)).toEqual(trackers.map(() => 201));
+    expect((res.json as { results: Array<{ status: number }> }).results.map((r) => r.status)).toEqual(
+      trackers.map(() => 201),
+    );
     expect(reads.getManyNow.mock.calls).toEqual([[trackers.map((t) => t.id)]]);
     expect(reads.getNow).not.toHaveBeenCalled();
     expect(reads.get).not.toHaveBeenCalled();

@@ -3,7 +3,12 @@ import { type Anvil, startAnvil } from '../src/chain/anvil.js';
 import { ChainConfigError } from '../src/chain/config.js';
 import type { Tracker } from '../src/runtime/tracker-view.js';
 import { blockNumber, rpc } from './support/chain.js';
-import { type ServiceUnderTest, signTransfer, signUnprotectedTransfer, startServiceUnderTest } from './support/service.js';
+import {
+  type ServiceUnderTest,
+  signTransfer,
+  signUnprotectedTransfer,
+  startServiceUnderTest,
+} from './support/service.js';
 import { waitUntil } from './support/wait.js';
 
 // Two anvils with their own chain ids and block times, followed by one service: base (8453, a block
@@ -45,15 +50,25 @@ describe('several chains in one service', () => {
     expect(s.service.where.chain).toContain('base (8453, default)');
     const chains = await waitUntil(async () => {
       const res = await s.call('GET', '/chains');
-      const list = (res.json as { chains: Array<{ name: string; head: number | null; rpc: { status: string } }> }).chains;
+      const list = (res.json as { chains: Array<{ name: string; head: number | null; rpc: { status: string } }> })
+        .chains;
       return list.every((c) => c.head !== null && c.rpc.status === 'ok') ? list : undefined;
     }, 'both chains to have a head');
     expect(chains).toMatchObject([
-      { name: 'base', id: 8453, default: true, confirmations: 8, rpc: { status: 'ok', fallback: false, lastError: null } },
+      {
+        name: 'base',
+        id: 8453,
+        default: true,
+        confirmations: 8,
+        rpc: { status: 'ok', fallback: false, lastError: null },
+      },
       { name: 'optimism', id: 10, default: false, confirmations: 2 },
     ]);
     const ready = await s.call('GET', '/readyz');
-    expect(ready).toMatchObject({ status: 200, json: { checks: { store: true, chain: true, chains: { base: 'ok', optimism: 'ok' } } } });
+    expect(ready).toMatchObject({
+      status: 200,
+      json: { checks: { store: true, chain: true, chains: { base: 'ok', optimism: 'ok' } } },
+    });
   });
 
   it('trackers on both chains reach their final states, each with its chain id and its chain default', async () => {
@@ -63,15 +78,21 @@ describe('several chains in one service', () => {
     const created = [
       await s.call('POST', '/trackers', { txHash: onBase.hash }),
       await s.call('POST', '/trackers', { txHash: onOptimism.hash, chain: 'optimism' }),
-      await s.call('POST', '/trackers/batch', { trackers: [{ txHash: byId.hash, chain: 10, id: 'op-order-1', confirmations: 3 }] }),
+      await s.call('POST', '/trackers/batch', {
+        trackers: [{ txHash: byId.hash, chain: 10, id: 'op-order-1', confirmations: 3 }],
+      }),
     ];
     expect(created.map((r) => r.status)).toEqual([201, 201, 200]);
     expect(created[0]!.json).toMatchObject({ id: onBase.hash, chainId: 8453, requiredConfirmations: 8 });
     expect(created[1]!.json).toMatchObject({ id: `10:${onOptimism.hash}`, chainId: 10, requiredConfirmations: 2 });
-    expect(created[2]!.json).toMatchObject({ results: [{ status: 201, tracker: { id: 'op-order-1', chainId: 10, requiredConfirmations: 3 } }] });
+    expect(created[2]!.json).toMatchObject({
+      results: [{ status: 201, tracker: { id: 'op-order-1', chainId: 10, requiredConfirmations: 3 } }],
+    });
     await Promise.all([send(base, onBase.raw), send(optimism, onOptimism.raw), send(optimism, byId.raw)]);
     const done = await Promise.all(
-      [onBase.hash, `10:${onOptimism.hash}`, 'op-order-1'].map((id) => s.waitForTracker(id, 'to be confirmed', (t) => t.state === 'confirmed')),
+      [onBase.hash, `10:${onOptimism.hash}`, 'op-order-1'].map((id) =>
+        s.waitForTracker(id, 'to be confirmed', (t) => t.state === 'confirmed'),
+      ),
     );
     expect(done.map((t) => [t.chainId, t.confirmations >= t.requiredConfirmations!])).toEqual([
       [8453, true],
@@ -102,7 +123,10 @@ describe('several chains in one service', () => {
     expect(listed.items.map((t) => t.id)).not.toContain(tx.hash);
     expect(listed.items.every((t) => t.chainId === 10)).toBe(true);
     // The id op-order-1 is taken on optimism: the same id on base is a conflict, even for its hash.
-    const taken = await s.call('POST', '/trackers', { txHash: (await s.tracker('op-order-1')).txHash, id: 'op-order-1' });
+    const taken = await s.call('POST', '/trackers', {
+      txHash: (await s.tracker('op-order-1')).txHash,
+      id: 'op-order-1',
+    });
     expect(taken).toMatchObject({ status: 409, json: { error: { code: 'id_conflict' } } });
     expect((await s.call('POST', '/trackers', { txHash: tx.hash, chain: 'zksync' })).json).toMatchObject({
       error: { code: 'unknown_chain' },
@@ -113,13 +137,22 @@ describe('several chains in one service', () => {
     const onBase = await signTransfer(8453, 0, { nonce: nonces.base++ });
     const onOptimism = await signTransfer(10, 0, { nonce: nonces.optimism++ });
     await s.call('POST', '/trackers', { txHash: onBase.hash, id: 'base-steady', confirmations: 20 });
-    await s.call('POST', '/trackers', { txHash: onOptimism.hash, id: 'op-reorged', chain: 'optimism', confirmations: 4 });
+    await s.call('POST', '/trackers', {
+      txHash: onOptimism.hash,
+      id: 'op-reorged',
+      chain: 'optimism',
+      confirmations: 4,
+    });
     await Promise.all([send(base, onBase.raw), send(optimism, onOptimism.raw)]);
     const mined = await s.waitForTracker('op-reorged', 'to be confirming', (t) => t.state === 'confirming');
     // Replace its block (and any after it) by new ones, the tx re-included in the first.
     const depth = (await blockNumber(optimism.url)) - mined.blockNumber! + 1;
     await rpc(optimism.url, 'anvil_reorg', [depth, [[onOptimism.raw, 0]]]);
-    const back = await s.waitForTracker('op-reorged', 'to be confirmed after the reorg', (t) => t.state === 'confirmed');
+    const back = await s.waitForTracker(
+      'op-reorged',
+      'to be confirmed after the reorg',
+      (t) => t.state === 'confirmed',
+    );
     expect(back.reorgs).toBe(1);
     expect(back.blockHash).not.toBe(mined.blockHash);
     const steady = await s.waitForTracker('base-steady', 'to be confirmed', (t) => t.state === 'confirmed');
@@ -158,7 +191,9 @@ describe('several chains in one service', () => {
   it('a node on another chain than its CHAIN_<NAME>_ID stops the start with one line naming the variable', async () => {
     const start = startServiceUnderTest({ CHAIN_BASE_RPC_URL: optimism.url, CHAIN_BASE_ID: '8453' });
     await expect(start).rejects.toBeInstanceOf(ChainConfigError);
-    await expect(start).rejects.toThrow(/^invalid configuration: CHAIN_BASE_RPC_URL is a node of chain 10, but CHAIN_BASE_ID says 8453$/);
+    await expect(start).rejects.toThrow(
+      /^invalid configuration: CHAIN_BASE_RPC_URL is a node of chain 10, but CHAIN_BASE_ID says 8453$/,
+    );
     // No id configured and no node answering: the start cannot know the chain.
     await expect(startServiceUnderTest({ ETH_RPC_URL: 'http://127.0.0.1:9' })).rejects.toThrow(
       /^invalid configuration: ETH_RPC_URL: no node answered eth_chainId \(http:\/\/127\.0\.0\.1:9: /,

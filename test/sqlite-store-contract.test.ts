@@ -3,7 +3,13 @@ import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createActor } from 'xstate';
-import { FINAL_STATE_NAMES, TRACKER_MACHINE_VERSION, TRACKER_STATE_NAMES, type TrackerEvent, trackerMachine } from '../machines/tracker.machine.js';
+import {
+  FINAL_STATE_NAMES,
+  TRACKER_MACHINE_VERSION,
+  TRACKER_STATE_NAMES,
+  type TrackerEvent,
+  trackerMachine,
+} from '../machines/tracker.machine.js';
 import { StoreError } from '../src/errors.js';
 import { checkSnapshot } from '../src/runtime/snapshot-compat.js';
 import { topState } from '../src/runtime/tracker-view.js';
@@ -58,10 +64,12 @@ describe('SqliteStore keeps the SnapshotStore contract', () => {
       memory.write(r);
     };
     const chain = () => CHAINS[Math.floor(random() * CHAINS.length)];
-    for (let i = 0; i < 400; i++) write(record(`id_${Math.floor(random() * 300)}`, states[i % states.length]!, i, chain()));
+    for (let i = 0; i < 400; i++)
+      write(record(`id_${Math.floor(random() * 300)}`, states[i % states.length]!, i, chain()));
     await sqlite.flush();
     // Now some writes stay pending (same turn, no flush): moves between states and chains, and new ids.
-    for (let i = 0; i < 120; i++) write(record(`id_${Math.floor(random() * 400)}`, states[Math.floor(random() * 5)]!, 1000 + i, chain()));
+    for (let i = 0; i < 120; i++)
+      write(record(`id_${Math.floor(random() * 400)}`, states[Math.floor(random() * 5)]!, 1000 + i, chain()));
     expect(sqlite.pendingCount).toBeGreaterThan(0);
     expect(await sqlite.get('id_1')).toEqual(await memory.get('id_1'));
     // One chain's trackers, rows without a chain counted as the default chain's (1) or not.
@@ -70,7 +78,9 @@ describe('SqliteStore keeps the SnapshotStore contract', () => {
       for (const limit of [1, 7, 50]) {
         for (const filter of filters) {
           const label = `${state} by ${limit} ${JSON.stringify(filter)}`;
-          expect(await allPages(sqlite, state, limit, filter), label).toEqual(await allPages(memory, state, limit, filter));
+          expect(await allPages(sqlite, state, limit, filter), label).toEqual(
+            await allPages(memory, state, limit, filter),
+          );
         }
       }
     }
@@ -164,15 +174,23 @@ describe('SqliteStore keeps the SnapshotStore contract', () => {
       fc.constantFrom('a"b', 'a\\b', 'tab\there', 'é✓', '😀', '\ud800', 'x\udc00y', '[1]', 'null'),
     );
     await fc.assert(
-      fc.asyncProperty(fc.uniqueArray(id, { minLength: 1, maxLength: 12 }), fc.array(fc.nat(), { maxLength: 20 }), async (ids, picks) => {
-        const [stored, pending, missing] = [ids.filter((_, i) => i % 3 === 0), ids.filter((_, i) => i % 3 === 1), ids.filter((_, i) => i % 3 === 2)];
-        stored.forEach((x, i) => store.write(record(x, 'confirming', i)));
-        await store.flush();
-        pending.forEach((x, i) => store.write(record(x, 'pending', 100 + i)));
-        const asked = [...picks.map((k) => ids[k % ids.length]!), ...missing.map((x) => `${x}-none`)];
-        expect(JSON.stringify(store.getManyNow(asked))).toBe(JSON.stringify(asked.map((x) => store.getNow(x))));
-        await store.flush();
-      }),
+      fc.asyncProperty(
+        fc.uniqueArray(id, { minLength: 1, maxLength: 12 }),
+        fc.array(fc.nat(), { maxLength: 20 }),
+        async (ids, picks) => {
+          const [stored, pending, missing] = [
+            ids.filter((_, i) => i % 3 === 0),
+            ids.filter((_, i) => i % 3 === 1),
+            ids.filter((_, i) => i % 3 === 2),
+          ];
+          stored.forEach((x, i) => store.write(record(x, 'confirming', i)));
+          await store.flush();
+          pending.forEach((x, i) => store.write(record(x, 'pending', 100 + i)));
+          const asked = [...picks.map((k) => ids[k % ids.length]!), ...missing.map((x) => `${x}-none`)];
+          expect(JSON.stringify(store.getManyNow(asked))).toBe(JSON.stringify(asked.map((x) => store.getNow(x))));
+          await store.flush();
+        },
+      ),
       { numRuns: 200 },
     );
     expect(store.getManyNow([])).toEqual([]);
@@ -284,8 +302,14 @@ describe('SqliteStore file format (store schema 2: packed tracker snapshots, a c
     // Weighted towards what packs, so every run tries all three stored forms.
     const often = <T, U>(usual: fc.Arbitrary<T>, odd: fc.Arbitrary<U>) =>
       fc.oneof({ weight: 4, arbitrary: usual }, { weight: 1, arbitrary: odd });
-    const time = often(fc.integer({ min: -1e15, max: 1e15 }), fc.oneof(fc.maxSafeInteger(), fc.double({ noNaN: true, noDefaultInfinity: true })));
-    const text = often(fc.stringMatching(/^[\w.-]{0,20}$/), fc.oneof(fc.string(), fc.constantFrom('a"b', 'a\\b', 'tab\there', 'é✓', '😀')));
+    const time = often(
+      fc.integer({ min: -1e15, max: 1e15 }),
+      fc.oneof(fc.maxSafeInteger(), fc.double({ noNaN: true, noDefaultInfinity: true })),
+    );
+    const text = often(
+      fc.stringMatching(/^[\w.-]{0,20}$/),
+      fc.oneof(fc.string(), fc.constantFrom('a"b', 'a\\b', 'tab\there', 'é✓', '😀')),
+    );
     const trackerLike = fc
       .record({
         id: text,
@@ -318,10 +342,20 @@ describe('SqliteStore file format (store schema 2: packed tracker snapshots, a c
         // In the runtime's key order (chainId after txHash), which is the order a store reads back.
         const { id: _id, txHash: _hash, chainId: _chain, ...row } = real!;
         const chain = g.chainId === undefined ? {} : { chainId: g.chainId };
-        return { id: g.id, txHash: g.txHash, ...chain, ...row, snapshot, createdAt: g.createdAt, updatedAt: g.updatedAt };
+        return {
+          id: g.id,
+          txHash: g.txHash,
+          ...chain,
+          ...row,
+          snapshot,
+          createdAt: g.createdAt,
+          updatedAt: g.updatedAt,
+        };
       });
     const anything = fc.record({ id: text, snapshot: fc.jsonValue() }).map((g): TrackerRecord => ({ ...real!, ...g }));
-    const storedForm = store.db.prepare<[string], string>('SELECT substr(snapshot, 1, 11) FROM trackers WHERE id = ?').pluck();
+    const storedForm = store.db
+      .prepare<[string], string>('SELECT substr(snapshot, 1, 11) FROM trackers WHERE id = ?')
+      .pluck();
     const forms = new Map<string, number>();
     await fc.assert(
       fc.asyncProperty(fc.oneof(trackerLike, anything), async (written) => {
@@ -349,7 +383,16 @@ describe('SqliteStore file format (store schema 2: packed tracker snapshots, a c
       CREATE INDEX trackers_state_id ON trackers (state, id);`);
     const [real] = trackerRecords('old', lifetime);
     const insert = legacy.prepare('INSERT INTO trackers VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)');
-    insert.run('old', real!.txHash, real!.state, real!.version, JSON.stringify(real!.snapshot), 0, real!.createdAt, real!.updatedAt);
+    insert.run(
+      'old',
+      real!.txHash,
+      real!.state,
+      real!.version,
+      JSON.stringify(real!.snapshot),
+      0,
+      real!.createdAt,
+      real!.updatedAt,
+    );
     const ownPacked = { packed: 1, value: 'pending', context: { n: 1 } };
     insert.run('own_packed', hashOf(2), 'pending', 1, JSON.stringify(ownPacked), 0, 5, 5);
     legacy.close();

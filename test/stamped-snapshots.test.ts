@@ -13,7 +13,11 @@ const hash = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
 const event: fc.Arbitrary<TrackerEvent> = fc.oneof(
   fc.constant({ type: 'TX_SEEN' as const }),
   fc
-    .record({ blockNumber: fc.integer({ min: 1, max: 20 }), ahead: fc.integer({ min: 0, max: 5 }), reverted: fc.boolean() })
+    .record({
+      blockNumber: fc.integer({ min: 1, max: 20 }),
+      ahead: fc.integer({ min: 0, max: 5 }),
+      reverted: fc.boolean(),
+    })
     .map(({ blockNumber, ahead, reverted }) => ({
       type: 'TX_MINED' as const,
       blockNumber,
@@ -22,9 +26,13 @@ const event: fc.Arbitrary<TrackerEvent> = fc.oneof(
       head: blockNumber + ahead,
     })),
   fc.integer({ min: 1, max: 30 }).map((blockNumber) => ({ type: 'NEW_HEAD' as const, blockNumber })),
-  fc.integer({ min: 1, max: 30 }).map((blockNumber) => ({ type: 'FINALITY' as const, blockNumber, head: blockNumber + 2 })),
+  fc
+    .integer({ min: 1, max: 30 })
+    .map((blockNumber) => ({ type: 'FINALITY' as const, blockNumber, head: blockNumber + 2 })),
   fc.integer({ min: 1, max: 20 }).map((n) => ({ type: 'BLOCK_REORGED' as const, blockHash: hash(n) })),
-  fc.constantFrom('repriced', 'cancelled', 'replaced').map((reason) => ({ type: 'TX_REPLACED' as const, reason, replacementHash: hash(999) })),
+  fc
+    .constantFrom('repriced', 'cancelled', 'replaced')
+    .map((reason) => ({ type: 'TX_REPLACED' as const, reason, replacementHash: hash(999) })),
   fc.constant({ type: 'TX_DROPPED' as const }),
   fc.constant({ type: 'RECHECK' as const }),
   fc.constant({ type: 'REBROADCAST' as const }),
@@ -44,10 +52,21 @@ function sameActor(stamped: Actor, real: Actor): void {
   const b = real.getSnapshot();
   expect(trackerMachine.getPersistedSnapshot(a)).toEqual(trackerMachine.getPersistedSnapshot(b));
   // The runtime's shortcut persists what XState would (compared as stored: JSON).
-  expect(JSON.parse(JSON.stringify(persistedSnapshot(a)))).toEqual(JSON.parse(JSON.stringify(trackerMachine.getPersistedSnapshot(b))));
+  expect(JSON.parse(JSON.stringify(persistedSnapshot(a)))).toEqual(
+    JSON.parse(JSON.stringify(trackerMachine.getPersistedSnapshot(b))),
+  );
   expect([...a.tags].sort()).toEqual([...b.tags].sort());
   for (const type of TRACKER_EVENT_TYPES) {
-    const probe = { type, blockNumber: 25, blockHash: hash(3), status: 'success', head: 25, reason: 'repriced', replacementHash: hash(1), detail: 'x' } as unknown as TrackerEvent;
+    const probe = {
+      type,
+      blockNumber: 25,
+      blockHash: hash(3),
+      status: 'success',
+      head: 25,
+      reason: 'repriced',
+      replacementHash: hash(1),
+      detail: 'x',
+    } as unknown as TrackerEvent;
     expect(a.can(probe), type).toBe(b.can(probe));
   }
 }
@@ -72,16 +91,24 @@ const input = fc.record({
 
 describe('stamped tracker snapshots', () => {
   it('the persisted form keeps the key order XState gives it (rows stay byte-identical)', () => {
-    const actor = createActor(trackerMachine, { input: { id: 'a', txHash: hash(1), chainId: 31337, requiredConfirmations: 2, createdAt: 1 } }).start();
+    const actor = createActor(trackerMachine, {
+      input: { id: 'a', txHash: hash(1), chainId: 31337, requiredConfirmations: 2, createdAt: 1 },
+    }).start();
     actor.send({ type: 'GIVE_UP', reason: 'crash_loop', detail: 'x', at: 2 });
-    expect(JSON.stringify(persistedSnapshot(actor.getSnapshot()))).toBe(JSON.stringify(trackerMachine.getPersistedSnapshot(actor.getSnapshot())));
+    expect(JSON.stringify(persistedSnapshot(actor.getSnapshot()))).toBe(
+      JSON.stringify(trackerMachine.getPersistedSnapshot(actor.getSnapshot())),
+    );
   });
 
   it('a new tracker is the same as XState makes it, before and after any events', () => {
     const stamping = stampingLogic(trackerMachine);
     fc.assert(
       fc.property(input, events, (i, sequence) => {
-        replay(createActor(stamping, { input: i }).start(), createActor(trackerMachine, { input: i }).start(), sequence);
+        replay(
+          createActor(stamping, { input: i }).start(),
+          createActor(trackerMachine, { input: i }).start(),
+          sequence,
+        );
       }),
       { numRuns: 300 },
     );

@@ -14,13 +14,21 @@ describe('starts made in one turn of the event loop', () => {
       store: new MemoryStore(),
       shardCount: 1,
       inspect: (event) => {
-        if (event.type === '@xstate.event' && event.event.type === 'START' && inspectedActorId(event) === 'shard-0') starts++;
+        if (event.type === '@xstate.event' && event.event.type === 'START' && inspectedActorId(event) === 'shard-0')
+          starts++;
       },
     });
     const [a, b, c] = await Promise.all([
-      system.startMany([{ id: 'a1', txHash: hashOf(1) }, { id: 'a2', txHash: hashOf(2) }]),
+      system.startMany([
+        { id: 'a1', txHash: hashOf(1) },
+        { id: 'a2', txHash: hashOf(2) },
+      ]),
       system.start('b1', { txHash: hashOf(3) }),
-      system.startMany([{ id: 'a1', txHash: hashOf(9) }, { id: 'c1', txHash: 'not a hash' }, { id: 'c2', txHash: hashOf(4) }]),
+      system.startMany([
+        { id: 'a1', txHash: hashOf(9) },
+        { id: 'c1', txHash: 'not a hash' },
+        { id: 'c2', txHash: hashOf(4) },
+      ]),
     ]);
     expect(starts).toBe(1);
     expect(a.map((r) => r.status)).toEqual(['started', 'started']);
@@ -48,7 +56,10 @@ describe('a start of many trackers on SQLite', () => {
       return getManyNow(ids);
     };
     const system = await createTrackerSystem({ store });
-    await system.startMany([{ id: 'live', txHash: hashOf(1) }, { id: 'ended', txHash: hashOf(2) }]);
+    await system.startMany([
+      { id: 'live', txHash: hashOf(1) },
+      { id: 'ended', txHash: hashOf(2) },
+    ]);
     await system.stop('ended');
     asked.length = 0;
 
@@ -61,15 +72,28 @@ describe('a start of many trackers on SQLite', () => {
     ]);
     // The live one is answered from the registry; the others in one read, in request order.
     expect(asked).toEqual([['ended', 'new1', 'new2', 'new1']]);
-    expect(results.map((r) => r.status)).toEqual(['already_started', 'exists', 'started', 'started', 'already_started']);
+    expect(results.map((r) => r.status)).toEqual([
+      'already_started',
+      'exists',
+      'started',
+      'started',
+      'already_started',
+    ]);
 
     failNext = true;
-    const failed = await system.startMany([{ id: 'live', txHash: hashOf(1) }, { id: 'new3', txHash: hashOf(5) }, { id: 'new4', txHash: hashOf(6) }]);
+    const failed = await system.startMany([
+      { id: 'live', txHash: hashOf(1) },
+      { id: 'new3', txHash: hashOf(5) },
+      { id: 'new4', txHash: hashOf(6) },
+    ]);
     expect(failed.map((r) => r.status)).toEqual(['already_started', 'error', 'error']);
     expect(failed[1]!.status === 'error' && failed[1]!.error).toBeInstanceOf(StoreError);
     expect(system.lookup('new3')).toBeUndefined();
     // Nothing was spawned for them: a retry starts them.
-    const retried = await system.startMany([{ id: 'new3', txHash: hashOf(5) }, { id: 'new4', txHash: hashOf(6) }]);
+    const retried = await system.startMany([
+      { id: 'new3', txHash: hashOf(5) },
+      { id: 'new4', txHash: hashOf(6) },
+    ]);
     expect(retried.map((r) => r.status)).toEqual(['started', 'started']);
     expect((await store.get('new4'))?.state).toBe('pending');
     await system.shutdown();

@@ -50,7 +50,7 @@ function shownBy(row: V1Row, chainId: number): Tracker {
 // test/fixtures/v1-trackers.db was written by the code before chains (tracker machine version 1,
 // store schema 1). Opened by this build on a service whose default chain is base, every tracker
 // is there as it was, as a tracker of base.
-describe('a store written before chains upgrades in place: every tracker is the default chain\'s, unchanged', () => {
+describe("a store written before chains upgrades in place: every tracker is the default chain's, unchanged", () => {
   const dir = tempDir();
   const path = join(dir.path, 'trackers.db');
   let v1: V1Row[];
@@ -99,7 +99,9 @@ describe('a store written before chains upgrades in place: every tracker is the 
       expect(status, row.id).toBe(200);
       expect(json, row.id).toEqual(shownBy(row, 8453));
     }
-    expect(await get('restarted-1')).toMatchObject({ json: { state: 'confirming', restarts: 1, reorgs: 1, blockNumber: 97, confirmations: 2 } });
+    expect(await get('restarted-1')).toMatchObject({
+      json: { state: 'confirming', restarts: 1, reorgs: 1, blockNumber: 97, confirmations: 2 },
+    });
     expect(system.stats().live).toBe(5);
   });
 
@@ -135,7 +137,10 @@ describe('a store written before chains upgrades in place: every tracker is the 
     expect(await system.get('confirming-1')).toMatchObject({ chainId: 8453, confirmations: 5, blockNumber: 100 });
     const hashId = v1[0]!.id;
     const elsewhere = await system.start(undefined, { txHash: hashId, chain: 'optimism' });
-    expect(elsewhere).toMatchObject({ status: 'started', tracker: { id: `10:${hashId}`, chainId: 10, state: 'pending' } });
+    expect(elsewhere).toMatchObject({
+      status: 'started',
+      tracker: { id: `10:${hashId}`, chainId: 10, state: 'pending' },
+    });
     expect(await system.get(hashId)).toMatchObject({ chainId: 8453, state: 'pending' });
   });
 });

@@ -48,9 +48,9 @@ describe('a store that cannot write gives a clear error at the API, no crash and
     await expect(system!.start('one_more', { txHash: hashOf(2000) })).rejects.toBeInstanceOf(StoreError);
     // Regression: a retried start found the tracker live and answered already_started, not durable.
     await expect(system!.start('one_more', { txHash: hashOf(2000) })).rejects.toBeInstanceOf(StoreError);
-    await expect(
-      system!.send('kept_0', { type: 'NEW_HEAD', blockNumber: 10 }),
-    ).rejects.toThrow(/database or disk is full/);
+    await expect(system!.send('kept_0', { type: 'NEW_HEAD', blockNumber: 10 })).rejects.toThrow(
+      /database or disk is full/,
+    );
 
     const disk = rowsOnDisk(path);
     for (let i = 0; i < 5; i++) expect(disk.has(`kept_${i}`)).toBe(true);

@@ -42,7 +42,13 @@ async function run(ops: Op[]): Promise<void> {
         case 'advance': {
           const ctx = ref?.getSnapshot().context;
           if (ctx && ctx.blockNumber === null) {
-            system.deliver(op.id, { type: 'TX_MINED', blockNumber: 100, blockHash: `0x${'aa'.repeat(32)}`, status: 'success', head: 100 });
+            system.deliver(op.id, {
+              type: 'TX_MINED',
+              blockNumber: 100,
+              blockHash: `0x${'aa'.repeat(32)}`,
+              status: 'success',
+              head: 100,
+            });
           } else if (ctx) {
             system.deliver(op.id, { type: 'NEW_HEAD', blockNumber: 100 + ctx.confirmations });
           }
@@ -91,7 +97,9 @@ async function run(ops: Op[]): Promise<void> {
       for (const id of IDS) {
         const record = await store.get(id);
         const live = after.get(id);
-        expect(live !== undefined, `${id} live iff not final`).toBe(record !== undefined && !FINAL_STATE_NAMES.includes(record.state));
+        expect(live !== undefined, `${id} live iff not final`).toBe(
+          record !== undefined && !FINAL_STATE_NAMES.includes(record.state),
+        );
         if (live) expect(record!.state).toBe(topState(live.getSnapshot().value));
       }
       // Finished trackers are gone from every shard's children.

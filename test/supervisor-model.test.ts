@@ -10,7 +10,13 @@ import {
 } from '../machines/supervisor.machine.js';
 import { withFixedChildEvents } from '../machines/xstate-adaptations.js';
 import { edgeCoveringPaths } from './support/paths.js';
-import { MODEL_ID, MODEL_POLICY, SUPERVISOR_MODEL_EVENTS as E, describeSupervisor, supervisorTestModel } from './support/supervisor-model.js';
+import {
+  MODEL_ID,
+  MODEL_POLICY,
+  SUPERVISOR_MODEL_EVENTS as E,
+  describeSupervisor,
+  supervisorTestModel,
+} from './support/supervisor-model.js';
 import { allStateNodeIds, allTransitions, transitionKey } from './support/tracker-model.js';
 import { inspectedActorId, waitUntil } from './support/wait.js';
 
@@ -28,29 +34,38 @@ function realSupervisor(taken: Set<string>, visited: Set<string>) {
   // What the runtime's synchronous store read hands the shard with the next tracker failure.
   let storedNow: PersistedTracker | null | undefined;
   const task = <O, I>() =>
-    fromPromise<O, I>(({ self }) => new Promise<O>((resolve, reject) => pending.set(self.id, { resolve: resolve as never, reject })));
+    fromPromise<O, I>(
+      ({ self }) => new Promise<O>((resolve, reject) => pending.set(self.id, { resolve: resolve as never, reject })),
+    );
   const actor = createActor(
-    withFixedChildEvents(supervisorMachine.provide({
-      actors: { restoreTracker: task<RestoreTrackerOutput, RestoreTrackerInput>(), giveUpTracker: task<void, GiveUpInput>() },
-      actions: {
-        // What the runtime does: a tracker seen in a terminal state is reported with TRACKER_ENDED.
-        trackerSpawned: ({ context, self }, { id }) => {
-          context.trackers.get(id)!.subscribe({
-            next: (snapshot) => {
-              if (snapshot.hasTag('terminal')) self.send({ type: 'TRACKER_ENDED', id });
-            },
-            error: () => {},
-          });
+    withFixedChildEvents(
+      supervisorMachine.provide({
+        actors: {
+          restoreTracker: task<RestoreTrackerOutput, RestoreTrackerInput>(),
+          giveUpTracker: task<void, GiveUpInput>(),
         },
-      },
-    }), { storedNow: () => storedNow }),
+        actions: {
+          // What the runtime does: a tracker seen in a terminal state is reported with TRACKER_ENDED.
+          trackerSpawned: ({ context, self }, { id }) => {
+            context.trackers.get(id)!.subscribe({
+              next: (snapshot) => {
+                if (snapshot.hasTag('terminal')) self.send({ type: 'TRACKER_ENDED', id });
+              },
+              error: () => {},
+            });
+          },
+        },
+      }),
+      { storedNow: () => storedNow },
+    ),
     {
       id: 'supervisor-under-test',
       input: { shard: 0, policy: MODEL_POLICY, now: () => 1_000 },
       inspect: (event) => {
         if (inspectedActorId(event) !== 'supervisor-under-test') return;
         if (event.type === '@xstate.microstep') {
-          for (const t of event._transitions) taken.add(transitionKey(t as unknown as { source: AnyStateNode; eventType: string }));
+          for (const t of event._transitions)
+            taken.add(transitionKey(t as unknown as { source: AnyStateNode; eventType: string }));
         }
         if (event.type === '@xstate.snapshot') {
           for (const node of (event.snapshot as unknown as { _nodes: AnyStateNode[] })._nodes) visited.add(node.id);
@@ -110,7 +125,11 @@ describe('supervisor machine, model-based', () => {
     for (const step of path.steps.slice(1)) {
       realise(step.event);
       const expected = describeSupervisor(step.state as never);
-      await waitUntil(() => describeSupervisor(actor.getSnapshot() as never) === expected, `supervisor to reach ${expected}`, 5_000);
+      await waitUntil(
+        () => describeSupervisor(actor.getSnapshot() as never) === expected,
+        `supervisor to reach ${expected}`,
+        5_000,
+      );
       // A registered tracker is running while its supervisor is, and stopped with it.
       const ref = actor.getSnapshot().context.trackers.get(MODEL_ID);
       if (ref) expect(ref.getSnapshot().status).toBe(actor.getSnapshot().status === 'done' ? 'stopped' : 'active');

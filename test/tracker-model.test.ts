@@ -5,7 +5,13 @@ import { MemoryStore } from '../src/store/memory.js';
 import { type TrackerSystem, createTrackerSystem } from '../src/runtime/system.js';
 import { topState } from '../src/runtime/tracker-view.js';
 import { expectTrackerInvariants } from './support/invariants.js';
-import { MODEL_HASH, allStateNodeIds, allTransitions, trackerTestModel, transitionKey } from './support/tracker-model.js';
+import {
+  MODEL_HASH,
+  allStateNodeIds,
+  allTransitions,
+  trackerTestModel,
+  transitionKey,
+} from './support/tracker-model.js';
 import { edgeCoveringPaths } from './support/paths.js';
 import { inspectedActorId, waitUntil } from './support/wait.js';
 
@@ -30,7 +36,8 @@ describe('tracker machine, model-based', () => {
   const observe = (event: InspectionEvent): void => {
     if (!inspectedActorId(event).startsWith('path-')) return;
     if (event.type === '@xstate.microstep') {
-      for (const t of event._transitions) takenTransitions.add(transitionKey(t as unknown as { source: AnyStateNode; eventType: string }));
+      for (const t of event._transitions)
+        takenTransitions.add(transitionKey(t as unknown as { source: AnyStateNode; eventType: string }));
     }
     if (event.type === '@xstate.snapshot' && 'value' in event.snapshot) {
       for (const node of (event.snapshot as unknown as { _nodes: AnyStateNode[] })._nodes) visitedNodes.add(node.id);
@@ -49,8 +56,16 @@ describe('tracker machine, model-based', () => {
 
   it('generates paths to every state', () => {
     for (const finality of [null, 'finalized']) {
-      const reached = new Set(paths.filter((p) => p.finality === finality).map((p) => topState(p.steps[p.steps.length - 1]!.state.value)));
-      expect([...reached].sort(), `finality ${finality}`).toEqual(['confirmed', 'confirming', 'failed', 'pending', 'stopped']);
+      const reached = new Set(
+        paths.filter((p) => p.finality === finality).map((p) => topState(p.steps[p.steps.length - 1]!.state.value)),
+      );
+      expect([...reached].sort(), `finality ${finality}`).toEqual([
+        'confirmed',
+        'confirming',
+        'failed',
+        'pending',
+        'stopped',
+      ]);
     }
   });
 

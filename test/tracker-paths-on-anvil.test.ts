@@ -58,7 +58,13 @@ describe('tracker machine paths realised on anvil', () => {
       const wallet = Wallet.createRandom();
       await rpc(h.anvil.url, 'anvil_setBalance', [wallet.address, '0x56bc75e2d63100000']);
       const fee = { chainId: 31337n, type: 2, gasLimit: 21_000n, nonce: 0 };
-      const rawA = await wallet.signTransaction({ ...fee, to: h.wallets[3]!.address, value: 1n, maxFeePerGas: 10_000_000_000n, maxPriorityFeePerGas: 1_000_000_000n });
+      const rawA = await wallet.signTransaction({
+        ...fee,
+        to: h.wallets[3]!.address,
+        value: 1n,
+        maxFeePerGas: 10_000_000_000n,
+        maxPriorityFeePerGas: 1_000_000_000n,
+      });
       const hash = keccak256(rawA);
       const id = `path_${n++}`;
       await h.system.start(id, { txHash: hash, confirmations: 2 });
@@ -82,11 +88,20 @@ describe('tracker machine paths realised on anvil', () => {
             // The tx's block is the head (1 of 2 confirmations): replace it, then put the tx back
             // into the mempool (anvil drops the txs of removed blocks): pending.seen.
             await rpc(h.anvil.url, 'anvil_reorg', [1, []]);
-            await waitFor('the reorg to reach the tracker', () => topState(h.system.lookup(id)?.getSnapshot().value) === 'pending');
+            await waitFor(
+              'the reorg to reach the tracker',
+              () => topState(h.system.lookup(id)?.getSnapshot().value) === 'pending',
+            );
             await h.send(rawA);
             break;
           case 'TX_REPLACED': {
-            const cancel = await wallet.signTransaction({ ...fee, to: wallet.address, value: 0n, maxFeePerGas: 20_000_000_000n, maxPriorityFeePerGas: 2_000_000_000n });
+            const cancel = await wallet.signTransaction({
+              ...fee,
+              to: wallet.address,
+              value: 0n,
+              maxFeePerGas: 20_000_000_000n,
+              maxPriorityFeePerGas: 2_000_000_000n,
+            });
             await h.send(cancel);
             await rpc(h.anvil.url, 'evm_mine');
             break;
@@ -95,17 +110,22 @@ describe('tracker machine paths realised on anvil', () => {
             await h.system.stop(id);
             break;
           case 'TX_DROPPED':
-            if (JSON.stringify(before) === JSON.stringify({ pending: 'seen' })) await rpc(h.anvil.url, 'anvil_dropTransaction', [hash]);
+            if (JSON.stringify(before) === JSON.stringify({ pending: 'seen' }))
+              await rpc(h.anvil.url, 'anvil_dropTransaction', [hash]);
             break;
           default:
             throw new Error(`no realisation for ${step.event.type}`);
         }
         const expected = JSON.stringify(step.state.value);
-        await waitFor(`${id} to be ${expected} after ${step.event.type}`, async () => {
-          const live = h.system.lookup(id)?.getSnapshot().value;
-          const value = live ?? (await h.system.get(id))?.state;
-          return JSON.stringify(value) === expected;
-        }, 10_000);
+        await waitFor(
+          `${id} to be ${expected} after ${step.event.type}`,
+          async () => {
+            const live = h.system.lookup(id)?.getSnapshot().value;
+            const value = live ?? (await h.system.get(id))?.state;
+            return JSON.stringify(value) === expected;
+          },
+          10_000,
+        );
       }
       const final = await h.system.get(id);
       expect(final?.failure?.reason ?? null).toBe(path.state.context.failure?.reason ?? null);

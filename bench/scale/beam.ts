@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
-export const ANCHOR = process.env.BENCH_ANCHOR ?? fileURLToPath(new URL('../../../shared/anchors/seed_otp_bench.exs', import.meta.url));
+export const ANCHOR =
+  process.env.BENCH_ANCHOR ?? fileURLToPath(new URL('../../../shared/anchors/seed_otp_bench.exs', import.meta.url));
 
 export interface BeamResult {
   n: number;
@@ -39,7 +40,11 @@ export function runBeam(n: number): BeamResult {
   let out = '';
   let error: string | undefined;
   try {
-    out = execFileSync('elixir', [ANCHOR, String(n)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 22 });
+    out = execFileSync('elixir', [ANCHOR, String(n)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      maxBuffer: 1 << 22,
+    });
   } catch (e) {
     const failed = e as { stdout?: string; stderr?: string };
     out = failed.stdout ?? '';

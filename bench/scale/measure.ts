@@ -28,7 +28,10 @@ const CONFIRMED_EARLY_AT = 92;
  * durable before the next): the median and the range are reported, one block being ~0.1 s.
  */
 const BLOCK_REPEATS = Math.max(1, Number(process.env.BENCH_BLOCK_REPEATS ?? 5));
-const reorged = { type: 'BLOCK_REORGED', blockHash: `0x${TOUCHING_BLOCK.toString(16).padStart(64, '0')}` } as const satisfies TrackerEvent;
+const reorged = {
+  type: 'BLOCK_REORGED',
+  blockHash: `0x${TOUCHING_BLOCK.toString(16).padStart(64, '0')}`,
+} as const satisfies TrackerEvent;
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[(values.length - 1) >> 1]!;
 /** A head past every tracker's threshold. */
 const FINAL_HEAD = TOUCHING_BLOCK + REQUIRED;
@@ -53,7 +56,10 @@ const mix = (x: number): number => {
 };
 const scrambledHash = (i: number): string => {
   let hex = '0x';
-  for (let k = 0; k < 8; k++) hex += mix(i * 8 + k + 1).toString(16).padStart(8, '0');
+  for (let k = 0; k < 8; k++)
+    hex += mix(i * 8 + k + 1)
+      .toString(16)
+      .padStart(8, '0');
   return hex;
 };
 const hashOf = (i: number): string => (RANDOM_IDS ? scrambledHash(i) : `0x${i.toString(16).padStart(64, '0')}`);
@@ -79,12 +85,27 @@ async function settledMemory(): Promise<Memory> {
 
 const tempDir = (): string => mkdtempSync(join(tmpdir(), 'bench-scale-'));
 const mined = (block: number, head = block) =>
-  ({ type: 'TX_MINED', blockNumber: block, blockHash: hashOf(block), status: 'success', head }) as const satisfies TrackerEvent;
+  ({
+    type: 'TX_MINED',
+    blockNumber: block,
+    blockHash: hashOf(block),
+    status: 'success',
+    head,
+  }) as const satisfies TrackerEvent;
 
-async function startRange(system: TrackerSystem, from: number, to: number, prefix = 'txn_', batch = BATCH): Promise<void> {
+async function startRange(
+  system: TrackerSystem,
+  from: number,
+  to: number,
+  prefix = 'txn_',
+  batch = BATCH,
+): Promise<void> {
   for (let i = from; i < to; i += batch) {
     const requests = [];
-    for (let j = i; j < Math.min(to, i + batch); j++) requests.push(prefix === 'txn_' ? { id: idOf(j), txHash: hashOf(j) } : { id: `${prefix}${j}`, txHash: hashOf(2 ** 40 + j) });
+    for (let j = i; j < Math.min(to, i + batch); j++)
+      requests.push(
+        prefix === 'txn_' ? { id: idOf(j), txHash: hashOf(j) } : { id: `${prefix}${j}`, txHash: hashOf(2 ** 40 + j) },
+      );
     const results = await system.startMany(requests);
     const bad = results.find((r) => r.status !== 'started');
     if (bad) throw new Error(`startMany: ${bad.status}`);
@@ -110,7 +131,8 @@ async function drained(system: TrackerSystem): Promise<void> {
   throw new Error(`not drained: ${JSON.stringify(system.stats())}`);
 }
 
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
+const percentile = (sorted: number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
 
 /** Crash `id` and poll (every turn) until `lookup` finds its new actor; the latency in µs. */
 async function crashAndFind(system: TrackerSystem, store: SnapshotStore, id: string): Promise<number> {
@@ -144,7 +166,11 @@ async function measureSystem(n: number, path: 'service' | 'library') {
   let system: TrackerSystem;
   let stop: () => Promise<void>;
   if (path === 'service') {
-    const service = await startServicePath({ databasePath: join(dir, 'trackers.db'), env: { FAULT_INJECTION: '1' }, onGone: () => void gone++ });
+    const service = await startServicePath({
+      databasePath: join(dir, 'trackers.db'),
+      env: { FAULT_INJECTION: '1' },
+      onGone: () => void gone++,
+    });
     ({ store, system } = service);
     stop = () => service.stop();
   } else {
@@ -214,7 +240,15 @@ async function measureSystem(n: number, path: 'service' | 'library') {
   const onePctDeliverMs = median(delivered);
   const onePctDurableMs = median(durable);
   const onePctDurableRange = [Math.min(...durable), Math.max(...durable)];
-  const common = { n, startMs, startBatch: Math.min(n, START_BATCH), touched, onePctDeliverMs, onePctDurableMs, onePctDurableRange };
+  const common = {
+    n,
+    startMs,
+    startBatch: Math.min(n, START_BATCH),
+    touched,
+    onePctDeliverMs,
+    onePctDurableMs,
+    onePctDurableRange,
+  };
   if (path === 'library') {
     await stop();
     rmSync(dir, { recursive: true, force: true });
@@ -395,7 +429,8 @@ async function measureFloor(n: number) {
   }
   // The block whose total is the median, with its parts.
   const block = [...parts].sort((a, b) => a.total - b.total)[(parts.length - 1) >> 1]!;
-  if (touched.some((actor) => actor.getSnapshot().value !== 'confirming')) throw new Error('the 1% block did not mine them');
+  if (touched.some((actor) => actor.getSnapshot().value !== 'confirming'))
+    throw new Error('the 1% block did not mine them');
   floor.close();
   rmSync(dir, { recursive: true, force: true });
   return {

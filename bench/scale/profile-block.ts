@@ -22,7 +22,13 @@ const n = Number(size);
 const blocks = Number(count);
 const hashOf = (i: number): string => `0x${i.toString(16).padStart(64, '0')}`;
 const idOf = (i: number): string => `txn_${i}`;
-const mined = (block: number): TrackerEvent => ({ type: 'TX_MINED', blockNumber: block, blockHash: hashOf(block), status: 'success', head: block });
+const mined = (block: number): TrackerEvent => ({
+  type: 'TX_MINED',
+  blockNumber: block,
+  blockHash: hashOf(block),
+  status: 'success',
+  head: block,
+});
 const reorged = (block: number): TrackerEvent => ({ type: 'BLOCK_REORGED', blockHash: hashOf(block) });
 /** The profiler's clock: CLOCK_MONOTONIC in µs, as `process.hrtime`. */
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);

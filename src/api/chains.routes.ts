@@ -47,7 +47,8 @@ export function chainRoutes(system: TrackerSystem, health?: ChainHealthSource): 
     const all = await counts();
     const chains = system.chainViews().map((chain) => {
       const trackers: Record<string, number> = Object.fromEntries(TRACKER_STATE_NAMES.map((state) => [state, 0]));
-      for (const { chainId, state, count } of all) if (chainId === chain.id && state in trackers) trackers[state]! += count;
+      for (const { chainId, state, count } of all)
+        if (chainId === chain.id && state in trackers) trackers[state]! += count;
       const watcher = health?.(chain.id);
       return {
         name: chain.name,

@@ -64,7 +64,8 @@ export function toHttpError(error: unknown): { status: number; body: ErrorBody }
   if (error instanceof ApiError) return make(error.status, error.code, error.message);
   if (error instanceof InvalidInputError) return make(400, error.code, error.shortMessage);
   if (error instanceof IdConflictError) return make(409, error.code, error.shortMessage);
-  if (error instanceof StoreError || error instanceof ShuttingDownError) return make(503, error.code, error.shortMessage);
+  if (error instanceof StoreError || error instanceof ShuttingDownError)
+    return make(503, error.code, error.shortMessage);
   if (error instanceof TrackerSystemError) return make(500, 'internal', 'internal error');
   const parserError = bodyParserError(error);
   if (parserError) return make(parserError.status, parserError.code, parserError.message);
@@ -143,7 +144,12 @@ export function clientErrorResponse(error: Error & { code?: string }): string {
  * @example
  * socket.end(rawErrorResponse(401, 'unauthorized', 'a valid bearer token is required', { 'WWW-Authenticate': 'Bearer' }));
  */
-export function rawErrorResponse(status: number, code: string, message: string, headers: Record<string, string> = {}): string {
+export function rawErrorResponse(
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+): string {
   const body = JSON.stringify({ error: { code, message } } satisfies ErrorBody);
   const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
   return (

@@ -65,11 +65,18 @@ export async function startInspectorRelay(options: InspectorRelayOptions): Promi
       return rawErrorResponse(403, 'forbidden_origin', 'WebSocket connections from other origins are refused');
     }
     if (!matches) return undefined;
-    const given = bearerToken(req.headers.authorization) ?? new URL(req.url ?? '/', 'http://relay').searchParams.get('access_token');
+    const given =
+      bearerToken(req.headers.authorization) ??
+      new URL(req.url ?? '/', 'http://relay').searchParams.get('access_token');
     if (given && matches(given)) return undefined;
-    return rawErrorResponse(401, 'unauthorized', 'a valid bearer token is required (Authorization header or access_token)', {
-      'WWW-Authenticate': 'Bearer',
-    });
+    return rawErrorResponse(
+      401,
+      'unauthorized',
+      'a valid bearer token is required (Authorization header or access_token)',
+      {
+        'WWW-Authenticate': 'Bearer',
+      },
+    );
   };
 
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {

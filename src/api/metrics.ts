@@ -67,7 +67,13 @@ const CHAIN_LABELS = ['chain', 'chain_id'];
 const chainLabels = (chain: ChainMetrics) => ({ chain: chain.name, chain_id: String(chain.chainId) });
 
 /** A labelled Prometheus counter per chain, fed from each chain's cumulative number. */
-function chainCounter(registry: Registry, name: string, help: string, chains: () => readonly ChainMetrics[], read: (chain: ChainMetrics) => number): void {
+function chainCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  chains: () => readonly ChainMetrics[],
+  read: (chain: ChainMetrics) => number,
+): void {
   const seen = new Map<number, number>();
   new Counter({
     name,
@@ -87,7 +93,13 @@ function chainCounter(registry: Registry, name: string, help: string, chains: ()
 }
 
 /** A labelled Prometheus gauge per chain; a chain with no value yet has no series. */
-function chainGauge(registry: Registry, name: string, help: string, chains: () => readonly ChainMetrics[], read: (chain: ChainMetrics) => number | undefined): void {
+function chainGauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  chains: () => readonly ChainMetrics[],
+  read: (chain: ChainMetrics) => number | undefined,
+): void {
   new Gauge({
     name,
     help,
@@ -147,11 +159,27 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
     },
   });
   counterFrom(registry, 'tx_tracker_crashes_total', 'Tracker crashes', () => system.stats().crashes);
-  counterFrom(registry, 'tx_tracker_restarts_total', 'Tracker restarts by the supervisor', () => system.stats().restarts);
-  counterFrom(registry, 'tx_tracker_crash_loops_total', 'Trackers given up after too many crashes', () => system.stats().crashLoops);
+  counterFrom(
+    registry,
+    'tx_tracker_restarts_total',
+    'Tracker restarts by the supervisor',
+    () => system.stats().restarts,
+  );
+  counterFrom(
+    registry,
+    'tx_tracker_crash_loops_total',
+    'Trackers given up after too many crashes',
+    () => system.stats().crashLoops,
+  );
   if (sources.chains) {
     const chains = sources.chains;
-    chainCounter(registry, 'tx_tracker_rpc_requests_total', 'JSON-RPC requests to the chain (a batch is one)', chains, (c) => c.requests);
+    chainCounter(
+      registry,
+      'tx_tracker_rpc_requests_total',
+      'JSON-RPC requests to the chain (a batch is one)',
+      chains,
+      (c) => c.requests,
+    );
     chainCounter(registry, 'tx_tracker_rpc_errors_total', 'JSON-RPC requests that failed', chains, (c) => c.errors);
     chainCounter(
       registry,
@@ -160,7 +188,13 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
       chains,
       (c) => c.reorgsBelowFinalized,
     );
-    chainGauge(registry, 'tx_tracker_block_lag', "Blocks between the node's head and the newest block processed", chains, (c) => c.blockLag);
+    chainGauge(
+      registry,
+      'tx_tracker_block_lag',
+      "Blocks between the node's head and the newest block processed",
+      chains,
+      (c) => c.blockLag,
+    );
     chainGauge(registry, 'tx_tracker_chain_head', 'The newest block processed', chains, (c) => c.head);
   }
   new Gauge({
@@ -187,8 +221,18 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
       this.set(extra.sse().keptBytes);
     },
   });
-  counterFrom(registry, 'tx_tracker_sse_dropped_total', '/events streams cut off for not taking data', () => extra.sse().dropped);
-  counterFrom(registry, 'tx_tracker_sse_refused_total', '/events streams refused at SSE_MAX_CLIENTS', () => extra.sse().refused);
+  counterFrom(
+    registry,
+    'tx_tracker_sse_dropped_total',
+    '/events streams cut off for not taking data',
+    () => extra.sse().dropped,
+  );
+  counterFrom(
+    registry,
+    'tx_tracker_sse_refused_total',
+    '/events streams refused at SSE_MAX_CLIENTS',
+    () => extra.sse().refused,
+  );
 
   const storeWriteSeconds = new Histogram({
     name: 'tx_tracker_store_write_seconds',

@@ -25,7 +25,10 @@ export function requestContext(logger: Logger, metrics: Metrics): RequestHandler
       const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
       metrics.httpRequests.inc({ method: req.method, route, status: res.statusCode });
       const ms = Math.round((performance.now() - t0) * 100) / 100;
-      logger.info({ reqId, method: req.method, url: req.originalUrl.slice(0, 512), status: res.statusCode, ms }, 'request');
+      logger.info(
+        { reqId, method: req.method, url: req.originalUrl.slice(0, 512), status: res.statusCode, ms },
+        'request',
+      );
     });
     next();
   };

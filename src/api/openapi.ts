@@ -66,7 +66,9 @@ export function buildOpenApi(docs: readonly RouteDoc[], options: { auth: boolean
     paths[doc.path]![doc.method] = {
       summary: doc.summary,
       ...(parameters.length ? { parameters } : {}),
-      ...(doc.body ? { requestBody: { required: true, content: { 'application/json': { schema: ref(doc.body) } } } } : {}),
+      ...(doc.body
+        ? { requestBody: { required: true, content: { 'application/json': { schema: ref(doc.body) } } } }
+        : {}),
       responses,
       ...(options.auth && !['/healthz', '/readyz'].includes(doc.path) ? { security: [{ bearer: [] }] } : {}),
     };
@@ -74,7 +76,11 @@ export function buildOpenApi(docs: readonly RouteDoc[], options: { auth: boolean
 
   return {
     openapi: '3.1.0',
-    info: { title: 'tx-tracker', version: '0.1.0', description: 'One supervised, persistent XState actor per Ethereum transaction.' },
+    info: {
+      title: 'tx-tracker',
+      version: '0.1.0',
+      description: 'One supervised, persistent XState actor per Ethereum transaction.',
+    },
     paths,
     components: { schemas, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
   };

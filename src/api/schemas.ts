@@ -19,7 +19,9 @@ const TxHash = z.string().regex(TX_HASH_PATTERN).describe('0x followed by 64 hex
 const TrackerId = z
   .string()
   .regex(TRACKER_ID_PATTERN)
-  .describe('Caller-chosen id, unique across all chains; defaults to the lower-case txHash on the default chain, <chainId>:<txHash> on another');
+  .describe(
+    'Caller-chosen id, unique across all chains; defaults to the lower-case txHash on the default chain, <chainId>:<txHash> on another',
+  );
 export const TrackerState = z.enum(TRACKER_STATE_NAMES as [string, ...string[]]);
 const FinalityTag = z.enum(FINALITY_TAGS as [Finality, ...Finality[]]);
 /** A chain as a client names it: its id, or its configured name. */
@@ -35,7 +37,9 @@ export const CreateTrackerBody = z
     confirmations: z
       .union([z.number().int().min(MIN_CONFIRMATIONS).max(MAX_CONFIRMATIONS), FinalityTag])
       .optional()
-      .describe(`${MIN_CONFIRMATIONS}–${MAX_CONFIRMATIONS}, or "safe" / "finalized": confirmed when the chain's block of that tag reaches the tracker's; default: the chain's`),
+      .describe(
+        `${MIN_CONFIRMATIONS}–${MAX_CONFIRMATIONS}, or "safe" / "finalized": confirmed when the chain's block of that tag reaches the tracker's; default: the chain's`,
+      ),
   })
   .strict();
 export type CreateTrackerBody = z.infer<typeof CreateTrackerBody>;
@@ -44,7 +48,10 @@ apiSchemas.add(CreateTrackerBody, { id: 'CreateTrackerBody' });
 export const MAX_BATCH = 1000;
 export const BatchBody = z
   .object({
-    trackers: z.array(z.unknown().meta({ $ref: '#/components/schemas/CreateTrackerBody' })).min(1).max(MAX_BATCH),
+    trackers: z
+      .array(z.unknown().meta({ $ref: '#/components/schemas/CreateTrackerBody' }))
+      .min(1)
+      .max(MAX_BATCH),
   })
   .strict();
 apiSchemas.add(BatchBody, { id: 'BatchBody', description: '1 to 1,000 POST /trackers bodies' });
@@ -52,9 +59,16 @@ apiSchemas.add(BatchBody, { id: 'BatchBody', description: '1 to 1,000 POST /trac
 export const ListQuery = z
   .object({
     state: TrackerState.optional(),
-    chain: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional().describe('Only the trackers of this chain (id or name)'),
+    chain: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/)
+      .optional()
+      .describe('Only the trackers of this chain (id or name)'),
     limit: z.coerce.number().int().min(1).max(1000).default(100),
-    cursor: z.string().regex(/^[A-Za-z0-9_-]{1,512}$/).optional(),
+    cursor: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,512}$/)
+      .optional(),
   })
   .strict();
 export type ListQuery = z.infer<typeof ListQuery>;
@@ -63,12 +77,18 @@ export const EventsQuery = z.object({ id: z.string().optional(), lastEventId: z.
 
 /** The events a client may send; chain facts come from the chain watcher only. */
 export const ClientEvent = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('RECHECK') }).strict().describe('Look the transaction up now (pending or confirming)'),
+  z
+    .object({ type: z.literal('RECHECK') })
+    .strict()
+    .describe('Look the transaction up now (pending or confirming)'),
   z
     .object({ type: z.literal('REBROADCAST') })
     .strict()
     .describe('Send the signed transaction to the node again, e.g. after a reorg dropped it (pending)'),
-  z.object({ type: z.literal('CRASH') }).strict().describe('Make the tracker throw (only with FAULT_INJECTION=1)'),
+  z
+    .object({ type: z.literal('CRASH') })
+    .strict()
+    .describe('Make the tracker throw (only with FAULT_INJECTION=1)'),
 ]);
 export type ClientEvent = z.infer<typeof ClientEvent>;
 apiSchemas.add(ClientEvent, { id: 'ClientEvent' });
@@ -82,7 +102,7 @@ export const Tracker = z.object({
   state: TrackerState,
   confirmations: z.number().int(),
   requiredConfirmations: z.number().int().nullable().describe('null when the tracker is confirmed by finality'),
-  finality: FinalityTag.optional().describe('Only on a tracker confirmed by the chain\'s safe or finalized block'),
+  finality: FinalityTag.optional().describe("Only on a tracker confirmed by the chain's safe or finalized block"),
   blockNumber: z.number().int().nullable(),
   blockHash: z.string().nullable(),
   reorgs: z.number().int(),
@@ -126,7 +146,9 @@ export const Chain = z.object({
   name: z.string(),
   id: z.number().int(),
   default: z.boolean(),
-  confirmations: z.union([z.number().int(), FinalityTag]).describe('What a tracker started without confirmations waits for'),
+  confirmations: z
+    .union([z.number().int(), FinalityTag])
+    .describe('What a tracker started without confirmations waits for'),
   head: z.number().int().nullable().describe('The newest block replayed'),
   safe: z.number().int().nullable(),
   finalized: z.number().int().nullable(),

@@ -53,26 +53,53 @@ export interface RunningServer {
 const OPEN_PATHS = ['/healthz', '/readyz', '/inspect/ui'];
 
 const opsDocs: RouteDoc[] = [
-  { method: 'get', path: '/healthz', summary: 'The process is up', responses: { 200: { description: '{"status":"ok"}' } } },
+  {
+    method: 'get',
+    path: '/healthz',
+    summary: 'The process is up',
+    responses: { 200: { description: '{"status":"ok"}' } },
+  },
   {
     method: 'get',
     path: '/readyz',
     summary: 'The store is reachable and at least one chain follows its node; each chain listed',
-    responses: { 200: { description: 'Ready', schema: 'Readiness' }, 503: { description: 'not_ready', schema: 'Error' } },
+    responses: {
+      200: { description: 'Ready', schema: 'Readiness' },
+      503: { description: 'not_ready', schema: 'Error' },
+    },
   },
-  { method: 'get', path: '/metrics', summary: 'Prometheus metrics', responses: { 200: { description: 'text exposition', contentType: 'text/plain' } } },
+  {
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics',
+    responses: { 200: { description: 'text exposition', contentType: 'text/plain' } },
+  },
   {
     method: 'get',
     path: '/events',
-    summary: 'Server-Sent Events: one per tracker change (id: global, increasing; ?id= one tracker; Last-Event-ID replay)',
+    summary:
+      'Server-Sent Events: one per tracker change (id: global, increasing; ?id= one tracker; Last-Event-ID replay)',
     responses: {
       200: { description: 'event stream', contentType: 'text/event-stream' },
       400: { description: 'invalid_last_event_id, invalid_id', schema: 'Error' },
       503: { description: 'too_many_streams: SSE_MAX_CLIENTS streams are open (Retry-After)', schema: 'Error' },
     },
   },
-  { method: 'get', path: '/openapi.json', summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1' } } },
-  { method: 'get', path: '/inspect', summary: 'The live actor system (with INSPECT set)', responses: { 200: { description: 'actors and recent inspection events' }, 404: { description: 'INSPECT is not set', schema: 'Error' } } },
+  {
+    method: 'get',
+    path: '/openapi.json',
+    summary: 'This document',
+    responses: { 200: { description: 'OpenAPI 3.1' } },
+  },
+  {
+    method: 'get',
+    path: '/inspect',
+    summary: 'The live actor system (with INSPECT set)',
+    responses: {
+      200: { description: 'actors and recent inspection events' },
+      404: { description: 'INSPECT is not set', schema: 'Error' },
+    },
+  },
 ];
 
 /** OPTIONS: 204 with the route's methods in `Allow` (Express would answer text), 404 JSON for no route. */
@@ -86,7 +113,10 @@ function optionsHandler(docs: readonly RouteDoc[]): RequestHandler {
     const path = req.path.length > 1 ? req.path.replace(/\/+$/, '') : req.path; // Express ignores a trailing slash
     const methods = routes.filter((route) => route.pattern.test(path)).map((route) => route.method);
     if (methods.length === 0) return notFoundHandler(req, res, next);
-    res.set('Allow', [...new Set([...methods, 'OPTIONS'])].join(', ')).status(204).end();
+    res
+      .set('Allow', [...new Set([...methods, 'OPTIONS'])].join(', '))
+      .status(204)
+      .end();
   };
 }
 
@@ -144,7 +174,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return;
     }
     const down = (['store', 'chain'] as const).filter((name) => !checks[name]);
-    res.status(503).json({ error: { code: 'not_ready', message: `not reachable: ${down.join(', ') || 'shutting down'}` }, checks });
+    res
+      .status(503)
+      .json({ error: { code: 'not_ready', message: `not reachable: ${down.join(', ') || 'shutting down'}` }, checks });
   });
   app.get('/inspect/ui', (_req, res) => {
     res.type('html').send(INSPECT_PAGE);
@@ -175,7 +207,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   app.use(errorHandler(logger));
 
   const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(options.port, options.host ?? '127.0.0.1', (error?: Error) => (error ? reject(error) : resolve(s)));
+    const s = app.listen(options.port, options.host ?? '127.0.0.1', (error?: Error) =>
+      error ? reject(error) : resolve(s),
+    );
   });
   server.keepAliveTimeout = 5_000;
   const sockets = new Set<Socket>();
@@ -223,7 +257,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         closeIdle();
         const sweeper = setInterval(closeIdle, 50);
         void done.then(() => clearInterval(sweeper));
-        const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), options.closeTimeoutMs ?? 10_000).unref());
+        const timeout = new Promise<'timeout'>((resolve) =>
+          setTimeout(() => resolve('timeout'), options.closeTimeoutMs ?? 10_000).unref(),
+        );
         if ((await Promise.race([done, timeout])) === 'timeout') {
           logger.warn({ open: sockets.size }, 'in-flight requests did not finish in time; closing their connections');
           server.closeAllConnections();

@@ -102,7 +102,9 @@ export class ChangeFeed {
     this.maxClients = options.maxClients ?? 100;
     this.stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
     this.system = system;
-    this.unsubscribe = system.subscribe((tracker) => this.publish(tracker.id, 'all', JSON.stringify(tracker), 'tracker'));
+    this.unsubscribe = system.subscribe((tracker) =>
+      this.publish(tracker.id, 'all', JSON.stringify(tracker), 'tracker'),
+    );
     this.unsubscribeHeads = system.subscribeHeads((blockNumber, chainId) => this.publishHead(blockNumber, chainId));
     this.heartbeat = setInterval(() => this.broadcastComment('heartbeat'), options.heartbeatMs ?? 15_000).unref();
   }
@@ -112,7 +114,14 @@ export class ChangeFeed {
     let bufferedBytes = 0;
     for (const client of this.clients) bufferedBytes += client.res.writableLength;
     const keptChanges = this.changes.length - this.first;
-    return { clients: this.clients.size, bufferedBytes, keptChanges, keptBytes: this.keptBytes, dropped: this.dropped, refused: this.refused };
+    return {
+      clients: this.clients.size,
+      bufferedBytes,
+      keptChanges,
+      keptBytes: this.keptBytes,
+      dropped: this.dropped,
+      refused: this.refused,
+    };
   }
 
   /** The `GET /events` handler. */
@@ -123,7 +132,11 @@ export class ChangeFeed {
       if (this.clients.size >= this.maxClients) {
         this.refused++;
         res.set('Retry-After', String(RETRY_AFTER_SECONDS));
-        throw new ApiError(503, 'too_many_streams', `${this.maxClients} event streams are open, as many as this server serves; retry later`);
+        throw new ApiError(
+          503,
+          'too_many_streams',
+          `${this.maxClients} event streams are open, as many as this server serves; retry later`,
+        );
       }
       res.status(200).set({
         'Content-Type': 'text/event-stream; charset=utf-8',
@@ -133,7 +146,14 @@ export class ChangeFeed {
       });
       res.flushHeaders();
       res.write('retry: 2000\n: connected\n\n');
-      const client: Client = { res, trackerId: only, cursor: this.lastId, waiting: false, closed: false, stallTimer: undefined };
+      const client: Client = {
+        res,
+        trackerId: only,
+        cursor: this.lastId,
+        waiting: false,
+        closed: false,
+        stallTimer: undefined,
+      };
       if (lastEventId !== undefined) client.cursor = this.resumeAfter(res, lastEventId);
       this.clients.add(client);
       res.on('close', () => {
@@ -190,7 +210,10 @@ export class ChangeFeed {
     this.changes.push(change);
     this.keptBytes += change.bytes;
     // The newest change always stays, so live streams find it.
-    while (this.changes.length - this.first > 1 && (this.changes.length - this.first > this.replay || this.keptBytes > this.replayBytes)) {
+    while (
+      this.changes.length - this.first > 1 &&
+      (this.changes.length - this.first > this.replay || this.keptBytes > this.replayBytes)
+    ) {
       this.keptBytes -= this.changes[this.first]!.bytes;
       this.changes[this.first++] = undefined;
     }
@@ -298,8 +321,10 @@ function reaches(change: Change, only: string | undefined): boolean {
 }
 
 function parseLastEventId(req: Request): number | undefined {
-  const raw = req.get('last-event-id') ?? (typeof req.query.lastEventId === 'string' ? req.query.lastEventId : undefined);
+  const raw =
+    req.get('last-event-id') ?? (typeof req.query.lastEventId === 'string' ? req.query.lastEventId : undefined);
   if (raw === undefined) return undefined;
-  if (!/^\d{1,15}$/.test(raw)) throw new ApiError(400, 'invalid_last_event_id', 'Last-Event-ID must be a non-negative integer');
+  if (!/^\d{1,15}$/.test(raw))
+    throw new ApiError(400, 'invalid_last_event_id', 'Last-Event-ID must be a non-negative integer');
   return Number(raw);
 }

@@ -19,7 +19,9 @@ export const trackerRouteDocs: RouteDoc[] = [
     responses: {
       201: { description: 'Started', schema: 'Tracker' },
       200: { description: 'That id already tracks this txHash', schema: 'Tracker' },
-      400: err('invalid_body, invalid_json, invalid_tx_hash, invalid_id, invalid_confirmations, invalid_chain, unknown_chain'),
+      400: err(
+        'invalid_body, invalid_json, invalid_tx_hash, invalid_id, invalid_confirmations, invalid_chain, unknown_chain',
+      ),
       409: err('id_conflict: the id tracks another txHash (or the same one on another chain)'),
       503: err('store_unavailable, shutting_down'),
     },
@@ -29,7 +31,10 @@ export const trackerRouteDocs: RouteDoc[] = [
     path: '/trackers/batch',
     summary: 'Start 1 to 1,000 trackers with one durable commit; a result per item, in order',
     body: 'BatchBody',
-    responses: { 200: { description: 'Per-item results', schema: 'BatchResponse' }, 400: err('invalid_body, invalid_batch') },
+    responses: {
+      200: { description: 'Per-item results', schema: 'BatchResponse' },
+      400: err('invalid_body, invalid_batch'),
+    },
   },
   {
     method: 'get',
@@ -46,7 +51,11 @@ export const trackerRouteDocs: RouteDoc[] = [
     path: '/trackers/{id}',
     summary: 'A tracker, live or final (0x ids are matched lower-cased)',
     pathParams: ['id'],
-    responses: { 200: { description: 'The tracker', schema: 'Tracker' }, 400: err('invalid_id'), 404: err('not_found') },
+    responses: {
+      200: { description: 'The tracker', schema: 'Tracker' },
+      400: err('invalid_id'),
+      404: err('not_found'),
+    },
   },
   {
     method: 'post',
@@ -58,7 +67,9 @@ export const trackerRouteDocs: RouteDoc[] = [
       202: { description: 'Accepted; the tracker after the event', schema: 'Tracker' },
       400: err('unknown_event, event_not_allowed, invalid_event, fault_injection_disabled, invalid_id'),
       404: err('not_found'),
-      409: err('event_not_accepted: the current state does not take it; nothing_to_rebroadcast: no signed form of the tx is kept'),
+      409: err(
+        'event_not_accepted: the current state does not take it; nothing_to_rebroadcast: no signed form of the tx is kept',
+      ),
     },
   },
   {
@@ -149,8 +160,10 @@ export function trackerRoutes(system: TrackerSystem): Router {
   router.post('/trackers/:id/events', async (req, res) => {
     const id = normalizeId(req.params.id);
     const body: unknown = req.body;
-    const type = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as { type?: unknown }).type : undefined;
-    if (typeof type !== 'string') throw new ApiError(400, 'invalid_event', 'the body must be an object with a string type');
+    const type =
+      typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as { type?: unknown }).type : undefined;
+    if (typeof type !== 'string')
+      throw new ApiError(400, 'invalid_event', 'the body must be an object with a string type');
     if (!(TRACKER_EVENT_TYPES as readonly string[]).includes(type)) {
       throw new ApiError(400, 'unknown_event', `trackers define no event ${type.slice(0, 64)}`);
     }
@@ -162,7 +175,11 @@ export function trackerRoutes(system: TrackerSystem): Router {
     const result = await system.send(id, parsed.data);
     if (result.status === 'not_found') throw new ApiError(404, 'not_found', `no tracker ${id}`);
     if (result.status === 'not_accepted') {
-      throw new ApiError(409, 'event_not_accepted', `tracker ${id} in state ${result.tracker.state} does not accept ${type}`);
+      throw new ApiError(
+        409,
+        'event_not_accepted',
+        `tracker ${id} in state ${result.tracker.state} does not accept ${type}`,
+      );
     }
     if (result.status === 'nothing_to_rebroadcast') {
       throw new ApiError(

@@ -46,7 +46,8 @@ const PLATFORM_PACKAGES: Record<string, string> = {
  */
 export function anvilBinary(): string {
   const pkg = PLATFORM_PACKAGES[`${process.platform}-${process.arch}`];
-  if (!pkg) throw new AnvilError('anvil has no build for this platform', { details: `${process.platform}-${process.arch}` });
+  if (!pkg)
+    throw new AnvilError('anvil has no build for this platform', { details: `${process.platform}-${process.arch}` });
   const require = createRequire(import.meta.url);
   try {
     const dir = dirname(require.resolve(`${pkg}/package.json`));
@@ -174,7 +175,10 @@ function reportedPid(child: ChildProcess): Promise<number | undefined> {
 function listeningPort(child: ChildProcess, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     let output = '';
-    const timer = setTimeout(() => fail(new AnvilError('anvil did not start', { details: `no port within ${timeoutMs} ms` })), timeoutMs);
+    const timer = setTimeout(
+      () => fail(new AnvilError('anvil did not start', { details: `no port within ${timeoutMs} ms` })),
+      timeoutMs,
+    );
     const onData = (chunk: Buffer): void => {
       output += chunk.toString('utf8');
       const match = /Listening on [^\s:]+:(\d+)/.exec(output);

@@ -66,7 +66,9 @@ export class CanonicalChain {
     const known = this.blocks.get(head.number);
     if (known?.hash === head.hash) {
       // The head went back to a block we know (e.g. anvil_rollback): what is above it left.
-      return head.number < ours.number ? { orphaned: this.above(head.number), branch: [], tooDeep: null, partial: false } : null;
+      return head.number < ours.number
+        ? { orphaned: this.above(head.number), branch: [], tooDeep: null, partial: false }
+        : null;
     }
     if (head.number - ours.number > BigInt(this.maxCatchUp)) {
       return { orphaned: [], branch: [head], tooDeep: new ReorgTooDeepError(this.maxCatchUp), partial: false };

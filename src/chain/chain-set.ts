@@ -83,13 +83,21 @@ async function readChainId(url: string, timeoutMs: number, logger: Logger): Prom
  * and with the configured id). A node that cannot be reached is fine when the id is configured (the
  * watcher checks it once it answers); without one, the start fails with one line.
  */
-async function resolveChainId(chain: ChainNodes, url: string, options: StartChainsOptions, logger: Logger): Promise<number> {
+async function resolveChainId(
+  chain: ChainNodes,
+  url: string,
+  options: StartChainsOptions,
+  logger: Logger,
+): Promise<number> {
   const timeoutMs = options.chainIdTimeoutMs ?? 5_000;
   const nodes = [
     { url, variable: chain.variables.rpcUrl },
-    ...(chain.fallbackUrl ? [{ url: chain.fallbackUrl, variable: chain.variables.rpcUrl.replace(/RPC_URL$/, 'FALLBACK_URL') }] : []),
+    ...(chain.fallbackUrl
+      ? [{ url: chain.fallbackUrl, variable: chain.variables.rpcUrl.replace(/RPC_URL$/, 'FALLBACK_URL') }]
+      : []),
   ];
-  let found: { id: number; variable: string } | undefined = chain.chainId === undefined ? undefined : { id: chain.chainId, variable: chain.variables.chainId! };
+  let found: { id: number; variable: string } | undefined =
+    chain.chainId === undefined ? undefined : { id: chain.chainId, variable: chain.variables.chainId! };
   let failure: unknown;
   for (const node of nodes) {
     let id: number;
@@ -102,7 +110,10 @@ async function resolveChainId(chain: ChainNodes, url: string, options: StartChai
       });
     } catch (error) {
       failure ??= error;
-      logger.warn({ chain: chain.name, url: redact(node.url), err: errorMessage(error) }, 'could not read the chain id of a node at start');
+      logger.warn(
+        { chain: chain.name, url: redact(node.url), err: errorMessage(error) },
+        'could not read the chain id of a node at start',
+      );
       continue;
     }
     if (found && found.id !== id) {
@@ -113,7 +124,9 @@ async function resolveChainId(chain: ChainNodes, url: string, options: StartChai
     found ??= { id, variable: node.variable };
   }
   if (found) return found.id;
-  const hint = chain.variables.rpcUrl.startsWith('CHAIN_') ? `; set ${chain.variables.rpcUrl.replace(/RPC_URL$/, 'ID')} to start while it is down` : '';
+  const hint = chain.variables.rpcUrl.startsWith('CHAIN_')
+    ? `; set ${chain.variables.rpcUrl.replace(/RPC_URL$/, 'ID')} to start while it is down`
+    : '';
   throw new ChainConfigError(
     `invalid configuration: ${chain.variables.rpcUrl}: no node answered eth_chainId (${redact(url)}: ${errorMessage(failure)})${hint}`,
   );
@@ -195,7 +208,9 @@ export async function startChains(options: StartChainsOptions): Promise<ChainSet
       started.push({ ...chain, name: nodes.name, chainId: chainId! });
       const other = ids.get(chainId!);
       if (other !== undefined) {
-        throw new ChainConfigError(`invalid configuration: ${nodes.variables.rpcUrl} is a node of chain ${chainId}, as the chain ${other} is`);
+        throw new ChainConfigError(
+          `invalid configuration: ${nodes.variables.rpcUrl} is a node of chain ${chainId}, as the chain ${other} is`,
+        );
       }
       ids.set(chainId!, nodes.name);
     }

@@ -21,7 +21,8 @@ function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): nu
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new ChainConfigError(`${name} must be a positive integer (milliseconds)`, { details: raw });
+  if (!Number.isInteger(value) || value <= 0)
+    throw new ChainConfigError(`${name} must be a positive integer (milliseconds)`, { details: raw });
   return value;
 }
 

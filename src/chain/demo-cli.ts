@@ -10,7 +10,12 @@ import { runDemo } from './demo.js';
 import { startChain } from './embedded.js';
 
 const log = (msg: string): void => console.log(`${new Date().toISOString().slice(11, 19)} ${msg}`);
-const logger = { debug() {}, info: (_: object, m?: string) => log(m ?? ''), warn: (_: object, m?: string) => log(`warn: ${m}`), error: (_: object, m?: string) => log(`error: ${m}`) };
+const logger = {
+  debug() {},
+  info: (_: object, m?: string) => log(m ?? ''),
+  warn: (_: object, m?: string) => log(`warn: ${m}`),
+  error: (_: object, m?: string) => log(`error: ${m}`),
+};
 
 const hooks: TrackerHooks = {};
 const system = await createTrackerSystem({ store: new MemoryStore(), hooks });
@@ -18,7 +23,9 @@ const chain = await startChain({ config: parseChainConfig(process.env), system, 
 Object.assign(hooks, chain.watcher.hooks);
 const open = new Set<string>();
 system.subscribe((t) => {
-  log(`${t.id.slice(0, 10)}… ${t.state}${t.confirmations ? ` (${t.confirmations}/${t.requiredConfirmations})` : ''}${t.failure ? ` ${t.failure.reason}: ${t.failure.detail}` : ''}`);
+  log(
+    `${t.id.slice(0, 10)}… ${t.state}${t.confirmations ? ` (${t.confirmations}/${t.requiredConfirmations})` : ''}${t.failure ? ` ${t.failure.reason}: ${t.failure.detail}` : ''}`,
+  );
   if (FINAL_STATE_NAMES.includes(t.state)) open.delete(t.id);
 });
 const stop = async (): Promise<void> => {

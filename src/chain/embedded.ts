@@ -49,7 +49,10 @@ export async function startChain(options: StartChainOptions): Promise<Chain> {
     url = anvil.url;
     logger.info({ url, wsUrl: anvil.wsUrl, pid: anvil.pid }, `no ETH_RPC_URL: started a local anvil at ${url}`);
   } else {
-    logger.info({ chain: config.name, url: redact(url), fallback: config.fallbackUrl && redact(config.fallbackUrl) }, 'following the node');
+    logger.info(
+      { chain: config.name, url: redact(url), fallback: config.fallbackUrl && redact(config.fallbackUrl) },
+      'following the node',
+    );
   }
   let before: Partial<ChainWatcherOptions> = {};
   try {

@@ -3,8 +3,7 @@ import { type ChainBlock, parseBlock, parseNullable, toQuantity } from './format
 import type { Transport } from './transport.js';
 
 export type GetBlockParameters =
-  | { blockHash: string; includeTransactions?: boolean }
-  | { blockTag: 'latest' | bigint; includeTransactions?: boolean };
+  { blockHash: string; includeTransactions?: boolean } | { blockTag: 'latest' | bigint; includeTransactions?: boolean };
 export type GetBlockReturnType = ChainBlock | null;
 export type GetBlockErrorType = BaseError;
 
@@ -23,7 +22,10 @@ export async function getBlock(transport: Transport, parameters: GetBlockParamet
       ? await transport.request({ method: 'eth_getBlockByHash', params: [parameters.blockHash, full] })
       : await transport.request({
           method: 'eth_getBlockByNumber',
-          params: [typeof parameters.blockTag === 'bigint' ? toQuantity(parameters.blockTag) : parameters.blockTag, full],
+          params: [
+            typeof parameters.blockTag === 'bigint' ? toQuantity(parameters.blockTag) : parameters.blockTag,
+            full,
+          ],
         });
   return parseNullable(raw, parseBlock, 'block');
 }

@@ -1,11 +1,5 @@
 import type { BaseError } from './errors.js';
-import {
-  type ChainReceipt,
-  type ChainTransaction,
-  parseNullable,
-  parseReceipt,
-  parseTransaction,
-} from './format.js';
+import { type ChainReceipt, type ChainTransaction, parseNullable, parseReceipt, parseTransaction } from './format.js';
 import type { RpcCall, Transport } from './transport.js';
 
 export interface LookupTransactionsParameters {

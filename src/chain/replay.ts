@@ -88,13 +88,16 @@ export async function applyBlock(state: WatcherState, block: ChainBlock, head: b
       ? receipts.some((r) => !byHashTracked(state, r.transactionHash) && tracked.hasSender(r.from))
       : true;
     if (suspects) {
-      const txs = block.transactions ?? (await getBlock(transport, { blockHash: block.hash, includeTransactions: true }))?.transactions;
+      const txs =
+        block.transactions ??
+        (await getBlock(transport, { blockHash: block.hash, includeTransactions: true }))?.transactions;
       if (!txs) throw new InvalidRpcResponseError(`block ${block.hash} vanished while replaying it`);
       for (const tx of txs) {
         if (byHashTracked(state, tx.hash)) continue;
         for (const id of tracked.idsBySender(tx.from, tx.nonce)) {
           const entry = tracked.get(id)!;
-          if (entry.state === 'pending' && entry.hash !== tx.hash) await replaced(state, entry, tx, byHash.get(tx.hash), head);
+          if (entry.state === 'pending' && entry.hash !== tx.hash)
+            await replaced(state, entry, tx, byHash.get(tx.hash), head);
         }
       }
     }
@@ -126,7 +129,10 @@ export async function applyLookups(
     entry.checkedAt = now();
     if (!result.ok) {
       entry.lookupFailures++;
-      logger.warn({ id: entry.id, err: errorMessage(result.error), failures: entry.lookupFailures }, 'tracker lookup failed');
+      logger.warn(
+        { id: entry.id, err: errorMessage(result.error), failures: entry.lookupFailures },
+        'tracker lookup failed',
+      );
       if (entry.lookupFailures >= state.maxLookupFailures) {
         // The supervision path: the tracker crashes, restarts from its snapshot, and is looked up again.
         entry.lookupFailures = 0;

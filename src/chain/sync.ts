@@ -11,7 +11,10 @@ export async function replayPlan(state: WatcherState, plan: SyncPlan): Promise<v
     if (!plan.tooDeep) chain.truncate(plan.orphaned.at(-1)!.number - 1n);
   }
   if (plan.tooDeep) {
-    logger.warn({ err: plan.tooDeep }, 'lost track of the chain; restarting from the head and looking every tracker up');
+    logger.warn(
+      { err: plan.tooDeep },
+      'lost track of the chain; restarting from the head and looking every tracker up',
+    );
     chain.reset();
     for (const entry of tracked.values()) state.lookups.add(entry.id);
   }

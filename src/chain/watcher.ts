@@ -1,4 +1,9 @@
-import { FINALITY_TAGS, type Finality, type TrackerContext, type TrackerStateName } from '../../machines/tracker.machine.js';
+import {
+  FINALITY_TAGS,
+  type Finality,
+  type TrackerContext,
+  type TrackerStateName,
+} from '../../machines/tracker.machine.js';
 import { silentLogger, withFields } from '../runtime/logger.js';
 import type { TrackerHooks } from '../runtime/system.js';
 import { CanonicalChain } from './canonical.js';
@@ -86,7 +91,9 @@ export class ChainWatcher {
   constructor(options: ChainWatcherOptions) {
     const url = options.url ?? options.transport?.url;
     if (!url) throw new TypeError('createChainWatcher needs url or transport');
-    const logger = options.name ? withFields(options.logger ?? silentLogger, { chain: options.name }) : (options.logger ?? silentLogger);
+    const logger = options.name
+      ? withFields(options.logger ?? silentLogger, { chain: options.name })
+      : (options.logger ?? silentLogger);
     this.heads = createHeadSource(url, () => this.wake(), logger, options);
     // Each node is counted and checked to be on the chain before its first request.
     const node = (transport: Transport): Transport =>
@@ -95,11 +102,23 @@ export class ChainWatcher {
     let transport = primary;
     if (options.fallbackUrl) {
       const fallbackUrl = options.fallbackUrl;
-      if (/^wss?:/i.test(fallbackUrl)) this.fallbackSocket = createWebSocketHeadSource(fallbackUrl, () => {}, logger, options);
-      this.fallback = createFallbackTransport(primary, node(this.fallbackSocket?.transport ?? createHttpTransport(fallbackUrl, options)), {
-        onSwitch: (to, error) =>
-          logger.warn({ to, url: redact(to === 'primary' ? url : fallbackUrl), err: error === null ? undefined : errorMessage(error) }, `requests go to the ${to} node`),
-      });
+      if (/^wss?:/i.test(fallbackUrl))
+        this.fallbackSocket = createWebSocketHeadSource(fallbackUrl, () => {}, logger, options);
+      this.fallback = createFallbackTransport(
+        primary,
+        node(this.fallbackSocket?.transport ?? createHttpTransport(fallbackUrl, options)),
+        {
+          onSwitch: (to, error) =>
+            logger.warn(
+              {
+                to,
+                url: redact(to === 'primary' ? url : fallbackUrl),
+                err: error === null ? undefined : errorMessage(error),
+              },
+              `requests go to the ${to} node`,
+            ),
+        },
+      );
       transport = this.fallback;
     }
     const depth = options.historyDepth ?? 2048;
@@ -311,7 +330,10 @@ export class ChainWatcher {
         // Exponential backoff with full jitter; trackers are never failed for this.
         const cap = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** Math.min(this.failures - 1, 20));
         delay = Math.max(this.backoff.baseMs / 2, Math.random() * cap);
-        this.state.logger.warn({ err: error, failures: this.failures, retryInMs: Math.round(delay) }, 'chain watcher tick failed');
+        this.state.logger.warn(
+          { err: error, failures: this.failures, retryInMs: Math.round(delay) },
+          'chain watcher tick failed',
+        );
       }
       if (!this.running) break;
       if (this.wokenDuringTick && this.failures === 0) delay = 0;
@@ -374,13 +396,18 @@ export class ChainWatcher {
     const tags = refresh ? FINALITY_TAGS : FINALITY_TAGS.filter((tag) => sink.awaitsFinality?.(chainId, tag) ?? false);
     if (tags.length === 0) return;
     if (refresh) this.headsSinceFinality = 0;
-    const outcomes = await transport.batch(tags.map((tag) => ({ method: 'eth_getBlockByNumber', params: [tag, false] })));
+    const outcomes = await transport.batch(
+      tags.map((tag) => ({ method: 'eth_getBlockByNumber', params: [tag, false] })),
+    );
     tags.forEach((tag, i) => {
       const outcome = outcomes[i]!;
       if (!outcome.ok) {
         // A node without the tag (or failing it now) leaves its trackers confirming, never failed.
         if (this.finalityErrors[tag] !== outcome.error.message) {
-          logger.warn({ chainId, tag, err: outcome.error.message }, `the node did not give its ${tag} block; trackers waiting for it wait`);
+          logger.warn(
+            { chainId, tag, err: outcome.error.message },
+            `the node did not give its ${tag} block; trackers waiting for it wait`,
+          );
         }
         this.finalityErrors[tag] = outcome.error.message;
         return;
@@ -427,7 +454,11 @@ export class ChainWatcher {
   private async lookupEntries(entries: Tracked[]): Promise<void> {
     const hashes = [...new Set(entries.map((e) => e.hash))];
     const withRaw = new Set(entries.filter((e) => e.raw === null).map((e) => e.hash));
-    const results = await lookupTransactions(this.state.transport, { hashes, withRaw, batchSize: 3 * this.lookupBatchSize });
+    const results = await lookupTransactions(this.state.transport, {
+      hashes,
+      withRaw,
+      batchSize: 3 * this.lookupBatchSize,
+    });
     await applyLookups(this.state, entries, results);
   }
 

@@ -105,7 +105,8 @@ export function createWebSocketHeadSource(
   }
 
   function send(call: { method: string; params: readonly unknown[] }): Promise<unknown> {
-    if (!socket || !open) return Promise.reject(new HttpRequestError(url, { cause: new Error('WebSocket not connected') }));
+    if (!socket || !open)
+      return Promise.reject(new HttpRequestError(url, { cause: new Error('WebSocket not connected') }));
     const id = nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -123,7 +124,8 @@ export function createWebSocketHeadSource(
       try {
         return (await send(call)) as T;
       } catch (error) {
-        if (error instanceof RpcRequestError) throw new RpcRequestError(call.method, { code: error.code, message: error.details ?? '' });
+        if (error instanceof RpcRequestError)
+          throw new RpcRequestError(call.method, { code: error.code, message: error.details ?? '' });
         throw error;
       }
     },
@@ -132,7 +134,11 @@ export function createWebSocketHeadSource(
       const settled = await Promise.allSettled(calls.map((call) => send(call)));
       return settled.map((s, i) => {
         if (s.status === 'fulfilled') return { ok: true, result: s.value };
-        if (s.reason instanceof RpcRequestError) return { ok: false, error: new RpcRequestError(calls[i]!.method, { code: s.reason.code, message: s.reason.details ?? '' }) };
+        if (s.reason instanceof RpcRequestError)
+          return {
+            ok: false,
+            error: new RpcRequestError(calls[i]!.method, { code: s.reason.code, message: s.reason.details ?? '' }),
+          };
         throw s.reason instanceof Error ? s.reason : new InvalidRpcResponseError(String(s.reason));
       });
     },

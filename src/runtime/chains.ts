@@ -44,13 +44,22 @@ export class ChainDirectory {
     const list = infos.length > 0 ? infos : [{ id: DEV_CHAIN_ID, name: 'default' }];
     const chosen = defaultId ?? list[0]!.id;
     for (const info of list) {
-      if (!Number.isSafeInteger(info.id) || info.id <= 0) throw new TypeError(`chain id ${info.id} is not a positive integer`);
+      if (!Number.isSafeInteger(info.id) || info.id <= 0)
+        throw new TypeError(`chain id ${info.id} is not a positive integer`);
       const name = info.name.toLowerCase();
-      if (!/^[a-z0-9_-]+$/.test(name) || /^\d+$/.test(name)) throw new TypeError(`chain name ${JSON.stringify(info.name)} is not a name`);
+      if (!/^[a-z0-9_-]+$/.test(name) || /^\d+$/.test(name))
+        throw new TypeError(`chain name ${JSON.stringify(info.name)} is not a name`);
       if (this.byId.has(info.id)) throw new TypeError(`chain id ${info.id} is given twice`);
       if (this.byName.has(name)) throw new TypeError(`chain name ${name} is given twice`);
       const { requiredConfirmations, finality } = parseConfirmations(info.confirmations ?? defaultConfirmations);
-      const chain: RuntimeChain = { id: info.id, name, isDefault: info.id === chosen, requiredConfirmations, finality, due: new ChainDue() };
+      const chain: RuntimeChain = {
+        id: info.id,
+        name,
+        isDefault: info.id === chosen,
+        requiredConfirmations,
+        finality,
+        due: new ChainDue(),
+      };
       this.byId.set(chain.id, chain);
       this.byName.set(name, chain);
     }
@@ -68,12 +77,24 @@ export class ChainDirectory {
   resolve(chain: unknown): RuntimeChain {
     if (chain === undefined) return this.default;
     // A name is never all digits: a string of digits is an id (as a query string gives it).
-    const id = typeof chain === 'number' ? chain : typeof chain === 'string' && /^\d{1,16}$/.test(chain) ? Number(chain) : undefined;
-    const found = id !== undefined ? this.byId.get(id) : typeof chain === 'string' ? this.byName.get(chain.toLowerCase()) : undefined;
+    const id =
+      typeof chain === 'number'
+        ? chain
+        : typeof chain === 'string' && /^\d{1,16}$/.test(chain)
+          ? Number(chain)
+          : undefined;
+    const found =
+      id !== undefined
+        ? this.byId.get(id)
+        : typeof chain === 'string'
+          ? this.byName.get(chain.toLowerCase())
+          : undefined;
     if (found) return found;
     throw new InvalidInputError(
       'unknown_chain',
-      `chain must be the id or name of a configured chain (${this.all().map((c) => `${c.name} = ${c.id}`).join(', ')})`,
+      `chain must be the id or name of a configured chain (${this.all()
+        .map((c) => `${c.name} = ${c.id}`)
+        .join(', ')})`,
     );
   }
 

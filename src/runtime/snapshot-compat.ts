@@ -22,9 +22,15 @@ type FieldCheck = (value: unknown) => boolean;
 const isInt: FieldCheck = (v) => Number.isSafeInteger(v);
 const isNum: FieldCheck = (v) => typeof v === 'number' && Number.isFinite(v);
 const isStr: FieldCheck = (v) => typeof v === 'string';
-const orNull = (check: FieldCheck): FieldCheck => (v) => v === null || check(v);
+const orNull =
+  (check: FieldCheck): FieldCheck =>
+  (v) =>
+    v === null || check(v);
 const isFailure: FieldCheck = (v) =>
-  typeof v === 'object' && v !== null && isStr((v as { reason?: unknown }).reason) && isStr((v as { detail?: unknown }).detail);
+  typeof v === 'object' &&
+  v !== null &&
+  isStr((v as { reason?: unknown }).reason) &&
+  isStr((v as { detail?: unknown }).detail);
 
 // Every field the machine reads, with its type: a snapshot missing one would run into undefined.
 const CONTEXT_FIELDS: Record<keyof TrackerContext, FieldCheck> = {
@@ -77,9 +83,13 @@ function onChain(snapshot: unknown, chainId: number): unknown {
 export function checkSnapshot(record: TrackerRecord, migrations: SnapshotMigrations = {}): SnapshotCheck {
   if (typeof record.snapshot === 'string') return { ok: false, reason: 'the stored snapshot is not valid JSON' };
   let version = record.version;
-  if (!Number.isSafeInteger(version)) return { ok: false, reason: `machine version ${String(version)} is not a version` };
+  if (!Number.isSafeInteger(version))
+    return { ok: false, reason: `machine version ${String(version)} is not a version` };
   if (version > TRACKER_MACHINE_VERSION) {
-    return { ok: false, reason: `written by machine version ${version}, newer than this one (${TRACKER_MACHINE_VERSION})` };
+    return {
+      ok: false,
+      reason: `written by machine version ${version}, newer than this one (${TRACKER_MACHINE_VERSION})`,
+    };
   }
   let snapshot = record.snapshot;
   for (; version < TRACKER_MACHINE_VERSION; version++) {
@@ -139,9 +149,10 @@ export function quarantinedRecord(
 ): TrackerRecord {
   const original = record.quarantined?.original ?? withoutQuarantine(record);
   // Keep what can be trusted from the old snapshot; anything else from the row's own columns.
-  const old = (typeof record.snapshot === 'object' && record.snapshot !== null
-    ? (record.snapshot as { context?: Partial<TrackerContext> }).context
-    : undefined) ?? {};
+  const old =
+    (typeof record.snapshot === 'object' && record.snapshot !== null
+      ? (record.snapshot as { context?: Partial<TrackerContext> }).context
+      : undefined) ?? {};
   const required = Number.isSafeInteger(old.requiredConfirmations) ? old.requiredConfirmations! : defaultConfirmations;
   const chainId = Number.isSafeInteger(record.chainId) ? record.chainId! : defaultChainId;
   const createdAt = Number.isFinite(record.createdAt) ? record.createdAt : now;

@@ -56,7 +56,9 @@ export function startSupervision(effects: SupervisionEffects, options: Supervisi
     supervisorMachine.provide({
       actors: {
         // Delayed restarts, and immediate ones when the store cannot answer at once (see storedNow).
-        restoreTracker: fromPromise<RestoreTrackerOutput, RestoreTrackerInput>(({ input }) => effects.loadForRestart(input)),
+        restoreTracker: fromPromise<RestoreTrackerOutput, RestoreTrackerInput>(({ input }) =>
+          effects.loadForRestart(input),
+        ),
         giveUpTracker: fromPromise<void, GiveUpInput>(({ input }) => effects.giveUp(input)),
       },
       actions: {

@@ -215,7 +215,8 @@ export class TrackerSystem {
       try {
         const txHash = normalizeTxHash(request.txHash);
         const chain = this.chains.resolve(request.chain);
-        const id = request.id === undefined ? (chain.isDefault ? txHash : `${chain.id}:${txHash}`) : normalizeId(request.id);
+        const id =
+          request.id === undefined ? (chain.isDefault ? txHash : `${chain.id}:${txHash}`) : normalizeId(request.id);
         const { requiredConfirmations, finality } =
           request.confirmations === undefined ? chain : parseConfirmations(request.confirmations);
         const live = this.lookup(id);
@@ -283,7 +284,8 @@ export class TrackerSystem {
       const ref = this.lookup(id)!;
       results[index] = { status: 'started', tracker: this.view(ref), ref };
     }
-    for (const { index, id, txHash, chainId } of duplicates) results[index] = this.alreadyStarted(id, txHash, chainId, this.lookup(id));
+    for (const { index, id, txHash, chainId } of duplicates)
+      results[index] = this.alreadyStarted(id, txHash, chainId, this.lookup(id));
     // `already_started` waits too: after a failed flush a retried start finds the tracker live, and
     // must not be acknowledged before its first snapshot is durable.
     if (results.some((r) => r?.status === 'started' || r?.status === 'already_started')) await this.flush();
@@ -336,7 +338,9 @@ export class TrackerSystem {
       const tracker = await this.get(key);
       if (!tracker) return { status: 'not_found' };
       if (held) return { status: 'held', tracker };
-      return waits && nothingToSend ? { status: 'nothing_to_rebroadcast', tracker } : { status: 'not_accepted', tracker };
+      return waits && nothingToSend
+        ? { status: 'nothing_to_rebroadcast', tracker }
+        : { status: 'not_accepted', tracker };
     }
     if (!ref.getSnapshot().can(stamped)) return { status: 'not_accepted', tracker: this.view(ref) };
     if (nothingToSend) return { status: 'nothing_to_rebroadcast', tracker: this.view(ref) };
@@ -468,9 +472,14 @@ export class TrackerSystem {
   async list(query: TrackerListQuery): Promise<TrackerPage> {
     const { chain, ...rest } = query;
     const chainId = chain === undefined ? undefined : this.chains.resolve(chain).id;
-    const page = await this.store.list({ ...rest, chainId, unsetChainId: this.chains.default.id }).catch(storeReadError);
+    const page = await this.store
+      .list({ ...rest, chainId, unsetChainId: this.chains.default.id })
+      .catch(storeReadError);
     if (page instanceof StoreError) throw page;
-    return { items: page.items.map((record) => this.quarantine.trackerOf(record, this.headOf)), nextCursor: page.nextCursor };
+    return {
+      items: page.items.map((record) => this.quarantine.trackerOf(record, this.headOf)),
+      nextCursor: page.nextCursor,
+    };
   }
 
   /** Be told of every tracker change, creation included. Returns the unsubscribe function. */
@@ -521,7 +530,9 @@ export class TrackerSystem {
       );
     }
     if (quarantined > 0) {
-      await this.flush().catch((error: unknown) => this.logger.error({ err: error }, 'could not store quarantined trackers'));
+      await this.flush().catch((error: unknown) =>
+        this.logger.error({ err: error }, 'could not store quarantined trackers'),
+      );
     }
     return count;
   }
@@ -665,7 +676,10 @@ export class TrackerSystem {
     this.crashedHere.delete(id);
     const dropped = this.held.drop(id);
     if (dropped.length > 0) {
-      this.logger.warn({ id, events: dropped.map((e) => e.type) }, 'tracker ended while events for it were held; they are dropped');
+      this.logger.warn(
+        { id, events: dropped.map((e) => e.type) },
+        'tracker ended while events for it were held; they are dropped',
+      );
     }
     this.hooks.trackerGone?.(id);
   }

@@ -1,9 +1,4 @@
-import type {
-  Finality,
-  TrackerContext,
-  TrackerFailure,
-  TrackerStateName,
-} from '../../machines/tracker.machine.js';
+import type { Finality, TrackerContext, TrackerFailure, TrackerStateName } from '../../machines/tracker.machine.js';
 
 /**
  * What users see of a tracker, in the library and over HTTP alike. Hashes are lower-case hex,

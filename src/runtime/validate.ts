@@ -38,8 +38,14 @@ export function normalizeId(id: unknown): string {
  * parseConfirmations('finalized'); // { requiredConfirmations: 0, finality: 'finalized' }
  */
 export function parseConfirmations(value: unknown): { requiredConfirmations: number; finality: Finality | null } {
-  if ((FINALITY_TAGS as readonly unknown[]).includes(value)) return { requiredConfirmations: 0, finality: value as Finality };
-  if (typeof value === 'number' && Number.isInteger(value) && value >= MIN_CONFIRMATIONS && value <= MAX_CONFIRMATIONS) {
+  if ((FINALITY_TAGS as readonly unknown[]).includes(value))
+    return { requiredConfirmations: 0, finality: value as Finality };
+  if (
+    typeof value === 'number' &&
+    Number.isInteger(value) &&
+    value >= MIN_CONFIRMATIONS &&
+    value <= MAX_CONFIRMATIONS
+  ) {
     return { requiredConfirmations: value, finality: null };
   }
   throw new InvalidInputError(

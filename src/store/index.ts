@@ -19,7 +19,10 @@ export function openStore(
   options: Pick<SqliteStoreOptions, 'onThreadFailure' | 'lock'> = {},
 ): SnapshotStore {
   if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new InvalidInputError('unsupported_database', 'DATABASE_URL: postgres is not supported yet; use sqlite:<path>');
+    throw new InvalidInputError(
+      'unsupported_database',
+      'DATABASE_URL: postgres is not supported yet; use sqlite:<path>',
+    );
   }
   if (!databaseUrl.startsWith('sqlite:')) {
     throw new InvalidInputError(

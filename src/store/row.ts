@@ -178,7 +178,12 @@ function hasColumnFields(context: Record<string, unknown>, record: TrackerRecord
 /** The context's third key is `chainId`, the row's chain column, written as its digits. */
 function hasChainColumn(context: Record<string, unknown>, record: TrackerRecord): boolean {
   const keys = Object.keys(context);
-  return keys.length >= 5 && keys[2] === 'chainId' && Number.isSafeInteger(record.chainId) && context.chainId === record.chainId;
+  return (
+    keys.length >= 5 &&
+    keys[2] === 'chainId' &&
+    Number.isSafeInteger(record.chainId) &&
+    context.chainId === record.chainId
+  );
 }
 
 function isEmptyObject(value: unknown): boolean {

@@ -70,16 +70,19 @@ export function openDatabase(path: string): Database.Database {
     // IMMEDIATE, and the version read again inside: two processes opening an old file at once
     // migrate it once. A file already at this version is not written to (it may be read-only).
     if (version() < STORE_SCHEMA_VERSION) {
-      open.transaction(() => {
-        const from = version();
-        if (from >= STORE_SCHEMA_VERSION) return;
-        // A file from before schema 2 has the table already, without the column; a new one has both.
-        const hadTable = open.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trackers'").get() !== undefined;
-        open.exec(SCHEMA);
-        if (from < 1) open.exec(WRAP_OWN_PACKED_KEY);
-        if (hadTable && from < 2) open.exec(ADD_CHAIN_ID);
-        open.pragma(`user_version = ${STORE_SCHEMA_VERSION}`);
-      }).immediate();
+      open
+        .transaction(() => {
+          const from = version();
+          if (from >= STORE_SCHEMA_VERSION) return;
+          // A file from before schema 2 has the table already, without the column; a new one has both.
+          const hadTable =
+            open.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trackers'").get() !== undefined;
+          open.exec(SCHEMA);
+          if (from < 1) open.exec(WRAP_OWN_PACKED_KEY);
+          if (hadTable && from < 2) open.exec(ADD_CHAIN_ID);
+          open.pragma(`user_version = ${STORE_SCHEMA_VERSION}`);
+        })
+        .immediate();
     }
     return db;
   } catch (error) {

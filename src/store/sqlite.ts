@@ -73,7 +73,10 @@ const UPSERT_SQL = `
     updated_at = excluded.updated_at, quarantined = COALESCE(excluded.quarantined, trackers.quarantined),
     chain_id = excluded.chain_id`;
 const upsertSql = (rows: number): string =>
-  UPSERT_SQL.replace('$ROWS', Array.from({ length: rows }, () => `(${Array(COLUMN_COUNT).fill('?').join(', ')})`).join(', '));
+  UPSERT_SQL.replace(
+    '$ROWS',
+    Array.from({ length: rows }, () => `(${Array(COLUMN_COUNT).fill('?').join(', ')})`).join(', '),
+  );
 
 /**
  * A `SnapshotStore` in one SQLite file (better-sqlite3, WAL, `synchronous = FULL`).
@@ -172,25 +175,37 @@ export class SqliteStore implements SnapshotStore {
     this.selectMany = this.db
       .prepare<[string], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE id IN (SELECT value FROM json_each(?))`)
       .raw();
-    this.pageAll = this.db.prepare<[string, number], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE id > ? ORDER BY id LIMIT ?`).raw();
+    this.pageAll = this.db
+      .prepare<[string, number], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE id > ? ORDER BY id LIMIT ?`)
+      .raw();
     this.pageInState = this.db
-      .prepare<[string, string, number], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE state = ? AND id > ? ORDER BY id LIMIT ?`)
+      .prepare<[string, string, number], RowValues>(
+        `SELECT ${COLUMNS} FROM trackers WHERE state = ? AND id > ? ORDER BY id LIMIT ?`,
+      )
       .raw();
     const ofChain = '(chain_id = ? OR (chain_id IS NULL AND ?))';
     this.pageOfChain = this.db
-      .prepare<[number, number, string, number], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE ${ofChain} AND id > ? ORDER BY id LIMIT ?`)
+      .prepare<[number, number, string, number], RowValues>(
+        `SELECT ${COLUMNS} FROM trackers WHERE ${ofChain} AND id > ? ORDER BY id LIMIT ?`,
+      )
       .raw();
     this.pageOfChainInState = this.db
       .prepare<[string, number, number, string, number], RowValues>(
         `SELECT ${COLUMNS} FROM trackers WHERE state = ? AND ${ofChain} AND id > ? ORDER BY id LIMIT ?`,
       )
       .raw();
-    this.countAll = this.db.prepare('SELECT chain_id AS chainId, state, count(*) AS count FROM trackers GROUP BY chain_id, state');
+    this.countAll = this.db.prepare(
+      'SELECT chain_id AS chainId, state, count(*) AS count FROM trackers GROUP BY chain_id, state',
+    );
     // Along the (state, id) index; and the stored states of the rows written since, from the same
     // read transaction, so that a commit landing in between cannot count a row twice or not at all.
-    const countInFile = this.db.prepare<[], [string, number]>('SELECT state, count(*) FROM trackers GROUP BY state').raw();
+    const countInFile = this.db
+      .prepare<[], [string, number]>('SELECT state, count(*) FROM trackers GROUP BY state')
+      .raw();
     const statesOfMany = this.db
-      .prepare<[string], [string, string]>('SELECT id, state FROM trackers WHERE id IN (SELECT value FROM json_each(?))')
+      .prepare<[string], [string, string]>(
+        'SELECT id, state FROM trackers WHERE id IN (SELECT value FROM json_each(?))',
+      )
       .raw();
     const stateOfOne = this.db.prepare<[string], string>('SELECT state FROM trackers WHERE id = ?').pluck();
     this.countStates = this.db.transaction(() => {
@@ -483,9 +498,11 @@ export class SqliteStore implements SnapshotStore {
   /** The distinct states in the file, hopping along the (state, id) index: one seek per state, no row read. */
   private statesInFile(): string[] {
     const first = this.db.prepare<[], string | null>('SELECT min(state) FROM trackers').pluck();
-    const next = this.db.prepare<[string], string>('SELECT state FROM trackers WHERE state > ? ORDER BY state LIMIT 1').pluck();
+    const next = this.db
+      .prepare<[string], string>('SELECT state FROM trackers WHERE state > ? ORDER BY state LIMIT 1')
+      .pluck();
     const states: string[] = [];
-    for (let state = this.read(() => first.get()); state !== null && state !== undefined; ) {
+    for (let state = this.read(() => first.get()); state !== null && state !== undefined;) {
       states.push(state);
       const after = state;
       state = this.read(() => next.get(after));

@@ -78,5 +78,8 @@ export async function startTestApi(options: TestApiOptions = {}): Promise<TestAp
 }
 
 /** Poll `check` until it returns a value that is not undefined, or fail after `timeoutMs`. */
-export const waitFor = <T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> =>
-  waitUntil(check, what, timeoutMs);
+export const waitFor = <T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 10_000,
+): Promise<T> => waitUntil(check, what, timeoutMs);

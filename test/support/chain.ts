@@ -30,12 +30,18 @@ export const mine = (url: string, blocks = 1): Promise<unknown> => rpc(url, 'anv
 export const blockNumber = async (url: string): Promise<number> => Number(await rpc<string>(url, 'eth_blockNumber'));
 
 /** Poll `check` until it returns a value (not undefined/false) or the deadline passes. */
-export const waitFor = <T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> =>
-  waitUntil(check, what, timeoutMs);
+export const waitFor = <T>(
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+): Promise<T> => waitUntil(check, what, timeoutMs);
 
 export interface Intercept {
   request?: (call: RpcCall, next: (call: RpcCall) => Promise<unknown>) => Promise<unknown>;
-  batch?: (calls: readonly RpcCall[], next: (calls: readonly RpcCall[]) => Promise<RpcOutcome[]>) => Promise<RpcOutcome[]>;
+  batch?: (
+    calls: readonly RpcCall[],
+    next: (calls: readonly RpcCall[]) => Promise<RpcOutcome[]>,
+  ) => Promise<RpcOutcome[]>;
 }
 
 /**
@@ -86,12 +92,22 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     args: options.anvilArgs ?? [],
   });
   // No request cache: identical requests within 250 ms must reach the node.
-  const provider = new JsonRpcProvider(anvil.url, undefined, { cacheTimeout: -1, staticNetwork: true, batchMaxCount: 1 });
+  const provider = new JsonRpcProvider(anvil.url, undefined, {
+    cacheTimeout: -1,
+    staticNetwork: true,
+    batchMaxCount: 1,
+  });
   const wallets = DEV_KEYS.map((key) => new Wallet(key, provider));
   const hooks: TrackerHooks = {};
   const system = await createTrackerSystem({ store: new MemoryStore(), hooks, restartPolicy: { backoffBaseMs: 10 } });
   const watcherUrl = options.watcherUrl ? await options.watcherUrl(anvil) : anvil.url;
-  const watcher = createChainWatcher({ url: watcherUrl, system, pollIntervalMs: 50, timeoutMs: 2000, ...options.watcher });
+  const watcher = createChainWatcher({
+    url: watcherUrl,
+    system,
+    pollIntervalMs: 50,
+    timeoutMs: 2000,
+    ...options.watcher,
+  });
   Object.assign(hooks, watcher.hooks);
   const history = new Map<string, Tracker[]>();
   system.subscribe((tracker) => {
@@ -127,10 +143,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
     send: (raw) => rpc<string>(anvil.url, 'eth_sendRawTransaction', [raw]),
     waitForState: (id, state, timeoutMs) =>
-      waitFor(`${id} to be ${state}`, () => {
-        const t = latest.get(id);
-        return t && t.state === state ? t : undefined;
-      }, timeoutMs),
+      waitFor(
+        `${id} to be ${state}`,
+        () => {
+          const t = latest.get(id);
+          return t && t.state === state ? t : undefined;
+        },
+        timeoutMs,
+      ),
     async close() {
       await watcher.stop();
       await system.shutdown();
@@ -139,4 +159,3 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
   };
 }
-

@@ -31,7 +31,13 @@ export function edgeCoveringPaths<TSnapshot extends Snapshot<unknown>, TEvent ex
     if (!prefix) throw new Error(`no path reaches ${key}`);
     for (const { event, state } of Object.values(transitions)) {
       const steps = [...prefix, { event, state }];
-      paths.push({ description: steps.slice(1).map((s) => describeEvent(s.event)).join(' → '), steps });
+      paths.push({
+        description: steps
+          .slice(1)
+          .map((s) => describeEvent(s.event))
+          .join(' → '),
+        steps,
+      });
     }
   }
   return paths;

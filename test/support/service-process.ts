@@ -62,18 +62,24 @@ export function spawnService(command: string, args: string[], env: Record<string
     return undefined;
   };
   const waitForLine = (msg: RegExp, what: string, timeoutMs: number): Promise<Record<string, unknown>> =>
-    waitUntil(() => {
-      const entry = logLine(msg);
-      if (entry) return entry;
-      if (code !== undefined) throw new Error(`the service exited (code ${code}) before ${what}: ${stderr}${stdout}`.slice(0, 2000));
-      return undefined;
-    }, what, timeoutMs);
+    waitUntil(
+      () => {
+        const entry = logLine(msg);
+        if (entry) return entry;
+        if (code !== undefined)
+          throw new Error(`the service exited (code ${code}) before ${what}: ${stderr}${stdout}`.slice(0, 2000));
+        return undefined;
+      },
+      what,
+      timeoutMs,
+    );
   return {
     child,
     stdout: () => stdout,
     stderr: () => stderr,
     exited,
-    started: async (timeoutMs = 30_000) => (await waitForLine(/^tx-tracker: API /, 'the startup line', timeoutMs)) as unknown as Started,
+    started: async (timeoutMs = 30_000) =>
+      (await waitForLine(/^tx-tracker: API /, 'the startup line', timeoutMs)) as unknown as Started,
     anvil: async (timeoutMs = 30_000) => {
       const entry = await waitForLine(/started a local anvil/, 'the embedded anvil', timeoutMs);
       return { pid: entry.pid as number, url: entry.url as string };

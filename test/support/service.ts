@@ -10,9 +10,12 @@ import { DEV_KEYS } from './chain.js';
 import { waitUntil } from './wait.js';
 
 /** Keeps every log line, so that a test can look for one. */
-export function recordingLogger(): Logger & { lines: Array<{ level: string; obj: Record<string, unknown>; msg: string | undefined }> } {
+export function recordingLogger(): Logger & {
+  lines: Array<{ level: string; obj: Record<string, unknown>; msg: string | undefined }>;
+} {
   const lines: Array<{ level: string; obj: Record<string, unknown>; msg: string | undefined }> = [];
-  const at = (level: string) => (obj: object, msg?: string) => void lines.push({ level, obj: obj as Record<string, unknown>, msg });
+  const at = (level: string) => (obj: object, msg?: string) =>
+    void lines.push({ level, obj: obj as Record<string, unknown>, msg });
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
@@ -63,10 +66,14 @@ export async function startServiceUnderTest(env: Record<string, string>, dir?: s
     call,
     tracker,
     waitForTracker: (id, what, check, timeoutMs = 20_000) =>
-      waitUntil(async () => {
-        const t = await tracker(id);
-        return t && 'state' in t && check(t) ? t : undefined;
-      }, `${id} ${what}`, timeoutMs),
+      waitUntil(
+        async () => {
+          const t = await tracker(id);
+          return t && 'state' in t && check(t) ? t : undefined;
+        },
+        `${id} ${what}`,
+        timeoutMs,
+      ),
     async stop() {
       await service.stop();
       if (!dir) rmSync(ownDir, { recursive: true, force: true });

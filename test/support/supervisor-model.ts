@@ -25,10 +25,21 @@ export const SUPERVISOR_MODEL_EVENTS = {
   start: { type: 'START', trackers: [{ id: MODEL_ID, input: modelInput(MODEL_ID) }] },
   rehydrate: { type: 'START', trackers: [{ id: MODEL_ID, snapshot: savedSnapshot() }] },
   /** The same id twice in one batch (two requests for it in one round). */
-  startTwice: { type: 'START', trackers: [{ id: MODEL_ID, input: modelInput(MODEL_ID) }, { id: MODEL_ID, snapshot: savedSnapshot() }] },
+  startTwice: {
+    type: 'START',
+    trackers: [
+      { id: MODEL_ID, input: modelInput(MODEL_ID) },
+      { id: MODEL_ID, snapshot: savedSnapshot() },
+    ],
+  },
   trackerCrashed: { type: 'CHILD_FAILED', actorId: MODEL_ID, error: new Error('crash') },
   /** The same crash, its durable snapshot read at once by the runtime (a store that reads synchronously). */
-  trackerCrashedStoredNow: { type: 'CHILD_FAILED', actorId: MODEL_ID, error: new Error('crash'), stored: savedSnapshot() },
+  trackerCrashedStoredNow: {
+    type: 'CHILD_FAILED',
+    actorId: MODEL_ID,
+    error: new Error('crash'),
+    stored: savedSnapshot(),
+  },
   /** The same, and the store has nothing that can run for it. */
   trackerCrashedNothingStored: { type: 'CHILD_FAILED', actorId: MODEL_ID, error: new Error('crash'), stored: null },
   trackerFinished: { type: 'TRACKER_ENDED', id: MODEL_ID },
@@ -74,7 +85,9 @@ export function supervisorTestModel() {
     // A START of a known id changes nothing; marking it keeps that case in the paths.
     serializeState: (s, event, prev) =>
       describeSupervisor(s as unknown as ModelSnapshot) +
-      (prev && event?.type === 'START' && describeSupervisor(prev as unknown as ModelSnapshot) === describeSupervisor(s as unknown as ModelSnapshot)
+      (prev &&
+      event?.type === 'START' &&
+      describeSupervisor(prev as unknown as ModelSnapshot) === describeSupervisor(s as unknown as ModelSnapshot)
         ? event.type
         : ''),
   });
