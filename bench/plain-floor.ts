@@ -23,14 +23,15 @@ CREATE TABLE IF NOT EXISTS trackers (
   restarts    INTEGER NOT NULL,
   created_at  INTEGER NOT NULL,
   updated_at  INTEGER NOT NULL,
-  quarantined TEXT
+  quarantined TEXT,
+  chain_id    INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trackers_state_id ON trackers (state, id);
 `;
 
 export type PlainActor = ReturnType<typeof createActor<typeof trackerMachine>>;
 /** One row of `trackers`, in column order. */
-export type PlainRow = [string, string, string, number, string, number, number, number, null];
+export type PlainRow = [string, string, string, number, string, number, number, number, null, number];
 
 /**
  * Open a file with the pragmas the service's connections use and the service's schema.
@@ -47,11 +48,11 @@ export function openPlainFloor(path: string) {
   db.pragma('cache_size = -65536');
   db.exec(FLOOR_DDL);
   const upsert = db.prepare(
-    `INSERT INTO trackers (id, tx_hash, state, version, snapshot, restarts, created_at, updated_at, quarantined)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    `INSERT INTO trackers (id, tx_hash, state, version, snapshot, restarts, created_at, updated_at, quarantined, chain_id)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (id) DO UPDATE SET tx_hash = excluded.tx_hash, state = excluded.state, version = excluded.version,
        snapshot = excluded.snapshot, restarts = excluded.restarts, created_at = excluded.created_at,
-       updated_at = excluded.updated_at, quarantined = excluded.quarantined`,
+       updated_at = excluded.updated_at, quarantined = excluded.quarantined, chain_id = excluded.chain_id`,
   );
   const commit = db.transaction((rows: readonly PlainRow[]) => {
     for (const row of rows) upsert.run(row);
@@ -99,6 +100,7 @@ export function plainRow(actor: PlainActor): PlainRow {
     context.createdAt,
     context.updatedAt,
     null,
+    context.chainId,
   ];
 }
 
