@@ -24,6 +24,34 @@ export interface ApiResponse {
   json: unknown;
 }
 
+/**
+ * A request to `baseUrl` as the tests make it: a body that is not a string is sent as JSON; the
+ * answer's text is parsed as JSON when it is JSON.
+ */
+export function httpCaller(baseUrl: string) {
+  return async (
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<ApiResponse> => {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+      (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+    }
+    const res = await fetch(`${baseUrl}${path}`, init);
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, json };
+  };
+}
+
 /** `0x` + 64 hex digits made from `n`. */
 export const hashOf = (n: number | bigint): string => `0x${n.toString(16).padStart(64, '0')}`;
 
@@ -46,22 +74,7 @@ export async function startTestApi(options: TestApiOptions = {}): Promise<TestAp
   options.onStore?.(store);
   const system = await createTrackerSystem({ store, ...options.system });
   const server = await startServer({ system, port: 0, ...options.server });
-  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const init: RequestInit = { method, headers: { ...headers } };
-    if (body !== undefined) {
-      init.body = typeof body === 'string' ? body : JSON.stringify(body);
-      (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
-    }
-    const res = await fetch(`${server.url}${path}`, init);
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, headers: res.headers, text, json };
-  };
+  const call = httpCaller(server.url);
   return {
     url: server.url,
     system,

@@ -6,6 +6,7 @@ import { parseConfig } from '../../src/config.js';
 import type { Logger } from '../../src/runtime/logger.js';
 import type { Tracker } from '../../src/runtime/tracker-view.js';
 import { type Service, startService } from '../../src/service.js';
+import { httpCaller } from '../helpers/api.js';
 import { DEV_KEYS } from './chain.js';
 import { waitUntil } from './wait.js';
 
@@ -43,21 +44,7 @@ export async function startServiceUnderTest(env: Record<string, string>, dir?: s
     throw error;
   });
   const url = service.server.url;
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${url}${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, json, text };
-  };
+  const call = httpCaller(url);
   const tracker = async (id: string) => (await call('GET', `/trackers/${id}`)).json as Tracker;
   return {
     service,
