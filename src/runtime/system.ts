@@ -622,8 +622,17 @@ export class TrackerSystem {
       } catch (error) {
         this.logger.error({ err: error }, 'trackerLive hook threw');
       }
-      const isLive = () => this.lookup(id) === ref;
-      if (!this.held.handOver(id, (event) => ref.send(event), isLive)) continue;
+      // Most trackers have nothing held: no closures are made for them on a start of thousands.
+      if (
+        this.held.has(id) &&
+        !this.held.handOver(
+          id,
+          (event) => ref.send(event),
+          () => this.lookup(id) === ref,
+        )
+      ) {
+        continue;
+      }
       for (const wake of this.held.takeWaiters(id) ?? []) wake();
     }
   }
