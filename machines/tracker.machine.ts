@@ -4,7 +4,7 @@ import { assign, setup } from 'xstate';
  * Bumped whenever the shape of a persisted tracker snapshot changes (a state renamed,
  * a context field added or removed). Stores keep it beside every snapshot.
  */
-export const TRACKER_MACHINE_VERSION = 2;
+export const TRACKER_MACHINE_VERSION = 3;
 
 /** Ids a caller may choose; a tx hash (the default id) fits it too. */
 export const TRACKER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
@@ -45,6 +45,20 @@ export interface TrackerFailure {
   detail: string;
 }
 
+/**
+ * Why a pending transaction the node holds is not being included: its max fee is below the latest
+ * base fee, an earlier nonce of its sender is missing, or neither (the block builders pass it over).
+ */
+export type StuckReason = 'fee_below_base_fee' | 'nonce_gap' | 'not_included';
+export const STUCK_REASONS: readonly StuckReason[] = ['fee_below_base_fee', 'nonce_gap', 'not_included'];
+
+export interface TrackerStuck {
+  reason: StuckReason;
+  /** The block number (of the tracker's chain) at which it was found stuck; kept while the reason changes. */
+  since: number;
+  detail: string;
+}
+
 export interface TrackerContext {
   id: string;
   /** The hash the tracker was started for; lower-case. */
@@ -63,6 +77,8 @@ export interface TrackerContext {
   /** The hash that took this tx's place (sender + nonce), when one did. */
   replacedBy: string | null;
   failure: TrackerFailure | null;
+  /** Set while the tracker is in `pending.stuck`, null in every other state. */
+  stuck: TrackerStuck | null;
   /** Epoch milliseconds. */
   createdAt: number;
   updatedAt: number;
@@ -106,6 +122,13 @@ export type TrackerEvent = Stamped &
     | { type: 'BLOCK_REORGED'; blockHash: string }
     | { type: 'TX_REPLACED'; reason: ReplacementReason; replacementHash: string }
     | { type: 'TX_DROPPED'; detail?: string }
+    /**
+     * The node holds the tx but no block included it for the watcher's threshold of blocks (or, when
+     * stuck already, the reason changed); `blockNumber` is the head it was judged at.
+     */
+    | { type: 'TX_STUCK'; reason: StuckReason; detail: string; blockNumber: number }
+    /** What kept it out (its fee, a nonce gap) is gone: it waits again, as any pending tx. */
+    | { type: 'TX_UNSTUCK' }
     | { type: 'RECHECK' }
     | { type: 'REBROADCAST' }
     | { type: 'CRASH' }
@@ -124,6 +147,8 @@ export const TRACKER_EVENT_TYPES: readonly TrackerEventType[] = [
   'BLOCK_REORGED',
   'TX_REPLACED',
   'TX_DROPPED',
+  'TX_STUCK',
+  'TX_UNSTUCK',
   'RECHECK',
   'REBROADCAST',
   'CRASH',
@@ -220,6 +245,14 @@ export const trackerMachine = setup({
           (event.type === 'TX_DROPPED' && event.detail) || 'the transaction left the mempool without being mined',
         ),
     }),
+    recordStuck: assign({
+      stuck: ({ context, event }) =>
+        event.type === 'TX_STUCK'
+          ? { reason: event.reason, since: context.stuck?.since ?? event.blockNumber, detail: event.detail }
+          : context.stuck,
+    }),
+    // The exit of `pending.stuck`: `stuck` is set exactly while the tracker is there.
+    clearStuck: assign({ stuck: null }),
     recordGiveUp: assign({
       failure: ({ event }) => (event.type === 'GIVE_UP' ? failed(event.reason, event.detail) : null),
     }),
@@ -247,6 +280,8 @@ export const trackerMachine = setup({
       context.blockNumber !== null &&
       event.blockNumber >= context.blockNumber,
     isRepriced: ({ event }) => event.type === 'TX_REPLACED' && event.reason === 'repriced',
+    // A repeated verdict is no change: nothing to persist or announce.
+    isNewStuckReason: ({ context, event }) => event.type === 'TX_STUCK' && event.reason !== context.stuck?.reason,
   },
 }).createMachine({
   id: 'tracker',
@@ -263,6 +298,7 @@ export const trackerMachine = setup({
     restarts: 0,
     replacedBy: null,
     failure: null,
+    stuck: null,
     createdAt: input.createdAt,
     updatedAt: input.createdAt,
   }),
@@ -282,6 +318,17 @@ export const trackerMachine = setup({
         seen: {
           on: {
             TX_DROPPED: { target: '#tracker.failed', actions: ['recordDrop', 'touch'] },
+            TX_STUCK: { target: 'stuck', actions: ['recordStuck', 'touch'] },
+          },
+        },
+        // In the node's mempool, and left out of the blocks for too long; still pending. Mined,
+        // replaced, dropped, stopped or given up, it leaves like `seen` (its exit clears `stuck`).
+        stuck: {
+          exit: 'clearStuck',
+          on: {
+            TX_DROPPED: { target: '#tracker.failed', actions: ['recordDrop', 'touch'] },
+            TX_STUCK: { guard: 'isNewStuckReason', actions: ['recordStuck', 'touch'] },
+            TX_UNSTUCK: { target: 'seen', actions: 'touch' },
           },
         },
       },

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Snapshot, createActor } from 'xstate';
 import { persistedSnapshot, stampingLogic } from '../machines/xstate-adaptations.js';
-import { TRACKER_EVENT_TYPES, type TrackerEvent, trackerMachine } from '../machines/tracker.machine.js';
+import { STUCK_REASONS, TRACKER_EVENT_TYPES, type TrackerEvent, trackerMachine } from '../machines/tracker.machine.js';
 
 // The runtime stamps trackers' snapshots from a resolved template instead of letting XState resolve
 // the state configuration for every actor (machines/xstate-adaptations.ts). Stamped actors must be
@@ -34,6 +34,10 @@ const event: fc.Arbitrary<TrackerEvent> = fc.oneof(
     .constantFrom('repriced', 'cancelled', 'replaced')
     .map((reason) => ({ type: 'TX_REPLACED' as const, reason, replacementHash: hash(999) })),
   fc.constant({ type: 'TX_DROPPED' as const }),
+  fc
+    .record({ reason: fc.constantFrom(...STUCK_REASONS), blockNumber: fc.integer({ min: 1, max: 30 }) })
+    .map(({ reason, blockNumber }) => ({ type: 'TX_STUCK' as const, reason, detail: reason, blockNumber })),
+  fc.constant({ type: 'TX_UNSTUCK' as const }),
   fc.constant({ type: 'RECHECK' as const }),
   fc.constant({ type: 'REBROADCAST' as const }),
   fc.constant({ type: 'STOP' as const }),

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TRACKER_MACHINE_VERSION } from '../machines/tracker.machine.js';
 import { type RunningServer, startServer } from '../src/api/server.js';
 import { type TrackerSystem, createTrackerSystem } from '../src/runtime/system.js';
 import type { Tracker } from '../src/runtime/tracker-view.js';
@@ -114,7 +115,7 @@ describe("a store written before chains upgrades in place: every tracker is the 
     expect(counts.reduce((n, c) => n + c.count, 0)).toBe(9);
   });
 
-  it('the file is store schema 2: live trackers rewritten with their chain and machine version 2; final rows untouched until written', async () => {
+  it('the file is store schema 2: live trackers rewritten with their chain and the current machine version (1 → 2 → 3); final rows untouched until written', async () => {
     await store.flush();
     const raw = new Database(path, { readonly: true });
     expect(raw.pragma('user_version', { simple: true })).toBe(2);
@@ -127,7 +128,11 @@ describe("a store written before chains upgrades in place: every tracker is the 
     raw.close();
     for (const row of rows) {
       const live = row.state === 'pending' || row.state === 'confirming';
-      expect([row.id, row.version, row.chain_id]).toEqual([row.id, live ? 2 : 1, live ? 8453 : null]);
+      expect([row.id, row.version, row.chain_id]).toEqual([
+        row.id,
+        live ? TRACKER_MACHINE_VERSION : 1,
+        live ? 8453 : null,
+      ]);
     }
   });
 

@@ -101,6 +101,7 @@ describe('tracker machine, model-based', () => {
         requiredConfirmations: path.finality === null ? 3 : null,
         restarts: crashes,
       });
+      expect(actual.stuck ?? null).toEqual(expected.context.stuck);
       expectTrackerInvariants(actual);
       const live = system.lookup(id);
       if (FINAL_STATE_NAMES.includes(actual.state)) {

@@ -11,7 +11,8 @@ import { type Harness, rpc, startHarness, waitFor } from './support/chain.js';
  * model says. Reduced event set: the chain events (TX_SEEN, TX_MINED success, NEW_HEAD,
  * BLOCK_REORGED, TX_REPLACED cancelled, TX_DROPPED) plus STOP (system.stop). Left out: a reverted
  * TX_MINED (another tx kind; see transfer-confirms), repriced/replaced (see replacement), and the
- * supervision events (RECHECK, CRASH, GIVE_UP), which the chain does not produce.
+ * supervision events (RECHECK, CRASH, GIVE_UP), which the chain does not produce, and TX_STUCK /
+ * TX_UNSTUCK (see stuck-transactions).
  */
 const MODEL_EVENTS: TrackerEvent[] = [
   { type: 'TX_SEEN' },
@@ -28,8 +29,9 @@ const model = createTestModel(trackerMachine, {
   // the supervision-only ones.
   // the supervision-only ones. A tx the node never showed has no known sender and nonce, so a
   // replacement can only be told for a seen one.
+  // Stuck and unstuck have their own anvil test (stuck-transactions).
   filterEvents: (snapshot, event) =>
-    !['GIVE_UP', 'CRASH', 'RECHECK'].includes(event.type) &&
+    !['GIVE_UP', 'CRASH', 'RECHECK', 'TX_STUCK', 'TX_UNSTUCK'].includes(event.type) &&
     (event.type !== 'TX_REPLACED' || snapshot.matches({ pending: 'seen' })),
   // States by value only: a reorg loop (confirming → pending → confirming) is one cycle, not infinite.
   serializeState: (snapshot) => JSON.stringify(snapshot.value),

@@ -2,6 +2,7 @@ import { type AnyStateNode, createActor } from 'xstate';
 import type { PersistedTracker } from '../../machines/supervisor.machine.js';
 import {
   FINALITY_TAGS,
+  STUCK_REASONS,
   TRACKER_MACHINE_VERSION,
   TX_HASH_PATTERN,
   type TrackerContext,
@@ -32,6 +33,13 @@ const isFailure: FieldCheck = (v) =>
   isStr((v as { reason?: unknown }).reason) &&
   isStr((v as { detail?: unknown }).detail);
 
+const isStuck: FieldCheck = (v) =>
+  typeof v === 'object' &&
+  v !== null &&
+  (STUCK_REASONS as readonly unknown[]).includes((v as { reason?: unknown }).reason) &&
+  isInt((v as { since?: unknown }).since) &&
+  isStr((v as { detail?: unknown }).detail);
+
 // Every field the machine reads, with its type: a snapshot missing one would run into undefined.
 const CONTEXT_FIELDS: Record<keyof TrackerContext, FieldCheck> = {
   id: isStr,
@@ -46,6 +54,7 @@ const CONTEXT_FIELDS: Record<keyof TrackerContext, FieldCheck> = {
   restarts: isInt,
   replacedBy: orNull(isStr),
   failure: orNull(isFailure),
+  stuck: orNull(isStuck),
   createdAt: isNum,
   updatedAt: isNum,
 };
@@ -54,13 +63,23 @@ const STATUSES = ['active', 'done', 'error'];
 /**
  * The migrations this build brings, for a service whose default chain is `defaultChainId`:
  * 1 → 2 puts every tracker on the default chain (trackers had no chain before), confirmed by its
- * count as before. Context keys keep the order the machine writes them in (the store packs by it).
+ * count as before; 2 → 3 adds `stuck` (null: version 2 had no stuck state, so no tracker is).
+ * Context keys keep the order the machine writes them in (the store packs by it).
  *
  * @example
  * const system = await createTrackerSystem({ store, migrations: trackerMigrations(8453) });
  */
 export function trackerMigrations(defaultChainId: number): SnapshotMigrations {
-  return { 1: (snapshot) => onChain(snapshot, defaultChainId) };
+  return { 1: (snapshot) => onChain(snapshot, defaultChainId), 2: notStuck };
+}
+
+function notStuck(snapshot: unknown): unknown {
+  if (typeof snapshot !== 'object' || snapshot === null) return snapshot;
+  const { context } = snapshot as { context?: unknown };
+  if (typeof context !== 'object' || context === null) return snapshot;
+  // `stuck` goes where the machine writes it: just before createdAt.
+  const { createdAt, updatedAt, ...rest } = context as Record<string, unknown>;
+  return { ...snapshot, context: { ...rest, stuck: null, createdAt, updatedAt } };
 }
 
 function onChain(snapshot: unknown, chainId: number): unknown {

@@ -1,4 +1,10 @@
-import type { Finality, TrackerContext, TrackerFailure, TrackerStateName } from '../../machines/tracker.machine.js';
+import type {
+  Finality,
+  TrackerContext,
+  TrackerFailure,
+  TrackerStateName,
+  TrackerStuck,
+} from '../../machines/tracker.machine.js';
 
 /**
  * What users see of a tracker, in the library and over HTTP alike. Hashes are lower-case hex,
@@ -21,6 +27,8 @@ export interface Tracker {
   restarts: number;
   replacedBy: string | null;
   failure: TrackerFailure | null;
+  /** Only while the tracker is stuck (its state stays `pending`): why, since which block, and a detail. */
+  stuck?: TrackerStuck;
   createdAt: string;
   updatedAt: string;
 }
@@ -57,5 +65,6 @@ export function toTracker(context: TrackerContext, state: TrackerStateName, head
     updatedAt: new Date(context.updatedAt).toISOString(),
   };
   if (context.finality !== null) tracker.finality = context.finality;
+  if (context.stuck) tracker.stuck = context.stuck;
   return tracker;
 }

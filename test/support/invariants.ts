@@ -33,6 +33,8 @@ export function expectTrackerInvariants(t: Tracker): void {
       expect(t.failure).toBeNull();
       break;
   }
+  // Stuck is a kind of pending, never shown in another state.
+  if (t.state !== 'pending') expect(t.stuck).toBeUndefined();
   expect(t.reorgs).toBeGreaterThanOrEqual(0);
   expect(t.restarts).toBeGreaterThanOrEqual(0);
 }

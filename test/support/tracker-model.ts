@@ -21,7 +21,8 @@ export const modelInput = (id: string, finality: Finality | null = null): Tracke
 /**
  * Concrete chain facts for the traversal: a tx mined in block 10 (A) or, after a reorg, in block 11
  * (B); heads that move confirmations to 2 and 3; reorgs of its own block and of another one; a
- * finalized (or safe) block below block 10, and one at block 11 (a counted tracker ignores both).
+ * finalized (or safe) block below block 10, and one at block 11 (a counted tracker ignores both);
+ * a pending tx found stuck at block 20 (not included) and at block 21 (a nonce gap).
  */
 export const TRACKER_MODEL_EVENTS: TrackerEvent[] = [
   { type: 'TX_SEEN' },
@@ -39,6 +40,9 @@ export const TRACKER_MODEL_EVENTS: TrackerEvent[] = [
   { type: 'TX_REPLACED', reason: 'cancelled', replacementHash: REPLACEMENT_HASH },
   { type: 'TX_REPLACED', reason: 'replaced', replacementHash: REPLACEMENT_HASH },
   { type: 'TX_DROPPED' },
+  { type: 'TX_STUCK', reason: 'not_included', detail: 'not included since block 8', blockNumber: 20 },
+  { type: 'TX_STUCK', reason: 'nonce_gap', detail: 'nonce 5 waits for nonce 4', blockNumber: 21 },
+  { type: 'TX_UNSTUCK' },
   { type: 'RECHECK' },
   { type: 'REBROADCAST' },
   { type: 'CRASH' },
@@ -72,6 +76,7 @@ export function trackerTestModel(finality: Finality | null = null) {
         snapshot.context.reorgs,
         snapshot.context.replacedBy,
         snapshot.context.failure,
+        snapshot.context.stuck,
         event?.type === 'CRASH' || event?.type === 'RECHECK' || event?.type === 'REBROADCAST' ? event.type : '',
       ]),
   });
