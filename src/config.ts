@@ -55,6 +55,8 @@ const ConfigSchema = z.object({
   /** A stream whose socket takes no data this long is cut off. */
   SSE_STALL_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
   DROPPED_AFTER_MS: int(1, 2 ** 31 - 1).default(600_000),
+  /** New blocks after which a pending tx the node holds and no block includes is `stuck`. */
+  STUCK_AFTER_BLOCKS: int(1, 1_000_000).default(10),
   POLL_INTERVAL_MS: int(10, 3_600_000).default(1000),
   MAX_RESTARTS: int(0, 1_000_000).default(DEFAULT_RESTART_POLICY.maxRestarts),
   RESTART_WINDOW_MS: int(1, 2 ** 31 - 1).default(DEFAULT_RESTART_POLICY.restartWindowMs),

@@ -128,6 +128,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       droppedAfterMs: config.DROPPED_AFTER_MS,
       system: sink,
       logger,
+      watcher: { stuckAfterBlocks: config.STUCK_AFTER_BLOCKS },
     });
   } catch (error) {
     return failStart(error);

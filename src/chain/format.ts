@@ -8,6 +8,8 @@ export interface ChainBlock {
   /** Hashes of its transactions, or the full transactions when asked for. */
   transactionHashes: string[];
   transactions: ChainTransaction[] | undefined;
+  /** EIP-1559 base fee in wei; null before London (or on a chain without one). */
+  baseFeePerGas: bigint | null;
 }
 
 export interface ChainTransaction {
@@ -18,6 +20,8 @@ export interface ChainTransaction {
   to: string | null;
   value: bigint;
   input: string;
+  /** The most it pays per gas in wei: `maxFeePerGas` (EIP-1559), else `gasPrice`; null when the node gives neither. */
+  maxFeePerGas: bigint | null;
   blockHash: string | null;
   blockNumber: bigint | null;
 }
@@ -62,6 +66,10 @@ export function quantity(value: unknown, what: string): bigint {
   return BigInt(text);
 }
 
+function optionalQuantity(value: unknown, what: string): bigint | null {
+  return value === null || value === undefined ? null : quantity(value, what);
+}
+
 export function toQuantity(value: bigint | number): string {
   return `0x${value.toString(16)}`;
 }
@@ -88,6 +96,10 @@ export function parseBlock(value: unknown, what = 'block'): ChainBlock {
       ? transactions.map((tx) => tx.hash)
       : list.map((h, i) => hash(h, `${what}.transactions[${i}]`)),
     transactions: transactions ?? (list.length === 0 ? [] : undefined),
+    baseFeePerGas:
+      block.baseFeePerGas === null || block.baseFeePerGas === undefined
+        ? null
+        : quantity(block.baseFeePerGas, `${what}.baseFeePerGas`),
   };
 }
 
@@ -102,6 +114,7 @@ export function parseTransaction(value: unknown, what = 'transaction'): ChainTra
     to: tx.to === null || tx.to === undefined ? null : address(tx.to, `${what}.to`),
     value: quantity(tx.value, `${what}.value`),
     input,
+    maxFeePerGas: optionalQuantity(tx.maxFeePerGas ?? tx.gasPrice, `${what}.maxFeePerGas`),
     blockHash: tx.blockHash === null || tx.blockHash === undefined ? null : hash(tx.blockHash, `${what}.blockHash`),
     blockNumber:
       tx.blockNumber === null || tx.blockNumber === undefined ? null : quantity(tx.blockNumber, `${what}.blockNumber`),

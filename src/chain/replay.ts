@@ -14,6 +14,7 @@ import { findReplacement } from './findReplacement.js';
 import { getBlock } from './getBlock.js';
 import { getBlockReceipts } from './getBlockReceipts.js';
 import type { TransactionLookup } from './lookupTransactions.js';
+import { heldByNode, leftPending } from './stuck.js';
 import type { Tracked } from './tracked.js';
 import { unwrap } from './transport.js';
 import type { WatcherState } from './watcher-state.js';
@@ -23,7 +24,7 @@ function send(state: WatcherState, entry: Tracked, event: TrackerEvent): void {
 }
 
 function facts(tx: ChainTransaction): NonNullable<Tracked['tx']> {
-  return { from: tx.from, nonce: tx.nonce, to: tx.to, value: tx.value, input: tx.input };
+  return { from: tx.from, nonce: tx.nonce, to: tx.to, value: tx.value, input: tx.input, maxFeePerGas: tx.maxFeePerGas };
 }
 
 function mined(state: WatcherState, entry: Tracked, receipt: ChainReceipt, head: bigint): void {
@@ -31,6 +32,7 @@ function mined(state: WatcherState, entry: Tracked, receipt: ChainReceipt, head:
   entry.seen = true;
   entry.unknownSince = null;
   entry.head = head;
+  leftPending(entry);
   // Set before delivering: a tracker confirmed at once leaves (trackerGone) inside the send.
   if (receipt.status === 'success') state.tracked.setBlock(entry, 'confirming', receipt.blockNumber, receipt.blockHash);
   send(state, entry, {
@@ -56,6 +58,7 @@ async function replaced(
   // Repriced: the tracker follows the new hash, which is mined right here.
   state.tracked.setHash(entry, tx.hash);
   state.tracked.setTx(entry, facts(tx));
+  leftPending(entry);
   entry.raw = null;
   const found =
     receipt ??
@@ -171,6 +174,7 @@ export async function applyLookups(
       tracked.setBlock(entry, 'pending', null, null);
     }
     if (result.transaction) {
+      heldByNode(state, entry, head);
       send(state, entry, { type: 'TX_SEEN' });
       continue;
     }

@@ -27,6 +27,7 @@ export async function replayPlan(state: WatcherState, plan: SyncPlan): Promise<v
   }
   if (target) {
     state.lastHeadAt = state.now();
+    state.baseFee = target.baseFeePerGas;
     newHead(state, target.number);
   }
 }

@@ -1,4 +1,4 @@
-import type { Finality } from '../../machines/tracker.machine.js';
+import type { Finality, StuckReason } from '../../machines/tracker.machine.js';
 import type { TransactionIntent } from './classifyReplacement.js';
 
 /** What the watcher knows of one live tracker. */
@@ -14,14 +14,21 @@ export interface Tracked {
   blockHash: string | null;
   /** The last head this tracker was told of (to know, when it goes, whether it confirmed). */
   head: bigint | null;
-  /** Sender, nonce and call, once the node has shown the tx (for replacement matching). */
-  tx: (TransactionIntent & { nonce: bigint }) | null;
+  /** Sender, nonce, call and max fee, once the node has shown the tx (replacement matching, stuck reasons). */
+  tx: (TransactionIntent & { nonce: bigint; maxFeePerGas: bigint | null }) | null;
   /** The signed tx, for re-broadcast after a reorg. */
   raw: string | null;
   /** The node has known this tx at some point. */
   seen: boolean;
   /** Epoch ms since when the node has not known the tx (null while it knows it). */
   unknownSince: number | null;
+  /**
+   * The head at which this watcher first saw the node hold the followed tx unmined (null: not yet,
+   * or it was mined or repriced since): stuck counts blocks from here.
+   */
+  pendingSince: bigint | null;
+  /** The stuck reason the tracker was last given (null: not stuck). */
+  stuck: StuckReason | null;
   /** Own lookups that failed in a row. */
   lookupFailures: number;
   /** Epoch ms of the last lookup of this tracker's tx. */

@@ -1,6 +1,7 @@
 import type { Finality, TrackerEvent } from '../../machines/tracker.machine.js';
 import type { Logger } from '../runtime/logger.js';
 import type { CanonicalChain } from './canonical.js';
+import type { StuckSchedule } from './stuck.js';
 import type { TrackedSet } from './tracked.js';
 import type { Transport } from './transport.js';
 
@@ -36,6 +37,11 @@ export interface ChainWatcherOptions {
   pollIntervalMs?: number;
   /** A pending tx the node does not know for this long is dropped (default 600,000). */
   droppedAfterMs?: number;
+  /**
+   * A pending tx the node holds and no block includes is stuck after this many new blocks (default
+   * 10); stuck trackers are judged again every this many blocks.
+   */
+  stuckAfterBlocks?: number;
   /** How often each pending tracker is looked up for the dropped check (default droppedAfterMs / 10, 1 s–60 s). */
   dropCheckIntervalMs?: number;
   /** Blocks of history kept for finding fork points (default 2048 ≥ the largest requiredConfirmations). */
@@ -99,6 +105,10 @@ export interface WatcherState {
   chain: CanonicalChain;
   support: { blockReceipts: boolean };
   droppedAfterMs: number;
+  /** When each pending tracker is to be judged stuck or not. */
+  stuck: StuckSchedule;
+  /** The base fee of the newest head replayed (null: none yet, or a chain without one). */
+  baseFee: bigint | null;
   /** Tracker ids waiting for a lookup. */
   lookups: Set<string>;
   /** A tracker whose own lookup failed this many times in a row is crashed (its supervisor restarts it). */

@@ -15,6 +15,7 @@ import { getChainId } from './getChainId.js';
 import { type HeadSource, createHeadSource } from './heads.js';
 import { lookupTransactions } from './lookupTransactions.js';
 import { applyLookups } from './replay.js';
+import { StuckSchedule, judgeStuck } from './stuck.js';
 import { replayPlan } from './sync.js';
 import { type Tracked, TrackedSet } from './tracked.js';
 import { type Transport, createHttpTransport } from './transport.js';
@@ -83,6 +84,8 @@ export class ChainWatcher {
   private failures = 0;
   private lastError: string | null = null;
   private lastDropCheck = 0;
+  /** The head the pending trackers were last judged stuck or not at. */
+  private judgedAt: bigint | null = null;
   /** JSON-RPC round trips (a batch is one) and the ones that failed, for `/metrics`. */
   readonly rpc = { requests: 0, errors: 0 };
   /** The newest head the node reported (the watcher may still be replaying up to it). */
@@ -133,6 +136,8 @@ export class ChainWatcher {
       chain: new CanonicalChain(depth, 4 * depth),
       support: { blockReceipts: true },
       droppedAfterMs: options.droppedAfterMs ?? 600_000,
+      stuck: new StuckSchedule(options.stuckAfterBlocks ?? 10),
+      baseFee: null,
       recoveredAt: 0,
       lastHeadAt: null,
       lookups: new Set(),
@@ -269,9 +274,15 @@ export class ChainWatcher {
       raw: previous?.raw ?? null,
       seen: previous?.seen ?? false,
       unknownSince: previous?.unknownSince ?? null,
+      // The tracker's own word on whether it is stuck; the count goes on where it was (same hash).
+      pendingSince: previous?.pendingSince ?? null,
+      stuck: context.stuck?.reason ?? null,
       checkedAt: 0,
     };
-    if (previous && previous.hash !== entry.hash) entry.tx = null;
+    if (previous && previous.hash !== entry.hash) {
+      entry.tx = null;
+      entry.pendingSince = null;
+    }
     this.state.tracked.upsert(entry);
     this.requestLookup(context.id);
   }
@@ -362,6 +373,7 @@ export class ChainWatcher {
     };
     await step(() => this.syncHead());
     if (this.state.lookups.size > 0) await step(() => this.runLookups());
+    await step(() => this.judgeStuck());
     await step(() => this.checkDropped());
     if (failure !== null) throw failure;
   }
@@ -460,6 +472,14 @@ export class ChainWatcher {
       batchSize: 3 * this.lookupBatchSize,
     });
     await applyLookups(this.state, entries, results);
+  }
+
+  /** Once per new head: the pending trackers whose turn it is are judged stuck or not (no call when none is due). */
+  private async judgeStuck(): Promise<void> {
+    const head = this.state.chain.head;
+    if (!head || head.number === this.judgedAt) return;
+    this.judgedAt = head.number;
+    await judgeStuck(this.state, head.number, this.state.baseFee);
   }
 
   /** Rate-limited: each pending tracker is looked up at most once per dropCheckIntervalMs. */

@@ -10,6 +10,8 @@ export interface RpcProxy {
   /** Fault for the next requests: fixed, or chosen per request. */
   fault: ProxyFault | (() => ProxyFault);
   delayMs: number;
+  /** Changes the result of each call passed through (by method), e.g. to report another base fee. */
+  rewrite: ((method: string, result: unknown) => unknown) | null;
   /** JSON-RPC calls seen (batch items counted one by one), by method. */
   calls: Map<string, number>;
   totalCalls(): number;
@@ -20,7 +22,7 @@ export interface RpcProxy {
 
 /**
  * A JSON-RPC proxy on 127.0.0.1 that counts calls and injects faults: connection resets, HTTP 500,
- * JSON-RPC errors, delays and truncated bodies.
+ * JSON-RPC errors, delays and truncated bodies; `rewrite` changes what the node answered.
  *
  * @example
  * const proxy = await startRpcProxy(anvil.url);
@@ -33,6 +35,7 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
     target,
     fault: 'pass',
     delayMs: 3000,
+    rewrite: null,
     calls: new Map(),
     totalCalls: () => [...proxy.calls.values()].reduce((a, b) => a + b, 0),
     httpRequests: 0,
@@ -98,7 +101,27 @@ async function handle(proxy: RpcProxy, req: IncomingMessage, res: ServerResponse
     req.socket.destroy();
     return;
   }
-  const text = await upstream.text();
+  let text = await upstream.text();
+  if (proxy.rewrite && upstream.ok) text = rewritten(proxy.rewrite, body, text);
   res.writeHead(upstream.status, { 'content-type': 'application/json' });
   res.end(fault === 'truncate' ? text.slice(0, Math.floor(text.length / 2)) : text);
+}
+
+type RpcMessage = { id?: unknown; method?: string; result?: unknown };
+
+/** The node's answer with each result passed through `rewrite`, matched to its call by id. */
+function rewritten(rewrite: (method: string, result: unknown) => unknown, request: string, response: string): string {
+  try {
+    const calls = [JSON.parse(request) as RpcMessage | RpcMessage[]].flat();
+    const methods = new Map(calls.map((c) => [JSON.stringify(c.id), c.method ?? '']));
+    const parsed = JSON.parse(response) as RpcMessage | RpcMessage[];
+    const answers = [parsed].flat();
+    for (const answer of answers) {
+      const method = methods.get(JSON.stringify(answer.id));
+      if (method !== undefined && 'result' in answer) answer.result = rewrite(method, answer.result);
+    }
+    return JSON.stringify(Array.isArray(parsed) ? answers : answers[0]);
+  } catch {
+    return response;
+  }
 }
