@@ -4,6 +4,8 @@ import {
   type Finality,
   MAX_CONFIRMATIONS,
   MIN_CONFIRMATIONS,
+  STUCK_REASONS,
+  type StuckReason,
   TRACKER_ID_PATTERN,
   TRACKER_STATE_NAMES,
   TX_HASH_PATTERN,
@@ -95,6 +97,23 @@ apiSchemas.add(ClientEvent, { id: 'ClientEvent' });
 
 export const Failure = z.object({ reason: z.string(), detail: z.string() });
 
+export const Stuck = z
+  .object({
+    reason: z
+      .enum(STUCK_REASONS as [StuckReason, ...StuckReason[]])
+      .describe(
+        'fee_below_base_fee: its max fee is below the latest base fee; nonce_gap: an earlier nonce of its sender is missing; not_included: neither',
+      ),
+    since: z
+      .number()
+      .int()
+      .describe("The block number (of the tracker's chain) at which it was found stuck; kept while the reason changes"),
+    detail: z.string(),
+  })
+  .describe(
+    'Only while a pending tx the node holds has been left out of STUCK_AFTER_BLOCKS new blocks (state stays pending)',
+  );
+
 export const Tracker = z.object({
   id: z.string(),
   txHash: z.string(),
@@ -109,6 +128,7 @@ export const Tracker = z.object({
   restarts: z.number().int(),
   replacedBy: z.string().nullable(),
   failure: Failure.nullable(),
+  stuck: Stuck.optional(),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
 });
