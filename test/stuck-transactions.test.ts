@@ -205,4 +205,31 @@ describe('a pending tx the node holds but no block includes is stuck, and says w
     expect(confirmed).not.toHaveProperty('stuck');
     expect(steps.get('sped-up')).toEqual(['pending', 'pending/not_included', 'pending', 'confirmed']);
   });
+
+  it('a stuck tracker restarted from its snapshot is still stuck, and not announced again', async () => {
+    const from = await settledHead();
+    await pendingTooBig(1, 'restarted');
+    const at = from + STUCK_AFTER_BLOCKS;
+    const stuck = await mineTo(at, 'restarted to be stuck', stuckAs('restarted', 'not_included'));
+    const before = h.system.lookup('restarted')!;
+    h.system.deliver('restarted', { type: 'CRASH' });
+    await waitFor('the tracker to be restarted', () => {
+      const now = h.system.lookup('restarted');
+      return now !== undefined && now !== before;
+    });
+    expect(h.system.peek('restarted')).toMatchObject({ restarts: 1, stuck: stuck.stuck });
+    // Judged again (one nonce read), with the same reason: no change, so nothing announced.
+    let changes = 0;
+    const unsubscribe = h.system.subscribe((t) => void (t.id === 'restarted' && changes++));
+    proxy.reset();
+    await mineTo(at + STUCK_AFTER_BLOCKS, 'the next judgement', () => proxy.calls.get('eth_getTransactionCount') === 1);
+    // The tick that judged it is over once the watcher replays the next head.
+    await mineTo(at + STUCK_AFTER_BLOCKS + 1, 'the next head', () => true);
+    unsubscribe();
+    expect(changes).toBe(0);
+    await rpc(h.anvil.url, 'evm_setBlockGasLimit', [BLOCK_GAS_LIMIT]);
+    await rpc(h.anvil.url, 'evm_mine');
+    await h.waitForState('restarted', 'confirmed');
+    expect(steps.get('restarted')).toEqual(['pending', 'pending/not_included', 'confirmed']);
+  });
 });
