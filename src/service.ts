@@ -1,4 +1,5 @@
 import { type Inspection, createInspection } from './api/inspector.js';
+import { type DashboardAssets, buildDashboard } from './api/dashboard.js';
 import { type InspectorRelay, reachableHost, startInspectorRelay } from './api/inspector-relay.js';
 import { type RunningServer, startServer, storeIsReachable } from './api/server.js';
 import type { Config } from './config.js';
@@ -80,6 +81,16 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     }
     throw error;
   };
+
+  // Built beside the start (tens of ms); until it is done, or if it fails, `/` says why (503).
+  let dashboard: DashboardAssets | Error | undefined;
+  const dashboardBuilt = buildDashboard().then(
+    (assets) => (dashboard = assets),
+    (error: unknown) => {
+      dashboard = error instanceof Error ? error : new Error(String(error));
+      logger.error({ err: dashboard }, dashboard.message);
+    },
+  );
 
   let relay: InspectorRelay | undefined;
   let inspection: Inspection | undefined;
@@ -173,6 +184,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       host: config.HOST,
       apiToken: config.API_TOKEN,
       faultInjection: config.FAULT_INJECTION,
+      dashboard: () => dashboard,
       logger,
       inspection,
       sse: {
@@ -221,6 +233,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   } catch (error) {
     return failStart(error);
   }
+  await dashboardBuilt;
 
   const describe = (chain: FollowedChain): string => {
     const where = chain.anvil ? `${chain.url} (embedded anvil, a block every 2 s)` : redact(chain.url);

@@ -163,3 +163,48 @@ export const Chain = z.object({
 });
 export const ChainList = z.object({ chains: z.array(Chain) });
 apiSchemas.add(ChainList, { id: 'ChainList' });
+
+const MachineTransition = z.object({
+  event: z.string().describe("The event type; '' for an eventless (always) transition"),
+  targets: z.array(z.string()).describe('Target state paths; empty: no change of state'),
+  guard: z.string().nullable(),
+  actions: z.array(z.string()),
+});
+
+export const MachineState = z.object({
+  key: z.string(),
+  path: z.string().describe("Dot path from the root ('' for the root, 'pending.seen')"),
+  type: z.string().describe('atomic, compound, parallel, final or history'),
+  initial: z.string().nullable().describe('Path of the child entered first'),
+  tags: z.array(z.string()),
+  description: z.string().nullable(),
+  transitions: z.array(MachineTransition),
+  get states(): z.ZodArray<typeof MachineState> {
+    return z.array(MachineState);
+  },
+});
+apiSchemas.add(MachineState, { id: 'MachineState' });
+
+export const Machines = z.object({
+  machines: z.array(
+    z.object({
+      id: z.string(),
+      role: z.enum(['tracker', 'supervisor', 'root-supervisor']),
+      root: MachineState,
+    }),
+  ),
+  trackerMachineVersion: z.number().int(),
+  clientEvents: z.array(z.string()).describe('Events POST /trackers/{id}/events takes on this service'),
+  faultInjection: z.boolean(),
+});
+apiSchemas.add(Machines, { id: 'Machines' });
+
+export const Supervision = z.object({
+  shards: z.number().int(),
+  live: z.number().int().describe('Trackers running now'),
+  restarting: z.number().int().describe('Trackers waiting for their restart'),
+  crashes: z.number().int(),
+  restarts: z.number().int(),
+  crashLoops: z.number().int(),
+});
+apiSchemas.add(Supervision, { id: 'Supervision' });

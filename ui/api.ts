@@ -1,0 +1,208 @@
+import type { HistoryRow } from './types.js';
+
+const TOKEN_KEY = 'tx-tracker-token';
+
+/** The API token for this tab (sessionStorage: gone when the tab closes). */
+export const token = {
+  get: (): string | null => sessionStorage.getItem(TOKEN_KEY),
+  set: (value: string): void => sessionStorage.setItem(TOKEN_KEY, value),
+  clear: (): void => sessionStorage.removeItem(TOKEN_KEY),
+};
+
+/** The server wants a (valid) token: the page asks for one. */
+export class Unauthorized extends Error {
+  override name = 'Unauthorized';
+}
+
+/** An API error answer, with its code and message. */
+export class ApiFailure extends Error {
+  override name = 'ApiFailure';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function headers(extra: Record<string, string> = {}): Record<string, string> {
+  const value = token.get();
+  return value ? { ...extra, authorization: `Bearer ${value}` } : extra;
+}
+
+let onUnauthorized: () => void = () => {};
+/** Called whenever the server answers 401, so that the page asks for the token again. */
+export function whenUnauthorized(callback: () => void): void {
+  onUnauthorized = callback;
+}
+
+/** A JSON request to this server (never another host), with the token when there is one. */
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(path, {
+    method,
+    headers: headers(body === undefined ? {} : { 'content-type': 'application/json' }),
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  if (res.status === 401) {
+    onUnauthorized();
+    throw new Unauthorized('the API token is missing or wrong');
+  }
+  if (!res.ok) {
+    const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+    throw new ApiFailure(res.status, error?.code ?? `http_${res.status}`, error?.message ?? text.slice(0, 200));
+  }
+  return json as T;
+}
+
+/** `/readyz` answers 503 with the same body when not ready: both are an answer to show. */
+export async function readiness(): Promise<unknown> {
+  const res = await fetch('/readyz');
+  return res.json();
+}
+
+export interface HistoryPage {
+  rows: HistoryRow[];
+  nextCursor: string | null;
+}
+
+const num = (value: unknown): number | null => (typeof value === 'number' ? value : null);
+const str = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+
+/** A change-log row in either JSON spelling (camelCase or the table's snake_case). */
+function historyRow(raw: Record<string, unknown>): HistoryRow {
+  const pick = (camel: string, snake: string): unknown => raw[camel] ?? raw[snake];
+  const at = pick('at', 'at');
+  let detail = pick('detail', 'detail');
+  if (typeof detail === 'string') {
+    try {
+      detail = JSON.parse(detail);
+    } catch {
+      detail = { text: detail };
+    }
+  }
+  return {
+    seq: num(raw.seq) ?? 0,
+    at: typeof at === 'string' ? Date.parse(at) : (num(at) ?? 0),
+    fromState: str(pick('fromState', 'from_state')),
+    toState: str(pick('toState', 'to_state')) ?? '',
+    event: str(raw.event) ?? '',
+    blockNumber: num(pick('blockNumber', 'block_number')),
+    blockHash: str(pick('blockHash', 'block_hash')),
+    restarts: num(raw.restarts) ?? 0,
+    reorgs: num(raw.reorgs) ?? 0,
+    detail: detail && typeof detail === 'object' ? (detail as Record<string, unknown>) : null,
+  };
+}
+
+let historyRoute: Promise<boolean> | undefined;
+/** Whether this server has a change log (its OpenAPI document lists the route). */
+function hasHistory(): Promise<boolean> {
+  historyRoute ??= api<{ paths?: Record<string, unknown> }>('GET', '/openapi.json').then(
+    (doc) => '/trackers/{id}/history' in (doc.paths ?? {}),
+    () => false,
+  );
+  return historyRoute;
+}
+
+/** One page of a tracker's change log; null when this server has no change log. */
+export async function historyPage(id: string, cursor: string | null): Promise<HistoryPage | null> {
+  if (!(await hasHistory())) return null;
+  const query = cursor ? `?cursor=${encodeURIComponent(cursor)}` : '';
+  try {
+    const page = await api<unknown>('GET', `/trackers/${encodeURIComponent(id)}/history${query}`);
+    const list = Array.isArray(page)
+      ? page
+      : ((page as { items?: unknown[]; history?: unknown[] }).items ?? (page as { history?: unknown[] }).history ?? []);
+    const nextCursor = Array.isArray(page) ? null : ((page as { nextCursor?: string | null }).nextCursor ?? null);
+    return { rows: (list as Array<Record<string, unknown>>).map(historyRow), nextCursor };
+  } catch (error) {
+    if (error instanceof ApiFailure && error.status === 404) {
+      // No such route (an older server), or no tracker: the page shows what it has.
+      return null;
+    }
+    throw error;
+  }
+}
+
+export interface StreamHandlers {
+  tracker(data: unknown): void;
+  head(data: unknown): void;
+  /** Changes were missed (the server no longer keeps them): re-read what is shown. */
+  gap(): void;
+  status(connected: boolean): void;
+}
+
+/**
+ * `GET /events` read with fetch and a stream reader, since EventSource cannot send the
+ * Authorization header. Reconnects with Last-Event-ID after a drop. Returns a stop function.
+ */
+export function streamEvents(handlers: StreamHandlers): () => void {
+  let lastEventId: string | undefined;
+  let stopped = false;
+  let controller: AbortController | undefined;
+  let retryMs = 2000;
+
+  const dispatch = (frame: string): void => {
+    let event = 'message';
+    let data = '';
+    for (const line of frame.split('\n')) {
+      if (line.startsWith(':')) continue;
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+      if (field === 'id') lastEventId = value;
+      else if (field === 'event') event = value;
+      else if (field === 'data') data += (data ? '\n' : '') + value;
+      else if (field === 'retry' && /^\d+$/.test(value)) retryMs = Number(value);
+    }
+    if (event === 'gap') handlers.gap();
+    else if (data && event === 'tracker') handlers.tracker(JSON.parse(data));
+    else if (data && event === 'head') handlers.head(JSON.parse(data));
+  };
+
+  const connect = async (): Promise<void> => {
+    controller = new AbortController();
+    try {
+      const res = await fetch('/events', {
+        headers: headers(lastEventId ? { 'last-event-id': lastEventId } : {}),
+        signal: controller.signal,
+      });
+      if (res.status === 401) {
+        onUnauthorized();
+        return;
+      }
+      if (!res.ok || !res.body) throw new Error(`GET /events: ${res.status}`);
+      handlers.status(true);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value.replace(/\r\n?/g, '\n');
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          dispatch(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+        }
+      }
+    } catch (error) {
+      if (stopped) return;
+      console.warn('event stream interrupted', error);
+    }
+    handlers.status(false);
+    if (!stopped) setTimeout(() => void connect(), retryMs);
+  };
+  void connect();
+  return () => {
+    stopped = true;
+    controller?.abort();
+  };
+}

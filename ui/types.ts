@@ -1,0 +1,41 @@
+// The API's shapes as the page reads them: the same types the server builds its answers from.
+export type { Tracker } from '../src/runtime/tracker-view.js';
+export type { MachineView, MachinesResponse, StateNodeView, TransitionView } from '../src/api/machines.routes.js';
+
+/** One row of a tracker's change log (`GET /trackers/:id/history`), as the page uses it. */
+export interface HistoryRow {
+  seq: number;
+  at: number;
+  fromState: string | null;
+  toState: string;
+  event: string;
+  blockNumber: number | null;
+  blockHash: string | null;
+  restarts: number;
+  reorgs: number;
+  detail: Record<string, unknown> | null;
+}
+
+export interface ChainView {
+  name: string;
+  id: number;
+  default: boolean;
+  head: number | null;
+  lag: number | null;
+  rpc: { status: 'ok' | 'degraded' | 'down'; url: string | null; fallback: boolean; lastError: string | null };
+  trackers: Record<string, number>;
+}
+
+export interface Supervision {
+  shards: number;
+  live: number;
+  restarting: number;
+  crashes: number;
+  restarts: number;
+  crashLoops: number;
+}
+
+export interface Readiness {
+  status?: string;
+  checks?: { store: boolean; chain: boolean; chains?: Record<string, string> };
+}
