@@ -26,7 +26,13 @@ import {
   asSystemError,
   storeReadError,
 } from '../errors.js';
-import type { SnapshotStore, TrackerChange, TrackerCount, TrackerRecord } from '../store/types.js';
+import {
+  type SnapshotStore,
+  type TrackerChange,
+  type TrackerCount,
+  type TrackerRecord,
+  decodeSeqCursor,
+} from '../store/types.js';
 import { ChainDirectory, type RuntimeChain } from './chains.js';
 import { HeldEvents } from './held-events.js';
 import { type Logger, silentLogger } from './logger.js';
@@ -52,6 +58,8 @@ import type {
   StartOptions,
   StartRequest,
   StartResult,
+  TrackerHistoryPage,
+  TrackerHistoryQuery,
   TrackerHooks,
   TrackerListQuery,
   TrackerListener,
@@ -492,6 +500,40 @@ export class TrackerSystem {
     if (page instanceof StoreError) throw page;
     return {
       items: page.items.map((record) => this.quarantine.trackerOf(record, this.headOf)),
+      nextCursor: page.nextCursor,
+    };
+  }
+
+  /**
+   * A tracker's changes, oldest first, paged (also once it ended, until the history retention
+   * drops them). Undefined when the id is unknown.
+   *
+   * @example
+   * const { items, nextCursor } = (await system.history('txn_1', { limit: 100 }))!;
+   */
+  async history(id: string, query: TrackerHistoryQuery): Promise<TrackerHistoryPage | undefined> {
+    const key = normalizeId(id);
+    if (query.cursor && decodeSeqCursor(query.cursor) === null) {
+      throw new InvalidInputError('invalid_cursor', 'cursor: not a cursor of this history');
+    }
+    const known = this.lookup(key) !== undefined || (await this.store.get(key).catch(storeReadError));
+    if (known instanceof StoreError) throw known;
+    if (!known && !this.registry.isRestarting(key)) return undefined;
+    const page = await this.store.history(key, query).catch(storeReadError);
+    if (page instanceof StoreError) throw page;
+    return {
+      items: page.items.map(({ seq, at, from, to, event, blockNumber, blockHash, restarts, reorgs, detail }) => ({
+        seq,
+        at: new Date(at).toISOString(),
+        from,
+        to,
+        event,
+        blockNumber,
+        blockHash,
+        restarts,
+        reorgs,
+        detail,
+      })),
       nextCursor: page.nextCursor,
     };
   }
