@@ -1,4 +1,4 @@
-import type { HistoryRow } from './types.js';
+import type { TrackerHistoryEntry, TrackerHistoryPage } from './types.js';
 
 const TOKEN_KEY = 'tx-tracker-token';
 
@@ -68,68 +68,20 @@ export async function readiness(): Promise<unknown> {
   return res.json();
 }
 
-export interface HistoryPage {
-  rows: HistoryRow[];
-  nextCursor: string | null;
-}
-
-const num = (value: unknown): number | null => (typeof value === 'number' ? value : null);
-const str = (value: unknown): string | null => (typeof value === 'string' ? value : null);
-
-/** A change-log row in either JSON spelling (camelCase or the table's snake_case). */
-function historyRow(raw: Record<string, unknown>): HistoryRow {
-  const pick = (camel: string, snake: string): unknown => raw[camel] ?? raw[snake];
-  const at = pick('at', 'at');
-  let detail = pick('detail', 'detail');
-  if (typeof detail === 'string') {
-    try {
-      detail = JSON.parse(detail);
-    } catch {
-      detail = { text: detail };
-    }
-  }
-  return {
-    seq: num(raw.seq) ?? 0,
-    at: typeof at === 'string' ? Date.parse(at) : (num(at) ?? 0),
-    fromState: str(pick('fromState', 'from_state')),
-    toState: str(pick('toState', 'to_state')) ?? '',
-    event: str(raw.event) ?? '',
-    blockNumber: num(pick('blockNumber', 'block_number')),
-    blockHash: str(pick('blockHash', 'block_hash')),
-    restarts: num(raw.restarts) ?? 0,
-    reorgs: num(raw.reorgs) ?? 0,
-    detail: detail && typeof detail === 'object' ? (detail as Record<string, unknown>) : null,
-  };
-}
-
-let historyRoute: Promise<boolean> | undefined;
-/** Whether this server has a change log (its OpenAPI document lists the route). */
-function hasHistory(): Promise<boolean> {
-  historyRoute ??= api<{ paths?: Record<string, unknown> }>('GET', '/openapi.json').then(
-    (doc) => '/trackers/{id}/history' in (doc.paths ?? {}),
-    () => false,
-  );
-  return historyRoute;
-}
-
-/** One page of a tracker's change log; null when this server has no change log. */
-export async function historyPage(id: string, cursor: string | null): Promise<HistoryPage | null> {
-  if (!(await hasHistory())) return null;
-  const query = cursor ? `?cursor=${encodeURIComponent(cursor)}` : '';
-  try {
-    const page = await api<unknown>('GET', `/trackers/${encodeURIComponent(id)}/history${query}`);
-    const list = Array.isArray(page)
-      ? page
-      : ((page as { items?: unknown[]; history?: unknown[] }).items ?? (page as { history?: unknown[] }).history ?? []);
-    const nextCursor = Array.isArray(page) ? null : ((page as { nextCursor?: string | null }).nextCursor ?? null);
-    return { rows: (list as Array<Record<string, unknown>>).map(historyRow), nextCursor };
-  } catch (error) {
-    if (error instanceof ApiFailure && error.status === 404) {
-      // No such route (an older server), or no tracker: the page shows what it has.
-      return null;
-    }
-    throw error;
-  }
+/** A tracker's whole change log, oldest first (a few pages at most: tens of changes each). */
+export async function trackerHistory(id: string): Promise<TrackerHistoryEntry[]> {
+  const entries: TrackerHistoryEntry[] = [];
+  let cursor: string | null = null;
+  do {
+    const query: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+    const page: TrackerHistoryPage = await api<TrackerHistoryPage>(
+      'GET',
+      `/trackers/${encodeURIComponent(id)}/history?limit=1000${query}`,
+    );
+    entries.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return entries;
 }
 
 export interface StreamHandlers {

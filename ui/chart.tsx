@@ -223,7 +223,8 @@ export function layoutOf(machine: MachineView, withBadges: boolean): Promise<Lay
 export function edgeTaken(edge: { source: string; target: string; events: EdgeEvent[] }, step: Step): boolean {
   const within = (path: string | null, node: string) => path !== null && (path === node || path.startsWith(`${node}.`));
   return (
-    edge.events.some((e) => e.event === step.event || (e.event === '' && step.event === '')) &&
+    // An eventless (always) transition is taken on the event that made its guard true.
+    edge.events.some((e) => e.event === step.event || e.event === '') &&
     within(step.from, edge.source) &&
     within(step.to, edge.target)
   );
@@ -279,10 +280,11 @@ export function Statechart({ machine, current, steps = [], badges, title }: Stat
     (current ? ` Current state: ${current}.` : '') +
     (steps.length ? ` Path: ${steps.map((s) => `${s.event || 'always'} to ${s.to}`).join(', ')}.` : '');
   return (
-    <figure class="chart">
+    // Focusable: on a phone the chart keeps a readable size and scrolls sideways.
+    <figure class="chart" tabIndex={0}>
       <svg
         viewBox={`0 0 ${Math.ceil(layout.width)} ${Math.ceil(layout.height)}`}
-        style={{ maxWidth: `${Math.ceil(layout.width)}px` }}
+        style={{ maxWidth: `${Math.ceil(layout.width)}px`, minWidth: `${Math.min(Math.ceil(layout.width), 720)}px` }}
         role="img"
         aria-label={description}
         data-machine={machine.id}

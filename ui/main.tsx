@@ -116,8 +116,11 @@ function Dashboard() {
 
 type Phase = 'loading' | 'token' | 'retry' | 'ready' | 'error';
 
+/** The server marks its page when it wants a token (`API_TOKEN`): asked before any request. */
+const needsToken = document.documentElement.dataset.auth === 'bearer';
+
 function App() {
-  const [phase, setPhase] = useState<Phase>('loading');
+  const [phase, setPhase] = useState<Phase>(needsToken && !token.get() ? 'token' : 'loading');
   const [error, setError] = useState('');
   const [session, setSession] = useState(0);
 
@@ -126,6 +129,7 @@ function App() {
   }, []);
 
   useEffect(() => {
+    if (phase === 'token') return;
     let stop: (() => void) | undefined;
     let poll: ReturnType<typeof setInterval> | undefined;
     api<MachinesResponse>('GET', '/machines').then(

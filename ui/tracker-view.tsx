@@ -1,9 +1,9 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiFailure, type HistoryPage, api, historyPage } from './api.js';
+import { ApiFailure, api, trackerHistory } from './api.js';
 import { type Step, Statechart } from './chart.js';
 import { machines, onTrackerBatch, resync, throttle, useStore } from './live.js';
 import { StateBadge, shortHash } from './overview.js';
-import type { HistoryRow, MachineView, StateNodeView, Tracker } from './types.js';
+import type { MachineView, StateNodeView, Tracker, TrackerHistoryEntry } from './types.js';
 
 /** Whether the state at `path` (or one of its ancestors) takes `event`, read from the machine. */
 function accepts(machine: MachineView, path: string, event: string): boolean {
@@ -17,26 +17,26 @@ function accepts(machine: MachineView, path: string, event: string): boolean {
   return chain.some((n) => n.transitions.some((t) => t.event === event));
 }
 
-const time = (at: number): string => {
+const time = (at: string): string => {
   const d = new Date(at);
   return `${d.toLocaleTimeString()}.${String(d.getMilliseconds()).padStart(3, '0')}`;
 };
 
-function Timeline({ rows }: { rows: HistoryRow[] }) {
+function Timeline({ rows }: { rows: TrackerHistoryEntry[] }) {
   return (
     <ol class="timeline" aria-label="History">
       {rows.map((row, i) => {
         const before = rows[i - 1];
         const reorged = before !== undefined && row.reorgs > before.reorgs;
         const restarted = before !== undefined && row.restarts > before.restarts;
-        const detail = row.detail ?? {};
-        const replacedBy = typeof detail.replacedBy === 'string' ? detail.replacedBy : null;
+        const replacedBy = row.detail?.replacedBy ?? null;
+        const failure = row.detail?.failure;
         return (
           <li data-event={row.event} class={reorged ? 'reorg' : restarted ? 'restart' : ''}>
-            <time dateTime={new Date(row.at).toISOString()}>{time(row.at)}</time>
+            <time dateTime={row.at}>{time(row.at)}</time>
             <span class="event">{row.event}</span>
             <span class="move">
-              {row.fromState ?? 'created'} → <StateBadge state={row.toState} />
+              {row.from ?? 'created'} → <StateBadge state={row.to} />
             </span>
             {row.blockNumber !== null && (
               <span class="block">
@@ -47,12 +47,14 @@ function Timeline({ rows }: { rows: HistoryRow[] }) {
             {reorged && <span class="flag">reorg #{row.reorgs}</span>}
             {restarted && <span class="flag">restart #{row.restarts}</span>}
             {replacedBy && <span class="flag">replaced by {shortHash(replacedBy)}</span>}
-            {Object.keys(detail).length > 0 && (
-              <span class="detail mono">
-                {Object.entries(detail)
-                  .filter(([key]) => key !== 'replacedBy')
-                  .map(([key, value]) => `${key}: ${typeof value === 'string' ? value : JSON.stringify(value)}`)
-                  .join(' · ')}
+            {row.detail?.confirmations !== undefined && (
+              <span class="detail">
+                {row.detail.confirmations} confirmation{row.detail.confirmations === 1 ? '' : 's'}
+              </span>
+            )}
+            {failure && (
+              <span class="flag">
+                {failure.reason}: {failure.detail}
               </span>
             )}
           </li>
@@ -66,7 +68,7 @@ export function TrackerView({ id }: { id: string }) {
   const all = useStore(machines);
   const gap = useStore(resync);
   const [tracker, setTracker] = useState<Tracker | null>(null);
-  const [history, setHistory] = useState<HistoryPage | null | undefined>(undefined);
+  const [history, setHistory] = useState<TrackerHistoryEntry[] | undefined>(undefined);
   const [failure, setFailure] = useState<string | null>(null);
   const [message, setMessage] = useState('');
   const [busy, setBusy] = useState(false);
@@ -76,20 +78,8 @@ export function TrackerView({ id }: { id: string }) {
   useEffect(() => {
     let live = true;
     const load = async (): Promise<void> => {
-      // Every page, oldest first: a tracker's log is short (tens of rows), paged by the server.
-      const rows: HistoryRow[] = [];
-      let cursor: string | null = null;
-      for (let pages = 0; pages < 20; pages++) {
-        const page = await historyPage(id, cursor);
-        if (!page) {
-          if (live) setHistory(null);
-          return;
-        }
-        rows.push(...page.rows);
-        cursor = page.nextCursor;
-        if (!cursor) break;
-      }
-      if (live) setHistory({ rows, nextCursor: cursor });
+      const entries = await trackerHistory(id);
+      if (live) setHistory(entries);
     };
     reloadHistory.current = throttle(load, 300);
     setFailure(null);
@@ -116,11 +106,11 @@ export function TrackerView({ id }: { id: string }) {
   useEffect(() => heading.current?.focus(), [id]);
 
   const machine = all?.machines.find((m) => m.role === 'tracker');
-  const rows = history?.rows ?? [];
-  const lastTo = rows.at(-1)?.toState;
+  const rows = history ?? [];
+  const lastTo = rows.at(-1)?.to;
   // The change log knows the sub-state (`pending.seen`); the tracker itself only its top state.
   const current = tracker ? (lastTo && lastTo.split('.')[0] === tracker.state ? lastTo : tracker.state) : undefined;
-  const steps: Step[] = rows.map((row) => ({ from: row.fromState, to: row.toState, event: row.event }));
+  const steps: Step[] = rows.map((row) => ({ from: row.from, to: row.to, event: row.event }));
 
   const send = async (label: string, action: () => Promise<Tracker>) => {
     setBusy(true);
@@ -249,7 +239,6 @@ export function TrackerView({ id }: { id: string }) {
           )}
           <h3>History</h3>
           {history === undefined && <p class="muted">Reading the history…</p>}
-          {history === null && <p class="muted">This server keeps no change log (no GET /trackers/:id/history).</p>}
           {history && <Timeline rows={rows} />}
         </>
       )}

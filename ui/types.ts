@@ -1,20 +1,7 @@
 // The API's shapes as the page reads them: the same types the server builds its answers from.
 export type { Tracker } from '../src/runtime/tracker-view.js';
+export type { TrackerHistoryEntry, TrackerHistoryPage } from '../src/runtime/types.js';
 export type { MachineView, MachinesResponse, StateNodeView, TransitionView } from '../src/api/machines.routes.js';
-
-/** One row of a tracker's change log (`GET /trackers/:id/history`), as the page uses it. */
-export interface HistoryRow {
-  seq: number;
-  at: number;
-  fromState: string | null;
-  toState: string;
-  event: string;
-  blockNumber: number | null;
-  blockHash: string | null;
-  restarts: number;
-  reorgs: number;
-  detail: Record<string, unknown> | null;
-}
 
 export interface ChainView {
   name: string;

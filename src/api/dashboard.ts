@@ -106,14 +106,29 @@ const CSP =
  * @example
  * app.use(dashboardRoutes(() => assets));
  */
-export function dashboardRoutes(assets: () => DashboardAssets | Error | undefined): Router {
+export function dashboardRoutes(
+  assets: () => DashboardAssets | Error | undefined,
+  options: { auth: boolean } = { auth: false },
+): Router {
   const router = Router();
+  // The page asks for the token before its first request, rather than after a 401.
+  const marked = new WeakMap<Uint8Array, Uint8Array>();
+  const page = (body: Uint8Array): Uint8Array => {
+    if (!options.auth) return body;
+    let html = marked.get(body);
+    if (!html) {
+      html = Buffer.from(Buffer.from(body).toString('utf8').replace('<html ', '<html data-auth="bearer" '));
+      marked.set(body, html);
+    }
+    return html;
+  };
   const serve = (path: string) => (_req: unknown, res: import('express').Response) => {
     const current = assets();
     if (current === undefined) throw new ApiError(503, 'dashboard_unavailable', 'the dashboard is being built');
     if (current instanceof Error) throw new ApiError(503, 'dashboard_unavailable', current.message);
     const file = current.files.get(path);
     if (!file) throw new ApiError(404, 'not_found', `no file ${path}`);
+    const body = path === '/' ? page(file.body) : file.body;
     res
       .status(200)
       .set({
@@ -123,7 +138,7 @@ export function dashboardRoutes(assets: () => DashboardAssets | Error | undefine
         'X-Content-Type-Options': 'nosniff',
         'Referrer-Policy': 'no-referrer',
       })
-      .end(Buffer.from(file.body.buffer, file.body.byteOffset, file.body.byteLength));
+      .end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
   };
   router.get('/', serve('/'));
   router.get('/ui/:file', (req, res) => serve(`/ui/${req.params.file}`)(req, res));

@@ -185,7 +185,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   app.get('/inspect/ui', (_req, res) => {
     res.type('html').send(INSPECT_PAGE);
   });
-  if (options.dashboard) app.use(dashboardRoutes(options.dashboard));
+  if (options.dashboard) app.use(dashboardRoutes(options.dashboard, { auth: Boolean(options.apiToken) }));
   app.options(OPEN_PATHS, optionsHandler(routeDocs));
   app.use(bearerAuth(options.apiToken));
   // Any content type is read as JSON: clients that forget the header still get precise errors.

@@ -1,0 +1,109 @@
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Anvil, startAnvil } from '../src/chain/anvil.js';
+import { axeViolations, browserMissing, launchBrowser, watchedPage, type WatchedPage } from './support/browser.js';
+import { mine, rpc } from './support/chain.js';
+import { type ServiceUnderTest, signTransfer, startServiceUnderTest } from './support/service.js';
+
+const CHAIN_ID = 31337;
+const skip = browserMissing();
+
+describe.skipIf(skip)('the dashboard in a real browser (headless Chromium)', () => {
+  let anvil: Anvil;
+  let service: ServiceUnderTest;
+  let browser: Browser;
+  let view: WatchedPage;
+
+  beforeAll(async () => {
+    // Mines only when asked (and on each transaction): the test decides when blocks come.
+    anvil = await startAnvil({ args: [] });
+    service = await startServiceUnderTest({
+      ETH_RPC_URL: anvil.url,
+      FAULT_INJECTION: '1',
+      REQUIRED_CONFIRMATIONS: '3',
+      POLL_INTERVAL_MS: '100',
+    });
+    browser = await launchBrowser();
+    view = await watchedPage(browser, new URL(service.url).origin);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await service?.stop();
+    await anvil?.stop();
+  });
+
+  const noProblems = () => expect(view.problems).toEqual([]);
+  const axeClean = async () => expect(await axeViolations(view.page)).toEqual([]);
+
+  it('shows a tracker created over HTTP appear in the table and move to confirmed as the chain mines', async () => {
+    const { page } = view;
+    await page.goto(`${service.url}/`);
+    await page.waitForSelector('table[aria-busy="false"]');
+    await page.waitForSelector('.pill[data-health="stream"].ok');
+
+    // Signed, not sent yet: the node does not know it, so it starts pending.
+    const tx = await signTransfer(CHAIN_ID, 0, { nonce: 0 });
+    expect((await service.call('POST', '/trackers', { txHash: tx.hash })).status).toBe(201);
+    await page.waitForSelector(`tr[data-id="${tx.hash}"][data-state="pending"]`);
+
+    await rpc(anvil.url, 'eth_sendRawTransaction', [tx.raw]); // mined in block 1: confirming
+    await page.waitForSelector(`tr[data-id="${tx.hash}"][data-state="confirming"]`);
+    await mine(anvil.url, 2); // 3 confirmations
+    await page.waitForSelector(`tr[data-id="${tx.hash}"][data-state="confirmed"]`);
+    await page.locator('[data-count="confirmed"] .count-value', { hasText: /^1$/ }).waitFor();
+    await page.waitForSelector('svg[data-machine="supervisor"]');
+    await page.waitForSelector('.pill[data-chain="default"] [data-head]');
+    expect(await page.textContent('.pill[data-chain="default"] [data-head]')).toBe('3');
+    await view.screenshot('overview');
+    await axeClean();
+    noProblems();
+
+    // One tracker: its chart with the current state highlighted and its path marked, its timeline.
+    await page.click(`tr[data-id="${tx.hash}"] a`);
+    await page.waitForSelector('svg[data-machine="tracker"] g.state.current[data-state="confirmed"]');
+    await page.waitForSelector('g.transition.taken[data-edge="e:pending>confirming"]');
+    await page.waitForSelector('g.transition.taken[data-edge="e:confirming>confirmed"]');
+    const events = await page.$$eval('ol.timeline li', (items) => items.map((li) => li.getAttribute('data-event')));
+    expect(events).toEqual(['START', 'TX_MINED', 'NEW_HEAD']);
+    expect(await page.textContent('ol.timeline li[data-event="TX_MINED"]')).toContain('block 1');
+    await view.screenshot('tracker-confirmed');
+    await axeClean();
+    noProblems();
+  });
+
+  it('CRASH from the page restarts the tracker with its state kept (restarts becomes 1)', async () => {
+    const { page } = view;
+    // Waits for 100 confirmations: confirming for the whole test.
+    const tx = await signTransfer(CHAIN_ID, 1, { nonce: 0 });
+    await service.call('POST', '/trackers', { txHash: tx.hash, confirmations: 100 });
+    await rpc(anvil.url, 'eth_sendRawTransaction', [tx.raw]);
+    await service.waitForTracker(tx.hash, 'confirming', (t) => t.state === 'confirming');
+
+    await page.goto(`${service.url}/#/trackers/${tx.hash}`);
+    await page.waitForSelector('svg[data-machine="tracker"] g.state.current[data-state="confirming"]');
+    expect(await page.textContent('[data-field="restarts"]')).toBe('0');
+    await page.click('button:has-text("CRASH")');
+    await page.locator('[data-field="restarts"]', { hasText: /^1$/ }).waitFor();
+    expect(await page.textContent('[data-field="state"]')).toBe('confirming');
+    await page.waitForSelector('ol.timeline li[data-event="RESTART"]');
+    expect(await page.textContent('ol.timeline li[data-event="RESTART"]')).toContain('restart #1');
+    await page.waitForSelector('svg[data-machine="tracker"] g.state.current[data-state="confirming"]');
+    const stored = await service.tracker(tx.hash);
+    expect([stored.state, stored.restarts]).toEqual(['confirming', 1]);
+    await view.screenshot('tracker-after-crash');
+    await axeClean();
+    noProblems();
+  });
+
+  it('is readable on a phone: nothing wider than the screen but the table and chart, which scroll', async () => {
+    const phone = await watchedPage(browser, new URL(service.url).origin, { width: 390, height: 844 });
+    await phone.page.goto(`${service.url}/`);
+    await phone.page.waitForSelector('table[aria-busy="false"]');
+    await phone.page.waitForSelector('svg[data-machine="tracker"]');
+    const overflow = await phone.page.evaluate(`document.documentElement.scrollWidth - window.innerWidth`);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await phone.screenshot('phone');
+    expect(await axeViolations(phone.page)).toEqual([]);
+    expect(phone.problems).toEqual([]);
+  });
+});
