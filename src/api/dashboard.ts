@@ -45,8 +45,8 @@ const typeOf = (path: string): string => TYPES[/\.[a-z]+$/.exec(path)?.[0] ?? ''
  * const assets = await buildDashboard();
  * assets.files.get('/')?.type; // 'text/html; charset=utf-8'
  */
-export async function buildDashboard(options: { outdir?: string } = {}): Promise<DashboardAssets> {
-  const source = uiSource();
+export async function buildDashboard(options: { outdir?: string; source?: string } = {}): Promise<DashboardAssets> {
+  const source = options.source ?? uiSource();
   const esbuild = await import('esbuild');
   let result: Awaited<ReturnType<typeof esbuild.build>>;
   try {
