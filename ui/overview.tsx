@@ -112,7 +112,8 @@ export function TrackerTable({ filter, setFilter }: { filter: string; setFilter:
   const [cursors, setCursors] = useState<string[]>([]);
   const [rows, setRows] = useState<Tracker[]>([]);
   const [nextCursor, setNextCursor] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
+  // The query the rows on screen answer: busy from the render that changes the query, not an effect later.
+  const [loadedQuery, setLoadedQuery] = useState<string | null>(null);
   const [message, setMessage] = useState('');
   const [query, setQuery] = useState('');
   const gap = useStore(resync);
@@ -120,9 +121,10 @@ export function TrackerTable({ filter, setFilter }: { filter: string; setFilter:
   view.current = { rows, cursors, filter };
 
   const cursor = cursors.at(-1) ?? null;
+  const pageKey = `${filter}/${cursor ?? ''}/${gap}`;
+  const loading = loadedQuery !== pageKey;
   useEffect(() => {
     let live = true;
-    setLoading(true);
     const params = new URLSearchParams({ limit: String(PAGE) });
     if (filter) params.set('state', filter);
     if (cursor) params.set('cursor', cursor);
@@ -131,7 +133,7 @@ export function TrackerTable({ filter, setFilter }: { filter: string; setFilter:
         if (!live) return;
         setRows(page.items);
         setNextCursor(page.nextCursor);
-        setLoading(false);
+        setLoadedQuery(pageKey);
       },
       (error: unknown) => live && setMessage(`Could not list trackers: ${(error as Error).message}`),
     );
@@ -191,9 +193,10 @@ export function TrackerTable({ filter, setFilter }: { filter: string; setFilter:
     <section aria-labelledby="trackers-title" class="panel">
       <h2 id="trackers-title">Trackers</h2>
       <div class="controls">
-        <label>
-          State{' '}
+        <div class="filter">
+          <label for="state-filter">Filter by state</label>
           <select
+            id="state-filter"
             value={filter}
             onChange={(e) => {
               setCursors([]);
@@ -205,7 +208,7 @@ export function TrackerTable({ filter, setFilter }: { filter: string; setFilter:
               <option value={s.key}>{s.key}</option>
             ))}
           </select>
-        </label>
+        </div>
         <form onSubmit={find} role="search" class="search">
           <label for="search">Find by id or tx hash</label>
           <input
