@@ -84,6 +84,10 @@ describe.skipIf(skip)('the dashboard in a real browser (headless Chromium)', () 
     await page.goto(`${service.url}/#/trackers/${tx.hash}`);
     await page.waitForSelector('svg[data-machine="tracker"] g.state.current[data-state="confirming"]');
     expect(await page.textContent('[data-field="restarts"]')).toBe('0');
+    // Its count follows the chain's head events (the stream does not resend confirming trackers per block).
+    await page.locator('[data-field="confirmations"]', { hasText: /^1 of 100$/ }).waitFor();
+    await mine(anvil.url, 2);
+    await page.locator('[data-field="confirmations"]', { hasText: /^3 of 100$/ }).waitFor();
     await page.click('button:has-text("CRASH")');
     await page.locator('[data-field="restarts"]', { hasText: /^1$/ }).waitFor();
     expect(await page.textContent('[data-field="state"]')).toBe('confirming');

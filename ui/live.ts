@@ -99,3 +99,13 @@ export function headMoved(head: { blockNumber: number; chain: number }): void {
   if (!list) return;
   chains.set(list.map((c) => (c.id === head.chain ? { ...c, head: head.blockNumber } : c)));
 }
+
+/**
+ * A confirming tracker's confirmations at its chain's head as the page last heard it: the stream
+ * sends a `head` event per block rather than every confirming tracker again (as the server does).
+ */
+export function confirmationsNow(tracker: Tracker, list: ChainView[] | null): number {
+  if (tracker.state !== 'confirming' || tracker.blockNumber === null) return tracker.confirmations;
+  const head = list?.find((c) => c.id === tracker.chainId)?.head;
+  return head == null ? tracker.confirmations : Math.max(tracker.confirmations, head - tracker.blockNumber + 1);
+}

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiFailure, api } from './api.js';
 import { Statechart } from './chart.js';
-import { chains, machines, onTrackerBatch, resync, supervision, useStore } from './live.js';
+import { chains, confirmationsNow, machines, onTrackerBatch, resync, supervision, useStore } from './live.js';
 import type { Tracker } from './types.js';
 
 const PAGE = 50;
@@ -117,6 +117,7 @@ export function TrackerTable({ filter, setFilter }: { filter: string; setFilter:
   const [message, setMessage] = useState('');
   const [query, setQuery] = useState('');
   const gap = useStore(resync);
+  const heads = useStore(chains);
   const view = useRef({ rows, cursors, filter });
   view.current = { rows, cursors, filter };
 
@@ -251,7 +252,7 @@ export function TrackerTable({ filter, setFilter }: { filter: string; setFilter:
                   <StateBadge state={t.state} />
                 </td>
                 <td>
-                  {t.confirmations}
+                  {confirmationsNow(t, heads)}
                   {t.requiredConfirmations !== null ? ` / ${t.requiredConfirmations}` : ` (${t.finality ?? ''})`}
                 </td>
                 <td>{t.blockNumber ?? '—'}</td>

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiFailure, api, trackerHistory } from './api.js';
 import { type Step, Statechart } from './chart.js';
-import { machines, onTrackerBatch, resync, throttle, useStore } from './live.js';
+import { chains, confirmationsNow, machines, onTrackerBatch, resync, throttle, useStore } from './live.js';
 import { StateBadge, shortHash } from './overview.js';
 import type { MachineView, StateNodeView, Tracker, TrackerHistoryEntry } from './types.js';
 
@@ -67,6 +67,7 @@ function Timeline({ rows }: { rows: TrackerHistoryEntry[] }) {
 export function TrackerView({ id }: { id: string }) {
   const all = useStore(machines);
   const gap = useStore(resync);
+  const heads = useStore(chains);
   const [tracker, setTracker] = useState<Tracker | null>(null);
   const [history, setHistory] = useState<TrackerHistoryEntry[] | undefined>(undefined);
   const [failure, setFailure] = useState<string | null>(null);
@@ -162,7 +163,7 @@ export function TrackerView({ id }: { id: string }) {
             <div>
               <dt>Confirmations</dt>
               <dd data-field="confirmations">
-                {tracker.confirmations}
+                {confirmationsNow(tracker, heads)}
                 {tracker.requiredConfirmations !== null
                   ? ` of ${tracker.requiredConfirmations}`
                   : ` (${tracker.finality ?? ''})`}
