@@ -101,6 +101,33 @@ describe.skipIf(skip)('the dashboard in a real browser (headless Chromium)', () 
     noProblems();
   });
 
+  it('marks a reorg on the timeline and the chart: back to pending.seen, then mined again', async () => {
+    const { page } = view;
+    const tx = await signTransfer(CHAIN_ID, 3, { nonce: 0 });
+    await service.call('POST', '/trackers', { txHash: tx.hash, confirmations: 100 });
+    await rpc(anvil.url, 'eth_sendRawTransaction', [tx.raw]);
+    await mine(anvil.url);
+    const first = await service.waitForTracker(tx.hash, 'two confirmations', (t) => t.confirmations >= 2);
+    // Its block and the next are replaced; the tx lands in the second new block.
+    await rpc(anvil.url, 'anvil_reorg', [2, [[tx.raw, 1]]]);
+    await service.waitForTracker(tx.hash, 'the reorg followed', (t) => t.reorgs === 1 && t.state === 'confirming');
+
+    await page.goto(`${service.url}/#/trackers/${tx.hash}`);
+    await page.waitForSelector('ol.timeline li[data-event="BLOCK_REORGED"].reorg');
+    expect(await page.textContent('ol.timeline li[data-event="BLOCK_REORGED"]')).toContain('reorg #1');
+    const mined = page.locator('ol.timeline li[data-event="TX_MINED"]');
+    expect(await mined.count()).toBe(2);
+    expect(await mined.first().textContent()).toContain(`block ${first.blockNumber}`);
+    await page.waitForSelector('g.transition.taken[data-edge="e:confirming>pending.seen"]');
+    await page.waitForSelector('svg[data-machine="tracker"] g.state.current[data-state="confirming"]');
+    expect(await page.textContent('[data-field="reorgs"]')).toBe('1');
+    // Regression: the previous tracker's CRASH message stayed on this one (same view, another id).
+    expect(await page.textContent('[data-message]')).toBe('');
+    await view.screenshot('tracker-after-reorg');
+    await axeClean();
+    noProblems();
+  });
+
   it('pages with the cursor, filters by state and finds a tracker by hash, from the keyboard', async () => {
     const { page } = view;
     const hashes = Array.from({ length: 60 }, (_, i) => `0x${(i + 1).toString(16).padStart(64, 'e')}`);
@@ -108,12 +135,12 @@ describe.skipIf(skip)('the dashboard in a real browser (headless Chromium)', () 
     expect(batch.status).toBe(200);
     await page.goto(`${service.url}/`);
     await page.waitForSelector('table[aria-busy="false"]');
-    // 62 trackers, 50 a page: the second page holds the other 12, read with the cursor.
+    // 63 trackers, 50 a page: the second page holds the other 13, read with the cursor.
     expect(await page.locator('tr[data-id]').count()).toBe(50);
     await page.getByRole('button', { name: 'Next page' }).click();
     await page.locator('.pager span', { hasText: 'Page 2' }).waitFor();
     await page.waitForSelector('table[aria-busy="false"]');
-    expect(await page.locator('tr[data-id]').count()).toBe(12);
+    expect(await page.locator('tr[data-id]').count()).toBe(13);
     await page.getByRole('button', { name: 'First page' }).click();
     await page.locator('.pager span', { hasText: 'Page 1' }).waitFor();
 

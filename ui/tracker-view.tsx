@@ -104,7 +104,13 @@ export function TrackerView({ id }: { id: string }) {
       stop();
     };
   }, [id, gap]);
-  useEffect(() => heading.current?.focus(), [id]);
+  useEffect(() => {
+    // Another tracker: nothing of the previous one stays on screen.
+    setTracker(null);
+    setHistory(undefined);
+    setMessage('');
+    heading.current?.focus();
+  }, [id]);
 
   const machine = all?.machines.find((m) => m.role === 'tracker');
   const rows = history ?? [];
