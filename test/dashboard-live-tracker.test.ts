@@ -73,7 +73,7 @@ describe.skipIf(skip)('the dashboard in a real browser (headless Chromium)', () 
     noProblems();
   });
 
-  it('CRASH from the page restarts the tracker with its state kept (restarts becomes 1)', async () => {
+  it('CRASH from the page restarts the tracker with its state kept (restarts becomes 1); RECHECK, DELETE', async () => {
     const { page } = view;
     // Waits for 100 confirmations: confirming for the whole test.
     const tx = await signTransfer(CHAIN_ID, 1, { nonce: 0 });
@@ -97,6 +97,16 @@ describe.skipIf(skip)('the dashboard in a real browser (headless Chromium)', () 
     const stored = await service.tracker(tx.hash);
     expect([stored.state, stored.restarts]).toEqual(['confirming', 1]);
     await view.screenshot('tracker-after-crash');
+
+    await page.click('button:has-text("RECHECK")');
+    await page.locator('[data-message]', { hasText: 'RECHECK: done; the tracker is confirming.' }).waitFor();
+    page.once('dialog', (dialog) => void dialog.accept());
+    await page.click('button:has-text("DELETE")');
+    await page.locator('[data-field="state"]', { hasText: /^stopped$/ }).waitFor();
+    expect((await service.tracker(tx.hash)).state).toBe('stopped');
+    // A stopped tracker takes none of them: the buttons say so.
+    for (const name of ['RECHECK', 'CRASH', 'DELETE'])
+      expect(await page.getByRole('button', { name, exact: true }).isDisabled()).toBe(true);
     await axeClean();
     noProblems();
   });

@@ -228,7 +228,11 @@ export function TrackerView({ id }: { id: string }) {
               type="button"
               class="danger"
               disabled={busy || !can('STOP')}
-              onClick={() => send('DELETE', () => api<Tracker>('DELETE', `/trackers/${encodeURIComponent(id)}`))}
+              onClick={() => {
+                // Stopping is for good: asked once more.
+                if (!window.confirm(`Stop tracking ${id}? It ends stopped; its history is kept.`)) return;
+                void send('DELETE', () => api<Tracker>('DELETE', `/trackers/${encodeURIComponent(id)}`));
+              }}
             >
               DELETE
             </button>
