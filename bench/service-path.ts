@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { parseConfig } from '../src/config.js';
 import { createChainWatcher } from '../src/chain/watcher.js';
+import type { DashboardAssets } from '../src/api/dashboard.js';
 import { startServer, storeIsReachable } from '../src/api/server.js';
 import { createStoreFromConfig } from '../src/service.js';
 import { type TrackerSystem, createTrackerSystem } from '../src/runtime/system.js';
@@ -26,6 +27,8 @@ export interface ServicePathOptions {
   env?: Record<string, string>;
   /** Told each time a tracker leaves for good (the bench counts them), after the watcher is. */
   onGone?: () => void;
+  /** Serve the dashboard (`buildDashboard`) at `/`, as the service does. */
+  dashboard?: DashboardAssets;
 }
 
 /**
@@ -85,6 +88,7 @@ export async function startServicePath(options: ServicePathOptions) {
     host: config.HOST,
     apiToken: config.API_TOKEN,
     faultInjection: config.FAULT_INJECTION,
+    ...(options.dashboard ? { dashboard: () => options.dashboard } : {}),
     logger,
     readiness: async () => ({ store: await storeIsReachable(store), chain: true }),
     metricsSources: {

@@ -1,4 +1,5 @@
 import { type Inspection, createInspection } from './api/inspector.js';
+import { type DashboardAssets, buildDashboard } from './api/dashboard.js';
 import { type InspectorRelay, reachableHost, startInspectorRelay } from './api/inspector-relay.js';
 import { type RunningServer, startServer, storeIsReachable } from './api/server.js';
 import type { Config } from './config.js';
@@ -8,6 +9,7 @@ import { type ChainSet, type FollowedChain, rpcStatus, startChains } from './cha
 import { redact } from './chain/errors.js';
 import type { TrackerSink } from './chain/watcher-state.js';
 import { type TrackerSystem, createTrackerSystem } from './runtime/system.js';
+import { startHistoryRetention } from './store/history-retention.js';
 import { openStore } from './store/index.js';
 import { MemoryStore } from './store/memory.js';
 import type { SnapshotStore } from './store/types.js';
@@ -80,6 +82,16 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     }
     throw error;
   };
+
+  // Built beside the start (tens of ms); until it is done, or if it fails, `/` says why (503).
+  let dashboard: DashboardAssets | Error | undefined;
+  const dashboardBuilt = buildDashboard().then(
+    (assets) => (dashboard = assets),
+    (error: unknown) => {
+      dashboard = error instanceof Error ? error : new Error(String(error));
+      logger.error({ err: dashboard }, dashboard.message);
+    },
+  );
 
   let relay: InspectorRelay | undefined;
   let inspection: Inspection | undefined;
@@ -157,6 +169,14 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   }
   const running = system;
   started.push({ what: 'tracker system', stop: () => running.shutdown({ stopActors: false }) });
+  const stopRetention =
+    config.HISTORY_RETENTION_DAYS > 0
+      ? startHistoryRetention(store, {
+          retentionMs: config.HISTORY_RETENTION_DAYS * 86_400_000,
+          onError: (error) => logger.warn({ err: error }, 'could not prune tracker history; trying again'),
+        })
+      : async () => {};
+  started.push({ what: 'history retention', stop: stopRetention });
   for (const [chainId, blockNumber] of early.heads) {
     if (system.chains.get(chainId)?.due.head === null) system.newHead(blockNumber, chainId);
   }
@@ -174,6 +194,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       host: config.HOST,
       apiToken: config.API_TOKEN,
       faultInjection: config.FAULT_INJECTION,
+      dashboard: () => dashboard,
       logger,
       inspection,
       sse: {
@@ -222,6 +243,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   } catch (error) {
     return failStart(error);
   }
+  await dashboardBuilt;
 
   const describe = (chain: FollowedChain): string => {
     const where = chain.anvil ? `${chain.url} (embedded anvil, a block every 2 s)` : redact(chain.url);
@@ -251,6 +273,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       await chains.stop();
       await running.shutdown({ stopActors: false });
       await stopInspection();
+      await stopRetention();
       await store.close();
     },
   };

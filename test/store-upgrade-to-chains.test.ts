@@ -8,6 +8,7 @@ import { type RunningServer, startServer } from '../src/api/server.js';
 import { type TrackerSystem, createTrackerSystem } from '../src/runtime/system.js';
 import type { Tracker } from '../src/runtime/tracker-view.js';
 import { SqliteStore } from '../src/store/sqlite.js';
+import { STORE_SCHEMA_VERSION } from '../src/store/schema.js';
 import { tempDir } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/v1-trackers.db', import.meta.url));
@@ -115,10 +116,10 @@ describe("a store written before chains upgrades in place: every tracker is the 
     expect(counts.reduce((n, c) => n + c.count, 0)).toBe(9);
   });
 
-  it('the file is store schema 2: live trackers rewritten with their chain and the current machine version (1 → 2 → 3); final rows untouched until written', async () => {
+  it('the file is at the current store schema: live trackers rewritten with their chain and the current machine version (1 → 2 → 3); final rows untouched until written', async () => {
     await store.flush();
     const raw = new Database(path, { readonly: true });
-    expect(raw.pragma('user_version', { simple: true })).toBe(2);
+    expect(raw.pragma('user_version', { simple: true })).toBe(STORE_SCHEMA_VERSION);
     const rows = raw.prepare('SELECT id, state, version, chain_id FROM trackers ORDER BY id').all() as Array<{
       id: string;
       state: string;

@@ -75,6 +75,17 @@ export const ListQuery = z
   .strict();
 export type ListQuery = z.infer<typeof ListQuery>;
 
+export const HistoryQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    cursor: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/)
+      .optional(),
+  })
+  .strict();
+export type HistoryQuery = z.infer<typeof HistoryQuery>;
+
 export const EventsQuery = z.object({ id: z.string().optional(), lastEventId: z.string().optional() }).strict();
 
 /** The events a client may send; chain facts come from the chain watcher only. */
@@ -150,6 +161,32 @@ apiSchemas.add(BatchResponse, { id: 'BatchResponse' });
 export const TrackerPage = z.object({ items: z.array(Tracker), nextCursor: z.string().nullable() });
 apiSchemas.add(TrackerPage, { id: 'TrackerPage' });
 
+export const TrackerHistoryEntry = z.object({
+  seq: z.number().int().describe("Grows with every change of every tracker: orders this tracker's changes"),
+  at: z.iso.datetime(),
+  from: z.string().nullable().describe('State path before (pending.seen); null when the tracker was created'),
+  to: z.string().describe('State path after'),
+  event: z
+    .string()
+    .describe(
+      'What caused it: the tracker event (TX_SEEN, TX_MINED, NEW_HEAD, FINALITY, BLOCK_REORGED, TX_REPLACED, TX_DROPPED, STOP, GIVE_UP); START when created; RESTART when it came back from its stored snapshot after a crash',
+    ),
+  blockNumber: z.number().int().nullable(),
+  blockHash: z.string().nullable(),
+  restarts: z.number().int(),
+  reorgs: z.number().int(),
+  detail: z
+    .object({
+      failure: Failure.optional(),
+      replacedBy: z.string().optional().describe('Set by the change that recorded the replacement'),
+      confirmations: z.number().int().optional(),
+    })
+    .nullable(),
+});
+apiSchemas.add(TrackerHistoryEntry, { id: 'TrackerHistoryEntry' });
+export const TrackerHistoryPage = z.object({ items: z.array(TrackerHistoryEntry), nextCursor: z.string().nullable() });
+apiSchemas.add(TrackerHistoryPage, { id: 'TrackerHistoryPage' });
+
 const RpcStatus = z.enum(['ok', 'degraded', 'down']);
 
 export const Readiness = z.object({
@@ -183,3 +220,48 @@ export const Chain = z.object({
 });
 export const ChainList = z.object({ chains: z.array(Chain) });
 apiSchemas.add(ChainList, { id: 'ChainList' });
+
+const MachineTransition = z.object({
+  event: z.string().describe("The event type; '' for an eventless (always) transition"),
+  targets: z.array(z.string()).describe('Target state paths; empty: no change of state'),
+  guard: z.string().nullable(),
+  actions: z.array(z.string()),
+});
+
+export const MachineState = z.object({
+  key: z.string(),
+  path: z.string().describe("Dot path from the root ('' for the root, 'pending.seen')"),
+  type: z.string().describe('atomic, compound, parallel, final or history'),
+  initial: z.string().nullable().describe('Path of the child entered first'),
+  tags: z.array(z.string()),
+  description: z.string().nullable(),
+  transitions: z.array(MachineTransition),
+  get states(): z.ZodArray<typeof MachineState> {
+    return z.array(MachineState);
+  },
+});
+apiSchemas.add(MachineState, { id: 'MachineState' });
+
+export const Machines = z.object({
+  machines: z.array(
+    z.object({
+      id: z.string(),
+      role: z.enum(['tracker', 'supervisor', 'root-supervisor']),
+      root: MachineState,
+    }),
+  ),
+  trackerMachineVersion: z.number().int(),
+  clientEvents: z.array(z.string()).describe('Events POST /trackers/{id}/events takes on this service'),
+  faultInjection: z.boolean(),
+});
+apiSchemas.add(Machines, { id: 'Machines' });
+
+export const Supervision = z.object({
+  shards: z.number().int(),
+  live: z.number().int().describe('Trackers running now'),
+  restarting: z.number().int().describe('Trackers waiting for their restart'),
+  crashes: z.number().int(),
+  restarts: z.number().int(),
+  crashLoops: z.number().int(),
+});
+apiSchemas.add(Supervision, { id: 'Supervision' });

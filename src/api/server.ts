@@ -4,7 +4,9 @@ import express, { type RequestHandler } from 'express';
 import type { TrackerSystem } from '../runtime/system.js';
 import { type Logger, silentLogger } from '../runtime/logger.js';
 import { clientErrorResponse, errorHandler, notFoundHandler } from './errors.js';
+import { type DashboardAssets, dashboardRoutes } from './dashboard.js';
 import { INSPECT_PAGE, type Inspection } from './inspector.js';
+import { machineRouteDocs, machineRoutes } from './machines.routes.js';
 import { type MetricsSources, createMetrics } from './metrics.js';
 import { bearerAuth, refuseWhile, requestContext } from './middleware.js';
 import { type RouteDoc, buildOpenApi } from './openapi.js';
@@ -27,8 +29,10 @@ export interface ServerOptions {
   host?: string;
   /** When set, every route but /healthz and /readyz needs `Authorization: Bearer <apiToken>`. */
   apiToken?: string | undefined;
-  /** Informational: the system decides whether CRASH goes through. */
+  /** Whether CRASH goes through (the system decides; `GET /machines` tells clients such as the page). */
   faultInjection?: boolean;
+  /** The dashboard's files (`buildDashboard`), served at `/`; undefined until built, an Error if the build failed. No option: no page. */
+  dashboard?: () => DashboardAssets | Error | undefined;
   logger?: Logger;
   /** Store and chain reachability; default: a store read, and no chain (reported reachable). */
   readiness?: () => Promise<Readiness>;
@@ -49,7 +53,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Open without the token: probes, and the inspector page (static; it sends the token itself). */
+/** Open without the token: probes, and the inspector page and dashboard (static; they send the token themselves). */
 const OPEN_PATHS = ['/healthz', '/readyz', '/inspect/ui'];
 
 const opsDocs: RouteDoc[] = [
@@ -152,7 +156,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const feed = new ChangeFeed(system, options.sse);
   const metrics = createMetrics(system, options.metricsSources ?? {}, { sse: () => feed.stats() });
-  const routeDocs = [...trackerRouteDocs, ...chainRouteDocs, ...opsDocs];
+  const routeDocs = [...trackerRouteDocs, ...chainRouteDocs, ...machineRouteDocs, ...opsDocs];
   const openapi = buildOpenApi(routeDocs, { auth: Boolean(options.apiToken) });
   const readiness = options.readiness ?? (() => defaultReadiness(system));
 
@@ -181,6 +185,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   app.get('/inspect/ui', (_req, res) => {
     res.type('html').send(INSPECT_PAGE);
   });
+  if (options.dashboard) app.use(dashboardRoutes(options.dashboard, { auth: Boolean(options.apiToken) }));
   app.options(OPEN_PATHS, optionsHandler(routeDocs));
   app.use(bearerAuth(options.apiToken));
   // Any content type is read as JSON: clients that forget the header still get precise errors.
@@ -203,6 +208,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   app.options(/.*/, optionsHandler(routeDocs));
   app.use(trackerRoutes(system));
   app.use(chainRoutes(system, options.chainHealth));
+  app.use(machineRoutes(system, { faultInjection: options.faultInjection ?? false }));
   app.use(notFoundHandler);
   app.use(errorHandler(logger));
 

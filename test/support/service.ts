@@ -24,7 +24,12 @@ export interface ServiceUnderTest {
   service: Service;
   url: string;
   logger: ReturnType<typeof recordingLogger>;
-  call(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown; text: string }>;
+  call(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; json: unknown; text: string }>;
   tracker(id: string): Promise<Tracker>;
   /** Wait until the tracker (over HTTP) satisfies `check`. */
   waitForTracker(id: string, what: string, check: (tracker: Tracker) => boolean, timeoutMs?: number): Promise<Tracker>;

@@ -1,0 +1,19 @@
+/**
+ * `npm run build`'s last step: the dashboard into `dist/ui/` (the service builds the same in memory
+ * at every start). Exits 1 with the compiler's messages when `ui/` does not build.
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DashboardBuildError, buildDashboard } from './api/dashboard.js';
+
+const root = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../' : '../', import.meta.url));
+const outdir = join(root, 'dist', 'ui');
+const started = performance.now();
+try {
+  const { files } = await buildDashboard({ outdir });
+  console.log(`dashboard: ${files.size} files in ${outdir} (${Math.round(performance.now() - started)} ms)`);
+} catch (error) {
+  if (!(error instanceof DashboardBuildError)) throw error;
+  process.stderr.write(`${error.message}\n`);
+  process.exit(1);
+}
