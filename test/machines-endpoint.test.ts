@@ -23,7 +23,7 @@ it('GET /machines describes the tracker machine as it is defined: states, nestin
   expect(tracker.states.map((s) => s.key)).toEqual(Object.keys(trackerMachine.root.states));
   const pending = find(tracker, 'pending')!;
   expect(pending.initial).toBe('pending.unseen');
-  expect(pending.states.map((s) => s.path)).toEqual(['pending.unseen', 'pending.seen']);
+  expect(pending.states.map((s) => s.path)).toEqual(['pending.unseen', 'pending.seen', 'pending.stuck']);
   expect(pending.transitions.filter((t) => t.event === 'TX_MINED')).toEqual([
     {
       event: 'TX_MINED',
