@@ -1,4 +1,5 @@
 import { FINAL_STATE_NAMES } from '../../machines/tracker.machine.js';
+import { MemoryWebhookStore } from '../webhooks/memory-webhooks.js';
 import { FlushTiming } from './flush-timing.js';
 import {
   type FlushObserver,
@@ -25,6 +26,7 @@ export class MemoryStore implements SnapshotStore {
   /** Each row's state beside its text, so that counting does not parse every row. */
   private readonly states = new Map<string, string>();
   private readonly flushes = new FlushTiming();
+  readonly webhooks = new MemoryWebhookStore();
 
   write(record: TrackerRecord): void {
     this.rows.set(record.id, JSON.stringify(record));

@@ -18,7 +18,8 @@ import {
   encodeCursor,
   matchesQuery,
 } from './types.js';
-import { Writer } from './writer.js';
+import { type Statement, Writer } from './writer.js';
+import { SqliteWebhookStore } from '../webhooks/sqlite-webhooks.js';
 
 export interface SqliteStoreOptions {
   /** A file path, or `:memory:` (durable for the life of the process only). */
@@ -96,12 +97,15 @@ const upsertSql = (rows: number): string =>
 export class SqliteStore implements SnapshotStore {
   /** The reading connection, for tools and tests (writes go through `writerPragma`'s connection). */
   readonly db: Database.Database;
+  readonly webhooks: SqliteWebhookStore;
   private readonly maxBatch: number;
   // Writes waiting for their group commit, as the values of their rows: the record objects are not
   // kept (less for the garbage collector to copy), and a read of one gets a copy, as from the file.
   private pending = new Map<string, RowValues>();
   // The batch the writer thread is committing, readable until it is durable.
   private inflight: Map<string, RowValues> | undefined;
+  // Other writes for the next group commit (the webhook tables'), run after the rows, in order.
+  private statements: Statement[] = [];
   private waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   private scheduled = false;
   private closed = false;
@@ -116,7 +120,8 @@ export class SqliteStore implements SnapshotStore {
   private readonly countAll: Database.Statement<[], { chainId: number | null; state: string; count: number }>;
   private readonly countStates: () => { file: Array<[string, number]>; stored: Map<string, string> };
   private readonly flushes = new FlushTiming();
-  private readonly commitBatch: (batch: Map<string, RowValues>) => void;
+  private readonly commitBatch: (batch: Map<string, RowValues>, statements: readonly Statement[]) => void;
+  private readonly prepared = new Map<string, Database.Statement>();
   private readonly checkpointer: Checkpointer | undefined;
   private writer: Writer | undefined;
   private readonly lock: DatabaseLock | undefined;
@@ -168,6 +173,7 @@ export class SqliteStore implements SnapshotStore {
         },
       });
     }
+    this.webhooks = new SqliteWebhookStore(this.db, (statements) => this.writeInCommit(statements));
     // Rows come out as arrays in COLUMNS order: no object per row and column on the way out.
     this.selectOne = this.db.prepare<[string], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE id = ?`).raw();
     // The ids as one JSON array: one statement, one primary-key lookup per id inside SQLite, several
@@ -224,7 +230,7 @@ export class SqliteStore implements SnapshotStore {
     const upserts: Database.Statement[] = [];
     const upsert = (rows: number): Database.Statement => (upserts[rows] ??= this.db.prepare(upsertSql(rows)));
     const chunk: unknown[] = [];
-    this.commitBatch = this.db.transaction((batch: Map<string, RowValues>) => {
+    this.commitBatch = this.db.transaction((batch: Map<string, RowValues>, statements: readonly Statement[]) => {
       chunk.length = 0;
       for (const values of batch.values()) {
         for (const value of values) chunk.push(value);
@@ -234,6 +240,7 @@ export class SqliteStore implements SnapshotStore {
         }
       }
       if (chunk.length > 0) upsert(chunk.length / COLUMN_COUNT).run(chunk);
+      for (const [sql, params] of statements) this.statement(sql).run(params);
     });
   }
 
@@ -248,12 +255,24 @@ export class SqliteStore implements SnapshotStore {
 
   flush(): Promise<void> {
     return this.flushes.time(() => {
-      if (this.pending.size === 0 && !this.inflight) return Promise.resolve();
+      if (this.pending.size === 0 && this.statements.length === 0 && !this.inflight) return Promise.resolve();
       return new Promise((resolve, reject) => {
         this.waiters.push({ resolve, reject });
         this.schedule();
       });
     });
+  }
+
+  /**
+   * Run these writes in the next group commit, after its tracker rows; resolves once durable.
+   *
+   * @example
+   * await store.writeInCommit([['DELETE FROM webhook_endpoints WHERE id = ?', [id]]]);
+   */
+  writeInCommit(statements: readonly Statement[]): Promise<void> {
+    if (this.closed) return Promise.reject(new StoreError('the store is closed'));
+    this.statements.push(...statements);
+    return this.flush();
   }
 
   observeFlush(observer: FlushObserver): () => void {
@@ -417,7 +436,7 @@ export class SqliteStore implements SnapshotStore {
     if (this.inflight) return;
     const waiters = this.waiters;
     this.waiters = [];
-    if (this.pending.size === 0) {
+    if (this.pending.size === 0 && this.statements.length === 0) {
       for (const w of waiters) w.resolve();
       return;
     }
@@ -427,34 +446,41 @@ export class SqliteStore implements SnapshotStore {
       return;
     }
     const batch = this.pending;
+    const statements = this.statements;
     this.pending = new Map();
-    if (this.writer) return this.commitOnWriter(this.writer, batch, waiters);
+    this.statements = [];
+    if (this.writer) return this.commitOnWriter(this.writer, batch, statements, waiters);
     try {
-      this.commitBatch(batch);
+      this.commitBatch(batch, statements);
     } catch (error) {
-      return this.rolledBack(batch, waiters, error);
+      return this.rolledBack(batch, statements, waiters, error);
     }
     this.committed(batch, waiters);
   }
 
-  private commitOnWriter(writer: Writer, batch: Map<string, RowValues>, waiters: typeof this.waiters): void {
+  private commitOnWriter(
+    writer: Writer,
+    batch: Map<string, RowValues>,
+    statements: Statement[],
+    waiters: typeof this.waiters,
+  ): void {
     this.inflight = batch;
-    writer.commit(batch.values()).then(
+    writer.commit(batch.values(), statements).then(
       () => {
         this.inflight = undefined;
         this.committed(batch, waiters);
-        if (this.pending.size > 0 || this.waiters.length > 0) this.commit();
+        if (this.pending.size > 0 || this.statements.length > 0 || this.waiters.length > 0) this.commit();
       },
       (error: unknown) => {
         this.inflight = undefined;
         if (this.writer !== writer) {
           // The thread itself failed, not the commit: commit on this connection, for the same waiters.
-          this.requeue(batch);
+          this.requeue(batch, statements);
           this.waiters.unshift(...waiters);
           this.commit();
           return;
         }
-        this.rolledBack(batch, waiters, error);
+        this.rolledBack(batch, statements, waiters, error);
         // Flushes made meanwhile get their own attempt; writes nobody waits for wait for the next one.
         if (this.waiters.length > 0) this.commit();
       },
@@ -468,15 +494,28 @@ export class SqliteStore implements SnapshotStore {
   }
 
   /** The commit rolled back: its waiters fail, and nothing is lost (a later flush retries the batch). */
-  private rolledBack(batch: Map<string, RowValues>, waiters: typeof this.waiters, error: unknown): void {
-    this.requeue(batch);
+  private rolledBack(
+    batch: Map<string, RowValues>,
+    statements: Statement[],
+    waiters: typeof this.waiters,
+    error: unknown,
+  ): void {
+    this.requeue(batch, statements);
     const failure = new StoreError('the store could not make the change durable', error);
     for (const w of waiters) w.reject(failure);
   }
 
-  /** The batch is pending again; newer writes made since win. */
-  private requeue(batch: Map<string, RowValues>): void {
+  /** The batch is pending again; newer writes made since win; its statements run before newer ones. */
+  private requeue(batch: Map<string, RowValues>, statements: Statement[]): void {
     for (const [id, write] of batch) if (!this.pending.has(id)) this.pending.set(id, write);
+    this.statements = [...statements, ...this.statements];
+  }
+
+  /** A prepared statement for a write of `writeInCommit`, on this connection. */
+  private statement(sql: string): Database.Statement {
+    let prepared = this.prepared.get(sql);
+    if (!prepared) this.prepared.set(sql, (prepared = this.db.prepare(sql)));
+    return prepared;
   }
 
   /** A PRAGMA on the committing connection, without waiting (the writer runs it between commits). */

@@ -4,7 +4,8 @@ import { closeSqliteWorker, startSqliteWorker } from './sqlite-worker.js';
 /**
  * The worker: its own connection to the file. A group commit arrives as `rows` messages (a slice of
  * the batch each, upserted `rowsPerUpsert` rows per statement inside one open transaction) and
- * then `commit`, which is answered; a PRAGMA or `close` is one message. Answers go out in the order
+ * then `statements` (other writes of the same transaction, e.g. the webhook tables'), then `commit`,
+ * which is answered; a PRAGMA or `close` is one message. Answers go out in the order
  * the requests came. After a failed `rows`, the transaction is rolled back and the rest of that
  * commit is skipped; its `commit` answers with the error.
  */
@@ -15,6 +16,12 @@ const { path, pragmas, upsertSql, rowsPerUpsert, columns } = workerData;
 const db = new Database(path);
 for (const pragma of pragmas) db.pragma(pragma);
 const upserts = [];
+const statements = new Map();
+const statement = (sql) => {
+  let prepared = statements.get(sql);
+  if (!prepared) statements.set(sql, (prepared = db.prepare(sql)));
+  return prepared;
+};
 const upsert = (rows) => (upserts[rows] ??= db.prepare(upsertSql.replace('$ROWS', Array.from({ length: rows }, () => '(' + Array(columns).fill('?').join(', ') + ')').join(', '))));
 const width = rowsPerUpsert * columns;
 let failure = null;
@@ -37,6 +44,16 @@ parentPort.on('message', (message) => {
         const chunk = values.length - at >= width ? values.slice(at, at + width) : values.slice(at);
         upsert(chunk.length / columns).run(chunk);
       }
+    } catch (error) {
+      fail(error);
+    }
+    return;
+  }
+  if (message.type === 'statements') {
+    if (failure) return;
+    try {
+      if (!db.inTransaction) db.exec('BEGIN');
+      for (const [sql, params] of message.statements) statement(sql).run(params);
     } catch (error) {
       fail(error);
     }
@@ -93,6 +110,9 @@ export class WriterError extends Error {
   }
 }
 
+/** A write to run inside a group commit: SQL and its bound parameters. */
+export type Statement = readonly [sql: string, params: readonly unknown[]];
+
 type Reply = { ok: true; result?: unknown } | { ok: false; error: { message: string; code?: string } };
 
 /**
@@ -125,8 +145,11 @@ export class Writer {
     });
   }
 
-  /** Upsert these rows (each its column values) in one transaction; resolves once durable. */
-  commit(rows: Iterable<readonly unknown[]>): Promise<void> {
+  /**
+   * Upsert these rows (each its column values) and run these statements after them, in one
+   * transaction; resolves once durable.
+   */
+  commit(rows: Iterable<readonly unknown[]>, statements: readonly Statement[] = []): Promise<void> {
     if (this.failed || this.closing) return Promise.reject(new Error("the store's writer thread is not running"));
     let values: unknown[] = [];
     for (const row of rows) {
@@ -137,6 +160,7 @@ export class Writer {
       }
     }
     if (values.length > 0) this.worker.postMessage({ type: 'rows', values });
+    if (statements.length > 0) this.worker.postMessage({ type: 'statements', statements });
     return this.request({ type: 'commit' }) as Promise<void>;
   }
 
