@@ -12,6 +12,9 @@ export const STORE_SCHEMA_VERSION = 4;
 
 // WITHOUT ROWID: the table is the primary-key b-tree, so id-ordered paging reads it in order.
 // (state, id) serves listing by state and the rehydration scan with the same keyset paging.
+// The change log is appended in seq order (the rowid: each insert lands at the end of its b-tree);
+// its index on tracker_id holds the rowid too, so one tracker's rows come out in seq order.
+// AUTOINCREMENT: a seq is never handed out twice, even after the newest rows were pruned.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS trackers (
   id          TEXT PRIMARY KEY,
@@ -26,6 +29,20 @@ CREATE TABLE IF NOT EXISTS trackers (
   chain_id    INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trackers_state_id ON trackers (state, id);
+CREATE TABLE IF NOT EXISTS tracker_history (
+  seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+  tracker_id   TEXT NOT NULL,
+  at           INTEGER NOT NULL,
+  from_state   TEXT,
+  to_state     TEXT NOT NULL,
+  event        TEXT NOT NULL,
+  block_number INTEGER,
+  block_hash   TEXT,
+  restarts     INTEGER NOT NULL,
+  reorgs       INTEGER NOT NULL,
+  detail       TEXT
+);
+CREATE INDEX IF NOT EXISTS tracker_history_tracker ON tracker_history (tracker_id);
 `;
 
 /**
@@ -82,13 +99,9 @@ export function openDatabase(path: string): Database.Database {
           open.exec(SCHEMA);
           if (from < 1) open.exec(WRAP_OWN_PACKED_KEY);
           if (hadTable && from < 2) open.exec(ADD_CHAIN_ID);
-          if (from < 4) {
-            open.exec(WEBHOOK_TABLES);
-            const hasHistory =
-              open.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tracker_history'").get() !==
-              undefined;
-            if (hasHistory) open.exec(OUTBOX_TRIGGER);
-          }
+          // 2 → 3: the change log starts empty (SCHEMA created it); trackers keep their rows.
+          // 3 → 4: webhook endpoints and the outbox, which the change log's trigger fills.
+          if (from < 4) open.exec(WEBHOOK_TABLES + OUTBOX_TRIGGER);
           open.pragma(`user_version = ${STORE_SCHEMA_VERSION}`);
         })
         .immediate();
