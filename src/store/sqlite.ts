@@ -618,6 +618,7 @@ export class SqliteStore implements SnapshotStore {
 
   private committed(batch: Map<string, RowValues>, waiters: typeof this.waiters): void {
     this.commits++;
+    this.webhooks.committed();
     this.checkpointer?.afterCommit(batch.size);
     for (const w of waiters) w.resolve();
   }

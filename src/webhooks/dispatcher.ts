@@ -21,7 +21,7 @@ export interface DispatcherOptions {
   concurrency?: number;
   /** An endpoint whose attempts have all failed this long is disabled (5 days). */
   disableAfterMs?: number;
-  /** How often the outbox is looked at (deliveries settling look at once too). */
+  /** How often the outbox is looked at for retries coming due (a commit or a settled delivery looks at once). */
   pollMs?: number;
   maxResponseBytes?: number;
   logger?: Logger;
@@ -30,7 +30,10 @@ export interface DispatcherOptions {
 /** The outcome of one attempt, for `/metrics`. */
 export type AttemptResult = 'succeeded' | 'retrying' | 'failed';
 
-/** The payload of a delivery: Standard Webhooks' `{type, timestamp, data}`. */
+/**
+ * The payload of a delivery: Standard Webhooks' `{type, timestamp, data}`, `data` the change-log
+ * entry as `GET /trackers/:id/history` shows it, with its tracker's id.
+ */
 export function payloadOf(delivery: DueDelivery): string {
   const { change } = delivery;
   return JSON.stringify({
@@ -39,6 +42,7 @@ export function payloadOf(delivery: DueDelivery): string {
     data: {
       seq: change.seq,
       trackerId: change.trackerId,
+      at: new Date(change.at).toISOString(),
       from: change.fromState,
       to: change.toState,
       event: change.event,
@@ -88,19 +92,21 @@ export class WebhookDispatcher {
   private stopped = false;
   private readonly settling = new Set<Promise<void>>();
   private readonly abort = new AbortController();
+  private stopListening = (): void => undefined;
 
   constructor(private readonly options: DispatcherOptions) {
     this.schedule = options.retryScheduleMs ?? DEFAULT_RETRY_SCHEDULE_MS;
     this.timeoutMs = options.timeoutMs ?? 15_000;
     this.concurrency = options.concurrency ?? 4;
     this.disableAfterMs = options.disableAfterMs ?? 5 * 24 * 3_600_000;
-    this.pollMs = options.pollMs ?? 100;
+    this.pollMs = options.pollMs ?? 250;
     this.maxResponseBytes = options.maxResponseBytes ?? 65_536;
     this.logger = options.logger ?? silentLogger;
     this.agents = deliveryAgents(options.allow);
   }
 
   start(): void {
+    this.stopListening = this.options.store.onCommit(() => this.wake());
     this.timer = setInterval(() => this.wake(), this.pollMs);
     this.timer.unref();
     this.wake();
@@ -143,6 +149,7 @@ export class WebhookDispatcher {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    this.stopListening();
     this.abort.abort();
     await Promise.allSettled([...this.settling]);
     this.agents.destroy();

@@ -28,6 +28,8 @@ export class MemoryWebhookStore implements WebhookStore {
   private readonly deliveries = new Map<number, WebhookDelivery & { change: ChangeRow }>();
   private readonly attempts = new Map<number, WebhookAttempt[]>();
   private nextId = 1;
+  private readonly listeners = new Set<() => void>();
+  private notifying = false;
 
   /** The outbox: a pending delivery of this change for each enabled endpoint that wants it. */
   append(change: ChangeRow): void {
@@ -35,6 +37,7 @@ export class MemoryWebhookStore implements WebhookStore {
     for (const endpoint of this.endpoints.values()) {
       const type = endpointWants(endpoint, change);
       if (!type) continue;
+      this.notify();
       const id = this.nextId++;
       this.deliveries.set(id, {
         id,
@@ -153,6 +156,21 @@ export class MemoryWebhookStore implements WebhookStore {
   async retryDelivery(deliveryId: number, now: number): Promise<void> {
     const delivery = this.deliveries.get(deliveryId);
     if (delivery) Object.assign(delivery, { status: 'pending', tries: 0, nextAttemptAt: now, updatedAt: now });
+  }
+
+  /** Listeners hear once per turn, however many deliveries it added. */
+  private notify(): void {
+    if (this.notifying) return;
+    this.notifying = true;
+    setImmediate(() => {
+      this.notifying = false;
+      for (const listener of this.listeners) listener();
+    });
+  }
+
+  onCommit(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   outboxStats(): OutboxStats {

@@ -117,6 +117,7 @@ export class SqliteWebhookStore implements WebhookStore {
   private readonly selectDelivery: Database.Statement<[number, string], DeliveryRow>;
   private readonly selectAttempts: Database.Statement<[string], WebhookAttempt & { deliveryId: number }>;
   private readonly selectStats: Database.Statement<[], { pending: number; oldest: number | null }>;
+  private readonly listeners = new Set<() => void>();
 
   constructor(
     private readonly db: Database.Database,
@@ -280,6 +281,16 @@ export class SqliteWebhookStore implements WebhookStore {
         [now, now, deliveryId],
       ],
     ]);
+  }
+
+  onCommit(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The store committed a transaction. */
+  committed(): void {
+    for (const listener of this.listeners) listener();
   }
 
   outboxStats(): OutboxStats {

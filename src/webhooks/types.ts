@@ -122,4 +122,6 @@ export interface WebhookStore {
   /** Back to pending with a new schedule, due now. */
   retryDelivery(deliveryId: number, now: number): Promise<void>;
   outboxStats(): OutboxStats;
+  /** Told after a commit that may have added deliveries. Returns the function that stops it. */
+  onCommit(listener: () => void): () => void;
 }

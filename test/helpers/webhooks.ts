@@ -18,6 +18,7 @@ export async function startWebhookApi(
   const allow = parseAllowList(options.allow ?? '127.0.0.1');
   let dispatcher: WebhookDispatcher | undefined;
   const api = await startTestApi({
+    ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
     onStore: (store) => {
       dispatcher = new WebhookDispatcher({
         store: store.webhooks!,

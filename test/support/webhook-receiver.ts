@@ -12,8 +12,11 @@ export interface Received {
   at: number;
 }
 
-/** What to answer the nth request (0-based): a status, or `hang` (never answer). */
-export type Answer = number | 'hang' | { status: number; headers: Record<string, string> };
+/**
+ * What to answer the nth request (0-based): a status, `hang` (never answer), or a status with
+ * headers and a body (`endless`: a body that never ends).
+ */
+export type Answer = number | 'hang' | { status: number; headers?: Record<string, string>; body?: string | 'endless' };
 
 export interface Receiver {
   url: string;
@@ -49,9 +52,20 @@ export async function startReceiver(answer: (n: number, request: Received) => An
       const reply = answer(received.length, entry);
       received.push(entry);
       if (reply === 'hang') return;
-      const { status, headers } = typeof reply === 'number' ? { status: reply, headers: {} } : reply;
+      const { status, headers, body } =
+        typeof reply === 'number' ? { status: reply, headers: {}, body: undefined } : reply;
       entry.status = status;
-      res.writeHead(status, headers).end(status >= 400 ? 'no thanks' : '');
+      res.writeHead(status, headers);
+      if (body !== 'endless') {
+        res.end(body ?? (status >= 400 ? 'no thanks' : ''));
+        return;
+      }
+      const chunk = 'x'.repeat(16 * 1024);
+      const more = () => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', more);
+      };
+      more();
     });
   });
   server.on('connection', (socket) => {
