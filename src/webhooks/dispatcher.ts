@@ -58,8 +58,16 @@ export function payloadOf(delivery: DueDelivery): string {
 /** The same for every attempt and every endpoint: receivers drop duplicates by it. */
 export const messageIdOf = (delivery: Pick<DueDelivery, 'seq'>): string => `msg_${delivery.seq}`;
 
+/** Due deliveries read per query when an endpoint has free slots. */
+const READ_AHEAD = 64;
+
 interface Lane {
+  /** Requests in flight (at most `concurrency`). */
   inflight: Set<number>;
+  /** Deliveries sent or being sent whose attempt is not recorded yet: not to be picked again. */
+  busy: Set<number>;
+  /** Due deliveries read ahead, oldest first (in `busy` too). */
+  queue: DueDelivery[];
   failingSince: number | null;
 }
 
@@ -83,16 +91,14 @@ export class WebhookDispatcher {
   private readonly logger: Logger;
   private readonly agents: DeliveryAgents;
   private readonly lanes = new Map<string, Lane>();
-  // Every delivery being sent or being recorded, across endpoints.
-  private readonly busy = new Set<number>();
   private readonly observers = new Set<(result: AttemptResult, seconds: number) => void>();
   private timer: NodeJS.Timeout | undefined;
-  private ticking = false;
-  private again = false;
+  private scheduled = false;
   private stopped = false;
   private readonly settling = new Set<Promise<void>>();
   private readonly abort = new AbortController();
   private stopListening = (): void => undefined;
+  private endpoints: WebhookEndpoint[] | undefined;
 
   constructor(private readonly options: DispatcherOptions) {
     this.schedule = options.retryScheduleMs ?? DEFAULT_RETRY_SCHEDULE_MS;
@@ -106,30 +112,31 @@ export class WebhookDispatcher {
   }
 
   start(): void {
-    this.stopListening = this.options.store.onCommit(() => this.wake());
-    this.timer = setInterval(() => this.wake(), this.pollMs);
+    // Endpoints change only by commits: read again after each one, and on the timer.
+    this.stopListening = this.options.store.onCommit(() => this.wake(true));
+    this.timer = setInterval(() => this.wake(true), this.pollMs);
     this.timer.unref();
     this.wake();
   }
 
-  /** Look at the outbox now (after a commit that may have added deliveries). */
-  wake(): void {
+  /**
+   * Look at the outbox at the end of this turn (once, however many wake it); `endpointsChanged`:
+   * read the endpoints again first.
+   */
+  wake(endpointsChanged = true): void {
     if (this.stopped) return;
-    if (this.ticking) {
-      this.again = true;
-      return;
-    }
-    this.ticking = true;
-    try {
-      do {
-        this.again = false;
+    if (endpointsChanged) this.endpoints = undefined;
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.stopped) return;
+      try {
         this.tick();
-      } while (this.again && !this.stopped);
-    } catch (error) {
-      this.logger.error({ err: error }, 'webhooks: the outbox could not be read');
-    } finally {
-      this.ticking = false;
-    }
+      } catch (error) {
+        this.logger.error({ err: error }, 'webhooks: the outbox could not be read');
+      }
+    });
   }
 
   /** Told after every attempt: its result and latency. Returns the function that stops it. */
@@ -157,24 +164,36 @@ export class WebhookDispatcher {
 
   private tick(): void {
     const now = Date.now();
-    const endpoints = this.options.store.listEndpoints();
-    const present = new Set(endpoints.map((e) => e.id));
-    for (const id of this.lanes.keys())
-      if (!present.has(id) && this.lanes.get(id)!.inflight.size === 0) this.lanes.delete(id);
-    for (const endpoint of endpoints) {
-      if (!endpoint.enabled) continue;
+    this.endpoints ??= this.options.store.listEndpoints();
+    const enabled = new Map(this.endpoints.filter((e) => e.enabled).map((e) => [e.id, e]));
+    for (const [id, lane] of this.lanes) {
+      if (enabled.has(id)) continue;
+      // Deleted or disabled: what was read ahead is not sent.
+      for (const delivery of lane.queue) lane.busy.delete(delivery.id);
+      lane.queue = [];
+      if (lane.busy.size === 0) this.lanes.delete(id);
+    }
+    for (const endpoint of enabled.values()) {
       let lane = this.lanes.get(endpoint.id);
-      if (!lane) this.lanes.set(endpoint.id, (lane = { inflight: new Set(), failingSince: endpoint.failingSince }));
-      const free = this.concurrency - lane.inflight.size;
-      if (free <= 0) continue;
-      for (const delivery of this.options.store.dueDeliveries(endpoint.id, now, free, this.busy)) {
-        this.send(endpoint, lane, delivery);
+      if (!lane) {
+        lane = { inflight: new Set(), busy: new Set(), queue: [], failingSince: endpoint.failingSince };
+        this.lanes.set(endpoint.id, lane);
       }
+      let free = this.concurrency - lane.inflight.size;
+      if (free <= 0) continue;
+      if (lane.queue.length < free) {
+        // Read ahead: one query for many sends. Each one read is the oldest pending delivery of its
+        // tracker, and stays so until its attempt is recorded.
+        const more = this.options.store.dueDeliveries(endpoint.id, now, Math.max(free, READ_AHEAD), lane.busy);
+        for (const delivery of more) lane.busy.add(delivery.id);
+        lane.queue.push(...more);
+      }
+      while (free-- > 0 && lane.queue.length > 0) this.send(endpoint, lane, lane.queue.shift()!);
     }
   }
 
   private send(endpoint: WebhookEndpoint, lane: Lane, delivery: DueDelivery): void {
-    this.busy.add(delivery.id);
+    lane.busy.add(delivery.id);
     lane.inflight.add(delivery.id);
     const body = payloadOf(delivery);
     const id = messageIdOf(delivery);
@@ -197,6 +216,8 @@ export class WebhookDispatcher {
       maxResponseBytes: this.maxResponseBytes,
       signal: this.abort.signal,
     }).then(async (result) => {
+      // The endpoint's slot is free once it answered; the delivery itself stays busy until recorded.
+      lane.inflight.delete(delivery.id);
       if (this.stopped) return;
       const outcome = this.decide(endpoint, lane, delivery, result);
       const kind: AttemptResult =
@@ -208,8 +229,11 @@ export class WebhookDispatcher {
           'webhooks: endpoint disabled',
         );
       }
-      // Busy until the attempt is durable: before that the file still shows the delivery as due.
-      await this.options.store.recordAttempt(outcome).catch((error: unknown) => {
+      // Busy until the attempt is durable: before that the file still shows the delivery as due
+      // (and the tracker's next delivery waits behind it).
+      const recorded = this.options.store.recordAttempt(outcome);
+      this.wake(false);
+      await recorded.catch((error: unknown) => {
         this.logger.error(
           { err: error, delivery: delivery.id },
           'webhooks: an attempt could not be recorded; it will be sent again',
@@ -218,9 +242,9 @@ export class WebhookDispatcher {
     });
     const settled = done.finally(() => {
       lane.inflight.delete(delivery.id);
-      this.busy.delete(delivery.id);
+      lane.busy.delete(delivery.id);
       this.settling.delete(settled);
-      this.wake();
+      this.wake(false);
     });
     this.settling.add(settled);
   }

@@ -111,8 +111,8 @@ export class SqliteWebhookStore implements WebhookStore {
   private readonly selectEndpoint: Database.Statement<[string], EndpointRow>;
   private readonly selectEndpoints: Database.Statement<[], EndpointRow>;
   // Prepared when first used: it reads the change log.
-  private selectDue: Database.Statement<[string, number, number], DueRow> | undefined;
-  private readonly prepareDue: () => Database.Statement<[string, number, number], DueRow>;
+  private selectDue: Database.Statement<[string, number, string, number], DueRow> | undefined;
+  private readonly prepareDue: () => Database.Statement<[string, number, string, number], DueRow>;
   private readonly selectNext: Database.Statement<[string], number | null>;
   private readonly selectDelivery: Database.Statement<[number, string], DeliveryRow>;
   private readonly selectAttempts: Database.Statement<[string], WebhookAttempt & { deliveryId: number }>;
@@ -132,6 +132,7 @@ export class SqliteWebhookStore implements WebhookStore {
       SELECT d.*, h.at, h.from_state, h.to_state, h.event, h.block_number, h.block_hash, h.restarts, h.reorgs, h.detail
       FROM webhook_deliveries d JOIN tracker_history h ON h.seq = d.seq
       WHERE d.endpoint_id = ? AND d.status = 'pending' AND d.next_attempt_at <= ?
+        AND d.id NOT IN (SELECT value FROM json_each(?))
         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
           WHERE p.endpoint_id = d.endpoint_id AND p.tracker_id = d.tracker_id AND p.status = 'pending' AND p.id < d.id)
       ORDER BY d.id LIMIT ?`);
@@ -181,10 +182,9 @@ export class SqliteWebhookStore implements WebhookStore {
 
   dueDeliveries(endpointId: string, now: number, limit: number, busy: ReadonlySet<number>): DueDelivery[] {
     this.selectDue ??= this.prepareDue();
-    const rows = this.selectDue.all(endpointId, now, limit + busy.size);
+    const rows = this.selectDue.all(endpointId, now, JSON.stringify([...busy]), limit);
     const due: DueDelivery[] = [];
     for (const row of rows) {
-      if (busy.has(row.id)) continue;
       const change: ChangeRow = {
         seq: row.seq,
         trackerId: row.tracker_id,
@@ -199,7 +199,6 @@ export class SqliteWebhookStore implements WebhookStore {
         detail: row.detail,
       };
       due.push({ ...fromDeliveryRow(row), change });
-      if (due.length === limit) break;
     }
     return due;
   }

@@ -110,7 +110,8 @@ export interface WebhookStore {
   listEndpoints(): WebhookEndpoint[];
   /**
    * Pending deliveries of an endpoint due by `now`, each the oldest pending one of its tracker for
-   * that endpoint (so that a tracker's deliveries go out in order), oldest first, skipping `busy`.
+   * that endpoint (so that a tracker's deliveries go out in order), oldest first, skipping `busy`
+   * (the endpoint's deliveries being sent or recorded).
    */
   dueDeliveries(endpointId: string, now: number, limit: number, busy: ReadonlySet<number>): DueDelivery[];
   /** The earliest `nextAttemptAt` of an endpoint's pending deliveries, or null. */
