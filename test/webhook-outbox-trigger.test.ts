@@ -92,6 +92,46 @@ describe('the outbox trigger', () => {
     await sqlite.close();
   });
 
+  it('fails a pending delivery whose change history retention removed, instead of leaving it pending for ever', async () => {
+    const store = new SqliteStore({ path: join(dir.path, 'pruned.db') });
+    await store.webhooks.createEndpoint({
+      ...endpoint(1, () => 0.9),
+      enabled: true,
+      events: ['tracker.state_changed'],
+      trackers: null,
+    });
+    store.write({
+      id: 't1',
+      txHash: hashOf(1),
+      state: 'pending',
+      version: 3,
+      snapshot: {},
+      restarts: 0,
+      createdAt: 1,
+      updatedAt: 1,
+      change: {
+        from: null,
+        to: 'pending.unseen',
+        event: 'START',
+        at: 1,
+        blockNumber: null,
+        blockHash: null,
+        restarts: 0,
+        reorgs: 0,
+        detail: null,
+      },
+    });
+    await store.flush();
+    expect(store.webhooks.outboxStats().pending).toBe(1);
+    // As the retention's prune does, on another connection.
+    store.db.prepare('DELETE FROM tracker_history').run();
+    expect(store.webhooks.dueDeliveries('ep_1', Date.now(), 10, new Set())).toEqual([]);
+    await store.flush();
+    expect(store.webhooks.outboxStats().pending).toBe(0);
+    expect(store.webhooks.listDeliveries('ep_1', { limit: 10 }).items.map((d) => d.status)).toEqual(['failed']);
+    await store.close();
+  });
+
   it('writes no delivery when there is no enabled endpoint', async () => {
     const store = new SqliteStore({ path: join(dir.path, 'none.db') });
     await store.webhooks.createEndpoint({ ...endpoint(1, () => 0.9), enabled: false });

@@ -41,10 +41,11 @@ interface DeliveryRow {
   updated_at: number;
 }
 
+/** A delivery and its change; the change's columns are null when history retention removed it. */
 interface DueRow extends DeliveryRow {
   at: number;
   from_state: string | null;
-  to_state: string;
+  to_state: string | null;
   event: string;
   block_number: number | null;
   block_hash: string | null;
@@ -130,7 +131,7 @@ export class SqliteWebhookStore implements WebhookStore {
     this.prepareDue = () =>
       db.prepare(`
       SELECT d.*, h.at, h.from_state, h.to_state, h.event, h.block_number, h.block_hash, h.restarts, h.reorgs, h.detail
-      FROM webhook_deliveries d JOIN tracker_history h ON h.seq = d.seq
+      FROM webhook_deliveries d LEFT JOIN tracker_history h ON h.seq = d.seq
       WHERE d.endpoint_id = ? AND d.status = 'pending' AND d.next_attempt_at <= ?
         AND d.id NOT IN (SELECT value FROM json_each(?))
         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
@@ -184,7 +185,16 @@ export class SqliteWebhookStore implements WebhookStore {
     this.selectDue ??= this.prepareDue();
     const rows = this.selectDue.all(endpointId, now, JSON.stringify([...busy]), limit);
     const due: DueDelivery[] = [];
+    const pruned: Statement[] = [];
     for (const row of rows) {
+      if (row.to_state === null) {
+        // Its change left the change log (HISTORY_RETENTION_DAYS) before it could be sent.
+        pruned.push([
+          "UPDATE webhook_deliveries SET status = 'failed', updated_at = ? WHERE id = ? AND status = 'pending'",
+          [now, row.id],
+        ]);
+        continue;
+      }
       const change: ChangeRow = {
         seq: row.seq,
         trackerId: row.tracker_id,
@@ -200,6 +210,7 @@ export class SqliteWebhookStore implements WebhookStore {
       };
       due.push({ ...fromDeliveryRow(row), change });
     }
+    if (pruned.length > 0) void this.write(pruned).catch(() => undefined);
     return due;
   }
 
@@ -211,8 +222,18 @@ export class SqliteWebhookStore implements WebhookStore {
     const { attempt, endpoint } = outcome;
     return this.write([
       [
-        'INSERT OR REPLACE INTO webhook_attempts (delivery_id, attempt, at, status_code, latency_ms, error) VALUES (?, ?, ?, ?, ?, ?)',
-        [outcome.deliveryId, attempt.attempt, attempt.at, attempt.statusCode, attempt.latencyMs, attempt.error],
+        // Not for a delivery deleted meanwhile (with its endpoint).
+        `INSERT OR REPLACE INTO webhook_attempts (delivery_id, attempt, at, status_code, latency_ms, error)
+         SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ?)`,
+        [
+          outcome.deliveryId,
+          attempt.attempt,
+          attempt.at,
+          attempt.statusCode,
+          attempt.latencyMs,
+          attempt.error,
+          outcome.deliveryId,
+        ],
       ],
       [
         'UPDATE webhook_deliveries SET status = ?, tries = ?, attempts = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?',
