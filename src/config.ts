@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { DEFAULT_RESTART_POLICY } from '../machines/supervisor.machine.js';
 import { FINALITY_TAGS, type Finality, MAX_CONFIRMATIONS, MIN_CONFIRMATIONS } from '../machines/tracker.machine.js';
+import { DEFAULT_RETRY_SCHEDULE_MS } from './webhooks/dispatcher.js';
+import { type AllowList, parseAllowList } from './webhooks/ssrf.js';
 
 const int = (min: number, max: number) =>
   z
@@ -12,6 +14,35 @@ const int = (min: number, max: number) =>
 const flag = z
   .enum(['0', '1', 'true', 'false'], 'must be 1, 0, true or false')
   .transform((v) => v === '1' || v === 'true');
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `0,5s,5m,30m,2h`: the delays before each webhook attempt (a number alone is ms). */
+const retrySchedule = z.string().transform((text, ctx): number[] => {
+  const delays: number[] = [];
+  for (const entry of text.split(',').map((e) => e.trim())) {
+    const match = /^(\d+)(ms|s|m|h)?$/.exec(entry);
+    if (!match) {
+      ctx.addIssue({ code: 'custom', message: `must be delays like 0,5s,5m,2h (${JSON.stringify(entry)} is not one)` });
+      return z.NEVER;
+    }
+    delays.push(Number(match[1]) * DURATION_UNITS[match[2] ?? 'ms']!);
+  }
+  if (delays.length > 50) ctx.addIssue({ code: 'custom', message: 'must have at most 50 attempts' });
+  return delays;
+});
+
+const allowHosts = z.string().transform((text, ctx): AllowList => {
+  try {
+    return parseAllowList(text);
+  } catch (error) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `must list addresses, CIDR ranges or host names: ${(error as Error).message}`,
+    });
+    return z.NEVER;
+  }
+});
 
 const url = (protocols: RegExp) =>
   z.string().refine(
@@ -62,6 +93,12 @@ const ConfigSchema = z.object({
   RESTART_WINDOW_MS: int(1, 2 ** 31 - 1).default(DEFAULT_RESTART_POLICY.restartWindowMs),
   /** Trackers that ended longer ago than this lose their history (`GET /trackers/:id/history`); 0 keeps it. */
   HISTORY_RETENTION_DAYS: int(0, 36_500).default(30),
+  /** Addresses, CIDR ranges or host names webhooks may reach although private or loopback. */
+  WEBHOOK_ALLOW_HOSTS: allowHosts.default({ addresses: [], hosts: new Set<string>() }),
+  WEBHOOK_RETRY_SCHEDULE: retrySchedule.default([...DEFAULT_RETRY_SCHEDULE_MS]),
+  WEBHOOK_TIMEOUT_MS: int(100, 600_000).default(15_000),
+  WEBHOOK_CONCURRENCY: int(1, 1000).default(4),
+  WEBHOOK_DISABLE_AFTER_MS: int(1000, 2 ** 52).default(5 * 24 * 3_600_000),
   LOG_LEVEL: z
     .enum(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],

@@ -13,6 +13,7 @@ import { startHistoryRetention } from './store/history-retention.js';
 import { openStore } from './store/index.js';
 import { MemoryStore } from './store/memory.js';
 import type { SnapshotStore } from './store/types.js';
+import { WebhookDispatcher } from './webhooks/dispatcher.js';
 
 export interface ConfiguredStore {
   store: SnapshotStore;
@@ -54,6 +55,8 @@ export interface Service {
   chain: FollowedChain;
   server: RunningServer;
   inspection: Inspection | undefined;
+  /** Sends the webhook outbox (absent when the store has no webhook tables). */
+  webhooks: WebhookDispatcher | undefined;
   /** The inspector relay this process started (with INSPECT, when INSPECT_PORT was free). */
   inspectorRelay: InspectorRelay | undefined;
   /** Where the API, the chain, the database and the inspector are. */
@@ -182,6 +185,23 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   }
   for (const { chainId, tag, blockNumber } of early.finality.values()) system.newFinality(chainId, tag, blockNumber);
 
+  const outbox = store.webhooks;
+  const webhooks = outbox
+    ? new WebhookDispatcher({
+        store: outbox,
+        allow: config.WEBHOOK_ALLOW_HOSTS,
+        retryScheduleMs: config.WEBHOOK_RETRY_SCHEDULE,
+        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        concurrency: config.WEBHOOK_CONCURRENCY,
+        disableAfterMs: config.WEBHOOK_DISABLE_AFTER_MS,
+        logger,
+      })
+    : undefined;
+  if (webhooks) {
+    webhooks.start();
+    started.push({ what: 'webhook dispatcher', stop: () => webhooks.stop() });
+  }
+
   const serving = (chain: FollowedChain): boolean => {
     const health = chain.watcher.health();
     return health.headNumber !== null && rpcStatus(health) !== 'down';
@@ -197,6 +217,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       dashboard: () => dashboard,
       logger,
       inspection,
+      webhooks: { allow: config.WEBHOOK_ALLOW_HOSTS, dispatcher: webhooks },
       sse: {
         maxClients: config.SSE_MAX_CLIENTS,
         replay: config.SSE_REPLAY_EVENTS,
@@ -259,6 +280,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     chain: defaultChain,
     server,
     inspection,
+    webhooks,
     inspectorRelay: relay,
     where: {
       api: server.url,
@@ -272,6 +294,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       // are left inert rather than torn down one by one (seconds at 100,000 trackers).
       await chains.stop();
       await running.shutdown({ stopActors: false });
+      await webhooks?.stop();
       await stopInspection();
       await stopRetention();
       await store.close();

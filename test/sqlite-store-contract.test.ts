@@ -398,7 +398,7 @@ describe('SqliteStore file format (store schema 3: packed tracker snapshots, a c
     legacy.close();
 
     const store = new SqliteStore({ path });
-    expect(store.db.pragma('user_version', { simple: true })).toBe(3);
+    expect(store.db.pragma('user_version', { simple: true })).toBe(4);
     // A row from before chains has none (the runtime counts it as the default chain's).
     const { chainId: _chain, ...unchained } = real!;
     expect(JSON.stringify(await store.get('old'))).toBe(JSON.stringify(unchained));
@@ -409,9 +409,9 @@ describe('SqliteStore file format (store schema 3: packed tracker snapshots, a c
   it('refuses a file written by a newer store schema instead of misreading it', async () => {
     const path = join(dir.path, 'future.db');
     const current = new SqliteStore({ path });
-    current.db.pragma('user_version = 4');
+    current.db.pragma('user_version = 5');
     await current.close();
     expect(() => new SqliteStore({ path })).toThrow(StoreError);
-    expect(() => new SqliteStore({ path })).toThrow(/store schema is 4, newer than this build's \(3\)/);
+    expect(() => new SqliteStore({ path })).toThrow(/store schema is 5, newer than this build's \(4\)/);
   });
 });

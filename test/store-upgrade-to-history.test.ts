@@ -38,7 +38,7 @@ describe('a store schema 2 file upgrades to schema 3 in place: the trackers as t
     const store = new SqliteStore({ path });
     const system = await createTrackerSystem({ store });
     const raw = new Database(path, { readonly: true });
-    expect(raw.pragma('user_version', { simple: true })).toBe(3);
+    expect(raw.pragma('user_version', { simple: true })).toBe(4);
     expect(raw.prepare('SELECT * FROM trackers ORDER BY id').all()).toEqual(rows);
     const indexes = raw.prepare("SELECT name FROM sqlite_master WHERE tbl_name = 'tracker_history' AND type = 'index'");
     expect(indexes.all()).toEqual([{ name: 'tracker_history_tracker' }]);

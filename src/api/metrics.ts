@@ -3,6 +3,8 @@ import { TRACKER_STATE_NAMES } from '../../machines/tracker.machine.js';
 import type { TrackerSystem } from '../runtime/system.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { ChangeFeedStats } from './sse.js';
+import type { WebhookDispatcher } from '../webhooks/dispatcher.js';
+import type { WebhookStore } from '../webhooks/types.js';
 
 /** One chain's numbers from its watcher: cumulative counters and its latest state. */
 export interface ChainMetrics {
@@ -125,7 +127,14 @@ function chainGauge(
  * const metrics = createMetrics(system, {});
  * app.get('/metrics', async (_req, res) => res.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
  */
-export function createMetrics(system: TrackerSystem, sources: MetricsSources, extra: { sse: () => ChangeFeedStats }) {
+export function createMetrics(
+  system: TrackerSystem,
+  sources: MetricsSources,
+  extra: {
+    sse: () => ChangeFeedStats;
+    webhooks?: { store: WebhookStore; dispatcher?: WebhookDispatcher | undefined };
+  },
+) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tx_tracker_process_' });
 
@@ -266,6 +275,49 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
     });
   }
 
+  let stopTimingAttempts = (): void => undefined;
+  if (extra.webhooks) {
+    const { store: outbox, dispatcher } = extra.webhooks;
+    const deliveries = new Counter({
+      name: 'tx_tracker_webhook_attempts_total',
+      help: 'Webhook delivery attempts by outcome: succeeded, retrying (failed, another attempt scheduled), failed (the last one)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    });
+    for (const outcome of ['succeeded', 'retrying', 'failed']) deliveries.inc({ outcome }, 0);
+    const latency = new Histogram({
+      name: 'tx_tracker_webhook_attempt_seconds',
+      help: 'Latency of webhook delivery attempts (request to response, or to the failure)',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15],
+      registers: [registry],
+    });
+    if (dispatcher) {
+      stopTimingAttempts = dispatcher.observeAttempts((outcome, seconds) => {
+        deliveries.inc({ outcome });
+        latency.observe(seconds);
+      });
+    }
+    const stats = cached(async () => outbox.outboxStats(), STATE_COUNT_TTL_MS);
+    new Gauge({
+      name: 'tx_tracker_webhook_outbox_depth',
+      help: 'Webhook deliveries pending (not yet succeeded or failed for good)',
+      registers: [registry],
+      async collect() {
+        const now = await stats().catch(() => undefined);
+        if (now) this.set(now.pending);
+      },
+    });
+    new Gauge({
+      name: 'tx_tracker_webhook_oldest_pending_seconds',
+      help: 'Age of the oldest pending webhook delivery (0 when none)',
+      registers: [registry],
+      async collect() {
+        const now = await stats().catch(() => undefined);
+        if (now) this.set(now.oldestPendingAt === null ? 0 : Math.max(0, (Date.now() - now.oldestPendingAt) / 1000));
+      },
+    });
+  }
+
   const httpRequests = new Counter({
     name: 'tx_tracker_http_requests_total',
     help: 'HTTP requests by method, route and status',
@@ -278,6 +330,7 @@ export function createMetrics(system: TrackerSystem, sources: MetricsSources, ex
     httpRequests,
     close(): void {
       stopTimingFlushes();
+      stopTimingAttempts();
     },
   };
 }

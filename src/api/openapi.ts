@@ -3,7 +3,7 @@ import { apiSchemas } from './schemas.js';
 
 /** What `/openapi.json` says about one route; declared beside the route's handler. */
 export interface RouteDoc {
-  method: 'get' | 'post' | 'delete';
+  method: 'get' | 'post' | 'patch' | 'delete';
   /** OpenAPI form: `/trackers/{id}`. */
   path: string;
   summary: string;

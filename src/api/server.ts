@@ -14,6 +14,9 @@ import { type ChainHealthSource, type RpcStatus, chainRouteDocs, chainRoutes } f
 import { ChangeFeed, type ChangeFeedOptions } from './sse.js';
 import { trackerRouteDocs, trackerRoutes } from './trackers.routes.js';
 import type { SnapshotStore } from '../store/types.js';
+import type { WebhookDispatcher } from '../webhooks/dispatcher.js';
+import type { AllowList } from '../webhooks/ssrf.js';
+import { webhookRouteDocs, webhookRoutes } from './webhooks.routes.js';
 
 export interface Readiness {
   store: boolean;
@@ -42,6 +45,12 @@ export interface ServerOptions {
   /** The live actor system view served at /inspect (see `createInspection`). */
   inspection?: Inspection | undefined;
   sse?: ChangeFeedOptions;
+  /**
+   * The webhook routes, on the store's webhook tables (`store.webhooks`); without it, or with a
+   * store that has none, there are no /webhooks routes. The dispatcher, when given, is woken by a
+   * retry and counted in `/metrics`.
+   */
+  webhooks?: { allow: AllowList; dispatcher?: WebhookDispatcher | undefined };
   /** How long `close()` waits for in-flight requests before cutting connections (default 10 s). */
   closeTimeoutMs?: number;
 }
@@ -155,8 +164,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let closing = false;
 
   const feed = new ChangeFeed(system, options.sse);
-  const metrics = createMetrics(system, options.metricsSources ?? {}, { sse: () => feed.stats() });
-  const routeDocs = [...trackerRouteDocs, ...chainRouteDocs, ...machineRouteDocs, ...opsDocs];
+  const webhookStore = options.webhooks ? system.store.webhooks : undefined;
+  const dispatcher = options.webhooks?.dispatcher;
+  const metrics = createMetrics(system, options.metricsSources ?? {}, {
+    sse: () => feed.stats(),
+    ...(webhookStore ? { webhooks: { store: webhookStore, dispatcher } } : {}),
+  });
+  const routeDocs = [
+    ...trackerRouteDocs,
+    ...chainRouteDocs,
+    ...machineRouteDocs,
+    ...(webhookStore ? webhookRouteDocs : []),
+    ...opsDocs,
+  ];
   const openapi = buildOpenApi(routeDocs, { auth: Boolean(options.apiToken) });
   const readiness = options.readiness ?? (() => defaultReadiness(system));
 
@@ -209,6 +229,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   app.use(trackerRoutes(system));
   app.use(chainRoutes(system, options.chainHealth));
   app.use(machineRoutes(system, { faultInjection: options.faultInjection ?? false }));
+  if (webhookStore) {
+    app.use(
+      webhookRoutes({
+        store: webhookStore,
+        allow: options.webhooks!.allow,
+        ...(dispatcher ? { wake: () => dispatcher.wake() } : {}),
+      }),
+    );
+  }
   app.use(notFoundHandler);
   app.use(errorHandler(logger));
 

@@ -1,4 +1,5 @@
 import { FINAL_STATE_NAMES } from '../../machines/tracker.machine.js';
+import { MemoryWebhookStore } from '../webhooks/memory-webhooks.js';
 import { FlushTiming } from './flush-timing.js';
 import {
   type FlushObserver,
@@ -30,6 +31,7 @@ export class MemoryStore implements SnapshotStore {
   /** Each row's state beside its text, so that counting does not parse every row. */
   private readonly states = new Map<string, string>();
   private readonly flushes = new FlushTiming();
+  readonly webhooks = new MemoryWebhookStore();
   /** Each tracker's changes, as JSON, in seq order. */
   private readonly changes = new Map<string, Array<{ seq: number; at: number; to: string; json: string }>>();
   private nextSeq = 1;
@@ -44,6 +46,20 @@ export class MemoryStore implements SnapshotStore {
       const log = this.changes.get(record.id) ?? [];
       log.push({ seq, at: change.at, to: change.to, json: JSON.stringify(entry) });
       this.changes.set(record.id, log);
+      // The outbox, in the same step as the change it announces.
+      this.webhooks.append({
+        seq,
+        trackerId: record.id,
+        at: change.at,
+        fromState: change.from,
+        toState: change.to,
+        event: change.event,
+        blockNumber: change.blockNumber,
+        blockHash: change.blockHash,
+        restarts: change.restarts,
+        reorgs: change.reorgs,
+        detail: change.detail === null ? null : JSON.stringify(change.detail),
+      });
     }
   }
 

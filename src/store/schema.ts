@@ -1,12 +1,14 @@
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
+import { OUTBOX_TRIGGER, WEBHOOK_TABLES } from '../webhooks/schema.js';
 
 /**
  * The store's file format, kept in `PRAGMA user_version`: 0 is a file from before it was counted
  * (every snapshot as given), 1 allows packed snapshots (see `rowValues`), 2 has a `chain_id` column
- * (NULL in rows written before it: the default chain's), 3 has the change log (`tracker_history`).
+ * (NULL in rows written before it: the default chain's), 3 has the change log (`tracker_history`),
+ * 4 the webhook tables and the outbox trigger on the change log.
  */
-export const STORE_SCHEMA_VERSION = 3;
+export const STORE_SCHEMA_VERSION = 4;
 
 // WITHOUT ROWID: the table is the primary-key b-tree, so id-ordered paging reads it in order.
 // (state, id) serves listing by state and the rehydration scan with the same keyset paging.
@@ -98,6 +100,8 @@ export function openDatabase(path: string): Database.Database {
           if (from < 1) open.exec(WRAP_OWN_PACKED_KEY);
           if (hadTable && from < 2) open.exec(ADD_CHAIN_ID);
           // 2 → 3: the change log starts empty (SCHEMA created it); trackers keep their rows.
+          // 3 → 4: webhook endpoints and the outbox, which the change log's trigger fills.
+          if (from < 4) open.exec(WEBHOOK_TABLES + OUTBOX_TRIGGER);
           open.pragma(`user_version = ${STORE_SCHEMA_VERSION}`);
         })
         .immediate();

@@ -33,7 +33,8 @@ import {
   encodeSeqCursor,
   matchesQuery,
 } from './types.js';
-import { Writer } from './writer.js';
+import { type Statement, Writer } from './writer.js';
+import { SqliteWebhookStore } from '../webhooks/sqlite-webhooks.js';
 
 export interface SqliteStoreOptions {
   /** A file path, or `:memory:` (durable for the life of the process only). */
@@ -111,6 +112,7 @@ const FINAL_STATES: ReadonlySet<string> = new Set(FINAL_STATE_NAMES);
 export class SqliteStore implements SnapshotStore {
   /** The reading connection, for tools and tests (writes go through `writerPragma`'s connection). */
   readonly db: Database.Database;
+  readonly webhooks: SqliteWebhookStore;
   private readonly maxBatch: number;
   // Writes waiting for their group commit, as the values of their rows: the record objects are not
   // kept (less for the garbage collector to copy), and a read of one gets a copy, as from the file.
@@ -120,6 +122,9 @@ export class SqliteStore implements SnapshotStore {
   // The change log's rows, in seq order: appended, never coalesced (every change is kept), and
   // committed in the same transaction as the rows of the same writes.
   private pendingHistory: HistoryValues[] = [];
+  // Other writes for the next group commit (the webhook tables'), run after the rows, in order.
+  private statements: Statement[] = [];
+  private readonly prepared = new Map<string, Database.Statement>();
   private inflightHistory: HistoryValues[] | undefined;
   // Seqs are handed out at write, so that a tracker's history is readable (and pageable) before
   // its commit; the file's lock makes this store the only one appending.
@@ -140,7 +145,11 @@ export class SqliteStore implements SnapshotStore {
   private readonly countAll: Database.Statement<[], { chainId: number | null; state: string; count: number }>;
   private readonly countStates: () => { file: Array<[string, number]>; stored: Map<string, string> };
   private readonly flushes = new FlushTiming();
-  private readonly commitBatch: (batch: Map<string, RowValues>, history: readonly HistoryValues[]) => void;
+  private readonly commitBatch: (
+    batch: Map<string, RowValues>,
+    history: readonly HistoryValues[],
+    statements: readonly Statement[],
+  ) => void;
   private readonly historyPage: Database.Statement<[string, number, number], HistoryValues>;
   private readonly historyAfter: Database.Statement<[number, number], [number, string, number, string]>;
   private readonly endOf: Database.Statement<[string], [string, number]>;
@@ -199,6 +208,7 @@ export class SqliteStore implements SnapshotStore {
         },
       });
     }
+    this.webhooks = new SqliteWebhookStore(this.db, (statements) => this.writeInCommit(statements));
     // Rows come out as arrays in COLUMNS order: no object per row and column on the way out.
     this.selectOne = this.db.prepare<[string], RowValues>(`SELECT ${COLUMNS} FROM trackers WHERE id = ?`).raw();
     // The ids as one JSON array: one statement, one primary-key lookup per id inside SQLite, several
@@ -274,10 +284,13 @@ export class SqliteStore implements SnapshotStore {
       }
       if (chunk.length > 0) statement(chunk.length / columns).run(chunk);
     };
-    this.commitBatch = this.db.transaction((batch: Map<string, RowValues>, history: readonly HistoryValues[]) => {
-      runAll(batch.values(), COLUMN_COUNT, upsert);
-      runAll(history, HISTORY_COLUMN_COUNT, insert);
-    });
+    this.commitBatch = this.db.transaction(
+      (batch: Map<string, RowValues>, history: readonly HistoryValues[], statements: readonly Statement[]) => {
+        runAll(batch.values(), COLUMN_COUNT, upsert);
+        runAll(history, HISTORY_COLUMN_COUNT, insert);
+        for (const [sql, params] of statements) this.statement(sql).run(params);
+      },
+    );
     this.historyPage = this.db
       .prepare<[string, number, number], HistoryValues>(
         `SELECT ${HISTORY_COLUMNS} FROM tracker_history WHERE tracker_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
@@ -316,9 +329,22 @@ export class SqliteStore implements SnapshotStore {
     else this.schedule();
   }
 
+  /**
+   * Run these writes in the next group commit, after its tracker and history rows; resolves once
+   * durable.
+   *
+   * @example
+   * await store.writeInCommit([['DELETE FROM webhook_endpoints WHERE id = ?', [id]]]);
+   */
+  writeInCommit(statements: readonly Statement[]): Promise<void> {
+    if (this.closed) return Promise.reject(new StoreError('the store is closed'));
+    this.statements.push(...statements);
+    return this.flush();
+  }
+
   flush(): Promise<void> {
     return this.flushes.time(() => {
-      if (this.pending.size === 0 && !this.inflight) return Promise.resolve();
+      if (this.pending.size === 0 && this.statements.length === 0 && !this.inflight) return Promise.resolve();
       return new Promise((resolve, reject) => {
         this.waiters.push({ resolve, reject });
         this.schedule();
@@ -533,7 +559,7 @@ export class SqliteStore implements SnapshotStore {
     if (this.inflight) return;
     const waiters = this.waiters;
     this.waiters = [];
-    if (this.pending.size === 0) {
+    if (this.pending.size === 0 && this.statements.length === 0) {
       for (const w of waiters) w.resolve();
       return;
     }
@@ -544,13 +570,15 @@ export class SqliteStore implements SnapshotStore {
     }
     const batch = this.pending;
     const history = this.pendingHistory;
+    const statements = this.statements;
     this.pending = new Map();
     this.pendingHistory = [];
-    if (this.writer) return this.commitOnWriter(this.writer, batch, history, waiters);
+    this.statements = [];
+    if (this.writer) return this.commitOnWriter(this.writer, batch, history, statements, waiters);
     try {
-      this.commitBatch(batch, history);
+      this.commitBatch(batch, history, statements);
     } catch (error) {
-      return this.rolledBack(batch, history, waiters, error);
+      return this.rolledBack(batch, history, statements, waiters, error);
     }
     this.committed(batch, waiters);
   }
@@ -559,28 +587,29 @@ export class SqliteStore implements SnapshotStore {
     writer: Writer,
     batch: Map<string, RowValues>,
     history: HistoryValues[],
+    statements: Statement[],
     waiters: typeof this.waiters,
   ): void {
     this.inflight = batch;
     this.inflightHistory = history;
-    writer.commit(batch.values(), history).then(
+    writer.commit(batch.values(), history, statements).then(
       () => {
         this.inflight = undefined;
         this.inflightHistory = undefined;
         this.committed(batch, waiters);
-        if (this.pending.size > 0 || this.waiters.length > 0) this.commit();
+        if (this.pending.size > 0 || this.statements.length > 0 || this.waiters.length > 0) this.commit();
       },
       (error: unknown) => {
         this.inflight = undefined;
         this.inflightHistory = undefined;
         if (this.writer !== writer) {
           // The thread itself failed, not the commit: commit on this connection, for the same waiters.
-          this.requeue(batch, history);
+          this.requeue(batch, history, statements);
           this.waiters.unshift(...waiters);
           this.commit();
           return;
         }
-        this.rolledBack(batch, history, waiters, error);
+        this.rolledBack(batch, history, statements, waiters, error);
         // Flushes made meanwhile get their own attempt; writes nobody waits for wait for the next one.
         if (this.waiters.length > 0) this.commit();
       },
@@ -589,6 +618,7 @@ export class SqliteStore implements SnapshotStore {
 
   private committed(batch: Map<string, RowValues>, waiters: typeof this.waiters): void {
     this.commits++;
+    this.webhooks.committed();
     this.checkpointer?.afterCommit(batch.size);
     for (const w of waiters) w.resolve();
   }
@@ -597,18 +627,27 @@ export class SqliteStore implements SnapshotStore {
   private rolledBack(
     batch: Map<string, RowValues>,
     history: HistoryValues[],
+    statements: Statement[],
     waiters: typeof this.waiters,
     error: unknown,
   ): void {
-    this.requeue(batch, history);
+    this.requeue(batch, history, statements);
     const failure = new StoreError('the store could not make the change durable', error);
     for (const w of waiters) w.reject(failure);
   }
 
   /** The batch is pending again; newer writes made since win, and their history rows follow its own. */
-  private requeue(batch: Map<string, RowValues>, history: HistoryValues[]): void {
+  private requeue(batch: Map<string, RowValues>, history: HistoryValues[], statements: Statement[]): void {
     for (const [id, write] of batch) if (!this.pending.has(id)) this.pending.set(id, write);
     if (history.length > 0) this.pendingHistory = history.concat(this.pendingHistory);
+    if (statements.length > 0) this.statements = statements.concat(this.statements);
+  }
+
+  /** A prepared statement for a write of `writeInCommit`, on this connection. */
+  private statement(sql: string): Database.Statement {
+    let prepared = this.prepared.get(sql);
+    if (!prepared) this.prepared.set(sql, (prepared = this.db.prepare(sql)));
+    return prepared;
   }
 
   /** A PRAGMA on the committing connection, without waiting (the writer runs it between commits). */

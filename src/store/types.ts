@@ -1,4 +1,5 @@
 import type { TrackerStateName } from '../../machines/tracker.machine.js';
+import type { WebhookStore } from '../webhooks/types.js';
 
 /** One tracker as a store keeps it: a row. */
 export interface TrackerRecord {
@@ -165,6 +166,11 @@ export interface SnapshotStore {
    * them (for `/metrics`). It reads every row's state: not for every request.
    */
   countByState(): Promise<StateCounts>;
+  /**
+   * Webhook endpoints and the outbox, in the same store so that a delivery is written in the commit
+   * of the change that causes it (absent: the store has no webhooks).
+   */
+  readonly webhooks?: WebhookStore;
   /** Time every `flush()` (for `/metrics`). Returns the function that stops it. */
   observeFlush(observer: FlushObserver): () => void;
   close(): Promise<void>;

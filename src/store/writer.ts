@@ -5,7 +5,8 @@ import { closeSqliteWorker, startSqliteWorker } from './sqlite-worker.js';
  * The worker: its own connection to the file. A group commit arrives as `rows` messages (a slice of
  * the batch each, upserted `rowsPerUpsert` rows per statement inside one open transaction), then
  * `history` messages (the change log's rows, inserted the same way, in order, in the same
- * transaction), then `commit`, which is answered; a PRAGMA, a `prune` (its own transaction) or
+ * transaction), then `statements` (other writes of the same transaction: the webhook tables'),
+ * then `commit`, which is answered; a PRAGMA, a `prune` (its own transaction) or
  * `close` is one message. Answers go out in the order
  * the requests came. After a failed `rows`, the transaction is rolled back and the rest of that
  * commit is skipped; its `commit` answers with the error.
@@ -30,6 +31,12 @@ const pruneAll = db.transaction((pairs) => {
   for (const [id, seq] of pairs) dropped += prune.run(id, seq).changes;
   return dropped;
 });
+const prepared = new Map();
+const statement = (sql) => {
+  let made = prepared.get(sql);
+  if (!made) prepared.set(sql, (made = db.prepare(sql)));
+  return made;
+};
 let failure = null;
 const fail = (error) => {
   failure = { message: String(error && error.message), code: error && error.code };
@@ -52,6 +59,16 @@ parentPort.on('message', (message) => {
         const chunk = values.length - at >= width ? values.slice(at, at + width) : values.slice(at);
         table.statement(chunk.length / table.columns).run(chunk);
       }
+    } catch (error) {
+      fail(error);
+    }
+    return;
+  }
+  if (message.type === 'statements') {
+    if (failure) return;
+    try {
+      if (!db.inTransaction) db.exec('BEGIN');
+      for (const [sql, params] of message.statements) statement(sql).run(params);
     } catch (error) {
       fail(error);
     }
@@ -114,6 +131,9 @@ export class WriterError extends Error {
   }
 }
 
+/** A write to run inside a group commit, after its rows: SQL and its bound parameters. */
+export type Statement = readonly [sql: string, params: readonly unknown[]];
+
 type Reply = { ok: true; result?: unknown } | { ok: false; error: { message: string; code?: string } };
 
 /**
@@ -156,13 +176,18 @@ export class Writer {
   }
 
   /**
-   * Upsert these rows (each its column values) and append these history rows, in order, in one
-   * transaction; resolves once durable.
+   * Upsert these rows (each its column values), append these history rows in order, then run these
+   * statements, in one transaction; resolves once durable.
    */
-  commit(rows: Iterable<readonly unknown[]>, history: Iterable<readonly unknown[]> = []): Promise<void> {
+  commit(
+    rows: Iterable<readonly unknown[]>,
+    history: Iterable<readonly unknown[]> = [],
+    statements: readonly Statement[] = [],
+  ): Promise<void> {
     if (this.failed || this.closing) return Promise.reject(new Error("the store's writer thread is not running"));
     this.send('rows', rows, this.options.columns);
     this.send('history', history, this.options.historyColumns);
+    if (statements.length > 0) this.worker.postMessage({ type: 'statements', statements });
     return this.request({ type: 'commit' }) as Promise<void>;
   }
 

@@ -60,6 +60,8 @@ export interface TestApiOptions {
   server?: Partial<Omit<ServerOptions, 'system'>>;
   /** The folder of `trackers.db`, kept on stop (to start again on the same file); default: a temp one, removed. */
   dir?: string;
+  /** Another DATABASE_URL than the temp SQLite file (e.g. `memory:`). */
+  databaseUrl?: string;
   /** Called with the store before the system is made on it (e.g. to spy on its methods). */
   onStore?: (store: SnapshotStore) => void;
 }
@@ -70,7 +72,9 @@ export interface TestApiOptions {
  */
 export async function startTestApi(options: TestApiOptions = {}): Promise<TestApi> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'tx-tracker-api-'));
-  const { store } = await createStoreFromConfig({ DATABASE_URL: `sqlite:${join(dir, 'trackers.db')}` });
+  const { store } = await createStoreFromConfig({
+    DATABASE_URL: options.databaseUrl ?? `sqlite:${join(dir, 'trackers.db')}`,
+  });
   options.onStore?.(store);
   const system = await createTrackerSystem({ store, ...options.system });
   const server = await startServer({ system, port: 0, ...options.server });

@@ -1,0 +1,296 @@
+import { Webhook } from 'standardwebhooks';
+import { type Logger, silentLogger } from '../runtime/logger.js';
+import { type SendResult, sendWebhook } from './send.js';
+import type { AllowList, DeliveryAgents } from './ssrf.js';
+import { deliveryAgents } from './ssrf.js';
+import type { AttemptOutcome, DueDelivery, WebhookEndpoint, WebhookStore } from './types.js';
+
+/** Svix's schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (delays before each attempt). */
+export const DEFAULT_RETRY_SCHEDULE_MS: readonly number[] = [
+  0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000,
+];
+
+export interface DispatcherOptions {
+  store: WebhookStore;
+  allow: AllowList;
+  /** Delay before each attempt, the first one's included; its length is the number of attempts. */
+  retryScheduleMs?: readonly number[];
+  /** One attempt, connection to last byte read (15 s). */
+  timeoutMs?: number;
+  /** Requests in flight per endpoint (4). */
+  concurrency?: number;
+  /** An endpoint whose attempts have all failed this long is disabled (5 days). */
+  disableAfterMs?: number;
+  /** How often the outbox is looked at for retries coming due (a commit or a settled delivery looks at once). */
+  pollMs?: number;
+  maxResponseBytes?: number;
+  logger?: Logger;
+}
+
+/** The outcome of one attempt, for `/metrics`. */
+export type AttemptResult = 'succeeded' | 'retrying' | 'failed';
+
+/**
+ * The payload of a delivery: Standard Webhooks' `{type, timestamp, data}`, `data` the change-log
+ * entry as `GET /trackers/:id/history` shows it, with its tracker's id.
+ */
+export function payloadOf(delivery: DueDelivery): string {
+  const { change } = delivery;
+  return JSON.stringify({
+    type: delivery.type,
+    timestamp: new Date(change.at).toISOString(),
+    data: {
+      seq: change.seq,
+      trackerId: change.trackerId,
+      at: new Date(change.at).toISOString(),
+      from: change.fromState,
+      to: change.toState,
+      event: change.event,
+      blockNumber: change.blockNumber,
+      blockHash: change.blockHash,
+      restarts: change.restarts,
+      reorgs: change.reorgs,
+      detail: change.detail === null ? null : (JSON.parse(change.detail) as unknown),
+    },
+  });
+}
+
+/** The same for every attempt and every endpoint: receivers drop duplicates by it. */
+export const messageIdOf = (delivery: Pick<DueDelivery, 'seq'>): string => `msg_${delivery.seq}`;
+
+/** Due deliveries read per query when an endpoint has free slots. */
+const READ_AHEAD = 64;
+
+interface Lane {
+  /** Requests in flight (at most `concurrency`). */
+  inflight: Set<number>;
+  /** Deliveries sent or being sent whose attempt is not recorded yet: not to be picked again. */
+  busy: Set<number>;
+  /** Due deliveries read ahead, oldest first (in `busy` too). */
+  queue: DueDelivery[];
+  failingSince: number | null;
+}
+
+/**
+ * The delivery worker: sends the outbox's due deliveries, each endpoint in its own lane (at most
+ * `concurrency` requests in flight), a tracker's deliveries to an endpoint one after the other, and
+ * records every attempt in the store before the delivery may be picked again. A slow or dead
+ * endpoint fills only its own lane.
+ *
+ * @example
+ * const dispatcher = new WebhookDispatcher({ store: store.webhooks!, allow: parseAllowList('127.0.0.1') });
+ * dispatcher.start();
+ */
+export class WebhookDispatcher {
+  private readonly schedule: readonly number[];
+  private readonly timeoutMs: number;
+  private readonly concurrency: number;
+  private readonly disableAfterMs: number;
+  private readonly pollMs: number;
+  private readonly maxResponseBytes: number;
+  private readonly logger: Logger;
+  private readonly agents: DeliveryAgents;
+  private readonly lanes = new Map<string, Lane>();
+  private readonly observers = new Set<(result: AttemptResult, seconds: number) => void>();
+  private timer: NodeJS.Timeout | undefined;
+  private scheduled = false;
+  private stopped = false;
+  private readonly settling = new Set<Promise<void>>();
+  private readonly abort = new AbortController();
+  private stopListening = (): void => undefined;
+  private endpoints: WebhookEndpoint[] | undefined;
+
+  constructor(private readonly options: DispatcherOptions) {
+    this.schedule = options.retryScheduleMs ?? DEFAULT_RETRY_SCHEDULE_MS;
+    this.timeoutMs = options.timeoutMs ?? 15_000;
+    this.concurrency = options.concurrency ?? 4;
+    this.disableAfterMs = options.disableAfterMs ?? 5 * 24 * 3_600_000;
+    this.pollMs = options.pollMs ?? 250;
+    this.maxResponseBytes = options.maxResponseBytes ?? 65_536;
+    this.logger = options.logger ?? silentLogger;
+    this.agents = deliveryAgents(options.allow);
+  }
+
+  start(): void {
+    // Endpoints change only by commits: read again after each one, and on the timer.
+    this.stopListening = this.options.store.onCommit(() => this.wake(true));
+    this.timer = setInterval(() => this.wake(true), this.pollMs);
+    this.timer.unref();
+    this.wake();
+  }
+
+  /**
+   * Look at the outbox at the end of this turn (once, however many wake it); `endpointsChanged`:
+   * read the endpoints again first.
+   */
+  wake(endpointsChanged = true): void {
+    if (this.stopped) return;
+    if (endpointsChanged) this.endpoints = undefined;
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.stopped) return;
+      try {
+        this.tick();
+      } catch (error) {
+        this.logger.error({ err: error }, 'webhooks: the outbox could not be read');
+      }
+    });
+  }
+
+  /** Told after every attempt: its result and latency. Returns the function that stops it. */
+  observeAttempts(observer: (result: AttemptResult, seconds: number) => void): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
+  }
+
+  /** Requests in flight, for tests and metrics. */
+  get inflight(): number {
+    let n = 0;
+    for (const lane of this.lanes.values()) n += lane.inflight.size;
+    return n;
+  }
+
+  /** Stop sending: requests in flight are cut (their deliveries stay pending and go again after a start). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.stopListening();
+    this.abort.abort();
+    await Promise.allSettled([...this.settling]);
+    this.agents.destroy();
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    this.endpoints ??= this.options.store.listEndpoints();
+    const enabled = new Map(this.endpoints.filter((e) => e.enabled).map((e) => [e.id, e]));
+    for (const [id, lane] of this.lanes) {
+      if (enabled.has(id)) continue;
+      // Deleted or disabled: what was read ahead is not sent.
+      for (const delivery of lane.queue) lane.busy.delete(delivery.id);
+      lane.queue = [];
+      if (lane.busy.size === 0) this.lanes.delete(id);
+    }
+    for (const endpoint of enabled.values()) {
+      let lane = this.lanes.get(endpoint.id);
+      if (!lane) {
+        lane = { inflight: new Set(), busy: new Set(), queue: [], failingSince: endpoint.failingSince };
+        this.lanes.set(endpoint.id, lane);
+      }
+      let free = this.concurrency - lane.inflight.size;
+      if (free <= 0) continue;
+      if (lane.queue.length < free) {
+        // Read ahead: one query for many sends. Each one read is the oldest pending delivery of its
+        // tracker, and stays so until its attempt is recorded.
+        const more = this.options.store.dueDeliveries(endpoint.id, now, Math.max(free, READ_AHEAD), lane.busy);
+        for (const delivery of more) lane.busy.add(delivery.id);
+        lane.queue.push(...more);
+      }
+      while (free-- > 0 && lane.queue.length > 0) this.send(endpoint, lane, lane.queue.shift()!);
+    }
+  }
+
+  private send(endpoint: WebhookEndpoint, lane: Lane, delivery: DueDelivery): void {
+    lane.busy.add(delivery.id);
+    lane.inflight.add(delivery.id);
+    const body = payloadOf(delivery);
+    const id = messageIdOf(delivery);
+    const now = Date.now();
+    const signature = endpoint.secrets
+      .filter((s) => s.expiresAt === null || s.expiresAt > now)
+      .map((s) => new Webhook(s.secret).sign(id, new Date(now), body))
+      .join(' ');
+    const url = new URL(endpoint.url);
+    const done = sendWebhook({
+      url,
+      body,
+      headers: {
+        'webhook-id': id,
+        'webhook-timestamp': String(Math.floor(now / 1000)),
+        'webhook-signature': signature,
+      },
+      agent: this.agents.agentFor(url),
+      timeoutMs: this.timeoutMs,
+      maxResponseBytes: this.maxResponseBytes,
+      signal: this.abort.signal,
+    }).then(async (result) => {
+      // The endpoint's slot is free once it answered; the delivery itself stays busy until recorded.
+      lane.inflight.delete(delivery.id);
+      if (this.stopped) return;
+      const outcome = this.decide(endpoint, lane, delivery, result);
+      const kind: AttemptResult =
+        outcome.status === 'succeeded' ? 'succeeded' : outcome.status === 'failed' ? 'failed' : 'retrying';
+      for (const observer of this.observers) observer(kind, result.latencyMs / 1000);
+      if (outcome.endpoint.disabledReason) {
+        this.logger.warn(
+          { endpoint: endpoint.id, reason: outcome.endpoint.disabledReason },
+          'webhooks: endpoint disabled',
+        );
+      }
+      // Busy until the attempt is durable: before that the file still shows the delivery as due
+      // (and the tracker's next delivery waits behind it).
+      const recorded = this.options.store.recordAttempt(outcome);
+      this.wake(false);
+      await recorded.catch((error: unknown) => {
+        this.logger.error(
+          { err: error, delivery: delivery.id },
+          'webhooks: an attempt could not be recorded; it will be sent again',
+        );
+      });
+    });
+    const settled = done.finally(() => {
+      lane.inflight.delete(delivery.id);
+      lane.busy.delete(delivery.id);
+      this.settling.delete(settled);
+      this.wake(false);
+    });
+    this.settling.add(settled);
+  }
+
+  private decide(endpoint: WebhookEndpoint, lane: Lane, delivery: DueDelivery, result: SendResult): AttemptOutcome {
+    const at = Date.now();
+    const attempt = {
+      attempt: delivery.attempts + 1,
+      at,
+      statusCode: result.statusCode,
+      latencyMs: result.latencyMs,
+      error: result.error,
+    };
+    const tries = delivery.tries + 1;
+    if (result.error === null) {
+      lane.failingSince = null;
+      return {
+        deliveryId: delivery.id,
+        attempt,
+        status: 'succeeded',
+        tries,
+        nextAttemptAt: at,
+        endpoint: { id: endpoint.id, failingSince: null, disabledReason: null },
+      };
+    }
+    lane.failingSince ??= at;
+    let disabledReason: string | null = null;
+    if (result.statusCode === 410) disabledReason = 'the endpoint answered 410 Gone';
+    else if (at - lane.failingSince >= this.disableAfterMs) {
+      disabledReason = `every attempt failed since ${new Date(lane.failingSince).toISOString()}; the last: ${result.error}`;
+    }
+    const last = tries >= this.schedule.length || result.statusCode === 410;
+    return {
+      deliveryId: delivery.id,
+      attempt,
+      status: last ? 'failed' : 'pending',
+      tries,
+      nextAttemptAt: last ? at : at + this.delayBefore(tries, result.retryAfterMs),
+      endpoint: { id: endpoint.id, failingSince: lane.failingSince, disabledReason },
+    };
+  }
+
+  /** The schedule's delay before attempt `index`, ±20% jitter; a `Retry-After` takes its place. */
+  private delayBefore(index: number, retryAfterMs: number | null): number {
+    if (retryAfterMs !== null) return Math.min(retryAfterMs, 86_400_000);
+    const delay = this.schedule[index]!;
+    return Math.round(delay * (0.8 + Math.random() * 0.4));
+  }
+}

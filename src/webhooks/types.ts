@@ -1,0 +1,128 @@
+/** What an endpoint can subscribe to. */
+export const WEBHOOK_EVENT_TYPES = ['tracker.state_changed', 'tracker.stuck', 'tracker.updated'] as const;
+export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+/** Head-only changes (`tracker.updated`) are many: an endpoint gets them only when it asks. */
+export const DEFAULT_EVENT_TYPES: readonly WebhookEventType[] = ['tracker.state_changed', 'tracker.stuck'];
+
+export type DeliveryStatus = 'pending' | 'succeeded' | 'failed';
+export const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'succeeded', 'failed'];
+
+/** A signing secret; the previous ones stay valid (and signed with) until they expire. */
+export interface EndpointSecret {
+  secret: string;
+  /** Epoch ms; null for the current one. */
+  expiresAt: number | null;
+}
+
+export interface WebhookEndpoint {
+  id: string;
+  url: string;
+  events: WebhookEventType[];
+  /** Tracker ids, or prefixes ending in `*`; null: every tracker. */
+  trackers: string[] | null;
+  /** The current secret first. */
+  secrets: EndpointSecret[];
+  enabled: boolean;
+  disabledReason: string | null;
+  /** Epoch ms of the first failed attempt since the last success; null when not failing. */
+  failingSince: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One HTTP attempt of a delivery. */
+export interface WebhookAttempt {
+  attempt: number;
+  at: number;
+  /** null when no response came (refused, timed out, blocked address). */
+  statusCode: number | null;
+  latencyMs: number;
+  error: string | null;
+}
+
+/** The change-log row a delivery announces, as it was appended. */
+export interface ChangeRow {
+  seq: number;
+  trackerId: string;
+  at: number;
+  fromState: string | null;
+  toState: string;
+  event: string;
+  blockNumber: number | null;
+  blockHash: string | null;
+  restarts: number;
+  reorgs: number;
+  /** JSON text or null. */
+  detail: string | null;
+}
+
+export interface WebhookDelivery {
+  id: number;
+  endpointId: string;
+  seq: number;
+  trackerId: string;
+  type: WebhookEventType;
+  status: DeliveryStatus;
+  /** Attempts in the current schedule (a manual retry starts a new one). */
+  tries: number;
+  /** Attempts in all. */
+  attempts: number;
+  nextAttemptAt: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A delivery due to be sent, with the change it announces. */
+export interface DueDelivery extends WebhookDelivery {
+  change: ChangeRow;
+}
+
+export interface DeliveryPage {
+  items: Array<WebhookDelivery & { attemptLog: WebhookAttempt[] }>;
+  nextCursor: string | null;
+}
+
+/** What the worker decided after an attempt: the delivery's new state, and the endpoint's. */
+export interface AttemptOutcome {
+  deliveryId: number;
+  attempt: WebhookAttempt;
+  status: DeliveryStatus;
+  tries: number;
+  nextAttemptAt: number;
+  endpoint: { id: string; failingSince: number | null; disabledReason: string | null };
+}
+
+export interface OutboxStats {
+  pending: number;
+  /** Epoch ms of the oldest pending delivery's creation; null when none. */
+  oldestPendingAt: number | null;
+}
+
+/**
+ * Where endpoints and the outbox live: in the tracker store, so that a delivery row is written in
+ * the same transaction as the change-log row that causes it. Every write resolves once durable.
+ */
+export interface WebhookStore {
+  createEndpoint(endpoint: WebhookEndpoint): Promise<void>;
+  updateEndpoint(endpoint: WebhookEndpoint): Promise<void>;
+  deleteEndpoint(id: string): Promise<boolean>;
+  getEndpoint(id: string): WebhookEndpoint | undefined;
+  listEndpoints(): WebhookEndpoint[];
+  /**
+   * Pending deliveries of an endpoint due by `now`, each the oldest pending one of its tracker for
+   * that endpoint (so that a tracker's deliveries go out in order), oldest first, skipping `busy`
+   * (the endpoint's deliveries being sent or recorded).
+   */
+  dueDeliveries(endpointId: string, now: number, limit: number, busy: ReadonlySet<number>): DueDelivery[];
+  /** The earliest `nextAttemptAt` of an endpoint's pending deliveries, or null. */
+  nextAttemptAt(endpointId: string): number | null;
+  recordAttempt(outcome: AttemptOutcome): Promise<void>;
+  getDelivery(endpointId: string, deliveryId: number): WebhookDelivery | undefined;
+  /** Newest first. */
+  listDeliveries(endpointId: string, query: { status?: DeliveryStatus; limit: number; cursor?: string }): DeliveryPage;
+  /** Back to pending with a new schedule, due now. */
+  retryDelivery(deliveryId: number, now: number): Promise<void>;
+  outboxStats(): OutboxStats;
+  /** Told after a commit that may have added deliveries. Returns the function that stops it. */
+  onCommit(listener: () => void): () => void;
+}
