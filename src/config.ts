@@ -58,6 +58,8 @@ const ConfigSchema = z.object({
   POLL_INTERVAL_MS: int(10, 3_600_000).default(1000),
   MAX_RESTARTS: int(0, 1_000_000).default(DEFAULT_RESTART_POLICY.maxRestarts),
   RESTART_WINDOW_MS: int(1, 2 ** 31 - 1).default(DEFAULT_RESTART_POLICY.restartWindowMs),
+  /** Trackers that ended longer ago than this lose their history (`GET /trackers/:id/history`); 0 keeps it. */
+  HISTORY_RETENTION_DAYS: int(0, 36_500).default(30),
   LOG_LEVEL: z
     .enum(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
