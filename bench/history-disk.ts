@@ -1,7 +1,7 @@
 /**
  * The change log's cost on disk: trackers with tx-hash ids go through a real path (START, TX_SEEN,
  * TX_MINED, NEW_HEAD to confirmed) on a SQLite file; SQLite's own page accounting (dbstat) then
- * gives the bytes of `tracker_history` and its index per row, beside the trackers table's per tracker.
+ * gives the bytes of `tracker_history` per row, beside the trackers table's (and its index's) per tracker.
  *
  * Run: npx tsx bench/history-disk.ts [trackers]
  */
@@ -41,7 +41,7 @@ const sizes = new Map(
     db
       .prepare(
         `SELECT name, sum(pgsize) AS bytes FROM dbstat
-         WHERE name IN ('tracker_history', 'tracker_history_tracker', 'trackers', 'trackers_state_id') GROUP BY name`,
+         WHERE name IN ('tracker_history', 'trackers', 'trackers_state_id') GROUP BY name`,
       )
       .all() as Array<{ name: string; bytes: number }>
   ).map((r) => [r.name, r.bytes]),
@@ -50,21 +50,9 @@ db.close();
 rmSync(dir, { recursive: true, force: true });
 const per = (bytes: number | undefined, n: number): string => ((bytes ?? 0) / n).toFixed(0);
 console.table([
-  { what: 'tracker_history (table)', bytes: per(sizes.get('tracker_history'), rows), each: 'history row' },
+  { what: 'tracker_history', bytes: per(sizes.get('tracker_history'), rows), each: 'history row' },
   {
-    what: 'tracker_history_tracker (index)',
-    bytes: per(sizes.get('tracker_history_tracker'), rows),
-    each: 'history row',
-  },
-  {
-    what: 'history, all',
-    'bytes per history row': per(
-      (sizes.get('tracker_history') ?? 0) + (sizes.get('tracker_history_tracker') ?? 0),
-      rows,
-    ),
-  },
-  {
-    what: 'trackers + index, per tracker',
+    what: 'trackers + trackers_state_id',
     bytes: per((sizes.get('trackers') ?? 0) + (sizes.get('trackers_state_id') ?? 0), trackers),
     each: 'tracker',
   },

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS trackers (
   created_at  INTEGER NOT NULL,
   updated_at  INTEGER NOT NULL,
   quarantined TEXT,
-  chain_id    INTEGER
+  chain_id    INTEGER,
+  history_seq INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trackers_state_id ON trackers (state, id);
 `;

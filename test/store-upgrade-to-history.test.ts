@@ -6,8 +6,8 @@ import { SqliteStore } from '../src/store/sqlite.js';
 import { hashOf, tempDir } from './helpers.js';
 
 /**
- * A store schema 2 file: schema 3 only added `tracker_history`, so a file written by this build
- * without that table (and at user_version 2) is byte for byte what schema 2 wrote for the trackers.
+ * A store schema 2 file: schema 3 only added `tracker_history` and `trackers.history_seq`, so a file
+ * written by this build without them (and at user_version 2) is what schema 2 wrote for the trackers.
  */
 async function schema2File(path: string): Promise<void> {
   const store = new SqliteStore({ path });
@@ -19,7 +19,7 @@ async function schema2File(path: string): Promise<void> {
   await system.shutdown();
   await store.close();
   const db = new Database(path);
-  db.exec('DROP TABLE tracker_history');
+  db.exec('DROP TABLE tracker_history; ALTER TABLE trackers DROP COLUMN history_seq');
   db.pragma('user_version = 2');
   db.close();
 }
@@ -39,9 +39,25 @@ describe('a store schema 2 file upgrades to schema 3 in place: the trackers as t
     const system = await createTrackerSystem({ store });
     const raw = new Database(path, { readonly: true });
     expect(raw.pragma('user_version', { simple: true })).toBe(3);
-    expect(raw.prepare('SELECT * FROM trackers ORDER BY id').all()).toEqual(rows);
-    const indexes = raw.prepare("SELECT name FROM sqlite_master WHERE tbl_name = 'tracker_history' AND type = 'index'");
-    expect(indexes.all()).toEqual([{ name: 'tracker_history_tracker' }]);
+    const upgraded = raw.prepare('SELECT * FROM trackers ORDER BY id').all() as Array<Record<string, unknown>>;
+    expect(upgraded).toEqual((rows as Array<Record<string, unknown>>).map((row) => ({ ...row, history_seq: null })));
+    const columns = (table: string) =>
+      (raw.pragma(`table_info(${table})`) as Array<{ name: string }>).map((c) => c.name);
+    expect(columns('trackers').at(-1)).toBe('history_seq');
+    expect(columns('tracker_history')).toEqual([
+      'seq',
+      'tracker_id',
+      'prev_seq',
+      'at',
+      'from_state',
+      'to_state',
+      'event',
+      'block_number',
+      'block_hash',
+      'restarts',
+      'reorgs',
+      'detail',
+    ]);
     expect(raw.prepare('SELECT count(*) AS n FROM tracker_history').get()).toEqual({ n: 0 });
 
     expect(await system.get('live')).toMatchObject({ state: 'confirming', blockNumber: 5 });
@@ -50,10 +66,9 @@ describe('a store schema 2 file upgrades to schema 3 in place: the trackers as t
     system.newHead(6);
     await expect.poll(async () => (await system.get('live'))?.state).toBe('confirmed');
     await store.flush();
-    const logged = raw.prepare('SELECT seq, tracker_id, from_state, to_state, event FROM tracker_history').all();
-    expect(logged).toEqual([
-      { seq: 1, tracker_id: 'live', from_state: 'confirming', to_state: 'confirmed', event: 'NEW_HEAD' },
-    ]);
+    const logged = raw.prepare('SELECT seq, tracker_id, prev_seq, to_state, event FROM tracker_history').all();
+    expect(logged).toEqual([{ seq: 1, tracker_id: 'live', prev_seq: null, to_state: 'confirmed', event: 'NEW_HEAD' }]);
+    expect(raw.prepare("SELECT history_seq FROM trackers WHERE id = 'live'").get()).toEqual({ history_seq: 1 });
     raw.close();
     await system.shutdown();
     await store.close();

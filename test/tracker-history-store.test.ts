@@ -140,6 +140,44 @@ describe('the change log: one history row per change, in order, in the commit of
     expect(historyOnDisk(path)).toEqual([{ seq: 1, tracker_id: 'x', event: 'TX_REPLACED', to_state: 'failed' }]);
   });
 
+  it("SQLite: each row chains to the tracker's change before it, across commits, one in flight, and a reopen", async () => {
+    const path = join(dir.path, 'chain.db');
+    let store = new SqliteStore({ path });
+    store.write(record('c', 'pending', 1, change(null, 'pending.unseen', 'START', 1)));
+    store.write(record('d', 'pending', 2, change(null, 'pending.unseen', 'START', 2)));
+    const first = store.flush();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(store.pendingHistoryCount).toBe(2);
+    // Written while the first commit is in flight: chained to it from the process.
+    store.write(record('c', 'pending', 3));
+    store.write(record('c', 'pending', 4, change('pending.unseen', 'pending.seen', 'TX_SEEN', 4)));
+    await first;
+    await store.flush();
+    await store.close();
+    // After a reopen: chained to the tracker row's history_seq, inside the commit.
+    store = new SqliteStore({ path });
+    stores.push(store);
+    store.write(record('c', 'confirming', 5, change('pending.seen', 'confirming', 'TX_MINED', 5)));
+    store.write(record('d', 'pending', 6));
+    await store.flush();
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT seq, tracker_id, prev_seq FROM tracker_history ORDER BY seq').all()).toEqual([
+      { seq: 1, tracker_id: 'c', prev_seq: null },
+      { seq: 2, tracker_id: 'd', prev_seq: null },
+      { seq: 3, tracker_id: 'c', prev_seq: 1 },
+      { seq: 4, tracker_id: 'c', prev_seq: 3 },
+    ]);
+    // A write that is not a change keeps the row's newest change.
+    expect(db.prepare('SELECT id, history_seq FROM trackers ORDER BY id').all()).toEqual([
+      { id: 'c', history_seq: 4 },
+      { id: 'd', history_seq: 2 },
+    ]);
+    db.close();
+    expect((await store.history('c', { limit: 2 })).items.map((e) => e.event)).toEqual(['START', 'TX_SEEN']);
+    const rest = await store.history('c', { limit: 2, cursor: (await store.history('c', { limit: 2 })).nextCursor });
+    expect(rest.items.map((e) => e.event)).toEqual(['TX_MINED']);
+  });
+
   it('SQLite: a failed commit keeps its history rows pending with its rows, in order, and they land with the retry', async () => {
     const path = join(dir.path, 'failed-commit.db');
     const store = new SqliteStore({ path });

@@ -27,6 +27,14 @@ const PERSISTED_KEYS = ['status', 'value', 'historyValue', 'context', 'children'
 const XSTATE_KEYS = ['status', 'output', 'error', 'value', 'historyValue', 'context', 'children'];
 
 /**
+ * The columns a write binds: `COLUMNS` and then `history_seq`, the seq of the tracker's newest
+ * history row (null for a write that is not a change: the row keeps the one it has).
+ */
+export const WRITE_COLUMNS = `${COLUMNS}, history_seq`;
+export const WRITE_COLUMN_COUNT = COLUMN_COUNT + 1;
+export type WrittenValues = [...RowValues, historySeq: number | null];
+
+/**
  * The record as the values of its row. The snapshot column holds JSON in one of four forms:
  * - packed, `{"packed":2,"value":…,"context":{…}}`: a persisted tracker snapshot (`status` active, no
  *   history, no children) without the five context fields the row's own columns already hold (`id`,
@@ -61,7 +69,7 @@ export function rowValues(record: TrackerRecord): RowValues {
  * @example
  * const record = fromRow(selectOne.raw().get(id));
  */
-export function fromRow(row: RowValues): TrackerRecord {
+export function fromRow(row: RowValues | WrittenValues): TrackerRecord {
   const [id, txHash, state, version, text, restarts, createdAt, updatedAt, quarantined, chainId] = row;
   const snapshot = snapshotFrom(text, row);
   // Key order as the runtime writes records (chainId after txHash): a record reads back as its JSON.
@@ -91,7 +99,7 @@ function snapshotText(record: TrackerRecord): string {
   return isObject(snapshot) && Object.hasOwn(snapshot, 'packed') ? `{"packed":0,"snapshot":${text}}` : text;
 }
 
-function snapshotFrom(text: string, row: RowValues): unknown {
+function snapshotFrom(text: string, row: RowValues | WrittenValues): unknown {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -201,13 +209,18 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 /** The columns of `tracker_history`, in the order of `HistoryValues`. */
 export const HISTORY_COLUMNS =
-  'seq, tracker_id, at, from_state, to_state, event, block_number, block_hash, restarts, reorgs, detail';
-export const HISTORY_COLUMN_COUNT = 11;
+  'seq, tracker_id, prev_seq, at, from_state, to_state, event, block_number, block_hash, restarts, reorgs, detail';
+export const HISTORY_COLUMN_COUNT = 12;
 
-/** A change as the bound values of its history row, in `HISTORY_COLUMNS` order. */
+/**
+ * A change as the bound values of its history row, in `HISTORY_COLUMNS` order. `prev` is the seq of
+ * the tracker's change before it; null when it is not known in the process (the insert then takes
+ * the tracker row's `history_seq`, before the same commit's upsert changes it).
+ */
 export type HistoryValues = [
   seq: number,
   trackerId: string,
+  prev: number | null,
   at: number,
   from: string | null,
   to: string,
@@ -223,12 +236,18 @@ export type HistoryValues = [
  * The history row of a record's change, numbered `seq`.
  *
  * @example
- * if (record.change) history.push(historyValues(nextSeq++, record.id, record.change));
+ * if (record.change) history.push(historyValues(nextSeq++, record.id, null, record.change));
  */
-export function historyValues(seq: number, trackerId: string, change: TrackerChange): HistoryValues {
+export function historyValues(
+  seq: number,
+  trackerId: string,
+  prev: number | null,
+  change: TrackerChange,
+): HistoryValues {
   return [
     seq,
     trackerId,
+    prev,
     change.at,
     change.from,
     change.to,
@@ -248,7 +267,7 @@ export function historyValues(seq: number, trackerId: string, change: TrackerCha
  * const entries = rows.map(fromHistoryRow);
  */
 export function fromHistoryRow(row: HistoryValues): HistoryEntry {
-  const [seq, trackerId, at, from, to, event, blockNumber, blockHash, restarts, reorgs, detail] = row;
+  const [seq, trackerId, , at, from, to, event, blockNumber, blockHash, restarts, reorgs, detail] = row;
   return {
     seq,
     trackerId,

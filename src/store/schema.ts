@@ -4,14 +4,17 @@ import { StoreError } from '../errors.js';
 /**
  * The store's file format, kept in `PRAGMA user_version`: 0 is a file from before it was counted
  * (every snapshot as given), 1 allows packed snapshots (see `rowValues`), 2 has a `chain_id` column
- * (NULL in rows written before it: the default chain's), 3 has the change log (`tracker_history`).
+ * (NULL in rows written before it: the default chain's), 3 has the change log (`tracker_history`,
+ * and `history_seq` in `trackers`).
  */
 export const STORE_SCHEMA_VERSION = 3;
 
 // WITHOUT ROWID: the table is the primary-key b-tree, so id-ordered paging reads it in order.
 // (state, id) serves listing by state and the rehydration scan with the same keyset paging.
-// The change log is appended in seq order (the rowid: each insert lands at the end of its b-tree);
-// its index on tracker_id holds the rowid too, so one tracker's rows come out in seq order.
+// The change log is appended in seq order (the rowid: each insert lands at the end of its b-tree)
+// and has no index: a tracker's rows are a chain, its row's history_seq the newest and each row's
+// prev_seq the one before, so a change writes no page besides the ones its upsert writes anyway
+// and the log's last page (an index on tracker_id was a random insert per change).
 // AUTOINCREMENT: a seq is never handed out twice, even after the newest rows were pruned.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS trackers (
@@ -24,12 +27,14 @@ CREATE TABLE IF NOT EXISTS trackers (
   created_at  INTEGER NOT NULL,
   updated_at  INTEGER NOT NULL,
   quarantined TEXT,
-  chain_id    INTEGER
+  chain_id    INTEGER,
+  history_seq INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trackers_state_id ON trackers (state, id);
 CREATE TABLE IF NOT EXISTS tracker_history (
   seq          INTEGER PRIMARY KEY AUTOINCREMENT,
   tracker_id   TEXT NOT NULL,
+  prev_seq     INTEGER,
   at           INTEGER NOT NULL,
   from_state   TEXT,
   to_state     TEXT NOT NULL,
@@ -40,7 +45,6 @@ CREATE TABLE IF NOT EXISTS tracker_history (
   reorgs       INTEGER NOT NULL,
   detail       TEXT
 );
-CREATE INDEX IF NOT EXISTS tracker_history_tracker ON tracker_history (tracker_id);
 `;
 
 /**
@@ -57,6 +61,9 @@ WHERE json_valid(snapshot) AND json_type(snapshot, '$.packed') IS NOT NULL`;
  * writes them again: no rewrite of the whole table at start.
  */
 const ADD_CHAIN_ID = 'ALTER TABLE trackers ADD COLUMN chain_id INTEGER';
+
+/** 2 → 3: the change log (SCHEMA creates its table); trackers point at their newest change. */
+const ADD_HISTORY_SEQ = 'ALTER TABLE trackers ADD COLUMN history_seq INTEGER';
 
 /**
  * Open (or create) the store's SQLite file with the durability docs/durability.md promises, and
@@ -91,13 +98,13 @@ export function openDatabase(path: string): Database.Database {
         .transaction(() => {
           const from = version();
           if (from >= STORE_SCHEMA_VERSION) return;
-          // A file from before schema 2 has the table already, without the column; a new one has both.
+          // A file from before schema 3 has the table already, without the newer columns; a new one has all.
           const hadTable =
             open.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trackers'").get() !== undefined;
           open.exec(SCHEMA);
           if (from < 1) open.exec(WRAP_OWN_PACKED_KEY);
           if (hadTable && from < 2) open.exec(ADD_CHAIN_ID);
-          // 2 → 3: the change log starts empty (SCHEMA created it); trackers keep their rows.
+          if (hadTable && from < 3) open.exec(ADD_HISTORY_SEQ);
           open.pragma(`user_version = ${STORE_SCHEMA_VERSION}`);
         })
         .immediate();

@@ -10,6 +10,9 @@ import {
   HISTORY_COLUMN_COUNT,
   type HistoryValues,
   type RowValues,
+  WRITE_COLUMNS,
+  WRITE_COLUMN_COUNT,
+  type WrittenValues,
   fromHistoryRow,
   fromRow,
   historyValues,
@@ -80,17 +83,36 @@ const KNOWN_STATES: ReadonlySet<string> = new Set(TRACKER_STATE_NAMES);
 
 // A quarantined original is never overwritten by a later write that does not carry one.
 const UPSERT_SQL = `
-  INSERT INTO trackers (${COLUMNS})
+  INSERT INTO trackers (${WRITE_COLUMNS})
   VALUES $ROWS
   ON CONFLICT (id) DO UPDATE SET
     tx_hash = excluded.tx_hash, state = excluded.state, version = excluded.version,
     snapshot = excluded.snapshot, restarts = excluded.restarts, created_at = excluded.created_at,
     updated_at = excluded.updated_at, quarantined = COALESCE(excluded.quarantined, trackers.quarantined),
-    chain_id = excluded.chain_id`;
+    chain_id = excluded.chain_id, history_seq = COALESCE(excluded.history_seq, trackers.history_seq)`;
+// Committed before the upserts of the same transaction: a change whose previous one is not known
+// in the process (`prev` null) chains to the tracker row's history_seq as the file has it.
 const HISTORY_SQL = `INSERT INTO tracker_history (${HISTORY_COLUMNS}) VALUES $ROWS`;
-const PRUNE_SQL = 'DELETE FROM tracker_history WHERE tracker_id = ? AND seq <= ?';
-const valuesSql = (sql: string, columns: number, rows: number): string =>
-  sql.replace('$ROWS', Array.from({ length: rows }, () => `(${Array(columns).fill('?').join(', ')})`).join(', '));
+// Bound as `historyBound` lays a row out: the tracker id a second time, for the lookup.
+const HISTORY_ROW = `(?, ?, COALESCE(?, (SELECT history_seq FROM trackers WHERE id = ?)), ${Array(
+  HISTORY_COLUMN_COUNT - 3,
+)
+  .fill('?')
+  .join(', ')})`;
+const HISTORY_BOUND_COUNT = HISTORY_COLUMN_COUNT + 1;
+/** A history row's bound values for `HISTORY_ROW`. */
+function* historyBound(rows: readonly HistoryValues[]): Iterable<unknown[]> {
+  for (const [seq, id, prev, ...rest] of rows) yield [seq, id, prev, id, ...rest];
+}
+/** A tracker's chain of changes from `start` back, no further than `after`. */
+const chainFrom = (start: string): string => `WITH RECURSIVE chain(seq) AS (
+  ${start}
+  UNION ALL SELECT h.prev_seq FROM tracker_history h JOIN chain c ON h.seq = c.seq
+  WHERE h.prev_seq IS NOT NULL AND h.prev_seq > ?)`;
+const PRUNE_SQL = `${chainFrom('SELECT ?')} DELETE FROM tracker_history WHERE seq IN chain`;
+const rowsSql = (sql: string, row: string, rows: number): string =>
+  sql.replace('$ROWS', Array.from({ length: rows }, () => row).join(', '));
+const valuesRow = (columns: number): string => `(${Array(columns).fill('?').join(', ')})`;
 const FINAL_STATES: ReadonlySet<string> = new Set(FINAL_STATE_NAMES);
 
 /**
@@ -114,9 +136,9 @@ export class SqliteStore implements SnapshotStore {
   private readonly maxBatch: number;
   // Writes waiting for their group commit, as the values of their rows: the record objects are not
   // kept (less for the garbage collector to copy), and a read of one gets a copy, as from the file.
-  private pending = new Map<string, RowValues>();
+  private pending = new Map<string, WrittenValues>();
   // The batch the writer thread is committing, readable until it is durable.
-  private inflight: Map<string, RowValues> | undefined;
+  private inflight: Map<string, WrittenValues> | undefined;
   // The change log's rows, in seq order: appended, never coalesced (every change is kept), and
   // committed in the same transaction as the rows of the same writes.
   private pendingHistory: HistoryValues[] = [];
@@ -140,11 +162,11 @@ export class SqliteStore implements SnapshotStore {
   private readonly countAll: Database.Statement<[], { chainId: number | null; state: string; count: number }>;
   private readonly countStates: () => { file: Array<[string, number]>; stored: Map<string, string> };
   private readonly flushes = new FlushTiming();
-  private readonly commitBatch: (batch: Map<string, RowValues>, history: readonly HistoryValues[]) => void;
-  private readonly historyPage: Database.Statement<[string, number, number], HistoryValues>;
+  private readonly commitBatch: (batch: Map<string, WrittenValues>, history: readonly HistoryValues[]) => void;
+  private readonly historyPage: Database.Statement<[string, number, number, number], HistoryValues>;
   private readonly historyAfter: Database.Statement<[number, number], [number, string, number, string]>;
   private readonly endOf: Database.Statement<[string], [string, number]>;
-  private readonly pruneHere: (pairs: ReadonlyArray<readonly [string, number]>) => number;
+  private readonly pruneHere: (seqs: readonly number[]) => number;
   private readonly checkpointer: Checkpointer | undefined;
   private writer: Writer | undefined;
   private readonly lock: DatabaseLock | undefined;
@@ -188,9 +210,10 @@ export class SqliteStore implements SnapshotStore {
         ),
         upsertSql: UPSERT_SQL,
         rowsPerUpsert: ROWS_PER_UPSERT,
-        columns: COLUMN_COUNT,
+        columns: WRITE_COLUMN_COUNT,
         historySql: HISTORY_SQL,
-        historyColumns: HISTORY_COLUMN_COUNT,
+        historyRow: HISTORY_ROW,
+        historyColumns: HISTORY_BOUND_COUNT,
         pruneSql: PRUNE_SQL,
         // Back to committing on this connection; the batch that was in flight is pending again.
         onFailure: (error) => {
@@ -254,10 +277,10 @@ export class SqliteStore implements SnapshotStore {
     // n / ROWS_PER_UPSERT statements of the full width and one for the rest.
     const upserts: Database.Statement[] = [];
     const upsert = (rows: number): Database.Statement =>
-      (upserts[rows] ??= this.db.prepare(valuesSql(UPSERT_SQL, COLUMN_COUNT, rows)));
+      (upserts[rows] ??= this.db.prepare(rowsSql(UPSERT_SQL, valuesRow(WRITE_COLUMN_COUNT), rows)));
     const inserts: Database.Statement[] = [];
     const insert = (rows: number): Database.Statement =>
-      (inserts[rows] ??= this.db.prepare(valuesSql(HISTORY_SQL, HISTORY_COLUMN_COUNT, rows)));
+      (inserts[rows] ??= this.db.prepare(rowsSql(HISTORY_SQL, HISTORY_ROW, rows)));
     const chunk: unknown[] = [];
     const runAll = (
       rows: Iterable<readonly unknown[]>,
@@ -274,13 +297,14 @@ export class SqliteStore implements SnapshotStore {
       }
       if (chunk.length > 0) statement(chunk.length / columns).run(chunk);
     };
-    this.commitBatch = this.db.transaction((batch: Map<string, RowValues>, history: readonly HistoryValues[]) => {
-      runAll(batch.values(), COLUMN_COUNT, upsert);
-      runAll(history, HISTORY_COLUMN_COUNT, insert);
+    this.commitBatch = this.db.transaction((batch: Map<string, WrittenValues>, history: readonly HistoryValues[]) => {
+      runAll(historyBound(history), HISTORY_BOUND_COUNT, insert);
+      runAll(batch.values(), WRITE_COLUMN_COUNT, upsert);
     });
     this.historyPage = this.db
-      .prepare<[string, number, number], HistoryValues>(
-        `SELECT ${HISTORY_COLUMNS} FROM tracker_history WHERE tracker_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      .prepare<[string, number, number, number], HistoryValues>(
+        `${chainFrom('SELECT history_seq FROM trackers WHERE id = ?')}
+        SELECT ${HISTORY_COLUMNS} FROM tracker_history WHERE seq IN chain AND seq > ? ORDER BY seq LIMIT ?`,
       )
       .raw();
     this.historyAfter = this.db
@@ -291,10 +315,10 @@ export class SqliteStore implements SnapshotStore {
     this.endOf = this.db
       .prepare<[string], [string, number]>('SELECT state, updated_at FROM trackers WHERE id = ?')
       .raw();
-    const prune = this.db.prepare<[string, number]>(PRUNE_SQL);
-    this.pruneHere = this.db.transaction((pairs: ReadonlyArray<readonly [string, number]>) => {
+    const prune = this.db.prepare<[number, number]>(PRUNE_SQL);
+    this.pruneHere = this.db.transaction((seqs: readonly number[]) => {
       let dropped = 0;
-      for (const [id, seq] of pairs) dropped += prune.run(id, seq).changes;
+      for (const seq of seqs) dropped += prune.run(seq, 0).changes;
       return dropped;
     });
     const last = this.db
@@ -310,8 +334,16 @@ export class SqliteStore implements SnapshotStore {
     if (this.closed) throw new StoreError('the store is closed');
     // Encoded now, once: the commit binds these values, and a later change to the record's objects
     // cannot change what is stored.
-    this.pending.set(record.id, rowValues(record));
-    if (record.change) this.pendingHistory.push(historyValues(this.nextSeq++, record.id, record.change));
+    // The newest change of this tracker known in the process: the one the next change chains to,
+    // and the one a write that is not a change keeps pointing at.
+    const last = (this.pending.get(record.id) ?? this.inflight?.get(record.id))?.[COLUMN_COUNT] ?? null;
+    const values = rowValues(record) as unknown as WrittenValues;
+    if (record.change) {
+      const seq = this.nextSeq++;
+      this.pendingHistory.push(historyValues(seq, record.id, last, record.change));
+      values.push(seq);
+    } else values.push(last);
+    this.pending.set(record.id, values);
     if (this.pending.size >= this.maxBatch || this.pendingHistory.length >= this.maxBatch) this.commit();
     else this.schedule();
   }
@@ -384,7 +416,7 @@ export class SqliteStore implements SnapshotStore {
   async history(id: string, query: HistoryQuery): Promise<HistoryPage> {
     const after = query.cursor ? (decodeSeqCursor(query.cursor) ?? Number.MAX_SAFE_INTEGER) : 0;
     const limit = query.limit + 1;
-    const rows = this.read(() => this.historyPage.all(id, after, limit));
+    const rows = this.read(() => this.historyPage.all(id, after, after, limit));
     // Rows not durable yet have the highest seqs: they follow the file's, past the last one it gave.
     if (rows.length < limit) {
       const from = rows.length > 0 ? rows[rows.length - 1]![0] : after;
@@ -405,7 +437,7 @@ export class SqliteStore implements SnapshotStore {
   async pruneHistory(endedBefore: number, maxRows: number): Promise<number> {
     const rows = this.read(() => this.historyAfter.all(this.pruneCursor, maxRows));
     // A tracker's last row is the one that ended it: reaching it, its whole history goes.
-    const ended: Array<readonly [string, number]> = [];
+    const ended: number[] = [];
     let cursor = this.pruneCursor;
     for (const [seq, id, at, to] of rows) {
       // The log is in time order: the rest is too new, for this run and for the next ones.
@@ -413,7 +445,7 @@ export class SqliteStore implements SnapshotStore {
       cursor = seq;
       if (!FINAL_STATES.has(to)) continue;
       const end = this.read(() => this.endOf.get(id));
-      if (end === undefined || (FINAL_STATES.has(end[0]) && end[1] < endedBefore)) ended.push([id, seq]);
+      if (end === undefined || (FINAL_STATES.has(end[0]) && end[1] < endedBefore)) ended.push(seq);
     }
     if (cursor === this.pruneCursor && ended.length === 0) return 0;
     const dropped =
@@ -557,13 +589,13 @@ export class SqliteStore implements SnapshotStore {
 
   private commitOnWriter(
     writer: Writer,
-    batch: Map<string, RowValues>,
+    batch: Map<string, WrittenValues>,
     history: HistoryValues[],
     waiters: typeof this.waiters,
   ): void {
     this.inflight = batch;
     this.inflightHistory = history;
-    writer.commit(batch.values(), history).then(
+    writer.commit(batch.values(), historyBound(history)).then(
       () => {
         this.inflight = undefined;
         this.inflightHistory = undefined;
@@ -587,7 +619,7 @@ export class SqliteStore implements SnapshotStore {
     );
   }
 
-  private committed(batch: Map<string, RowValues>, waiters: typeof this.waiters): void {
+  private committed(batch: Map<string, WrittenValues>, waiters: typeof this.waiters): void {
     this.commits++;
     this.checkpointer?.afterCommit(batch.size);
     for (const w of waiters) w.resolve();
@@ -595,7 +627,7 @@ export class SqliteStore implements SnapshotStore {
 
   /** The commit rolled back: its waiters fail, and nothing is lost (a later flush retries the batch). */
   private rolledBack(
-    batch: Map<string, RowValues>,
+    batch: Map<string, WrittenValues>,
     history: HistoryValues[],
     waiters: typeof this.waiters,
     error: unknown,
@@ -606,7 +638,7 @@ export class SqliteStore implements SnapshotStore {
   }
 
   /** The batch is pending again; newer writes made since win, and their history rows follow its own. */
-  private requeue(batch: Map<string, RowValues>, history: HistoryValues[]): void {
+  private requeue(batch: Map<string, WrittenValues>, history: HistoryValues[]): void {
     for (const [id, write] of batch) if (!this.pending.has(id)) this.pending.set(id, write);
     if (history.length > 0) this.pendingHistory = history.concat(this.pendingHistory);
   }

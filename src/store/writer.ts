@@ -2,10 +2,10 @@ import type { Worker } from 'node:worker_threads';
 import { closeSqliteWorker, startSqliteWorker } from './sqlite-worker.js';
 
 /**
- * The worker: its own connection to the file. A group commit arrives as `rows` messages (a slice of
- * the batch each, upserted `rowsPerUpsert` rows per statement inside one open transaction), then
- * `history` messages (the change log's rows, inserted the same way, in order, in the same
- * transaction), then `commit`, which is answered; a PRAGMA, a `prune` (its own transaction) or
+ * The worker: its own connection to the file. A group commit arrives as `history` messages (the
+ * change log's rows, in order, `rowsPerUpsert` per statement inside one open transaction), then
+ * `rows` messages (a slice of the batch each, upserted the same way in the same transaction), then
+ * `commit`, which is answered; a PRAGMA, a `prune` (its own transaction) or
  * `close` is one message. Answers go out in the order
  * the requests came. After a failed `rows`, the transaction is rolled back and the rest of that
  * commit is skipped; its `commit` answers with the error.
@@ -13,21 +13,21 @@ import { closeSqliteWorker, startSqliteWorker } from './sqlite-worker.js';
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
-const { path, pragmas, upsertSql, rowsPerUpsert, columns, historySql, historyColumns, pruneSql } = workerData;
+const { path, pragmas, upsertSql, rowsPerUpsert, columns, historySql, historyRow, historyColumns, pruneSql } = workerData;
 const db = new Database(path);
 for (const pragma of pragmas) db.pragma(pragma);
-const statements = (sql, width) => {
+const statements = (sql, row) => {
   const made = [];
-  return (rows) => (made[rows] ??= db.prepare(sql.replace('$ROWS', Array.from({ length: rows }, () => '(' + Array(width).fill('?').join(', ') + ')').join(', '))));
+  return (rows) => (made[rows] ??= db.prepare(sql.replace('$ROWS', Array.from({ length: rows }, () => row).join(', '))));
 };
 const tables = {
-  rows: { statement: statements(upsertSql, columns), columns },
-  history: { statement: statements(historySql, historyColumns), columns: historyColumns },
+  rows: { statement: statements(upsertSql, '(' + Array(columns).fill('?').join(', ') + ')'), columns },
+  history: { statement: statements(historySql, historyRow), columns: historyColumns },
 };
 const prune = db.prepare(pruneSql);
-const pruneAll = db.transaction((pairs) => {
+const pruneAll = db.transaction((seqs) => {
   let dropped = 0;
-  for (const [id, seq] of pairs) dropped += prune.run(id, seq).changes;
+  for (const seq of seqs) dropped += prune.run(seq, 0).changes;
   return dropped;
 });
 let failure = null;
@@ -70,7 +70,7 @@ parentPort.on('message', (message) => {
     return;
   }
   try {
-    const result = message.type === 'prune' ? pruneAll(message.pairs) : db.pragma(message.pragma, { simple: message.simple });
+    const result = message.type === 'prune' ? pruneAll(message.seqs) : db.pragma(message.pragma, { simple: message.simple });
     parentPort.postMessage({ ok: true, result });
   } catch (error) {
     parentPort.postMessage({ ok: false, error: { message: String(error && error.message), code: error && error.code } });
@@ -94,10 +94,12 @@ export interface WriterOptions {
   upsertSql: string;
   rowsPerUpsert: number;
   columns: number;
-  /** The change log's insert, with `$ROWS` where its `VALUES` list goes. */
+  /** The change log's insert, with `$ROWS` where its `VALUES` list goes, and one row of that list. */
   historySql: string;
+  historyRow: string;
+  /** Bound values per history row. */
   historyColumns: number;
-  /** Deletes one tracker's history rows up to a seq (bound: tracker id, seq). */
+  /** Deletes one tracker's chain of history rows from a seq back (bound: seq, 0). */
   pruneSql: string;
   /** The worker stopped: requests in flight were rejected, the caller goes back to its own connection. */
   onFailure: (error: unknown) => void;
@@ -132,7 +134,8 @@ export class Writer {
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: WriterOptions) {
-    const { path, pragmas, upsertSql, rowsPerUpsert, columns, historySql, historyColumns, pruneSql } = options;
+    const { path, pragmas, upsertSql, rowsPerUpsert, columns, historySql, historyRow, historyColumns, pruneSql } =
+      options;
     this.worker = startSqliteWorker(WORKER_SOURCE, {
       path,
       pragmas,
@@ -140,6 +143,7 @@ export class Writer {
       rowsPerUpsert,
       columns,
       historySql,
+      historyRow,
       historyColumns,
       pruneSql,
     });
@@ -156,19 +160,20 @@ export class Writer {
   }
 
   /**
-   * Upsert these rows (each its column values) and append these history rows, in order, in one
+   * Append these history rows, in order, and upsert these rows (each its column values), in one
    * transaction; resolves once durable.
    */
   commit(rows: Iterable<readonly unknown[]>, history: Iterable<readonly unknown[]> = []): Promise<void> {
     if (this.failed || this.closing) return Promise.reject(new Error("the store's writer thread is not running"));
-    this.send('rows', rows, this.options.columns);
+    // The history first: a change chains to its tracker row's history_seq before the upsert moves it.
     this.send('history', history, this.options.historyColumns);
+    this.send('rows', rows, this.options.columns);
     return this.request({ type: 'commit' }) as Promise<void>;
   }
 
-  /** Delete each (tracker id, seq) pair's history rows up to that seq, in one transaction; resolves to how many. */
-  prune(pairs: ReadonlyArray<readonly [string, number]>): Promise<number> {
-    return this.request({ type: 'prune', pairs }) as Promise<number>;
+  /** Delete the chain of history rows from each seq back, in one transaction; resolves to how many. */
+  prune(seqs: readonly number[]): Promise<number> {
+    return this.request({ type: 'prune', seqs }) as Promise<number>;
   }
 
   /** Run a PRAGMA on the writer's connection (`simple`: the first column of the first row). */
