@@ -8,6 +8,7 @@ import {
   COLUMN_COUNT,
   HISTORY_COLUMNS,
   type HistoryValues,
+  WRITE_COLUMNS,
   type RowValues,
   fromHistoryRow,
   fromRow,
@@ -86,24 +87,31 @@ const KNOWN_STATES: ReadonlySet<string> = new Set(TRACKER_STATE_NAMES);
 const INT8_OID = 20;
 
 // The rows go as one array per column: one prepared statement whatever the number of rows. A
-// quarantined original is never overwritten by a later write that does not carry one.
+// quarantined original is never overwritten by a later write that does not carry one; a write
+// that is not a change keeps the row's newest history seq.
 const UPSERT_SQL = `
-  INSERT INTO trackers (${COLUMNS})
+  INSERT INTO trackers (${WRITE_COLUMNS})
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[],
-                       $7::float8[], $8::float8[], $9::text[], $10::int8[])
+                       $7::float8[], $8::float8[], $9::text[], $10::int8[], $11::int8[])
   ON CONFLICT (id) DO UPDATE SET
     tx_hash = excluded.tx_hash, state = excluded.state, version = excluded.version,
     snapshot = excluded.snapshot, restarts = excluded.restarts, created_at = excluded.created_at,
     updated_at = excluded.updated_at, quarantined = COALESCE(excluded.quarantined, trackers.quarantined),
-    chain_id = excluded.chain_id`;
+    chain_id = excluded.chain_id, history_seq = COALESCE(excluded.history_seq, trackers.history_seq)`;
 
 // Seqs for the commit's history rows, taken from the column's own sequence before the insert, so
 // that they are handed out in the order of the changes.
 const NEXT_SEQS = "SELECT nextval(pg_get_serial_sequence('tracker_history', 'seq')) FROM generate_series(1, $1)";
+// Before the upsert: a tracker's first change in the commit links to the row's history_seq as
+// it was before this commit (every instance's changes of it included); the next ones to the one before.
 const HISTORY_SQL = `
   INSERT INTO tracker_history (${HISTORY_COLUMNS})
-  SELECT * FROM unnest($1::int8[], $2::text[], $3::float8[], $4::text[], $5::text[], $6::text[], $7::int8[],
-                       $8::text[], $9::int[], $10::int[], $11::text[])`;
+  SELECT h.seq, h.tracker_id, COALESCE(h.prev_seq, t.history_seq), h.at, h.from_state, h.to_state, h.event,
+         h.block_number, h.block_hash, h.restarts, h.reorgs, h.detail
+  FROM unnest($1::int8[], $2::text[], $3::int8[], $4::float8[], $5::text[], $6::text[], $7::text[], $8::int8[],
+              $9::text[], $10::int[], $11::int[], $12::text[])
+       AS h(seq, tracker_id, prev_seq, at, from_state, to_state, event, block_number, block_hash, restarts, reorgs, detail)
+  LEFT JOIN trackers t ON t.id = h.tracker_id`;
 const FINAL_STATES: ReadonlySet<string> = new Set(FINAL_STATE_NAMES);
 
 const OF_CHAIN = '(chain_id = $1 OR (chain_id IS NULL AND $2::boolean))';
@@ -225,7 +233,7 @@ export class PostgresStore implements SnapshotStore {
   write(record: TrackerRecord): void {
     if (this.closed) throw new StoreError('the store is closed');
     this.pending.set(record.id, rowValues(record));
-    if (record.change) this.pendingHistory.push(historyValues(0, record.id, record.change));
+    if (record.change) this.pendingHistory.push(historyValues(0, record.id, null, record.change));
     if (this.pending.size >= this.maxBatch || this.pendingHistory.length >= this.maxBatch) this.commit();
     else this.schedule();
   }
@@ -501,19 +509,25 @@ export class PostgresStore implements SnapshotStore {
         ? new Set((await hook.beforeUpsert(client, [...batch.keys()])) ?? [])
         : undefined;
       if (dropped && dropped.size > 0) for (const id of dropped) batch.delete(id);
-      const rows = [...batch.values()];
-      for (let at = 0; at < rows.length; at += ROWS_PER_UPSERT) {
-        await client.query({ name: 'tx_tracker_upsert', text: UPSERT_SQL, values: columnsOf(rows, at) });
-      }
       const history =
         dropped && dropped.size > 0 ? pendingHistory.filter((values) => !dropped.has(values[1])) : pendingHistory;
+      // Each tracker's newest seq in this commit, for its row's history_seq.
+      const newest = new Map<string, number>();
       if (history.length > 0) {
         const seqs = await client.query<[number]>({ text: NEXT_SEQS, values: [history.length], rowMode: 'array' });
         const numbered = seqs.rows.map(([seq]) => seq).sort((a, b) => a - b);
-        history.forEach((values, i) => (values[0] = numbered[i]!));
+        history.forEach((values, i) => {
+          values[0] = numbered[i]!;
+          values[2] = newest.get(values[1]) ?? null;
+          newest.set(values[1], values[0]);
+        });
         for (let at = 0; at < history.length; at += ROWS_PER_UPSERT) {
           await client.query({ name: 'tx_tracker_history', text: HISTORY_SQL, values: columnsOf(history, at) });
         }
+      }
+      const rows = [...batch].map(([id, values]) => [...values, newest.get(id) ?? null]);
+      for (let at = 0; at < rows.length; at += ROWS_PER_UPSERT) {
+        await client.query({ name: 'tx_tracker_upsert', text: UPSERT_SQL, values: columnsOf(rows, at) });
       }
       if (hook?.afterUpsert) await hook.afterUpsert(client, batch, history);
       await client.query('COMMIT');
@@ -624,5 +638,6 @@ function columnsOf(rows: ReadonlyArray<readonly unknown[]>, at: number): unknown
 /** A history row back to pending: its seq is handed out again by the commit that stores it. */
 const unnumbered = (values: HistoryValues): HistoryValues => {
   values[0] = 0;
+  values[2] = null;
   return values;
 };
