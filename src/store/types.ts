@@ -171,6 +171,11 @@ export interface SnapshotStore {
    * of the change that causes it (absent: the store has no webhooks).
    */
   readonly webhooks?: WebhookStore;
+  /**
+   * Whether the database answers now, for `/readyz`, by stores that can lose it (a networked one).
+   * Without it, readiness is a `get` that does not fail.
+   */
+  reachable?(): Promise<boolean>;
   /** Time every `flush()` (for `/metrics`). Returns the function that stops it. */
   observeFlush(observer: FlushObserver): () => void;
   close(): Promise<void>;
