@@ -6,7 +6,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hashOf, tempDir, waitFor } from './helpers.js';
 import { ROOT, type ServiceProcess, answers, isRunning, spawnService } from './support/service-process.js';
 
-/** `npm run build` into a folder of its own under .tmp/ (inside the repository, so node_modules resolve). */
+/**
+ * `npm run build`'s two steps into a folder of its own under .tmp/ (inside the repository, so
+ * node_modules resolve): npm appends `-- args` to the script's last command, not to tsc.
+ */
 const BUILD = join(ROOT, '.tmp', `build-${process.pid}-${Date.now()}`);
 
 describe('production start and signals', () => {
@@ -15,15 +18,17 @@ describe('production start and signals', () => {
   const pids: number[] = [];
 
   beforeAll(async () => {
-    const build = spawn('npm', ['run', 'build', '--', '--outDir', BUILD], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    build.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    build.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    const [code] = (await once(build, 'exit')) as [number | null];
-    if (code !== 0) throw new Error(`npm run build failed (${code}): ${output}`);
+    for (const [command, args] of [
+      ['npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', BUILD]],
+      [process.execPath, [join(BUILD, 'src', 'ui-build.js')]],
+    ] as const) {
+      const build = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      build.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      build.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      const [code] = (await once(build, 'exit')) as [number | null];
+      if (code !== 0) throw new Error(`${command} ${args.join(' ')} failed (${code}): ${output}`);
+    }
   });
   afterEach(() => {
     for (const service of running.splice(0)) service.child.kill('SIGKILL');

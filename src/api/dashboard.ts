@@ -15,13 +15,13 @@ export class DashboardBuildError extends Error {
   override name = 'DashboardBuildError';
 }
 
-/** `ui/` beside `src/` (from source) or beside `dist/` (the built entry). */
+/** The nearest `ui/` above this file: beside `src/` from source, beside the build's folder when built. */
 function uiSource(): string {
-  for (const up of ['../../ui/', '../../../ui/']) {
+  for (const up of ['../../ui/', '../../../ui/', '../../../../ui/']) {
     const dir = fileURLToPath(new URL(up, import.meta.url));
     if (existsSync(join(dir, 'main.tsx'))) return dir;
   }
-  throw new DashboardBuildError('the dashboard sources (ui/main.tsx) are not beside src/ or dist/');
+  throw new DashboardBuildError('the dashboard sources (ui/main.tsx) are not beside src/ or the build folder');
 }
 
 /** elkjs's browser build (UMD, sets `window.ELK`), from the installed package. */

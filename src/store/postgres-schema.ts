@@ -73,6 +73,8 @@ export async function migrate(pool: pg.Pool, migrations = PG_MIGRATIONS): Promis
   let client: pg.PoolClient | undefined;
   try {
     client = await pool.connect();
+    // Checked out, its errors are ours; the failing query reports them.
+    client.on('error', () => undefined);
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
     await client.query(`CREATE TABLE IF NOT EXISTS tracker_store_schema (

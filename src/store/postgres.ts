@@ -501,6 +501,14 @@ export class PostgresStore implements SnapshotStore {
   /** One transaction: the hook's check, the upsert in chunks, the change log, the hook's rows, COMMIT. */
   private async transaction(batch: Map<string, RowValues>, pendingHistory: HistoryValues[]): Promise<void> {
     const client = await this.pool.connect();
+    // A checked-out client's errors are ours (the pool listens only to idle ones): the server going away
+    // between two statements must fail this commit, not the process.
+    let lost: Error | undefined;
+    const onError = (error: Error) => {
+      lost = error;
+      this.unreachable(error);
+    };
+    client.on('error', onError);
     let broken = false;
     try {
       await client.query('BEGIN');
@@ -539,8 +547,9 @@ export class PostgresStore implements SnapshotStore {
       }
       throw error;
     } finally {
-      // A connection whose rollback failed is not handed out again.
-      client.release(broken);
+      client.off('error', onError);
+      // A connection whose rollback failed (or that the server dropped) is not handed out again.
+      client.release(broken || lost !== undefined);
     }
   }
 
