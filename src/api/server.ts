@@ -160,7 +160,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  app.use(requestContext(logger, metrics));
+  // Sockets with a request in flight, and its response; the others may be closed at once when
+  // closing (Node's closeIdleConnections skips connections that never carried a request).
+  const busy = new Map<Socket, ServerResponse>();
+  app.use(
+    requestContext(logger, metrics, (req, res) => {
+      if (busy.get(req.socket) === res) busy.delete(req.socket);
+    }),
+  );
   app.use(refuseWhile(() => closing));
   // The open routes come before the token check, so Express's own matching (any case, one trailing
   // slash) decides what is open, the same way it decides which handler runs.
@@ -182,10 +189,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     res.type('html').send(INSPECT_PAGE);
   });
   app.options(OPEN_PATHS, optionsHandler(routeDocs));
-  app.use(bearerAuth(options.apiToken));
+  if (options.apiToken) app.use(bearerAuth(options.apiToken));
   // Any content type is read as JSON: clients that forget the header still get precise errors.
   app.use(express.json({ limit: '1mb', type: () => true, strict: false }));
 
+  // Before any router: a router answers OPTIONS for its own paths in text.
+  app.options(/.*/, optionsHandler(routeDocs));
+  // The tracker routes carry the traffic: they come before the operations routes, so that a
+  // tracker request is not matched against each of those first.
+  app.use(trackerRoutes(system));
+  app.use(chainRoutes(system, options.chainHealth));
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
@@ -200,9 +213,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     res.json(options.inspection.view());
   });
-  app.options(/.*/, optionsHandler(routeDocs));
-  app.use(trackerRoutes(system));
-  app.use(chainRoutes(system, options.chainHealth));
   app.use(notFoundHandler);
   app.use(errorHandler(logger));
 
@@ -215,15 +225,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
+    socket.on('close', () => {
+      sockets.delete(socket);
+      busy.delete(socket);
+    });
   });
-  // Sockets with a request in flight, and its response; the others may be closed at once when
-  // closing (Node's closeIdleConnections skips connections that never carried a request).
-  const busy = new Map<Socket, ServerResponse>();
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    busy.set(req.socket, res);
-    res.on('close', () => busy.delete(req.socket));
-  });
+  // Out of `busy` when its response finishes (requestContext), or when its socket closes.
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => busy.set(req.socket, res));
   // Requests Node's parser rejects never reach Express: answer them with the same JSON errors.
   server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
     logger.debug({ err: error, code: error.code }, 'unparsable request');

@@ -150,11 +150,18 @@ export function trackerRoutes(system: TrackerSystem): Router {
     res.json(await system.list({ state: state as ListQueryState, chain, limit, cursor }));
   });
 
-  router.get('/trackers/:id', async (req, res) => {
+  router.get('/trackers/:id', (req, res) => {
     const id = normalizeId(req.params.id);
-    const tracker = await system.get(id);
-    if (!tracker) throw new ApiError(404, 'not_found', `no tracker ${id}`);
-    res.json(tracker);
+    // A live tracker answers in this turn, without a promise; one that is not live is read from the store.
+    const live = system.peek(id);
+    if (live) {
+      res.json(live);
+      return;
+    }
+    return system.get(id).then((tracker) => {
+      if (!tracker) throw new ApiError(404, 'not_found', `no tracker ${id}`);
+      res.json(tracker);
+    });
   });
 
   router.post('/trackers/:id/events', async (req, res) => {
