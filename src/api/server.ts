@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import express, { type RequestHandler } from 'express';
+import express, { type RequestHandler, Router } from 'express';
 import type { TrackerSystem } from '../runtime/system.js';
 import { type Logger, silentLogger } from '../runtime/logger.js';
 import { clientErrorResponse, errorHandler, notFoundHandler } from './errors.js';
@@ -51,6 +51,8 @@ export interface RunningServer {
 
 /** Open without the token: probes, and the inspector page (static; it sends the token itself). */
 const OPEN_PATHS = ['/healthz', '/readyz', '/inspect/ui'];
+/** The paths Express could match to an open route (any case, one trailing slash). */
+const OPEN_PATH_CANDIDATE = /^\/(?:healthz|readyz|inspect\/ui)\/?$/i;
 
 const opsDocs: RouteDoc[] = [
   {
@@ -171,10 +173,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   app.use(refuseWhile(() => closing));
   // The open routes come before the token check, so Express's own matching (any case, one trailing
   // slash) decides what is open, the same way it decides which handler runs.
-  app.get('/healthz', (_req, res) => {
+  const open = Router();
+  open.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.get('/readyz', async (_req, res) => {
+  open.get('/readyz', async (_req, res) => {
     const checks = await readiness().catch(() => ({ store: false, chain: false }));
     if (checks.store && checks.chain && !closing) {
       res.json({ status: 'ready', checks });
@@ -185,16 +188,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       .status(503)
       .json({ error: { code: 'not_ready', message: `not reachable: ${down.join(', ') || 'shutting down'}` }, checks });
   });
-  app.get('/inspect/ui', (_req, res) => {
+  open.get('/inspect/ui', (_req, res) => {
     res.type('html').send(INSPECT_PAGE);
   });
-  app.options(OPEN_PATHS, optionsHandler(routeDocs));
+  open.options(OPEN_PATHS, optionsHandler(routeDocs));
+  // Only a path they could match goes through them: other requests are not matched against each.
+  app.use((req, res, next) => (OPEN_PATH_CANDIDATE.test(req.path) ? open(req, res, next) : next()));
   if (options.apiToken) app.use(bearerAuth(options.apiToken));
   // Any content type is read as JSON: clients that forget the header still get precise errors.
   app.use(express.json({ limit: '1mb', type: () => true, strict: false }));
 
   // Before any router: a router answers OPTIONS for its own paths in text.
-  app.options(/.*/, optionsHandler(routeDocs));
+  const options204 = optionsHandler(routeDocs);
+  app.use((req, res, next) => (req.method === 'OPTIONS' ? options204(req, res, next) : next()));
   // The tracker routes carry the traffic: they come before the operations routes, so that a
   // tracker request is not matched against each of those first.
   app.use(trackerRoutes(system));
