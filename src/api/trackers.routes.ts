@@ -153,9 +153,9 @@ export function trackerRoutes(system: TrackerSystem): Router {
   router.get('/trackers/:id', (req, res) => {
     const id = normalizeId(req.params.id);
     // A live tracker answers in this turn, without a promise; one that is not live is read from the store.
-    const live = system.peek(id);
-    if (live) {
-      res.json(live);
+    const live = system.peekText(id);
+    if (live !== undefined) {
+      res.set('Content-Type', 'application/json; charset=utf-8').send(live);
       return;
     }
     return system.get(id).then((tracker) => {
