@@ -2,8 +2,10 @@
  * A CPU profile of one server of bench:api under one load: the server runs under `node --cpu-prof`
  * (a profile per thread, written when it exits), autocannon loads it from this process, and the time
  * window of the load and its request count go to <dir>/windows.json for bench/profile-top.ts.
+ * `busy` is bench:api's GET while the chain watcher is busy (tx-tracker only: blocks of 1,000
+ * tracked transfers a second on its embedded anvil during the load).
  *
- * npx tsx bench/api-profile.ts <bench/api-server.ts|bench/floor-server.ts> <post|get> <dir> [seconds]
+ * npx tsx bench/api-profile.ts <bench/api-server.ts|bench/floor-server.ts> <post|get|busy> <dir> [seconds]
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -11,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
+import { busyChain } from './busy-chain.js';
 
 const [script = 'bench/api-server.ts', load = 'post', dir = '.tmp/prof-api', seconds = '10'] = process.argv.slice(2);
 const hashOf = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
@@ -29,12 +32,13 @@ const child = spawn(
     },
   },
 );
-const url = await new Promise<string>((resolve, reject) => {
+const info = await new Promise<Record<string, string | null>>((resolve, reject) => {
   createInterface({ input: child.stdout! }).on('line', (line) => {
-    if (line.startsWith('{"url"')) resolve((JSON.parse(line) as { url: string }).url);
+    if (line.startsWith('{"url"')) resolve(JSON.parse(line) as Record<string, string | null>);
   });
   child.once('exit', () => reject(new Error(`${script} exited before listening`)));
 });
+const url = info.url!;
 
 let n = 0;
 const posts: autocannon.Request[] = [
@@ -64,14 +68,19 @@ const gets: autocannon.Request[] = [
   },
 ];
 
+const chain =
+  load === 'busy'
+    ? await busyChain({ child, url, info }, { duration: Number(seconds), txs: 1000, blockMs: 1000 })
+    : undefined;
+await chain?.prepare();
 const from = nowUs();
-const result = await autocannon({
-  url,
-  connections: 64,
-  duration: Number(seconds),
-  requests: load === 'get' ? gets : posts,
-});
+const loading = Promise.resolve(
+  autocannon({ url, connections: 64, duration: Number(seconds), requests: load === 'post' ? posts : gets }),
+);
+const result = chain ? (await chain.mineWhile(loading)).result : await loading;
 const to = nowUs();
+await chain?.settle();
+await chain?.stop();
 writeFileSync(join(dir, 'windows.json'), JSON.stringify([{ from, to, ops: result.requests.total }]));
 console.log(
   `${script} ${load}: ${Math.round(result.requests.average)} req/s, p99 ${result.latency.p99} ms, ${result.non2xx} non-2xx`,

@@ -14,7 +14,6 @@ import { loadavg, cpus } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildDashboard } from '../src/api/dashboard.js';
 import { browserMissing, launchBrowser, watchedPage } from '../test/support/browser.js';
 import { startServicePath } from './service-path.js';
 
@@ -29,7 +28,7 @@ if (missing) {
 
 const hash = (i: number): string => `0x${createHash('sha256').update(`dashboard-${i}`).digest('hex')}`;
 const dir = mkdtempSync(join(tmpdir(), 'bench-dashboard-'));
-const service = await startServicePath({ databasePath: join(dir, 'trackers.db'), dashboard: await buildDashboard() });
+const service = await startServicePath({ databasePath: join(dir, 'trackers.db') });
 const { system } = service;
 const log = (line: string) => process.stderr.write(`bench:dashboard ${line}\n`);
 

@@ -63,8 +63,9 @@ function concern(url: string, name: string): string {
       .join('/');
     return dir === 'machines' ? 'src/runtime + machines' : dir === 'src/runtime' ? 'src/runtime + machines' : dir;
   }
-  // In the service only the chain watcher's JSON-RPC transport uses fetch.
-  if (/^node:internal\/(deps\/undici|webstreams|abort_controller)/.test(path)) return 'fetch (undici): JSON-RPC';
+  // In the service only the chain watcher's JSON-RPC transport is an HTTP client (node:http).
+  if (/^node:_http_(client|agent)/.test(path)) return 'HTTP client (node:http): JSON-RPC';
+  if (/^node:internal\/(deps\/undici|webstreams|abort_controller)/.test(path)) return 'fetch (undici)';
   if (/^node:(_http|net|_stream|stream|internal\/(streams|http|net|stream_base))/.test(path) || HTTP_NATIVE.has(name))
     return 'HTTP: Node http, net, streams';
   if (/^node:internal\/(worker|per_context\/messageport|event_target)/.test(path) || name === 'postMessage')

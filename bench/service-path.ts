@@ -1,23 +1,17 @@
 /**
- * The service as `npm start` builds it (`startService` in src/service.ts), for the benchmarks that
- * drive it in their own process: the configuration parsed by src/config.ts, the store from
- * `createStoreFromConfig`, the tracker system with the service's options and the chain watcher's
- * hooks, and the HTTP server with its metrics, validation and change feed. One difference: the
- * bench is the chain. The watcher is made and its hooks follow every tracker, but its loop (heads
- * and lookups over JSON-RPC) is not started; the bench hands chain facts to the system as the
- * watcher does (`deliver`, `newHead`), which a running watcher would contradict with lookups of
- * transactions no node has.
+ * The service as `npm start` builds it, for the benchmarks that drive it in their own process:
+ * `startService` (src/service.ts) itself, with the configuration parsed by src/config.ts. One
+ * option differs: the bench is the chain. The chain watcher is made and its hooks follow every
+ * tracker, but it does not run (`watchChains: false`: no embedded anvil, no JSON-RPC); the bench
+ * hands chain facts to the system as the watcher does (`deliver`, `newHead`), which a running
+ * watcher would contradict with lookups of transactions no node has.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { parseConfig } from '../src/config.js';
-import { createChainWatcher } from '../src/chain/watcher.js';
-import type { DashboardAssets } from '../src/api/dashboard.js';
-import { startServer, storeIsReachable } from '../src/api/server.js';
-import { createStoreFromConfig } from '../src/service.js';
-import { type TrackerSystem, createTrackerSystem } from '../src/runtime/system.js';
+import { createStoreFromConfig, startService } from '../src/service.js';
 import { openPlainFloor, sameSchema } from './plain-floor.js';
 
 export interface ServicePathOptions {
@@ -27,12 +21,10 @@ export interface ServicePathOptions {
   env?: Record<string, string>;
   /** Told each time a tracker leaves for good (the bench counts them), after the watcher is. */
   onGone?: () => void;
-  /** Serve the dashboard (`buildDashboard`) at `/`, as the service does. */
-  dashboard?: DashboardAssets;
 }
 
 /**
- * Start the service path on a free port; `stop()` stops it as `Service.stop` does.
+ * Start the service path on a free port; `stop()` is `Service.stop`.
  *
  * @example
  * const service = await startServicePath({ databasePath: '/tmp/x/trackers.db' });
@@ -44,7 +36,7 @@ export async function startServicePath(options: ServicePathOptions) {
     ...options.env,
     DATABASE_URL: options.databasePath === 'memory:' ? 'memory:' : `sqlite:${options.databasePath}`,
     PORT: '0',
-    // Only the watcher's hooks run; this node is never called.
+    // The watcher does not run: this node is never called.
     ETH_RPC_URL: 'http://127.0.0.1:9',
   });
   // Logs are written as the service writes them, to nowhere: the bench's stdout carries its result.
@@ -52,72 +44,12 @@ export async function startServicePath(options: ServicePathOptions) {
     { level: config.LOG_LEVEL, base: { service: 'tx-tracker' } },
     pino.destination({ dest: '/dev/null', sync: false }),
   );
-  const { store } = await createStoreFromConfig(config, logger);
-  // The watcher is made before the system (its hooks go in), and reaches it through this.
-  const sink: { system?: TrackerSystem } = {};
-  const watcher = createChainWatcher({
-    url: config.ETH_RPC_URL!,
-    system: {
-      deliver: (id, event) => sink.system?.deliver(id, event) ?? false,
-      newHead: (blockNumber) => void sink.system?.newHead(blockNumber),
-    },
-    pollIntervalMs: config.POLL_INTERVAL_MS,
-    droppedAfterMs: config.DROPPED_AFTER_MS,
-    logger,
-  });
   const onGone = options.onGone;
-  const system = await createTrackerSystem({
-    store,
-    hooks: onGone
-      ? {
-          ...watcher.hooks,
-          trackerGone: (id) => {
-            watcher.hooks.trackerGone(id);
-            onGone();
-          },
-        }
-      : watcher.hooks,
-    defaultConfirmations: config.REQUIRED_CONFIRMATIONS,
-    faultInjection: config.FAULT_INJECTION,
-    restartPolicy: { maxRestarts: config.MAX_RESTARTS, restartWindowMs: config.RESTART_WINDOW_MS },
-    logger,
+  const service = await startService(config, logger, {
+    watchChains: false,
+    ...(onGone ? { trackerGone: () => onGone() } : {}),
   });
-  const server = await startServer({
-    system,
-    port: config.PORT,
-    host: config.HOST,
-    apiToken: config.API_TOKEN,
-    faultInjection: config.FAULT_INJECTION,
-    ...(options.dashboard ? { dashboard: () => options.dashboard } : {}),
-    logger,
-    readiness: async () => ({ store: await storeIsReachable(store), chain: true }),
-    metricsSources: {
-      chains: () => [
-        {
-          name: 'default',
-          chainId: 31337,
-          requests: watcher.rpc.requests,
-          errors: watcher.rpc.errors,
-          head: watcher.health().headNumber ?? undefined,
-          blockLag: watcher.blockLag(),
-          reorgsBelowFinalized: watcher.health().reorgsBelowFinalized,
-        },
-      ],
-    },
-  });
-  sink.system = system;
-  return {
-    config,
-    store,
-    system,
-    server,
-    watcher,
-    async stop(): Promise<void> {
-      await server.close();
-      await system.shutdown({ stopActors: false });
-      await store.close();
-    },
-  };
+  return { config, store: service.system.store, ...service };
 }
 
 export type ServicePath = Awaited<ReturnType<typeof startServicePath>>;

@@ -69,6 +69,18 @@ export interface Service {
   stop(): Promise<void>;
 }
 
+/** What a benchmark changes of the service `npm start` builds; `npm start` passes none. */
+export interface ServiceOptions {
+  /**
+   * false: the chain watchers are made and follow every tracker, but do not run (no embedded
+   * anvil, no JSON-RPC): the caller hands the system chain facts (`deliver`, `newHead`).
+   * Default true.
+   */
+  watchChains?: boolean;
+  /** Told each time a tracker leaves for good, after the watchers are. */
+  trackerGone?: (id: string) => void;
+}
+
 /**
  * Start everything `npm start` runs: store, inspector relay (with INSPECT), tracker system, HTTP.
  *
@@ -76,7 +88,7 @@ export interface Service {
  * const service = await startService(parseConfig(process.env), pino());
  * logger.info(service.where, 'tx-tracker started');
  */
-export async function startService(config: Config, logger: Logger): Promise<Service> {
+export async function startService(config: Config, logger: Logger, options: ServiceOptions = {}): Promise<Service> {
   const { store, location } = await createStoreFromConfig(config, logger);
   // A start that fails part way stops what it had started, last first (the embedded anvil too),
   // and then fails with the error that stopped it.
@@ -148,6 +160,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       system: sink,
       logger,
       watcher: { stuckAfterBlocks: config.STUCK_AFTER_BLOCKS },
+      ...(options.watchChains === false ? { watch: false } : {}),
     });
   } catch (error) {
     return failStart(error);
@@ -156,9 +169,18 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   const byName = new Map(chains.list.map((chain) => [chain.name, chain]));
   const defaultChain = byName.get(config.defaultChain)!;
   try {
+    const gone = options.trackerGone;
     system = await createTrackerSystem({
       store,
-      hooks: chains.hooks,
+      hooks: gone
+        ? {
+            ...chains.hooks,
+            trackerGone: (id) => {
+              chains.hooks.trackerGone(id);
+              gone(id);
+            },
+          }
+        : chains.hooks,
       chains: config.chains.map((settings) => ({
         id: byName.get(settings.name)!.chainId,
         name: settings.name,

@@ -1,5 +1,5 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../runtime/logger.js';
 import { ApiError } from './errors.js';
 import type { Metrics } from './metrics.js';
@@ -14,16 +14,23 @@ const digest = (value: string) => createHash('sha256').update(value).digest();
  * @example
  * app.use(requestContext(logger, metrics));
  */
-export function requestContext(logger: Logger, metrics: Metrics): RequestHandler {
+export function requestContext(
+  logger: Logger,
+  metrics: Metrics,
+  finished?: (req: Request, res: Response) => void,
+): RequestHandler {
   return (req, res, next) => {
-    const given = req.get('x-request-id');
-    const reqId = given && REQUEST_ID.test(given) ? given : randomUUID();
+    const given = req.headers['x-request-id'];
+    const reqId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     res.locals.reqId = reqId;
     res.setHeader('X-Request-Id', reqId);
     const t0 = performance.now();
-    res.on('finish', () => {
+    // One listener per request does all the bookkeeping of its end.
+    res.once('finish', () => {
+      finished?.(req, res);
       const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
       metrics.httpRequests.inc({ method: req.method, route, status: res.statusCode });
+      if (logger.isLevelEnabled?.('info') === false) return;
       const ms = Math.round((performance.now() - t0) * 100) / 100;
       logger.info(
         { reqId, method: req.method, url: req.originalUrl.slice(0, 512), status: res.statusCode, ms },

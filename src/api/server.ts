@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import express, { type RequestHandler } from 'express';
+import express, { type RequestHandler, Router } from 'express';
 import type { TrackerSystem } from '../runtime/system.js';
 import { type Logger, silentLogger } from '../runtime/logger.js';
 import { clientErrorResponse, errorHandler, notFoundHandler } from './errors.js';
@@ -64,6 +64,10 @@ export interface RunningServer {
 
 /** Open without the token: probes, and the inspector page and dashboard (static; they send the token themselves). */
 const OPEN_PATHS = ['/healthz', '/readyz', '/inspect/ui'];
+/** The paths Express could match to an open route (any case, one trailing slash). */
+const OPEN_PATH_CANDIDATE = /^\/(?:healthz|readyz|inspect\/ui)\/?$/i;
+/** The paths Express could match to the dashboard's routes (`/`, `/ui/:file`). */
+const DASHBOARD_PATH_CANDIDATE = /^\/(?:ui\/[^/]+\/?)?$/i;
 
 const opsDocs: RouteDoc[] = [
   {
@@ -185,14 +189,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  app.use(requestContext(logger, metrics));
+  // Sockets with a request in flight, and its response; the others may be closed at once when
+  // closing (Node's closeIdleConnections skips connections that never carried a request).
+  const busy = new Map<Socket, ServerResponse>();
+  app.use(
+    requestContext(logger, metrics, (req, res) => {
+      if (busy.get(req.socket) === res) busy.delete(req.socket);
+    }),
+  );
   app.use(refuseWhile(() => closing));
   // The open routes come before the token check, so Express's own matching (any case, one trailing
   // slash) decides what is open, the same way it decides which handler runs.
-  app.get('/healthz', (_req, res) => {
+  const open = Router();
+  open.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.get('/readyz', async (_req, res) => {
+  open.get('/readyz', async (_req, res) => {
     const checks = await readiness().catch(() => ({ store: false, chain: false }));
     if (checks.store && checks.chain && !closing) {
       res.json({ status: 'ready', checks });
@@ -203,15 +215,27 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       .status(503)
       .json({ error: { code: 'not_ready', message: `not reachable: ${down.join(', ') || 'shutting down'}` }, checks });
   });
-  app.get('/inspect/ui', (_req, res) => {
+  open.get('/inspect/ui', (_req, res) => {
     res.type('html').send(INSPECT_PAGE);
   });
-  if (options.dashboard) app.use(dashboardRoutes(options.dashboard, { auth: Boolean(options.apiToken) }));
-  app.options(OPEN_PATHS, optionsHandler(routeDocs));
-  app.use(bearerAuth(options.apiToken));
+  open.options(OPEN_PATHS, optionsHandler(routeDocs));
+  // Only a path they could match goes through them: other requests are not matched against each.
+  app.use((req, res, next) => (OPEN_PATH_CANDIDATE.test(req.path) ? open(req, res, next) : next()));
+  if (options.dashboard) {
+    const dashboard = dashboardRoutes(options.dashboard, { auth: Boolean(options.apiToken) });
+    app.use((req, res, next) => (DASHBOARD_PATH_CANDIDATE.test(req.path) ? dashboard(req, res, next) : next()));
+  }
+  if (options.apiToken) app.use(bearerAuth(options.apiToken));
   // Any content type is read as JSON: clients that forget the header still get precise errors.
   app.use(express.json({ limit: '1mb', type: () => true, strict: false }));
 
+  // Before any router: a router answers OPTIONS for its own paths in text.
+  const options204 = optionsHandler(routeDocs);
+  app.use((req, res, next) => (req.method === 'OPTIONS' ? options204(req, res, next) : next()));
+  // The tracker routes carry the traffic: they come before the operations routes, so that a
+  // tracker request is not matched against each of those first.
+  app.use(trackerRoutes(system));
+  app.use(chainRoutes(system, options.chainHealth));
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
@@ -226,9 +250,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     res.json(options.inspection.view());
   });
-  app.options(/.*/, optionsHandler(routeDocs));
-  app.use(trackerRoutes(system));
-  app.use(chainRoutes(system, options.chainHealth));
   app.use(machineRoutes(system, { faultInjection: options.faultInjection ?? false }));
   if (webhookStore) {
     app.use(
@@ -251,15 +272,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const sockets = new Set<Socket>();
   server.on('connection', (socket) => {
     sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
+    socket.on('close', () => {
+      sockets.delete(socket);
+      busy.delete(socket);
+    });
   });
-  // Sockets with a request in flight, and its response; the others may be closed at once when
-  // closing (Node's closeIdleConnections skips connections that never carried a request).
-  const busy = new Map<Socket, ServerResponse>();
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    busy.set(req.socket, res);
-    res.on('close', () => busy.delete(req.socket));
-  });
+  // Out of `busy` when its response finishes (requestContext), or when its socket closes.
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => busy.set(req.socket, res));
   // Requests Node's parser rejects never reach Express: answer them with the same JSON errors.
   server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
     logger.debug({ err: error, code: error.code }, 'unparsable request');

@@ -162,11 +162,18 @@ export function trackerRoutes(system: TrackerSystem): Router {
     res.json(await system.list({ state: state as ListQueryState, chain, limit, cursor }));
   });
 
-  router.get('/trackers/:id', async (req, res) => {
+  router.get('/trackers/:id', (req, res) => {
     const id = normalizeId(req.params.id);
-    const tracker = await system.get(id);
-    if (!tracker) throw new ApiError(404, 'not_found', `no tracker ${id}`);
-    res.json(tracker);
+    // A live tracker answers in this turn, without a promise; one that is not live is read from the store.
+    const live = system.peekText(id);
+    if (live !== undefined) {
+      res.set('Content-Type', 'application/json; charset=utf-8').send(live);
+      return;
+    }
+    return system.get(id).then((tracker) => {
+      if (!tracker) throw new ApiError(404, 'not_found', `no tracker ${id}`);
+      res.json(tracker);
+    });
   });
 
   router.get('/trackers/:id/history', async (req, res) => {

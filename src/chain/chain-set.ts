@@ -6,6 +6,7 @@ import { type Chain, startChain } from './embedded.js';
 import { errorMessage, redact } from './errors.js';
 import { getChainId } from './getChainId.js';
 import { createHttpTransport } from './transport.js';
+import { createChainWatcher } from './watcher.js';
 import type { ChainWatcherHealth, ChainWatcherOptions, TrackerSink } from './watcher-state.js';
 import { createWebSocketHeadSource } from './web-socket.js';
 
@@ -33,7 +34,16 @@ export interface StartChainsOptions {
   /** How long the start waits for a node's `eth_chainId` (default 5,000 ms, tried twice). */
   chainIdTimeoutMs?: number;
   watcher?: Partial<Omit<ChainWatcherOptions, 'system' | 'url'>>;
+  /**
+   * false: each chain's watcher is made, and its hooks follow every tracker, but it is never
+   * started: no node is started or called, and a chain without a configured id is taken to be
+   * `UNWATCHED_CHAIN_ID`. For benchmarks that hand the system chain facts themselves. Default true.
+   */
+  watch?: boolean;
 }
+
+/** The id of a chain that is not watched and has no configured id: anvil's own. */
+export const UNWATCHED_CHAIN_ID = 31337;
 
 /** A chain being followed: its name and id, its watcher, and the embedded anvil when it is one. */
 export interface FollowedChain extends Chain {
@@ -187,36 +197,56 @@ export async function startChains(options: StartChainsOptions): Promise<ChainSet
     // Chains one after the other: a failure names the first bad one, and the start stays readable.
     for (const nodes of options.chains) {
       let chainId: number | undefined = nodes.chainId;
-      const chain = await startChain({
-        config: {
-          rpcUrl: nodes.rpcUrl,
-          fallbackUrl: nodes.fallbackUrl,
-          name: nodes.name,
-          pollIntervalMs: nodes.pollIntervalMs,
-          droppedAfterMs: options.droppedAfterMs,
-        },
-        system: options.system,
-        logger,
-        ...(options.blockTime !== undefined ? { blockTime: options.blockTime } : {}),
-        // The id is known before the watcher starts: it checks every node against it.
-        beforeWatch: async (url) => {
-          chainId = await resolveChainId(nodes, url, options, logger);
-          return { chainId };
-        },
-        ...(options.watcher ? { watcher: options.watcher } : {}),
-      });
-      started.push({ ...chain, name: nodes.name, chainId: chainId! });
-      const other = ids.get(chainId!);
+      const chain =
+        options.watch === false
+          ? unwatchedChain(nodes, options, logger)
+          : await startChain({
+              config: {
+                rpcUrl: nodes.rpcUrl,
+                fallbackUrl: nodes.fallbackUrl,
+                name: nodes.name,
+                pollIntervalMs: nodes.pollIntervalMs,
+                droppedAfterMs: options.droppedAfterMs,
+              },
+              system: options.system,
+              logger,
+              ...(options.blockTime !== undefined ? { blockTime: options.blockTime } : {}),
+              // The id is known before the watcher starts: it checks every node against it.
+              beforeWatch: async (url) => {
+                chainId = await resolveChainId(nodes, url, options, logger);
+                return { chainId };
+              },
+              ...(options.watcher ? { watcher: options.watcher } : {}),
+            });
+      chainId ??= UNWATCHED_CHAIN_ID;
+      started.push({ ...chain, name: nodes.name, chainId });
+      const other = ids.get(chainId);
       if (other !== undefined) {
         throw new ChainConfigError(
           `invalid configuration: ${nodes.variables.rpcUrl} is a node of chain ${chainId}, as the chain ${other} is`,
         );
       }
-      ids.set(chainId!, nodes.name);
+      ids.set(chainId, nodes.name);
     }
   } catch (error) {
     await Promise.all(started.map((chain) => chain.stop()));
     throw error;
   }
   return new ChainSet(started);
+}
+
+/** A chain whose watcher follows trackers but never runs (`watch: false`). */
+function unwatchedChain(nodes: ChainNodes, options: StartChainsOptions, logger: Logger): Chain {
+  const url = nodes.rpcUrl ?? 'http://127.0.0.1:9';
+  const watcher = createChainWatcher({
+    url,
+    name: nodes.name,
+    chainId: nodes.chainId ?? UNWATCHED_CHAIN_ID,
+    system: options.system,
+    pollIntervalMs: nodes.pollIntervalMs,
+    droppedAfterMs: options.droppedAfterMs,
+    logger,
+    ...options.watcher,
+  });
+  return { url, watcher, anvil: undefined, stop: () => watcher.stop() };
 }

@@ -1,3 +1,5 @@
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { HttpRequestError, InvalidRpcResponseError, RpcRequestError, RpcTimeoutError } from './errors.js';
 
 export interface RpcCall {
@@ -30,7 +32,9 @@ interface JsonRpcResponse {
 
 /**
  * A minimal JSON-RPC client over HTTP(S) with batching and a timeout. No caching and no retries:
- * the watcher decides what to retry.
+ * the watcher decides what to retry. It is node:http with a keep-alive agent rather than `fetch`:
+ * each tracker's first lookup is a round trip, and undici's web streams cost more per call than
+ * the node's answer does. Redirects are not followed (an RPC endpoint answers where it is).
  *
  * @example
  * const transport = createHttpTransport('http://127.0.0.1:8545');
@@ -40,36 +44,59 @@ export function createHttpTransport(url: string, options: HttpTransportOptions =
   const timeoutMs = options.timeoutMs ?? 10_000;
   let nextId = 1;
 
-  async function post(body: unknown, label: string): Promise<unknown> {
-    let response: Response;
-    try {
-      response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
+  const target = new URL(url);
+  const secure = target.protocol === 'https:';
+  const send = secure ? httpsRequest : httpRequest;
+  // One keep-alive connection pool per transport: the watcher's round trips reuse sockets.
+  const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+  const requestOptions = {
+    method: 'POST',
+    agent,
+    hostname: target.hostname.replace(/^\[|\]$/g, ''),
+    port: target.port,
+    path: `${target.pathname}${target.search}`,
+    auth: target.username ? `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}` : undefined,
+  };
+
+  /** One POST of a JSON body over node:http(s), its JSON answer parsed. */
+  function post(body: unknown, label: string): Promise<unknown> {
+    const payload = JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const request = send({
+        ...requestOptions,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
       });
-    } catch (error) {
-      if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
-        throw new RpcTimeoutError(label, timeoutMs);
-      }
-      throw new HttpRequestError(url, { cause: error });
-    }
-    let text: string;
-    try {
-      text = await response.text();
-    } catch (error) {
-      if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
-        throw new RpcTimeoutError(label, timeoutMs);
-      }
-      throw new HttpRequestError(url, { cause: error });
-    }
-    if (!response.ok) throw new HttpRequestError(url, { status: response.status });
-    try {
-      return JSON.parse(text) as unknown;
-    } catch (error) {
-      throw new InvalidRpcResponseError(`${label}: not JSON (${text.length} bytes)`, error);
-    }
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        request.destroy();
+      }, timeoutMs);
+      const fail = (error: unknown) => {
+        clearTimeout(timer);
+        reject(timedOut ? new RpcTimeoutError(label, timeoutMs) : new HttpRequestError(url, { cause: error }));
+      };
+      request.once('error', fail);
+      request.once('response', (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.once('error', fail);
+        response.once('close', () => {
+          if (!response.complete) fail(new Error('the connection closed before the whole answer came'));
+        });
+        response.once('end', () => {
+          clearTimeout(timer);
+          const status = response.statusCode ?? 0;
+          if (status < 200 || status > 299) return reject(new HttpRequestError(url, { status }));
+          const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
+          try {
+            resolve(JSON.parse(text) as unknown);
+          } catch (error) {
+            reject(new InvalidRpcResponseError(`${label}: not JSON (${text.length} bytes)`, error));
+          }
+        });
+      });
+      request.end(payload);
+    });
   }
 
   return {
@@ -110,7 +137,9 @@ export function createHttpTransport(url: string, options: HttpTransportOptions =
         return { ok: true, result: response.result };
       });
     },
-    close() {},
+    close() {
+      agent.destroy();
+    },
   };
 }
 

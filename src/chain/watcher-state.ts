@@ -49,6 +49,11 @@ export interface ChainWatcherOptions {
   /** Hashes per lookup batch (default 100, i.e. up to 300 calls). */
   lookupBatchSize?: number;
   /**
+   * New trackers gather this long (or until a batch is full) before their first lookup, so that
+   * a burst of starts shares round trips (default 20 ms).
+   */
+  lookupGatherMs?: number;
+  /**
    * The safe and finalized blocks are read on every head while trackers wait for them, and
    * otherwise every this many heads (default 32), for `health()`.
    */

@@ -66,6 +66,9 @@ export class ChainWatcher {
   private readonly pollIntervalMs: number;
   private readonly dropCheckIntervalMs: number;
   private readonly lookupBatchSize: number;
+  private readonly lookupGatherMs: number;
+  /** The wake-up a gathering of new trackers' lookups will end with. */
+  private gatherTimer: NodeJS.Timeout | null = null;
   private readonly backoff: { baseMs: number; maxMs: number };
   private readonly heads: HeadSource;
   /** The fallback node's own WebSocket, when its URL is ws(s) (its transport only). */
@@ -150,6 +153,7 @@ export class ChainWatcher {
     this.dropCheckIntervalMs =
       options.dropCheckIntervalMs ?? Math.min(60_000, Math.max(1000, this.state.droppedAfterMs / 10));
     this.lookupBatchSize = options.lookupBatchSize ?? 100;
+    this.lookupGatherMs = options.lookupGatherMs ?? 20;
     this.backoff = { baseMs: options.backoff?.baseMs ?? 250, maxMs: options.backoff?.maxMs ?? 30_000 };
     this.hooks = {
       trackerLive: (context, state) => this.follow(context, state),
@@ -309,10 +313,24 @@ export class ChainWatcher {
 
   private requestLookup(id: string): void {
     this.state.lookups.add(id);
-    this.wake();
+    if (this.state.lookups.size >= this.lookupBatchSize || this.lookupGatherMs <= 0) this.wake();
+    else this.gatherThenWake();
+  }
+
+  /** Wake the loop once new trackers had `lookupGatherMs` to gather, unless it wakes before. */
+  private gatherThenWake(): void {
+    if (this.gatherTimer !== null) return;
+    this.gatherTimer = setTimeout(() => {
+      this.gatherTimer = null;
+      this.wake();
+    }, this.lookupGatherMs);
   }
 
   private wake(): void {
+    if (this.gatherTimer !== null) {
+      clearTimeout(this.gatherTimer);
+      this.gatherTimer = null;
+    }
     const wake = this.wakeUp;
     this.wakeUp = null;
     if (wake) wake();

@@ -4,6 +4,8 @@ export interface Logger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
+  /** Whether lines of `level` are written (pino has it): callers skip building lines nobody reads. */
+  isLevelEnabled?(level: string): boolean;
 }
 
 const ignore = (): void => {};

@@ -49,7 +49,7 @@ import { ShardRegistry } from './registry.js';
 import { StartBatcher, StoredReader } from './start-batch.js';
 import { trackerMigrations } from './snapshot-compat.js';
 import { startSupervision } from './supervision.js';
-import { type Tracker, toTracker, topState } from './tracker-view.js';
+import { type Tracker, ViewTexts, toTracker, topState } from './tracker-view.js';
 import type {
   ChainView,
   HeadListener,
@@ -93,6 +93,9 @@ export async function createTrackerSystem(options: TrackerSystemOptions): Promis
  * (held-events.ts), quarantine of rows that do not fit (quarantine.ts), and the supervision tree
  * (supervision.ts).
  */
+/** How many live trackers' JSON texts `peekText` keeps. */
+const VIEW_TEXTS_KEPT = 10_000;
+
 export class TrackerSystem {
   readonly store: SnapshotStore;
   readonly shardCount: number;
@@ -120,6 +123,8 @@ export class TrackerSystem {
   private readonly rehydrating = new Map<string, boolean>();
   /** Which event made which tracker snapshot, for the history. */
   private readonly causes = new ChangeCauses();
+  /** The texts of the live trackers read last, for `peekText`. */
+  private readonly viewTexts = new ViewTexts(VIEW_TEXTS_KEPT);
   private subscriptions = 0;
   /** Trackers attached in this turn, announced together in one microtask (`announceAttached`). */
   private attached: Array<{ id: string; ref: TrackerRef }> = [];
@@ -323,6 +328,19 @@ export class TrackerSystem {
   peek(id: string): Tracker | undefined {
     const ref = this.lookup(id);
     return ref && this.view(ref);
+  }
+
+  /**
+   * `peek` as JSON text, what `GET /trackers/:id` sends; the text is reused while the tracker's
+   * snapshot and (when it is confirming) its chain's head stay the same.
+   */
+  peekText(id: string): string | undefined {
+    const ref = this.lookup(id);
+    if (!ref) return undefined;
+    const snapshot = ref.getSnapshot();
+    const state = topState(snapshot.value);
+    const head = state === 'confirming' ? this.headOf(snapshot.context.chainId) : null;
+    return this.viewTexts.text(id, snapshot, head, () => toTracker(snapshot.context, state, head));
   }
 
   /** The tracker as it stands now, live or final. */

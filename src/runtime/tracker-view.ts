@@ -68,3 +68,34 @@ export function toTracker(context: TrackerContext, state: TrackerStateName, head
   if (context.stuck) tracker.stuck = context.stuck;
   return tracker;
 }
+
+/**
+ * Live trackers' views as JSON text, each reused while the tracker's snapshot is the same object
+ * and, for a confirming tracker, its chain's head is the same: a tracker read again and again is
+ * not rebuilt and serialized on every read. Bounded: when full, the oldest entry goes.
+ *
+ * @example
+ * const texts = new ViewTexts(10_000);
+ * texts.text(id, snapshot, head, () => toTracker(snapshot.context, state, head));
+ */
+export class ViewTexts {
+  private readonly entries = new Map<string, { snapshot: object; head: number | null; text: string }>();
+
+  constructor(private readonly capacity: number) {}
+
+  /** The text of `id` at this snapshot and head, made with `view` when it is not kept. */
+  text(id: string, snapshot: object, head: number | null, view: () => Tracker): string {
+    const kept = this.entries.get(id);
+    if (kept !== undefined && kept.snapshot === snapshot && kept.head === head) return kept.text;
+    const text = JSON.stringify(view());
+    if (kept !== undefined) {
+      kept.snapshot = snapshot;
+      kept.head = head;
+      kept.text = text;
+    } else {
+      if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value!);
+      this.entries.set(id, { snapshot, head, text });
+    }
+    return text;
+  }
+}
