@@ -208,7 +208,9 @@ export class SqliteWebhookStore implements WebhookStore {
         reorgs: row.reorgs,
         detail: row.detail,
       };
-      due.push({ ...fromDeliveryRow(row), change });
+      const delivery = fromDeliveryRow(row) as DueDelivery;
+      delivery.change = change;
+      due.push(delivery);
     }
     if (pruned.length > 0) void this.write(pruned).catch(() => undefined);
     return due;
@@ -218,28 +220,42 @@ export class SqliteWebhookStore implements WebhookStore {
     return this.selectNext.get(endpointId) ?? null;
   }
 
-  recordAttempt(outcome: AttemptOutcome): Promise<void> {
-    const { attempt, endpoint } = outcome;
-    return this.write([
+  recordAttempts(outcomes: readonly AttemptOutcome[]): Promise<void> {
+    // One statement for the attempts and one for the deliveries, however many: the rows travel as
+    // one JSON array (`[deliveryId, attempt, at, statusCode, latencyMs, error, status, tries, next]`).
+    const rows = JSON.stringify(
+      outcomes.map(({ deliveryId, attempt: a, status, tries, nextAttemptAt }) => [
+        deliveryId,
+        a.attempt,
+        a.at,
+        a.statusCode,
+        a.latencyMs,
+        a.error,
+        status,
+        tries,
+        nextAttemptAt,
+      ]),
+    );
+    const statements: Statement[] = [
       [
         // Not for a delivery deleted meanwhile (with its endpoint).
         `INSERT OR REPLACE INTO webhook_attempts (delivery_id, attempt, at, status_code, latency_ms, error)
-         SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ?)`,
-        [
-          outcome.deliveryId,
-          attempt.attempt,
-          attempt.at,
-          attempt.statusCode,
-          attempt.latencyMs,
-          attempt.error,
-          outcome.deliveryId,
-        ],
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each(?)
+         WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = value ->> 0)`,
+        [rows],
       ],
       [
-        'UPDATE webhook_deliveries SET status = ?, tries = ?, attempts = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?',
-        [outcome.status, outcome.tries, attempt.attempt, outcome.nextAttemptAt, attempt.at, outcome.deliveryId],
+        `UPDATE webhook_deliveries SET status = v.status, tries = v.tries, attempts = v.attempt,
+           next_attempt_at = v.next, updated_at = v.at
+         FROM (SELECT value ->> 0 AS id, value ->> 1 AS attempt, value ->> 2 AS at, value ->> 6 AS status,
+                 value ->> 7 AS tries, value ->> 8 AS next FROM json_each(?)) AS v
+         WHERE webhook_deliveries.id = v.id`,
+        [rows],
       ],
-      [
+    ];
+    for (const { endpoint, attempt } of outcomes) {
+      if (!endpoint) continue;
+      statements.push([
         // Disabled stays disabled (a 410 or days of failures); only a PATCH enables it again.
         `UPDATE webhook_endpoints SET failing_since = ?,
            enabled = CASE WHEN ? IS NULL THEN enabled ELSE 0 END,
@@ -254,8 +270,9 @@ export class SqliteWebhookStore implements WebhookStore {
           attempt.at,
           endpoint.id,
         ],
-      ],
-    ]);
+      ]);
+    }
+    return this.write(statements);
   }
 
   getDelivery(endpointId: string, deliveryId: number): WebhookDelivery | undefined {
