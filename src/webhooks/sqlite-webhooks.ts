@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { StoreError } from '../errors.js';
 import type { Statement } from '../store/writer.js';
 import type {
   AttemptOutcome,
@@ -99,6 +100,15 @@ const UPDATE_ENDPOINT = `UPDATE webhook_endpoints SET url = ?, events = ?, track
 const INSERT_ENDPOINT = `INSERT INTO webhook_endpoints (url, events, trackers, secrets, enabled, disabled_reason,
   failing_since, created_at, updated_at, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
+/** A failed read (a damaged file, a failing disk) is the store's failure: 503 at the API, not a 500. */
+function read<T>(query: () => T): T {
+  try {
+    return query();
+  } catch (error) {
+    throw new StoreError('the webhook tables could not be read', error);
+  }
+}
+
 /**
  * The webhook tables of a `SqliteStore`'s file. Reads run on the store's reading connection; every
  * write goes into the store's next group commit (`writeInCommit`), so that it is as durable as a
@@ -173,17 +183,19 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   getEndpoint(id: string): WebhookEndpoint | undefined {
-    const row = this.selectEndpoint.get(id);
+    const row = read(() => this.selectEndpoint.get(id));
     return row ? fromEndpointRow(row) : undefined;
   }
 
   listEndpoints(): WebhookEndpoint[] {
-    return this.selectEndpoints.all().map(fromEndpointRow);
+    return read(() => this.selectEndpoints.all()).map(fromEndpointRow);
   }
 
   dueDeliveries(endpointId: string, now: number, limit: number, busy: ReadonlySet<number>): DueDelivery[] {
-    this.selectDue ??= this.prepareDue();
-    const rows = this.selectDue.all(endpointId, now, JSON.stringify([...busy]), limit);
+    const rows = read(() => {
+      this.selectDue ??= this.prepareDue();
+      return this.selectDue.all(endpointId, now, JSON.stringify([...busy]), limit);
+    });
     const due: DueDelivery[] = [];
     const pruned: Statement[] = [];
     for (const row of rows) {
@@ -217,7 +229,7 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   nextAttemptAt(endpointId: string): number | null {
-    return this.selectNext.get(endpointId) ?? null;
+    return read(() => this.selectNext.get(endpointId)) ?? null;
   }
 
   recordAttempts(outcomes: readonly AttemptOutcome[]): Promise<void> {
@@ -276,13 +288,13 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   getDelivery(endpointId: string, deliveryId: number): WebhookDelivery | undefined {
-    const row = this.selectDelivery.get(deliveryId, endpointId);
+    const row = read(() => this.selectDelivery.get(deliveryId, endpointId));
     return row ? fromDeliveryRow(row) : undefined;
   }
 
   listDeliveries(endpointId: string, query: { status?: DeliveryStatus; limit: number; cursor?: string }): DeliveryPage {
     const before = query.cursor === undefined ? Number.MAX_SAFE_INTEGER : Number(query.cursor);
-    const rows = (
+    const rows = read(() =>
       query.status
         ? this.db
             .prepare<[string, string, number, number], DeliveryRow>(
@@ -293,13 +305,14 @@ export class SqliteWebhookStore implements WebhookStore {
             .prepare<[string, number, number], DeliveryRow>(
               'SELECT * FROM webhook_deliveries WHERE endpoint_id = ? AND id < ? ORDER BY id DESC LIMIT ?',
             )
-            .all(endpointId, before, query.limit + 1)
+            .all(endpointId, before, query.limit + 1),
     ).map(fromDeliveryRow);
     const more = rows.length > query.limit;
     if (more) rows.pop();
     const attempts = new Map<number, WebhookAttempt[]>();
     if (rows.length > 0) {
-      for (const { deliveryId, ...attempt } of this.selectAttempts.all(JSON.stringify(rows.map((r) => r.id)))) {
+      const ids = JSON.stringify(rows.map((r) => r.id));
+      for (const { deliveryId, ...attempt } of read(() => this.selectAttempts.all(ids))) {
         const list = attempts.get(deliveryId) ?? [];
         list.push(attempt);
         attempts.set(deliveryId, list);
@@ -331,7 +344,7 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   outboxStats(): OutboxStats {
-    const { pending, oldest } = this.selectStats.get()!;
+    const { pending, oldest } = read(() => this.selectStats.get())!;
     return { pending, oldestPendingAt: oldest };
   }
 }
