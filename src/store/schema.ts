@@ -61,6 +61,25 @@ WHERE json_valid(snapshot) AND json_type(snapshot, '$.packed') IS NOT NULL`;
 const ADD_CHAIN_ID = 'ALTER TABLE trackers ADD COLUMN chain_id INTEGER';
 
 /**
+ * A schema-4 file made by an earlier build has an outbox trigger that typed a stuck reason change
+ * `tracker.updated`: it is replaced by this build's (which names `TX_STUCK`). Files with this
+ * build's trigger are not written to.
+ */
+function replaceOutboxTrigger(db: Database.Database): void {
+  const stale = (): boolean =>
+    db
+      .prepare<[], number>(
+        "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'webhook_outbox' AND instr(sql, 'TX_STUCK') = 0",
+      )
+      .get() !== undefined;
+  if (!stale()) return;
+  db.transaction(() => {
+    if (!stale()) return;
+    db.exec(`DROP TRIGGER webhook_outbox; ${OUTBOX_TRIGGER}`);
+  }).immediate();
+}
+
+/**
  * Open (or create) the store's SQLite file with the durability docs/durability.md promises, and
  * bring its format up to `STORE_SCHEMA_VERSION`. A file written by a newer format is refused.
  *
@@ -106,6 +125,7 @@ export function openDatabase(path: string): Database.Database {
         })
         .immediate();
     }
+    replaceOutboxTrigger(open);
     return db;
   } catch (error) {
     db?.close();
