@@ -27,6 +27,8 @@ function endpoint(n: number, random: () => number): WebhookEndpoint {
     enabled: random() < 0.8,
     disabledReason: null,
     failingSince: null,
+    concurrency: null,
+    timeoutMs: null,
     createdAt: n,
     updatedAt: n,
   };
@@ -158,7 +160,7 @@ describe('the outbox trigger', () => {
     await sqlite.close();
   });
 
-  it('replaces, on open, the outbox trigger an earlier build of schema 4 wrote (stuck reason changes as tracker.updated)', async () => {
+  it('replaces, on open, what an earlier build of schema 4 wrote: its trigger (stuck reason changes as tracker.updated), endpoints without limits', async () => {
     const path = join(dir.path, 'earlier-trigger.db');
     const first = new SqliteStore({ path });
     await first.close();
@@ -169,10 +171,15 @@ describe('the outbox trigger', () => {
     expect(earlier).not.toContain('TX_STUCK');
     const db = new Database(path);
     db.exec(`DROP TRIGGER webhook_outbox; ${earlier}`);
+    db.exec(
+      'ALTER TABLE webhook_endpoints DROP COLUMN concurrency; ALTER TABLE webhook_endpoints DROP COLUMN timeout_ms',
+    );
     db.close();
     const store = new SqliteStore({ path });
     const sql = store.db.prepare("SELECT sql FROM sqlite_master WHERE name = 'webhook_outbox'").pluck().get();
     expect(sql).toContain("NEW.event = 'TX_STUCK'");
+    const columns = store.db.prepare("SELECT name FROM pragma_table_info('webhook_endpoints')").pluck().all();
+    expect(columns).toEqual(expect.arrayContaining(['concurrency', 'timeout_ms']));
     await store.close();
   });
 

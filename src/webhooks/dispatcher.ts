@@ -15,9 +15,9 @@ export interface DispatcherOptions {
   allow: AllowList;
   /** Delay before each attempt, the first one's included; its length is the number of attempts. */
   retryScheduleMs?: readonly number[];
-  /** One attempt, connection to last byte read (15 s). */
+  /** One attempt, connection to last byte read (15 s), for endpoints without their own. */
   timeoutMs?: number;
-  /** Requests in flight per endpoint (4). */
+  /** Requests in flight per endpoint (4), for endpoints without their own. */
   concurrency?: number;
   /** An endpoint whose attempts have all failed this long is disabled (5 days). */
   disableAfterMs?: number;
@@ -206,7 +206,7 @@ export class WebhookDispatcher {
         };
         this.lanes.set(endpoint.id, lane);
       }
-      let free = this.concurrency - lane.inflight.size;
+      let free = (endpoint.concurrency ?? this.concurrency) - lane.inflight.size;
       if (free <= 0) continue;
       if (lane.queue.length < free) {
         // Read ahead: one query for many sends. Each one read is the oldest pending delivery of its
@@ -244,7 +244,7 @@ export class WebhookDispatcher {
         'webhook-signature': signature,
       },
       agent: this.agents.agentFor(url),
-      timeoutMs: this.timeoutMs,
+      timeoutMs: endpoint.timeoutMs ?? this.timeoutMs,
       maxResponseBytes: this.maxResponseBytes,
       signal: this.abort.signal,
     }).then(async (result) => {

@@ -14,6 +14,8 @@ CREATE TABLE IF NOT EXISTS webhook_endpoints (
   disabled_reason TEXT,
   failing_since   INTEGER,
   created_at      INTEGER NOT NULL,
+  concurrency     INTEGER,
+  timeout_ms      INTEGER,
   updated_at      INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
@@ -45,6 +47,15 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (
   PRIMARY KEY (delivery_id, attempt)
 ) WITHOUT ROWID;
 `;
+
+/**
+ * Columns an earlier build of schema 4 made `webhook_endpoints` without: added on open when missing
+ * (null: the service's default).
+ */
+export const ENDPOINT_COLUMNS_ADDED = [
+  ['concurrency', 'ALTER TABLE webhook_endpoints ADD COLUMN concurrency INTEGER'],
+  ['timeout_ms', 'ALTER TABLE webhook_endpoints ADD COLUMN timeout_ms INTEGER'],
+] as const;
 
 /** The top-level state of a state path (`pending.seen` → `pending`), in SQL. */
 const top = (path: string) =>

@@ -24,6 +24,8 @@ interface EndpointRow {
   enabled: number;
   disabled_reason: string | null;
   failing_since: number | null;
+  concurrency: number | null;
+  timeout_ms: number | null;
   created_at: number;
   updated_at: number;
 }
@@ -64,6 +66,8 @@ const fromEndpointRow = (row: EndpointRow): WebhookEndpoint => ({
   enabled: row.enabled === 1,
   disabledReason: row.disabled_reason,
   failingSince: row.failing_since,
+  concurrency: row.concurrency,
+  timeoutMs: row.timeout_ms,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
 });
@@ -90,15 +94,17 @@ const endpointValues = (e: WebhookEndpoint): unknown[] => [
   e.enabled ? 1 : 0,
   e.disabledReason,
   e.failingSince,
+  e.concurrency,
+  e.timeoutMs,
   e.createdAt,
   e.updatedAt,
   e.id,
 ];
 
 const UPDATE_ENDPOINT = `UPDATE webhook_endpoints SET url = ?, events = ?, trackers = ?, secrets = ?, enabled = ?,
-  disabled_reason = ?, failing_since = ?, created_at = ?, updated_at = ? WHERE id = ?`;
+  disabled_reason = ?, failing_since = ?, concurrency = ?, timeout_ms = ?, created_at = ?, updated_at = ? WHERE id = ?`;
 const INSERT_ENDPOINT = `INSERT INTO webhook_endpoints (url, events, trackers, secrets, enabled, disabled_reason,
-  failing_since, created_at, updated_at, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+  failing_since, concurrency, timeout_ms, created_at, updated_at, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 /** A failed read (a damaged file, a failing disk) is the store's failure: 503 at the API, not a 500. */
 function read<T>(query: () => T): T {

@@ -26,6 +26,10 @@ export interface WebhookEndpoint {
   disabledReason: string | null;
   /** Epoch ms of the first failed attempt since the last success; null when not failing. */
   failingSince: number | null;
+  /** Requests in flight at most; null: the service's (`WEBHOOK_CONCURRENCY`). */
+  concurrency: number | null;
+  /** One attempt, connection to last byte read; null: the service's (`WEBHOOK_TIMEOUT_MS`). */
+  timeoutMs: number | null;
   createdAt: number;
   updatedAt: number;
 }
