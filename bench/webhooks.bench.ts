@@ -111,6 +111,8 @@ async function withService<T>(
     enabled: true,
     disabledReason: null,
     failingSince: null,
+    concurrency: null,
+    timeoutMs: null,
     createdAt: now,
     updatedAt: now,
   });

@@ -105,7 +105,10 @@ describe('webhooks: kill -9 during deliveries neither loses nor invents a notifi
         db
           .prepare('SELECT seq, tracker_id, from_state, to_state, event FROM tracker_history ORDER BY seq')
           .all() as HistoryRow[]
-      ).filter((row) => eventTypeOf({ fromState: row.from_state, toState: row.to_state }) !== 'tracker.updated');
+      ).filter(
+        (row) =>
+          eventTypeOf({ fromState: row.from_state, toState: row.to_state, event: row.event }) !== 'tracker.updated',
+      );
     await waitUntil(
       async () => {
         for (const id of acked)

@@ -1,12 +1,16 @@
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/store/memory.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import type { SnapshotStore, TrackerRecord } from '../src/store/types.js';
+import { OUTBOX_TRIGGER } from '../src/webhooks/schema.js';
 import { type WebhookEndpoint, WEBHOOK_EVENT_TYPES } from '../src/webhooks/types.js';
 import { hashOf, seededRandom, tempDir } from './helpers.js';
 
 const STATES = ['pending.unseen', 'pending.seen', 'pending.stuck', 'confirming', 'confirmed', 'failed', 'stopped'];
+// A stuck tracker's reason change is a TX_STUCK from stuck to stuck; a restart keeps the state.
+const EVENTS = ['TEST', 'TX_STUCK', 'RESTART'];
 const IDS = ['order-1', 'order-2', 'order-10', 'other-1', '0xab', 'x'];
 
 function endpoint(n: number, random: () => number): WebhookEndpoint {
@@ -23,6 +27,8 @@ function endpoint(n: number, random: () => number): WebhookEndpoint {
     enabled: random() < 0.8,
     disabledReason: null,
     failingSince: null,
+    concurrency: null,
+    timeoutMs: null,
     createdAt: n,
     updatedAt: n,
   };
@@ -71,7 +77,7 @@ describe('the outbox trigger', () => {
         change: {
           from,
           to,
-          event: 'TEST',
+          event: EVENTS[Math.floor(random() * EVENTS.length)]!,
           at: 1 + i,
           blockNumber: null,
           blockHash: null,
@@ -90,6 +96,91 @@ describe('the outbox trigger', () => {
     expect(fromSqlite.some((line) => line.endsWith('tracker.stuck'))).toBe(true);
     expect(fromSqlite, `seed ${seed} (replay with OUTBOX_SEED=${seed})`).toEqual(outbox(memory));
     await sqlite.close();
+  });
+
+  it('regression: a change of stuck reason was sent as tracker.updated; every stuck verdict is tracker.stuck', async () => {
+    const sqlite = new SqliteStore({ path: join(dir.path, 'stuck.db') });
+    const memory = new MemoryStore();
+    const all: WebhookEndpoint = {
+      ...endpoint(1, () => 0.9),
+      enabled: true,
+      events: [...WEBHOOK_EVENT_TYPES],
+      trackers: null,
+    };
+    await sqlite.webhooks.createEndpoint(all);
+    await memory.webhooks.createEndpoint(all);
+    const steps: Array<[string | null, string, string]> = [
+      [null, 'pending.unseen', 'START'],
+      ['pending.unseen', 'pending.seen', 'TX_SEEN'],
+      ['pending.seen', 'pending.stuck', 'TX_STUCK'], // not_included
+      ['pending.stuck', 'pending.stuck', 'TX_STUCK'], // fee_below_base_fee: the reason changed
+      ['pending.stuck', 'pending.stuck', 'RESTART'], // the same verdict, after a crash
+      ['pending.stuck', 'pending.seen', 'TX_UNSTUCK'],
+    ];
+    steps.forEach(([from, to, event], i) => {
+      const record: TrackerRecord = {
+        id: 't1',
+        txHash: hashOf(1),
+        state: 'pending',
+        version: 3,
+        snapshot: { i },
+        restarts: 0,
+        createdAt: 1,
+        updatedAt: 1 + i,
+        change: {
+          from,
+          to,
+          event,
+          at: 1 + i,
+          blockNumber: null,
+          blockHash: null,
+          restarts: 0,
+          reorgs: 0,
+          detail: null,
+        },
+      };
+      sqlite.write(record);
+      memory.write(record);
+    });
+    await sqlite.flush();
+    const types = (store: SnapshotStore) =>
+      store
+        .webhooks!.listDeliveries('ep_1', { limit: 10 })
+        .items.reverse()
+        .map((d) => d.type);
+    expect(types(sqlite)).toEqual([
+      'tracker.state_changed',
+      'tracker.updated',
+      'tracker.stuck',
+      'tracker.stuck',
+      'tracker.updated',
+      'tracker.updated',
+    ]);
+    expect(types(memory)).toEqual(types(sqlite));
+    await sqlite.close();
+  });
+
+  it('replaces, on open, what an earlier build of schema 4 wrote: its trigger (stuck reason changes as tracker.updated), endpoints without limits', async () => {
+    const path = join(dir.path, 'earlier-trigger.db');
+    const first = new SqliteStore({ path });
+    await first.close();
+    const earlier = OUTBOX_TRIGGER.replace(
+      /\(instr\(NEW\.from_state, 'stuck'\) = 0 OR NEW\.event = 'TX_STUCK'\)/,
+      "instr(NEW.from_state, 'stuck') = 0",
+    );
+    expect(earlier).not.toContain('TX_STUCK');
+    const db = new Database(path);
+    db.exec(`DROP TRIGGER webhook_outbox; ${earlier}`);
+    db.exec(
+      'ALTER TABLE webhook_endpoints DROP COLUMN concurrency; ALTER TABLE webhook_endpoints DROP COLUMN timeout_ms',
+    );
+    db.close();
+    const store = new SqliteStore({ path });
+    const sql = store.db.prepare("SELECT sql FROM sqlite_master WHERE name = 'webhook_outbox'").pluck().get();
+    expect(sql).toContain("NEW.event = 'TX_STUCK'");
+    const columns = store.db.prepare("SELECT name FROM pragma_table_info('webhook_endpoints')").pluck().all();
+    expect(columns).toEqual(expect.arrayContaining(['concurrency', 'timeout_ms']));
+    await store.close();
   });
 
   it('fails a pending delivery whose change history retention removed, instead of leaving it pending for ever', async () => {

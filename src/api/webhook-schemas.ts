@@ -28,8 +28,27 @@ const Trackers = z
   .max(1000)
   .describe('Tracker ids, or prefixes ending in *; default (or null): every tracker');
 
+const Concurrency = z
+  .number()
+  .int()
+  .min(1)
+  .max(1000)
+  .describe("Requests in flight to this endpoint at most; null: the service's WEBHOOK_CONCURRENCY");
+const TimeoutMs = z
+  .number()
+  .int()
+  .min(100)
+  .max(600_000)
+  .describe("One attempt, connection to last byte read (ms); null: the service's WEBHOOK_TIMEOUT_MS");
+
 export const CreateWebhookBody = z
-  .object({ url: Url, events: Events.optional(), trackers: Trackers.nullable().optional() })
+  .object({
+    url: Url,
+    events: Events.optional(),
+    trackers: Trackers.nullable().optional(),
+    concurrency: Concurrency.nullable().optional(),
+    timeoutMs: TimeoutMs.nullable().optional(),
+  })
   .strict();
 export type CreateWebhookBody = z.infer<typeof CreateWebhookBody>;
 apiSchemas.add(CreateWebhookBody, { id: 'CreateWebhookBody' });
@@ -40,6 +59,8 @@ export const UpdateWebhookBody = z
     url: Url.optional(),
     events: Events.optional(),
     trackers: Trackers.nullable().optional(),
+    concurrency: Concurrency.nullable().optional(),
+    timeoutMs: TimeoutMs.nullable().optional(),
     enabled: z.boolean().optional().describe('true enables a disabled endpoint again (and clears why it was disabled)'),
     rotateSecret: z
       .boolean()

@@ -113,6 +113,8 @@ function endpointJson(endpoint: WebhookEndpoint, secret?: string) {
     enabled: endpoint.enabled,
     disabledReason: endpoint.disabledReason,
     failingSince: iso(endpoint.failingSince),
+    concurrency: endpoint.concurrency,
+    timeoutMs: endpoint.timeoutMs,
     previousSecretExpiresAt: previous.length > 0 ? iso(Math.max(...previous)) : null,
     ...(secret ? { secret } : {}),
     createdAt: iso(endpoint.createdAt)!,
@@ -184,6 +186,8 @@ export function webhookRoutes(options: WebhookRoutesOptions): Router {
       enabled: true,
       disabledReason: null,
       failingSince: null,
+      concurrency: parsed.data.concurrency ?? null,
+      timeoutMs: parsed.data.timeoutMs ?? null,
       createdAt: now,
       updatedAt: now,
     };
@@ -211,6 +215,8 @@ export function webhookRoutes(options: WebhookRoutesOptions): Router {
     if (body.url !== undefined) endpoint.url = await checkedUrl(body.url, allow);
     if (body.events !== undefined) endpoint.events = [...new Set(body.events)];
     if (body.trackers !== undefined) endpoint.trackers = normalizeFilter(body.trackers);
+    if (body.concurrency !== undefined) endpoint.concurrency = body.concurrency;
+    if (body.timeoutMs !== undefined) endpoint.timeoutMs = body.timeoutMs;
     if (body.enabled !== undefined) {
       endpoint.enabled = body.enabled;
       if (body.enabled) {

@@ -76,6 +76,7 @@ export function trackerChange(
     detail.replacedBy = context.replacedBy;
   }
   if (context.blockNumber !== null) detail.confirmations = context.confirmations;
+  if (context.stuck !== null) detail.stuck = { ...context.stuck };
   return {
     from,
     to,

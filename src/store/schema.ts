@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
-import { OUTBOX_TRIGGER, WEBHOOK_TABLES } from '../webhooks/schema.js';
+import { ENDPOINT_COLUMNS_ADDED, OUTBOX_TRIGGER, WEBHOOK_TABLES } from '../webhooks/schema.js';
 
 /**
  * The store's file format, kept in `PRAGMA user_version`: 0 is a file from before it was counted
@@ -67,6 +67,32 @@ const ADD_CHAIN_ID = 'ALTER TABLE trackers ADD COLUMN chain_id INTEGER';
 const ADD_HISTORY_SEQ = 'ALTER TABLE trackers ADD COLUMN history_seq INTEGER';
 
 /**
+ * A schema-4 file made by an earlier build has an outbox trigger that typed a stuck reason change
+ * `tracker.updated`, and endpoints without their own concurrency and timeout: the trigger is
+ * replaced by this build's (which names `TX_STUCK`), the columns added. Files that have both are
+ * not written to.
+ */
+function replaceOutboxTrigger(db: Database.Database): void {
+  const stale = (): boolean =>
+    db
+      .prepare<[], number>(
+        "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'webhook_outbox' AND instr(sql, 'TX_STUCK') = 0",
+      )
+      .get() !== undefined;
+  const missing = () => {
+    const have = new Set(
+      db.prepare<[], string>("SELECT name FROM pragma_table_info('webhook_endpoints')").pluck().all(),
+    );
+    return ENDPOINT_COLUMNS_ADDED.filter(([name]) => !have.has(name));
+  };
+  if (!stale() && missing().length === 0) return;
+  db.transaction(() => {
+    if (stale()) db.exec(`DROP TRIGGER webhook_outbox; ${OUTBOX_TRIGGER}`);
+    for (const [, sql] of missing()) db.exec(sql);
+  }).immediate();
+}
+
+/**
  * Open (or create) the store's SQLite file with the durability docs/durability.md promises, and
  * bring its format up to `STORE_SCHEMA_VERSION`. A file written by a newer format is refused.
  *
@@ -113,6 +139,7 @@ export function openDatabase(path: string): Database.Database {
         })
         .immediate();
     }
+    replaceOutboxTrigger(open);
     return db;
   } catch (error) {
     db?.close();

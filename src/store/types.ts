@@ -1,4 +1,4 @@
-import type { TrackerStateName } from '../../machines/tracker.machine.js';
+import type { TrackerStateName, TrackerStuck } from '../../machines/tracker.machine.js';
 import type { WebhookStore } from '../webhooks/types.js';
 
 /** One tracker as a store keeps it: a row. */
@@ -62,6 +62,8 @@ export interface TrackerChangeDetail {
   failure?: { reason: string; detail: string };
   replacedBy?: string;
   confirmations?: number;
+  /** While the tracker is stuck: the verdict (why, since which block, a detail). */
+  stuck?: TrackerStuck;
 }
 
 /** A change as the history keeps it: `seq` grows with every change of every tracker. */

@@ -8,10 +8,12 @@ const top = (path: string): string => path.split('.')[0]!;
  * @example
  * eventTypeOf({ fromState: 'pending.seen', toState: 'confirming', … }); // 'tracker.state_changed'
  */
-export function eventTypeOf(change: Pick<ChangeRow, 'fromState' | 'toState'>): WebhookEventType {
+export function eventTypeOf(change: Pick<ChangeRow, 'fromState' | 'toState' | 'event'>): WebhookEventType {
   const { fromState, toState } = change;
   if (fromState === null) return 'tracker.state_changed';
-  if (toState.includes('stuck') && !fromState.includes('stuck')) return 'tracker.stuck';
+  // Every stuck verdict: entering stuck, or its reason changing (a restart while stuck is not one).
+  if (toState.includes('stuck') && (!fromState.includes('stuck') || change.event === 'TX_STUCK'))
+    return 'tracker.stuck';
   return top(toState) !== top(fromState) ? 'tracker.state_changed' : 'tracker.updated';
 }
 

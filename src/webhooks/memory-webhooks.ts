@@ -107,7 +107,11 @@ export class MemoryWebhookStore implements WebhookStore {
     return next;
   }
 
-  async recordAttempt(outcome: AttemptOutcome): Promise<void> {
+  async recordAttempts(outcomes: readonly AttemptOutcome[]): Promise<void> {
+    for (const outcome of outcomes) this.recordOne(outcome);
+  }
+
+  private recordOne(outcome: AttemptOutcome): void {
     const delivery = this.deliveries.get(outcome.deliveryId);
     if (delivery) {
       const list = this.attempts.get(delivery.id) ?? [];
@@ -121,8 +125,8 @@ export class MemoryWebhookStore implements WebhookStore {
         updatedAt: outcome.attempt.at,
       });
     }
-    const endpoint = this.endpoints.get(outcome.endpoint.id);
-    if (endpoint) {
+    const endpoint = outcome.endpoint && this.endpoints.get(outcome.endpoint.id);
+    if (outcome.endpoint && endpoint) {
       endpoint.failingSince = outcome.endpoint.failingSince;
       if (outcome.endpoint.disabledReason !== null) {
         endpoint.enabled = false;

@@ -14,6 +14,8 @@ CREATE TABLE IF NOT EXISTS webhook_endpoints (
   disabled_reason TEXT,
   failing_since   INTEGER,
   created_at      INTEGER NOT NULL,
+  concurrency     INTEGER,
+  timeout_ms      INTEGER,
   updated_at      INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
@@ -46,18 +48,28 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (
 ) WITHOUT ROWID;
 `;
 
+/**
+ * Columns an earlier build of schema 4 made `webhook_endpoints` without: added on open when missing
+ * (null: the service's default).
+ */
+export const ENDPOINT_COLUMNS_ADDED = [
+  ['concurrency', 'ALTER TABLE webhook_endpoints ADD COLUMN concurrency INTEGER'],
+  ['timeout_ms', 'ALTER TABLE webhook_endpoints ADD COLUMN timeout_ms INTEGER'],
+] as const;
+
 /** The top-level state of a state path (`pending.seen` → `pending`), in SQL. */
 const top = (path: string) =>
   `(CASE WHEN instr(${path}, '.') > 0 THEN substr(${path}, 1, instr(${path}, '.') - 1) ELSE ${path} END)`;
 
 /**
- * The webhook event type of a change-log row, in SQL (`NEW` is the row): entering the stuck
- * sub-state is `tracker.stuck`; a new tracker or another top-level state is `tracker.state_changed`;
+ * The webhook event type of a change-log row, in SQL (`NEW` is the row): a stuck verdict (entering
+ * the stuck sub-state, or a `TX_STUCK` in it: the reason changed) is `tracker.stuck`; a new tracker or another top-level state is `tracker.state_changed`;
  * anything else (a confirmation on a new head, a restart) is `tracker.updated`.
  */
 export const EVENT_TYPE_SQL = `(CASE
   WHEN NEW.from_state IS NULL THEN 'tracker.state_changed'
-  WHEN instr(NEW.to_state, 'stuck') > 0 AND instr(NEW.from_state, 'stuck') = 0 THEN 'tracker.stuck'
+  WHEN instr(NEW.to_state, 'stuck') > 0 AND (instr(NEW.from_state, 'stuck') = 0 OR NEW.event = 'TX_STUCK')
+    THEN 'tracker.stuck'
   WHEN ${top('NEW.to_state')} <> ${top('NEW.from_state')} THEN 'tracker.state_changed'
   ELSE 'tracker.updated' END)`;
 

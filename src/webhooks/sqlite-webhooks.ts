@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { StoreError } from '../errors.js';
 import type { Statement } from '../store/writer.js';
 import type {
   AttemptOutcome,
@@ -23,6 +24,8 @@ interface EndpointRow {
   enabled: number;
   disabled_reason: string | null;
   failing_since: number | null;
+  concurrency: number | null;
+  timeout_ms: number | null;
   created_at: number;
   updated_at: number;
 }
@@ -63,6 +66,8 @@ const fromEndpointRow = (row: EndpointRow): WebhookEndpoint => ({
   enabled: row.enabled === 1,
   disabledReason: row.disabled_reason,
   failingSince: row.failing_since,
+  concurrency: row.concurrency,
+  timeoutMs: row.timeout_ms,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
 });
@@ -89,15 +94,26 @@ const endpointValues = (e: WebhookEndpoint): unknown[] => [
   e.enabled ? 1 : 0,
   e.disabledReason,
   e.failingSince,
+  e.concurrency,
+  e.timeoutMs,
   e.createdAt,
   e.updatedAt,
   e.id,
 ];
 
 const UPDATE_ENDPOINT = `UPDATE webhook_endpoints SET url = ?, events = ?, trackers = ?, secrets = ?, enabled = ?,
-  disabled_reason = ?, failing_since = ?, created_at = ?, updated_at = ? WHERE id = ?`;
+  disabled_reason = ?, failing_since = ?, concurrency = ?, timeout_ms = ?, created_at = ?, updated_at = ? WHERE id = ?`;
 const INSERT_ENDPOINT = `INSERT INTO webhook_endpoints (url, events, trackers, secrets, enabled, disabled_reason,
-  failing_since, created_at, updated_at, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+  failing_since, concurrency, timeout_ms, created_at, updated_at, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+/** A failed read (a damaged file, a failing disk) is the store's failure: 503 at the API, not a 500. */
+function read<T>(query: () => T): T {
+  try {
+    return query();
+  } catch (error) {
+    throw new StoreError('the webhook tables could not be read', error);
+  }
+}
 
 /**
  * The webhook tables of a `SqliteStore`'s file. Reads run on the store's reading connection; every
@@ -173,17 +189,19 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   getEndpoint(id: string): WebhookEndpoint | undefined {
-    const row = this.selectEndpoint.get(id);
+    const row = read(() => this.selectEndpoint.get(id));
     return row ? fromEndpointRow(row) : undefined;
   }
 
   listEndpoints(): WebhookEndpoint[] {
-    return this.selectEndpoints.all().map(fromEndpointRow);
+    return read(() => this.selectEndpoints.all()).map(fromEndpointRow);
   }
 
   dueDeliveries(endpointId: string, now: number, limit: number, busy: ReadonlySet<number>): DueDelivery[] {
-    this.selectDue ??= this.prepareDue();
-    const rows = this.selectDue.all(endpointId, now, JSON.stringify([...busy]), limit);
+    const rows = read(() => {
+      this.selectDue ??= this.prepareDue();
+      return this.selectDue.all(endpointId, now, JSON.stringify([...busy]), limit);
+    });
     const due: DueDelivery[] = [];
     const pruned: Statement[] = [];
     for (const row of rows) {
@@ -208,38 +226,54 @@ export class SqliteWebhookStore implements WebhookStore {
         reorgs: row.reorgs,
         detail: row.detail,
       };
-      due.push({ ...fromDeliveryRow(row), change });
+      const delivery = fromDeliveryRow(row) as DueDelivery;
+      delivery.change = change;
+      due.push(delivery);
     }
     if (pruned.length > 0) void this.write(pruned).catch(() => undefined);
     return due;
   }
 
   nextAttemptAt(endpointId: string): number | null {
-    return this.selectNext.get(endpointId) ?? null;
+    return read(() => this.selectNext.get(endpointId)) ?? null;
   }
 
-  recordAttempt(outcome: AttemptOutcome): Promise<void> {
-    const { attempt, endpoint } = outcome;
-    return this.write([
+  recordAttempts(outcomes: readonly AttemptOutcome[]): Promise<void> {
+    // One statement for the attempts and one for the deliveries, however many: the rows travel as
+    // one JSON array (`[deliveryId, attempt, at, statusCode, latencyMs, error, status, tries, next]`).
+    const rows = JSON.stringify(
+      outcomes.map(({ deliveryId, attempt: a, status, tries, nextAttemptAt }) => [
+        deliveryId,
+        a.attempt,
+        a.at,
+        a.statusCode,
+        a.latencyMs,
+        a.error,
+        status,
+        tries,
+        nextAttemptAt,
+      ]),
+    );
+    const statements: Statement[] = [
       [
         // Not for a delivery deleted meanwhile (with its endpoint).
         `INSERT OR REPLACE INTO webhook_attempts (delivery_id, attempt, at, status_code, latency_ms, error)
-         SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ?)`,
-        [
-          outcome.deliveryId,
-          attempt.attempt,
-          attempt.at,
-          attempt.statusCode,
-          attempt.latencyMs,
-          attempt.error,
-          outcome.deliveryId,
-        ],
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each(?)
+         WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = value ->> 0)`,
+        [rows],
       ],
       [
-        'UPDATE webhook_deliveries SET status = ?, tries = ?, attempts = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?',
-        [outcome.status, outcome.tries, attempt.attempt, outcome.nextAttemptAt, attempt.at, outcome.deliveryId],
+        `UPDATE webhook_deliveries SET status = v.status, tries = v.tries, attempts = v.attempt,
+           next_attempt_at = v.next, updated_at = v.at
+         FROM (SELECT value ->> 0 AS id, value ->> 1 AS attempt, value ->> 2 AS at, value ->> 6 AS status,
+                 value ->> 7 AS tries, value ->> 8 AS next FROM json_each(?)) AS v
+         WHERE webhook_deliveries.id = v.id`,
+        [rows],
       ],
-      [
+    ];
+    for (const { endpoint, attempt } of outcomes) {
+      if (!endpoint) continue;
+      statements.push([
         // Disabled stays disabled (a 410 or days of failures); only a PATCH enables it again.
         `UPDATE webhook_endpoints SET failing_since = ?,
            enabled = CASE WHEN ? IS NULL THEN enabled ELSE 0 END,
@@ -254,18 +288,19 @@ export class SqliteWebhookStore implements WebhookStore {
           attempt.at,
           endpoint.id,
         ],
-      ],
-    ]);
+      ]);
+    }
+    return this.write(statements);
   }
 
   getDelivery(endpointId: string, deliveryId: number): WebhookDelivery | undefined {
-    const row = this.selectDelivery.get(deliveryId, endpointId);
+    const row = read(() => this.selectDelivery.get(deliveryId, endpointId));
     return row ? fromDeliveryRow(row) : undefined;
   }
 
   listDeliveries(endpointId: string, query: { status?: DeliveryStatus; limit: number; cursor?: string }): DeliveryPage {
     const before = query.cursor === undefined ? Number.MAX_SAFE_INTEGER : Number(query.cursor);
-    const rows = (
+    const rows = read(() =>
       query.status
         ? this.db
             .prepare<[string, string, number, number], DeliveryRow>(
@@ -276,13 +311,14 @@ export class SqliteWebhookStore implements WebhookStore {
             .prepare<[string, number, number], DeliveryRow>(
               'SELECT * FROM webhook_deliveries WHERE endpoint_id = ? AND id < ? ORDER BY id DESC LIMIT ?',
             )
-            .all(endpointId, before, query.limit + 1)
+            .all(endpointId, before, query.limit + 1),
     ).map(fromDeliveryRow);
     const more = rows.length > query.limit;
     if (more) rows.pop();
     const attempts = new Map<number, WebhookAttempt[]>();
     if (rows.length > 0) {
-      for (const { deliveryId, ...attempt } of this.selectAttempts.all(JSON.stringify(rows.map((r) => r.id)))) {
+      const ids = JSON.stringify(rows.map((r) => r.id));
+      for (const { deliveryId, ...attempt } of read(() => this.selectAttempts.all(ids))) {
         const list = attempts.get(deliveryId) ?? [];
         list.push(attempt);
         attempts.set(deliveryId, list);
@@ -314,7 +350,7 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   outboxStats(): OutboxStats {
-    const { pending, oldest } = this.selectStats.get()!;
+    const { pending, oldest } = read(() => this.selectStats.get())!;
     return { pending, oldestPendingAt: oldest };
   }
 }

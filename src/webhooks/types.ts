@@ -26,6 +26,10 @@ export interface WebhookEndpoint {
   disabledReason: string | null;
   /** Epoch ms of the first failed attempt since the last success; null when not failing. */
   failingSince: number | null;
+  /** Requests in flight at most; null: the service's (`WEBHOOK_CONCURRENCY`). */
+  concurrency: number | null;
+  /** One attempt, connection to last byte read; null: the service's (`WEBHOOK_TIMEOUT_MS`). */
+  timeoutMs: number | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -89,7 +93,8 @@ export interface AttemptOutcome {
   status: DeliveryStatus;
   tries: number;
   nextAttemptAt: number;
-  endpoint: { id: string; failingSince: number | null; disabledReason: string | null };
+  /** The endpoint's new state; absent when this attempt did not change it. */
+  endpoint?: { id: string; failingSince: number | null; disabledReason: string | null };
 }
 
 export interface OutboxStats {
@@ -116,7 +121,8 @@ export interface WebhookStore {
   dueDeliveries(endpointId: string, now: number, limit: number, busy: ReadonlySet<number>): DueDelivery[];
   /** The earliest `nextAttemptAt` of an endpoint's pending deliveries, or null. */
   nextAttemptAt(endpointId: string): number | null;
-  recordAttempt(outcome: AttemptOutcome): Promise<void>;
+  /** Attempts' outcomes, in one commit; a delivery appears at most once. */
+  recordAttempts(outcomes: readonly AttemptOutcome[]): Promise<void>;
   getDelivery(endpointId: string, deliveryId: number): WebhookDelivery | undefined;
   /** Newest first. */
   listDeliveries(endpointId: string, query: { status?: DeliveryStatus; limit: number; cursor?: string }): DeliveryPage;
