@@ -49,6 +49,13 @@ export class ShardRegistry {
     if (missing.length > 0) this.root.send({ type: 'ENSURE_SHARDS', shards: missing });
   }
 
+  /** Stop these shards' trackers and forget the shards (they are run elsewhere now). */
+  release(shards: Iterable<number>): void {
+    const existing = this.root.getSnapshot().context.shards;
+    const present = [...shards].filter((shard) => shard in existing);
+    if (present.length > 0) this.root.send({ type: 'RELEASE_SHARDS', shards: present });
+  }
+
   /** Every shard supervisor that exists. */
   shards(): SupervisorRef[] {
     return Object.values(this.root.getSnapshot().context.shards);
