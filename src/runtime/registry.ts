@@ -56,6 +56,16 @@ export class ShardRegistry {
     if (present.length > 0) this.root.send({ type: 'RELEASE_SHARDS', shards: present });
   }
 
+  /** Shards with live or restarting trackers, ascending. */
+  occupied(): number[] {
+    const shards: number[] = [];
+    for (const shard of this.shards()) {
+      const { context } = shard.getSnapshot();
+      if (context.trackers.size > 0 || Object.keys(context.restarting).length > 0) shards.push(context.shard);
+    }
+    return shards.sort((a, b) => a - b);
+  }
+
   /** Every shard supervisor that exists. */
   shards(): SupervisorRef[] {
     return Object.values(this.root.getSnapshot().context.shards);

@@ -583,6 +583,11 @@ export class TrackerSystem {
     this.registry.release(shards);
   }
 
+  /** Shards that have live or restarting trackers here, ascending. */
+  occupiedShards(): number[] {
+    return this.registry.occupied();
+  }
+
   /** Make every write so far durable (rejects when the store cannot). */
   async flushWrites(): Promise<void> {
     await this.flush();
