@@ -209,6 +209,8 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
         replay: config.SSE_REPLAY_EVENTS,
         replayBytes: config.SSE_REPLAY_BYTES,
         stallTimeoutMs: config.SSE_STALL_TIMEOUT_MS,
+        // In a cluster, every instance's changes, with ids valid on every instance.
+        ...(cluster ? { changes: cluster.changeSource(system) } : {}),
       },
       // Ready while the store answers and some chain is followed: one chain's dead node stalls only
       // its own trackers, and says so in `chains`.
@@ -289,14 +291,14 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
 
 /** The PostgreSQL store's commit hook, as the cluster's fencing check uses it. */
 interface HookedStore {
-  setCommitHook(hook: Cluster['fencing']): void;
+  setCommitHook(hook: Cluster['commitHook']): void;
 }
 
 /** Every commit of the store checks this instance's leases on the rows' shards in its transaction. */
 function fenceCommits(store: SnapshotStore, cluster: Cluster): void {
   const hooked = store as Partial<HookedStore>;
   if (typeof hooked.setCommitHook !== 'function') throw new Error('a cluster needs the PostgreSQL store');
-  hooked.setCommitHook(cluster.fencing);
+  hooked.setCommitHook(cluster.commitHook);
 }
 
 /** `GET /cluster`: this instance, the shards it holds and those it runs trackers of. */

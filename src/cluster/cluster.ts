@@ -5,6 +5,9 @@ import type { Logger } from '../runtime/logger.js';
 import { shardOf } from '../runtime/shard.js';
 import type { TrackerSystem } from '../runtime/system.js';
 import type { Placement } from '../runtime/types.js';
+import type { ChangeSource } from '../api/sse.js';
+import type { RowValues } from '../store/row.js';
+import { ChangeLog } from './changes.js';
 import { ClusterInbox } from './inbox.js';
 import { LeaseManager, type LeaseStats } from './leases.js';
 import { type Queryable, migrateCluster } from './schema.js';
@@ -24,9 +27,10 @@ export interface ClusterOptions {
   logger: Logger;
 }
 
-/** The part of the PostgreSQL store's commit hook the fencing check fills. */
-export interface FencingHook {
+/** The PostgreSQL store's commit hook, as the cluster fills it: the fencing check, then the change log. */
+export interface ClusterCommitHook {
   beforeUpsert(client: Queryable, ids: readonly string[]): Promise<string[]>;
+  afterUpsert(client: Queryable, rows: ReadonlyMap<string, RowValues>): Promise<void>;
 }
 
 export const DEFAULT_LEASE_TTL_MS = 10_000;
@@ -39,7 +43,7 @@ export const DEFAULT_HEARTBEAT_MS = 2_000;
  *
  * @example
  * const cluster = await Cluster.open({ url, logger });
- * store.setCommitHook(cluster.fencing);
+ * store.setCommitHook(cluster.commitHook);
  * const system = await createTrackerSystem({ store, placement: cluster.placement, rehydrate: false });
  * await cluster.start(system);
  * // ...
@@ -48,6 +52,7 @@ export const DEFAULT_HEARTBEAT_MS = 2_000;
 export class Cluster {
   readonly leases: LeaseManager;
   readonly inbox: ClusterInbox;
+  readonly changes: ChangeLog;
   readonly shardCount: number;
   private system: TrackerSystem | undefined;
 
@@ -80,11 +85,13 @@ export class Cluster {
       ...(options.requestTimeoutMs !== undefined ? { timeoutMs: options.requestTimeoutMs } : {}),
       logger: options.logger,
     });
+    this.changes = new ChangeLog({ pool, logger: options.logger });
   }
 
   /** Connect and create the cluster's tables (nothing is claimed before `start`). */
   static async open(options: ClusterOptions): Promise<Cluster> {
-    const pool = new pg.Pool({ connectionString: options.url, max: 4 });
+    // Three connections listen (leases, inbox, changes); the rest answer queries.
+    const pool = new pg.Pool({ connectionString: options.url, max: 8 });
     // An idle connection that dies (the database restarted) is dropped from the pool, not thrown.
     pool.on('error', (error) => options.logger.debug({ err: error }, 'a cluster connection closed'));
     try {
@@ -105,11 +112,17 @@ export class Cluster {
     return this.inbox.placement;
   }
 
+  /** Every instance's tracker changes, numbered by the shared change log, for `GET /events`. */
+  changeSource(system: TrackerSystem): ChangeSource {
+    return this.changes.source((record) => system.describe(record));
+  }
+
   /**
    * The store's commit hook: rows of shards this instance does not hold at its epoch are left out
-   * of the commit, and their shards stopped here.
+   * of the commit (and their shards stopped here); the rows that commit are appended to the change log.
    */
-  readonly fencing: FencingHook = {
+  readonly commitHook: ClusterCommitHook = {
+    afterUpsert: (client, rows) => ChangeLog.append(client, rows),
     beforeUpsert: async (client, ids) => {
       const shardsOf = new Map<string, number>();
       for (const id of ids) shardsOf.set(id, shardOf(id, this.shardCount));
@@ -136,6 +149,7 @@ export class Cluster {
   async stop(): Promise<void> {
     await this.inbox.stop();
     await this.leases.stop();
+    await this.changes.stop();
     await this.pool.end();
   }
 }

@@ -583,6 +583,11 @@ export class TrackerSystem {
     this.registry.release(shards);
   }
 
+  /** A stored row as the API shows it (its confirmations at its chain's head as known here). */
+  describe(record: TrackerRecord): Tracker {
+    return this.quarantine.trackerOf(record, this.headOf);
+  }
+
   /** Shards that have live or restarting trackers here, ascending. */
   occupiedShards(): number[] {
     return this.registry.occupied();
