@@ -262,7 +262,15 @@ export class LeaseManager {
       { instanceId: this.instanceId, shards: shards.length, owned: this.owned.size },
       'shard leases taken; rehydrating their trackers',
     );
-    await this.options.holder.gained(shards.map(([shard]) => shard));
+    const taken = shards.map(([shard]) => shard);
+    try {
+      await this.options.holder.gained(taken);
+    } catch (error) {
+      // Not brought back (the store failed): not run here, so the next heartbeat takes them up again.
+      for (const shard of taken) this.owned.delete(shard);
+      this.options.holder.lost(taken);
+      throw error;
+    }
   }
 
   /** Stop the shards here, make their writes durable under the lease, then free the leases. */
