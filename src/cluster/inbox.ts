@@ -94,10 +94,15 @@ export class ClusterInbox {
     this.system = system;
     await this.listen();
     const sweepMs = this.options.sweepMs ?? 1000;
+    let lastPrune = Date.now();
     const tick = () => {
       this.sweep = setTimeout(() => {
         void this.drain();
         void this.collect();
+        if (Date.now() - lastPrune > 30_000) {
+          lastPrune = Date.now();
+          void this.prune();
+        }
         tick();
       }, sweepMs);
     };
@@ -124,6 +129,15 @@ export class ClusterInbox {
       waiter.resolve({ ok: false, status: 503, code: 'shutting_down', message: 'the tracker system is shutting down' });
     }
     this.waiting.clear();
+  }
+
+  /** Rows nobody will collect any more (their callers died or gave up) are deleted. */
+  private async prune(): Promise<void> {
+    await this.options.pool
+      .query('DELETE FROM cluster_inbox WHERE created_at < now() - $1::interval', [
+        `${this.timeoutMs * 4} milliseconds`,
+      ])
+      .catch((error: unknown) => this.options.logger.warn({ err: error }, 'could not prune the cluster inbox'));
   }
 
   // ---- the caller's side ------------------------------------------------------------------
