@@ -117,4 +117,27 @@ describeWithPostgres('shard leases in PostgreSQL', () => {
     await fresh.stop();
     await stale.stop();
   });
+
+  it('a claim never takes a lease while its old owner is inside a commit that passed the fencing check', async () => {
+    const a = new RecordingHolder();
+    const b = new RecordingHolder();
+    const slow = manager('slow', a, 30_000, 100_000);
+    await slow.start();
+    const shard = 9;
+    // A commit is under way (paused after its fencing check, as a SIGSTOP could leave it).
+    const committing = await pool.connect();
+    await committing.query('BEGIN');
+    expect([...(await slow.fence(committing, [shard]))]).toEqual([]);
+    await pool.query("UPDATE shard_leases SET expires_at = now() - interval '1 second' WHERE owner = 'slow'");
+    const taker = manager('taker', b, 30_000, 200);
+    await taker.start();
+    // Expired, but not taken while that commit can still land.
+    expect(taker.owns(shard)).toBe(false);
+    expect((await owners()).get(shard)).toBe('slow');
+    await committing.query('COMMIT');
+    committing.release();
+    await waitUntil(() => taker.owns(shard), 'the lease to be taken once the commit ended', 10_000);
+    await taker.stop();
+    await slow.stop();
+  });
 });

@@ -52,7 +52,7 @@ export class ChangeLog {
     await client.query('SELECT pg_advisory_xact_lock($1)', [CHANGES_LOCK]);
     await client.query(
       `WITH appended AS (
-         INSERT INTO cluster_changes (tracker_id, row) SELECT * FROM unnest($1::text[], $2::jsonb[]) RETURNING 1
+         INSERT INTO cluster_changes (tracker_id, row) SELECT * FROM unnest($1::text[], $2::text[]) RETURNING 1
        ) SELECT pg_notify('${CHANGES_CHANNEL}', '') FROM (SELECT 1 FROM appended LIMIT 1) one`,
       [[...rows.keys()], [...rows.values()].map((row) => JSON.stringify(row))],
     );
@@ -121,7 +121,7 @@ export class ChangeLog {
   }
 
   private async readOnce(): Promise<void> {
-    const { rows } = await this.options.pool.query<{ seq: string; row: RowValues }>(
+    const { rows } = await this.options.pool.query<{ seq: string; row: string }>(
       'SELECT seq, row FROM cluster_changes WHERE seq > $1 ORDER BY seq LIMIT 5000',
       [this.last],
     );
@@ -130,7 +130,7 @@ export class ChangeLog {
       this.last = id;
       let tracker: Tracker;
       try {
-        tracker = this.describe!(fromRow(row));
+        tracker = this.describe!(fromRow(JSON.parse(row) as RowValues));
       } catch (error) {
         this.options.logger.warn({ err: error, seq: id }, 'a change log row could not be read; skipped');
         continue;

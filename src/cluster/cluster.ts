@@ -71,8 +71,9 @@ export class Cluster {
       logger: options.logger,
       holder: {
         gained: async (shards) => {
-          await this.system?.rehydrate(shards);
+          const trackers = await this.system?.rehydrate(shards);
           this.inbox.shardsGained();
+          return trackers;
         },
         lost: (shards) => this.system?.releaseShards(shards),
         flush: async () => this.system?.flushWrites(),

@@ -4,8 +4,8 @@ import { LEASES_CHANNEL, type Queryable } from './schema.js';
 
 /** What the lease manager drives: the tracker runtime of this instance. */
 export interface LeaseHolder {
-  /** These shards are this instance's now: bring their live trackers back from the store. */
-  gained(shards: readonly number[]): Promise<void>;
+  /** These shards are this instance's now: bring their live trackers back from the store (how many). */
+  gained(shards: readonly number[]): Promise<number | void>;
   /** These shards are not this instance's any more: stop their trackers at once, writing nothing. */
   lost(shards: readonly number[]): void;
   /** Make every write made so far durable (before shards are handed back). */
@@ -36,6 +36,8 @@ export interface LeaseStats {
 }
 
 const interval = (ms: number): string => `${ms} milliseconds`;
+/** First key of the advisory locks that fence an instance's commits (the second: its id, hashed). */
+const FENCE_LOCK = 0x74786c;
 
 /**
  * Ownership of the shards by lease, in PostgreSQL: each shard has a row with its owner, a fencing
@@ -95,17 +97,22 @@ export class LeaseManager {
 
   /**
    * The fencing check, run by the store inside the transaction that writes rows of `shards`: which
-   * of them this instance does not hold at the epoch it believes, in the database. `FOR SHARE` keeps
-   * a claim of those rows waiting until this transaction ends, so a new owner's rehydration reads
-   * every write this check let through. An idle transaction past the lease ends itself (a process
-   * paused mid-commit must not hold the lease rows forever).
+   * of them this instance does not hold at the epoch it believes, in the database. The transaction
+   * holds this instance's fencing lock (shared: its commits do not wait for each other) until it
+   * ends; a claim of this instance's expired leases takes that lock exclusively, so it waits for the
+   * commit (or skips those shards) and the new owner's rehydration reads every write this check let
+   * through. No lease row is locked: a commit writes nothing but its own rows. An idle transaction
+   * past the lease ends itself (a process paused mid-commit must not hold the lock for ever).
    */
   async fence(client: Queryable, shards: readonly number[]): Promise<Set<number>> {
     const rejected = new Set<number>();
     if (shards.length === 0) return rejected;
-    await client.query(`SET LOCAL idle_in_transaction_session_timeout = ${Math.max(1000, this.options.ttlMs)}`);
+    await client.query(
+      "SELECT set_config('idle_in_transaction_session_timeout', $1, true), pg_advisory_xact_lock_shared($2, hashtext($3))",
+      [String(Math.max(1000, this.options.ttlMs)), FENCE_LOCK, this.instanceId],
+    );
     const { rows } = await client.query<{ shard: number; owner: string | null; epoch: string }>(
-      'SELECT shard, owner, epoch FROM shard_leases WHERE shard = ANY($1::int[]) FOR SHARE',
+      'SELECT shard, owner, epoch FROM shard_leases WHERE shard = ANY($1::int[])',
       [shards],
     );
     const current = new Map(rows.map((row) => [row.shard, row]));
@@ -242,29 +249,61 @@ export class LeaseManager {
     }
     if (regained.length > 0) await this.take(regained);
     if (held < share) {
-      const claimed = await this.query<{ shard: number; epoch: string }>(
-        `UPDATE shard_leases s SET owner = $1, epoch = s.epoch + 1, expires_at = now() + $2::interval
-         FROM (
-           SELECT shard FROM shard_leases WHERE owner IS NULL OR expires_at < now()
-           ORDER BY shard LIMIT $3 FOR UPDATE SKIP LOCKED
-         ) free
-         WHERE s.shard = free.shard RETURNING s.shard, s.epoch`,
-        [instanceId, interval(ttlMs), share - held],
-      );
+      const claimed = await this.claim(share - held);
       if (claimed.length > 0) await this.take(claimed.map((row) => [row.shard, BigInt(row.epoch)]));
     }
+  }
+
+  /**
+   * Claim up to `count` free or expired leases, raising their epochs. An expired lease's owner may
+   * still be committing (paused mid-commit): its fencing lock is taken, and its shards are skipped
+   * while it holds it.
+   */
+  private claim(count: number): Promise<Array<{ shard: number; epoch: string }>> {
+    const { instanceId, ttlMs } = this.options;
+    return this.transaction(async (client) => {
+      const { rows } = await client.query<{ shard: number; owner: string | null }>(
+        `SELECT shard, owner FROM shard_leases WHERE owner IS NULL OR expires_at < now()
+         ORDER BY shard LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        [count],
+      );
+      const busy = new Set<string>();
+      for (const owner of new Set(rows.map((row) => row.owner))) {
+        if (owner === null || owner === instanceId) continue;
+        const { rows: locked } = await client.query<{ ok: boolean }>(
+          'SELECT pg_try_advisory_xact_lock($1, hashtext($2)) AS ok',
+          [FENCE_LOCK, owner],
+        );
+        if (!locked[0]!.ok) busy.add(owner);
+      }
+      const shards = rows.filter((row) => row.owner === null || !busy.has(row.owner)).map((row) => row.shard);
+      if (shards.length === 0) return [];
+      const { rows: claimed } = await client.query<{ shard: number; epoch: string }>(
+        `UPDATE shard_leases SET owner = $1, epoch = epoch + 1, expires_at = now() + $2::interval
+         WHERE shard = ANY($3::int[]) RETURNING shard, epoch`,
+        [instanceId, interval(ttlMs), shards],
+      );
+      return claimed;
+    });
   }
 
   /** Shards are ours in the database: run them here. */
   private async take(shards: Array<[number, bigint]>): Promise<void> {
     for (const [shard, epoch] of shards) this.owned.set(shard, epoch);
-    this.options.logger.info(
-      { instanceId: this.instanceId, shards: shards.length, owned: this.owned.size },
-      'shard leases taken; rehydrating their trackers',
-    );
     const taken = shards.map(([shard]) => shard);
+    const startedAt = performance.now();
     try {
-      await this.options.holder.gained(taken);
+      const trackers = await this.options.holder.gained(taken);
+      this.options.logger.info(
+        {
+          instanceId: this.instanceId,
+          shards: taken.length,
+          owned: this.owned.size,
+          trackers,
+          ms: Math.round(performance.now() - startedAt),
+        },
+        'shard leases taken; their trackers rehydrated',
+      );
     } catch (error) {
       // Not brought back (the store failed): not run here, so the next heartbeat takes them up again.
       for (const shard of taken) this.owned.delete(shard);

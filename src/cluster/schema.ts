@@ -44,7 +44,7 @@ export async function migrateCluster(pool: Pool, shardCount: number): Promise<vo
       CREATE TABLE IF NOT EXISTS cluster_changes (
         seq bigserial PRIMARY KEY,
         tracker_id text NOT NULL,
-        row jsonb NOT NULL,
+        row text NOT NULL,
         at timestamptz NOT NULL DEFAULT now()
       );
     `);
