@@ -1,7 +1,7 @@
 import type { Notification, Pool, PoolClient } from 'pg';
 import type { TrackerEvent } from '../../machines/tracker.machine.js';
 import { toHttpError } from '../api/errors.js';
-import { ForwardedError } from '../errors.js';
+import { ForwardedError, StoreError } from '../errors.js';
 import type { Logger } from '../runtime/logger.js';
 import type { TrackerSystem } from '../runtime/system.js';
 import type { Tracker } from '../runtime/tracker-view.js';
@@ -14,6 +14,8 @@ const IDS_PER_NOTIFY = 400;
 
 type Request =
   { kind: 'start'; request: StartRequest & { id: string } } | { kind: 'send'; event: TrackerEvent } | { kind: 'stop' };
+
+type Item = [shard: number, trackerId: string, request: Request];
 
 type Answer =
   { ok: true; status: string; tracker: Tracker | null } | { ok: false; status: number; code: string; message: string };
@@ -142,36 +144,57 @@ export class ClusterInbox {
 
   // ---- the caller's side ------------------------------------------------------------------
 
-  private async ask(items: Array<[shard: number, trackerId: string, request: Request]>): Promise<Answer[]> {
-    const { rows } = await this.options.pool.query<{ id: string }>(
-      `WITH r AS (
-         INSERT INTO cluster_inbox (shard, tracker_id, kind, request)
-         SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::jsonb[]) RETURNING id, shard
-       ) SELECT id, pg_notify('${INBOX_CHANNEL}', shard::text) FROM r ORDER BY id`,
-      [
-        items.map(([shard]) => shard),
-        items.map(([, id]) => id),
-        items.map(([, , request]) => request.kind),
-        items.map(([, , request]) => JSON.stringify(request)),
-      ],
+  /** Requests asked in this turn, sent together in one statement. */
+  private queued: Array<{ item: Item; resolve(answer: Answer): void; reject(error: unknown): void }> = [];
+
+  private ask(items: Item[]): Promise<Answer[]> {
+    return Promise.all(
+      items.map(
+        (item) =>
+          new Promise<Answer>((resolve, reject) => {
+            if (this.queued.push({ item, resolve, reject }) === 1) setImmediate(() => void this.send());
+          }),
+      ),
     );
-    const answers = rows.map(
-      ({ id }) =>
-        new Promise<Answer>((resolve) => {
-          const timer = setTimeout(() => {
-            this.waiting.delete(id);
-            void this.options.pool.query('DELETE FROM cluster_inbox WHERE id = $1', [id]).catch(() => {});
-            resolve({
-              ok: false,
-              status: 503,
-              code: 'owner_unavailable',
-              message: `the instance that runs this tracker did not answer within ${this.timeoutMs} ms; retry`,
-            });
-          }, this.timeoutMs);
-          this.waiting.set(id, { resolve, timer });
-        }),
-    );
-    return Promise.all(answers);
+  }
+
+  private async send(): Promise<void> {
+    const batch = this.queued;
+    this.queued = [];
+    let rows: Array<{ id: string }>;
+    try {
+      ({ rows } = await this.options.pool.query<{ id: string }>(
+        `WITH r AS (
+           INSERT INTO cluster_inbox (shard, tracker_id, kind, request)
+           SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::jsonb[]) RETURNING id, shard
+         ) SELECT id, pg_notify('${INBOX_CHANNEL}', shard::text) FROM r ORDER BY id`,
+        [
+          batch.map(({ item: [shard] }) => shard),
+          batch.map(({ item: [, id] }) => id),
+          batch.map(({ item: [, , request] }) => request.kind),
+          batch.map(({ item: [, , request] }) => JSON.stringify(request)),
+        ],
+      ));
+    } catch (error) {
+      const failure = new StoreError('the request could not be handed to the instance that runs the tracker', error);
+      for (const { reject } of batch) reject(failure);
+      return;
+    }
+    rows.forEach(({ id }, i) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        void this.options.pool.query('DELETE FROM cluster_inbox WHERE id = $1', [id]).catch(() => {});
+        batch[i]!.resolve({
+          ok: false,
+          status: 503,
+          code: 'owner_unavailable',
+          message: `the instance that runs this tracker did not answer within ${this.timeoutMs} ms; retry`,
+        });
+      }, this.timeoutMs);
+      this.waiting.set(id, { resolve: batch[i]!.resolve, timer });
+    });
+    // An answer may have come before its id was known here.
+    void this.collect();
   }
 
   /** Take the answers to this instance's requests that have come. */
