@@ -144,6 +144,25 @@ describeWithPostgres('failover: an instance killed with SIGKILL', () => {
     );
     // A takeover is a rehydration, not a restart; nothing was applied twice.
     expect(final.filter((t) => t.restarts !== 0 || t.reorgs !== 0)).toEqual([]);
+    // The change log (every committed change, in commit order): each tracker's states only move
+    // forward, and it is confirmed exactly once.
+    const changes = await cluster.query<{ tracker_id: string; row: string }>(
+      'SELECT tracker_id, row FROM cluster_changes ORDER BY seq',
+    );
+    const rank: Record<string, number> = { pending: 0, confirming: 1, confirmed: 2 };
+    const byTracker = new Map<string, number[]>();
+    for (const { tracker_id: id, row } of changes) {
+      const state = (JSON.parse(row) as unknown[])[2] as string;
+      byTracker.set(id, [...(byTracker.get(id) ?? []), rank[state] ?? -1]);
+    }
+    expect(byTracker.size).toBe(TRACKERS);
+    for (const [id, ranks] of byTracker) {
+      expect(ranks, id).toEqual([...ranks].sort((x, y) => x - y));
+      expect(
+        ranks.filter((r) => r === 2),
+        id,
+      ).toHaveLength(1);
+    }
     expectNothingLiveTwice((await Promise.all(survivors.map((i) => i.view()))) as ClusterView[]);
   }, 300_000);
 });

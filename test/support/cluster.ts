@@ -1,4 +1,5 @@
 import { keccak256, Wallet } from 'ethers';
+import pgLib from 'pg';
 import { type Anvil, startAnvil } from '../../src/chain/anvil.js';
 import { DEV_KEYS, rpc } from './chain.js';
 import { type PostgresServer, startPostgres } from './postgres.js';
@@ -36,8 +37,12 @@ export interface ClusterHarness {
   running(): Instance[];
   /** Shard → owner, from the database. */
   owners(): Promise<Map<number, string | null>>;
+  /** A query on the shared database. */
+  query<R extends object>(text: string, values?: unknown[]): Promise<R[]>;
   close(): Promise<void>;
 }
+
+const { Client: pgClient } = pgLib;
 
 /** Settings small enough for a test to wait a few leases. */
 export const TEST_LEASE_TTL_MS = 3000;
@@ -62,6 +67,15 @@ export async function startClusterHarness(options: ClusterHarnessOptions): Promi
   const anvil = await startAnvil({ args: [] });
   const instances: Instance[] = [];
   const exited = new Set<string>();
+  const query = async <R extends object>(text: string, values: unknown[] = []): Promise<R[]> => {
+    const client = new pgClient({ connectionString: pg.url });
+    await client.connect();
+    try {
+      return (await client.query<R>(text, values)).rows;
+    } finally {
+      await client.end();
+    }
+  };
   const add = async (id: string): Promise<Instance> => {
     const child = spawnFromSource({
       PORT: '0',
@@ -110,18 +124,12 @@ export async function startClusterHarness(options: ClusterHarnessOptions): Promi
     add,
     running: () => instances.filter((instance) => !exited.has(instance.id)),
     owners: async () => {
-      const { default: pgLib } = await import('pg');
-      const client = new pgLib.Client({ connectionString: pg.url });
-      await client.connect();
-      try {
-        const { rows } = await client.query<{ shard: number; owner: string | null }>(
-          'SELECT shard, owner FROM shard_leases ORDER BY shard',
-        );
-        return new Map(rows.map((row) => [row.shard, row.owner]));
-      } finally {
-        await client.end();
-      }
+      const rows = await query<{ shard: number; owner: string | null }>(
+        'SELECT shard, owner FROM shard_leases ORDER BY shard',
+      );
+      return new Map(rows.map((row) => [row.shard, row.owner]));
     },
+    query,
     close: async () => {
       for (const instance of instances) {
         if (exited.has(instance.id)) continue;
