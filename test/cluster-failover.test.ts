@@ -146,8 +146,17 @@ describeWithPostgres('failover: an instance killed with SIGKILL', () => {
     expect(final.filter((t) => t.restarts !== 0 || t.reorgs !== 0)).toEqual([]);
     // The change log (every committed change, in commit order): each tracker's states only move
     // forward, and it is confirmed exactly once.
-    const changes = await cluster.query<{ tracker_id: string; row: string }>(
-      'SELECT tracker_id, row FROM cluster_changes ORDER BY seq',
+    // (A listing shows an owner's writes a moment before they commit: wait for the last commits.)
+    const changes = await waitUntil(
+      async () => {
+        const rows = await cluster.query<{ tracker_id: string; row: string }>(
+          'SELECT tracker_id, row FROM cluster_changes ORDER BY seq',
+        );
+        const confirmed = rows.filter(({ row }) => (JSON.parse(row) as unknown[])[2] === 'confirmed');
+        return confirmed.length >= TRACKERS ? rows : undefined;
+      },
+      'every confirmation to be in the change log',
+      20_000,
     );
     const rank: Record<string, number> = { pending: 0, confirming: 1, confirmed: 2 };
     const byTracker = new Map<string, number[]>();

@@ -247,10 +247,10 @@ export class LeaseManager {
     } else if (retryHandBack.length > 0) {
       await this.handBack(retryHandBack);
     }
-    if (regained.length > 0) await this.take(regained);
+    if (regained.length > 0) this.take(regained);
     if (held < share) {
       const claimed = await this.claim(share - held);
-      if (claimed.length > 0) await this.take(claimed.map((row) => [row.shard, BigInt(row.epoch)]));
+      if (claimed.length > 0) this.take(claimed.map((row) => [row.shard, BigInt(row.epoch)]));
     }
   }
 
@@ -287,29 +287,34 @@ export class LeaseManager {
     });
   }
 
-  /** Shards are ours in the database: run them here. */
-  private async take(shards: Array<[number, bigint]>): Promise<void> {
+  /**
+   * Shards are ours in the database: run them here. Rehydration runs beside the heartbeat, which
+   * must go on renewing the leases however long it takes.
+   */
+  private take(shards: Array<[number, bigint]>): void {
     for (const [shard, epoch] of shards) this.owned.set(shard, epoch);
     const taken = shards.map(([shard]) => shard);
     const startedAt = performance.now();
-    try {
-      const trackers = await this.options.holder.gained(taken);
-      this.options.logger.info(
-        {
-          instanceId: this.instanceId,
-          shards: taken.length,
-          owned: this.owned.size,
-          trackers,
-          ms: Math.round(performance.now() - startedAt),
-        },
-        'shard leases taken; their trackers rehydrated',
-      );
-    } catch (error) {
-      // Not brought back (the store failed): not run here, so the next heartbeat takes them up again.
-      for (const shard of taken) this.owned.delete(shard);
-      this.options.holder.lost(taken);
-      throw error;
-    }
+    this.options.holder.gained(taken).then(
+      (trackers) =>
+        this.options.logger.info(
+          {
+            instanceId: this.instanceId,
+            shards: taken.length,
+            owned: this.owned.size,
+            trackers,
+            ms: Math.round(performance.now() - startedAt),
+          },
+          'shard leases taken; their trackers rehydrated',
+        ),
+      (error: unknown) => {
+        // Not brought back (the store failed): not run here, so a heartbeat takes them up again.
+        const failed = shards.filter(([shard, epoch]) => this.owned.get(shard) === epoch).map(([shard]) => shard);
+        for (const shard of failed) this.owned.delete(shard);
+        this.options.holder.lost(failed);
+        this.options.logger.warn({ err: error, shards: failed.length }, 'shards could not be rehydrated; retrying');
+      },
+    );
   }
 
   /** Stop the shards here, make their writes durable under the lease, then free the leases. */
