@@ -54,6 +54,9 @@ export class ClusterInbox {
   private system: TrackerSystem | undefined;
   private listener: PoolClient | undefined;
   private draining: Promise<void> | undefined;
+  /** Requests fetched and being run here, and their runs. */
+  private readonly inProgress = new Set<string>();
+  private readonly answering = new Set<Promise<void>>();
   private again = false;
   private collecting = false;
   private collectAgain = false;
@@ -120,6 +123,7 @@ export class ClusterInbox {
     this.stopped = true;
     clearTimeout(this.sweep);
     await this.draining;
+    await Promise.all(this.answering);
     const client = this.listener;
     this.listener = undefined;
     if (client) {
@@ -246,19 +250,37 @@ export class ClusterInbox {
     return this.draining;
   }
 
+  /**
+   * Fetch the open requests for owned shards and set them running; the next fetch does not wait for
+   * their answers (a commit in flight), so a request arriving meanwhile joins the next commit.
+   */
   private async drainOnce(): Promise<void> {
     const shards = this.options.ownedShards();
     if (shards.length === 0) return;
     const { rows } = await this.options.pool.query<{ id: string; shard: number; tracker_id: string; request: Request }>(
       `SELECT id, shard, tracker_id, request FROM cluster_inbox
-       WHERE answer IS NULL AND shard = ANY($1::int[]) ORDER BY id LIMIT 1000`,
-      [shards],
+       WHERE answer IS NULL AND shard = ANY($1::int[]) AND NOT (id = ANY($2::bigint[])) ORDER BY id LIMIT 1000`,
+      [shards, [...this.inProgress]],
     );
-    // Run together: starts of one turn share one commit; events to one tracker keep their order.
+    const mine = rows.filter((row) => this.options.owns(row.shard) && !this.inProgress.has(row.id));
+    if (rows.length === 1000) this.again = true;
+    if (mine.length === 0) return;
+    for (const row of mine) this.inProgress.add(row.id);
+    const work = this.answer(mine)
+      .catch((error: unknown) =>
+        this.options.logger.warn({ err: error }, 'could not answer requests from other instances; retrying'),
+      )
+      .finally(() => {
+        for (const row of mine) this.inProgress.delete(row.id);
+        this.answering.delete(work);
+      });
+    this.answering.add(work);
+  }
+
+  /** Run the requests (together: starts of one turn share one commit; events to one tracker keep their order), write the answers back. */
+  private async answer(rows: Array<{ id: string; tracker_id: string; request: Request }>): Promise<void> {
     const answered = await Promise.all(
-      rows
-        .filter((row) => this.options.owns(row.shard))
-        .map(async (row) => [row.id, await this.run(row.tracker_id, row.request)] as const),
+      rows.map(async (row) => [row.id, await this.run(row.tracker_id, row.request)] as const),
     );
     for (let at = 0; at < answered.length; at += IDS_PER_NOTIFY) {
       const chunk = answered.slice(at, at + IDS_PER_NOTIFY);
@@ -271,7 +293,6 @@ export class ClusterInbox {
         [chunk.map(([id]) => id), chunk.map(([, answer]) => JSON.stringify(answer))],
       );
     }
-    if (rows.length === 1000) this.again = true;
   }
 
   private async run(trackerId: string, request: Request): Promise<Answer> {
