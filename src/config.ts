@@ -38,7 +38,7 @@ const ConfigSchema = z.object({
     .optional(),
   DATABASE_URL: z
     .string()
-    .regex(/^(sqlite:.+|memory:)$/, 'must be sqlite:<path> or memory:')
+    .regex(/^(sqlite:.+|memory:|postgres(ql)?:\/\/.+)$/, 'must be sqlite:<path>, postgres://… or memory:')
     .default('sqlite:./data/trackers.db'),
   REQUIRED_CONFIRMATIONS: int(MIN_CONFIRMATIONS, MAX_CONFIRMATIONS).default(12),
   API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),

@@ -13,7 +13,16 @@ export {
 } from '../machines/supervisor.machine.js';
 export { rootSupervisorMachine } from '../machines/root-supervisor.machine.js';
 export type { Quarantined } from './store/types.js';
-export { openStore, SqliteStore, DEFAULT_DATABASE_URL, type SqliteStoreOptions } from './store/index.js';
+export {
+  openStore,
+  SqliteStore,
+  DEFAULT_DATABASE_URL,
+  type SqliteStoreOptions,
+  PostgresStore,
+  type PostgresStoreOptions,
+  type CommitHook,
+  type OpenStoreOptions,
+} from './store/index.js';
 export {
   checkSnapshot,
   quarantinedRecord,

@@ -9,7 +9,7 @@ import { type ChainSet, type FollowedChain, rpcStatus, startChains } from './cha
 import { redact } from './chain/errors.js';
 import type { TrackerSink } from './chain/watcher-state.js';
 import { type TrackerSystem, createTrackerSystem } from './runtime/system.js';
-import { openStore } from './store/index.js';
+import { databaseLocation, openStore } from './store/index.js';
 import { MemoryStore } from './store/memory.js';
 import type { SnapshotStore } from './store/types.js';
 
@@ -21,7 +21,7 @@ export interface ConfiguredStore {
 
 /**
  * The one place a store is made from the configuration: SQLite (`sqlite:<path>`, the default
- * `sqlite:./data/trackers.db`), or `memory:` for a throwaway run. The store is handed over as it
+ * `sqlite:./data/trackers.db`), PostgreSQL (`postgres://…`), or `memory:` for a throwaway run. The store is handed over as it
  * is, never wrapped, so that the runtime sees all it can do (`getNow`, `getManyNow`); it times its
  * own flushes for `/metrics` (`observeFlush`). A SQLite file is locked for this process
  * (`DatabaseLockedError` when another holds it).
@@ -34,15 +34,19 @@ export async function createStoreFromConfig(
   logger?: Logger,
 ): Promise<ConfiguredStore> {
   if (config.DATABASE_URL === 'memory:') return { store: new MemoryStore(), location: 'memory: (not durable)' };
-  const store = openStore(config.DATABASE_URL, {
+  const store = await openStore(config.DATABASE_URL, {
     lock: true,
     onThreadFailure: (thread, error) =>
       logger?.error(
         { thread, err: error },
         `the store's ${thread} thread stopped; the store does its work on its own connection`,
       ),
+    onHealthChange: ({ reachable, lastError, pending }) =>
+      reachable
+        ? logger?.info({ pending }, 'the database is reachable again')
+        : logger?.error({ lastError, pending }, 'the database is unreachable; writes wait and are retried'),
   });
-  return { store, location: config.DATABASE_URL };
+  return { store, location: databaseLocation(config.DATABASE_URL) };
 }
 
 export interface Service {

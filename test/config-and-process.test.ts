@@ -55,7 +55,7 @@ describe('parseConfig', () => {
     ['REQUIRED_CONFIRMATIONS', '0'],
     ['REQUIRED_CONFIRMATIONS', '1001'],
     ['ETH_RPC_URL', 'not a url'],
-    ['DATABASE_URL', 'postgres://x'],
+    ['DATABASE_URL', 'mysql://localhost/db'],
     ['FAULT_INJECTION', 'yes'],
     ['LOG_LEVEL', 'loud'],
     ['API_TOKEN', 'short'],

@@ -138,6 +138,7 @@ function optionsHandler(docs: readonly RouteDoc[]): RequestHandler {
  * const ok = await storeIsReachable(system.store);
  */
 export function storeIsReachable(store: SnapshotStore): Promise<boolean> {
+  if (store.reachable) return store.reachable();
   return store.get('readyz-probe').then(
     () => true,
     () => false,

@@ -100,6 +100,11 @@ export interface SnapshotStore {
    * them (for `/metrics`). It reads every row's state: not for every request.
    */
   countByState(): Promise<StateCounts>;
+  /**
+   * Whether the database answers now, for `/readyz`, by stores that can lose it (a networked one).
+   * Without it, readiness is a `get` that does not fail.
+   */
+  reachable?(): Promise<boolean>;
   /** Time every `flush()` (for `/metrics`). Returns the function that stops it. */
   observeFlush(observer: FlushObserver): () => void;
   close(): Promise<void>;

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { describe } from 'vitest';
 
 const run = promisify(execFile);
@@ -13,6 +14,8 @@ export interface PostgresServer {
   /** `postgres://postgres@127.0.0.1:<port>/postgres` */
   url: string;
   port: number;
+  /** Create a fresh empty database on this server (a fresh name each call); its URL. */
+  createDatabase(): Promise<string>;
   /** Stop the server (fast shutdown), keeping its data: `start()` brings it back on the same port. */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -174,6 +177,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   };
 
   await start(true);
+  let databases = 0;
   const server: PostgresServer = {
     get url() {
       return `postgres://postgres@127.0.0.1:${port}/postgres`;
@@ -182,6 +186,17 @@ export async function startPostgres(): Promise<PostgresServer> {
       return port;
     },
     stop,
+    createDatabase: async () => {
+      const name = `db_${++databases}`;
+      const client = new pg.Client({ connectionString: server.url });
+      await client.connect();
+      try {
+        await client.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await client.end();
+      }
+      return server.url.replace(/\/postgres$/, `/${name}`);
+    },
     // The same port: clients reconnect to the same URL.
     start: () => start(false),
     restart: async () => {

@@ -1,7 +1,5 @@
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createActor } from 'xstate';
 import {
   FINAL_STATE_NAMES,
@@ -9,19 +7,36 @@ import {
   TRACKER_STATE_NAMES,
   type TrackerEvent,
   trackerMachine,
-} from '../machines/tracker.machine.js';
-import { StoreError } from '../src/errors.js';
-import { checkSnapshot } from '../src/runtime/snapshot-compat.js';
-import { topState } from '../src/runtime/tracker-view.js';
-import { MemoryStore } from '../src/store/memory.js';
-import { SqliteStore } from '../src/store/sqlite.js';
-import type { SnapshotStore, TrackerCount, TrackerRecord } from '../src/store/types.js';
-import { hashOf, seededRandom, tempDir } from './helpers.js';
+} from '../../machines/tracker.machine.js';
+import { checkSnapshot } from '../../src/runtime/snapshot-compat.js';
+import { topState } from '../../src/runtime/tracker-view.js';
+import { MemoryStore } from '../../src/store/memory.js';
+import type { SnapshotStore, TrackerCount, TrackerRecord } from '../../src/store/types.js';
+import { hashOf, seededRandom } from '../helpers.js';
+
+/** A store under the contract, with the counters both stores keep. */
+export interface ContractStore extends SnapshotStore {
+  /** Writes not durable yet. */
+  readonly pendingCount: number;
+  /** Transactions committed so far. */
+  readonly commitCount: number;
+}
+
+/** How the contract reaches one kind of store. */
+export interface StoreFactory {
+  /** A store on the data called `name`: empty the first time, the same data when opened again. */
+  open(name: string): Promise<ContractStore>;
+  /** The snapshot column of row `id` of `name`, as another connection reads it. */
+  storedSnapshot(name: string, id: string): Promise<string>;
+  /** Remove what the factory made. */
+  close(): Promise<void>;
+}
 
 /** Chains records are on in these tests; undefined: a row from before trackers had a chain. */
 const CHAINS = [1, 8453, undefined];
 
-const record = (id: string, state: TrackerRecord['state'], n: number, chainId?: number): TrackerRecord => ({
+/** A record with a small snapshot of its own, in `state`, on `chainId`. */
+export const record = (id: string, state: TrackerRecord['state'], n: number, chainId?: number): TrackerRecord => ({
   id,
   txHash: hashOf(n),
   ...(chainId === undefined ? {} : { chainId }),
@@ -50,168 +65,8 @@ async function allPages(
   return ids;
 }
 
-describe('SqliteStore keeps the SnapshotStore contract', () => {
-  const dir = tempDir();
-  afterAll(() => dir.remove());
-
-  it('reads its own writes before they are committed, and pages like MemoryStore with writes pending', async () => {
-    const sqlite = new SqliteStore({ path: join(dir.path, 'contract.db') });
-    const memory = new MemoryStore();
-    const random = seededRandom(7);
-    const states = TRACKER_STATE_NAMES;
-    const write = (r: TrackerRecord): void => {
-      sqlite.write(r);
-      memory.write(r);
-    };
-    const chain = () => CHAINS[Math.floor(random() * CHAINS.length)];
-    for (let i = 0; i < 400; i++)
-      write(record(`id_${Math.floor(random() * 300)}`, states[i % states.length]!, i, chain()));
-    await sqlite.flush();
-    // Now some writes stay pending (same turn, no flush): moves between states and chains, and new ids.
-    for (let i = 0; i < 120; i++)
-      write(record(`id_${Math.floor(random() * 400)}`, states[Math.floor(random() * 5)]!, 1000 + i, chain()));
-    expect(sqlite.pendingCount).toBeGreaterThan(0);
-    expect(await sqlite.get('id_1')).toEqual(await memory.get('id_1'));
-    // One chain's trackers, rows without a chain counted as the default chain's (1) or not.
-    const filters = [{}, { chainId: 1, unsetChainId: 1 }, { chainId: 8453, unsetChainId: 1 }, { chainId: 1 }];
-    for (const state of [undefined, ...states]) {
-      for (const limit of [1, 7, 50]) {
-        for (const filter of filters) {
-          const label = `${state} by ${limit} ${JSON.stringify(filter)}`;
-          expect(await allPages(sqlite, state, limit, filter), label).toEqual(
-            await allPages(memory, state, limit, filter),
-          );
-        }
-      }
-    }
-    const byKey = (counts: TrackerCount[]) => counts.map((c) => `${c.chainId}/${c.state}=${c.count}`).sort();
-    expect(byKey(await sqlite.countByChain())).toEqual(byKey(await memory.countByChain()));
-    expect((await sqlite.countByChain()).reduce((n, c) => n + c.count, 0)).toBe(memory.size);
-    await sqlite.close();
-  });
-
-  it('counts trackers by state as get shows them: stored, pending, in the commit in flight, a burst; like MemoryStore', async () => {
-    const sqlite = new SqliteStore({ path: join(dir.path, 'count.db') });
-    const memory = new MemoryStore();
-    const random = seededRandom(11);
-    const states = [...TRACKER_STATE_NAMES, 'not_a_state'] as TrackerRecord['state'][];
-    const ids = new Set<string>();
-    const write = (n: number, at: number): void => {
-      for (let i = 0; i < n; i++) {
-        const r = record(`id_${Math.floor(random() * 2000)}`, states[Math.floor(random() * states.length)]!, at + i);
-        ids.add(r.id);
-        sqlite.write(r);
-        memory.write(r);
-      }
-    };
-    /** What `get` shows, tallied. */
-    const shown = (store: SnapshotStore & { getNow(id: string): TrackerRecord | undefined }) => {
-      const counts: Record<string, number> = {};
-      for (const id of ids) {
-        const state = store.getNow(id)!.state;
-        counts[state] = (counts[state] ?? 0) + 1;
-      }
-      return counts;
-    };
-    const expectCounts = async (what: string) => {
-      const [fromSqlite, fromMemory] = [sqlite.countByState(), memory.countByState()];
-      const expected = shown(sqlite);
-      expect(shown(memory), what).toEqual(expected);
-      expect(await fromSqlite, what).toEqual(expected);
-      expect(await fromMemory, what).toEqual(expected);
-    };
-
-    await expectCounts('empty');
-    write(400, 0);
-    await sqlite.flush();
-    await expectCounts('all stored');
-    write(120, 1_000);
-    expect(sqlite.pendingCount).toBeGreaterThan(0);
-    await expectCounts('writes pending');
-    // The turn ends: the group commit is sent to the writer thread; more writes gather behind it.
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(sqlite.pendingCount).toBeGreaterThan(0);
-    write(120, 2_000);
-    await expectCounts('a commit in flight and writes pending');
-    // More writes not durable than a count looks up one by one: it waits for their commit.
-    write(3_000, 3_000);
-    expect(sqlite.pendingCount).toBeGreaterThan(1_000);
-    await expectCounts('a burst');
-    await sqlite.close();
-  });
-
-  it('flush makes writes durable: a second store on the file sees them; close flushes the rest', async () => {
-    const path = join(dir.path, 'durable.db');
-    const a = new SqliteStore({ path });
-    a.write(record('one', 'pending', 1));
-    await a.flush();
-    const b = new SqliteStore({ path });
-    expect(await b.get('one')).toMatchObject({ id: 'one', state: 'pending', snapshot: { context: { n: 1 } } });
-    a.write(record('two', 'confirming', 2));
-    await a.close();
-    expect(await b.get('two')).toMatchObject({ state: 'confirming' });
-    await b.close();
-  });
-
-  it('loadLive hands out every live row and every row in a state this machine does not know, never a final one', async () => {
-    const store = new SqliteStore({ path: join(dir.path, 'live.db') });
-    const states = ['', 'aaa', 'zzz', ...TRACKER_STATE_NAMES] as TrackerRecord['state'][];
-    states.forEach((state, i) => {
-      for (let j = 0; j < 3; j++) store.write(record(`${i}_${j}`, state, i));
-    });
-    const loaded: string[] = [];
-    for await (const batch of store.loadLive(2)) loaded.push(...batch.map((r) => r.state));
-    const live = states.filter((s) => !FINAL_STATE_NAMES.includes(s));
-    expect(loaded.sort()).toEqual(live.flatMap((s) => [s, s, s]).sort());
-    await store.close();
-  });
-
-  it('getManyNow answers for each id what getNow does, in order: stored, pending, missing, repeated (property: odd ids)', async () => {
-    const store = new SqliteStore({ path: join(dir.path, 'many.db') });
-    const id = fc.oneof(
-      fc.stringMatching(/^[\w.:-]{1,12}$/),
-      fc.string({ minLength: 1, maxLength: 6 }),
-      fc.constantFrom('a"b', 'a\\b', 'tab\there', 'é✓', '😀', '\ud800', 'x\udc00y', '[1]', 'null'),
-    );
-    await fc.assert(
-      fc.asyncProperty(
-        fc.uniqueArray(id, { minLength: 1, maxLength: 12 }),
-        fc.array(fc.nat(), { maxLength: 20 }),
-        async (ids, picks) => {
-          const [stored, pending, missing] = [
-            ids.filter((_, i) => i % 3 === 0),
-            ids.filter((_, i) => i % 3 === 1),
-            ids.filter((_, i) => i % 3 === 2),
-          ];
-          stored.forEach((x, i) => store.write(record(x, 'confirming', i)));
-          await store.flush();
-          pending.forEach((x, i) => store.write(record(x, 'pending', 100 + i)));
-          const asked = [...picks.map((k) => ids[k % ids.length]!), ...missing.map((x) => `${x}-none`)];
-          expect(JSON.stringify(store.getManyNow(asked))).toBe(JSON.stringify(asked.map((x) => store.getNow(x))));
-          await store.flush();
-        },
-      ),
-      { numRuns: 200 },
-    );
-    expect(store.getManyNow([])).toEqual([]);
-    await store.close();
-  });
-
-  it('groups the writes of one turn, and every flush waiting on them, into one commit', async () => {
-    const store = new SqliteStore({ path: join(dir.path, 'group.db') });
-    for (let i = 0; i < 5000; i++) store.write(record(`g_${i}`, 'pending', i));
-    const flushes = Array.from({ length: 100 }, () => store.flush());
-    expect(store.pendingCount).toBe(5000);
-    await Promise.all(flushes);
-    expect(store.pendingCount).toBe(0);
-    expect(store.commitCount).toBe(1);
-    expect(store.db.prepare('SELECT count(*) AS n FROM trackers').get()).toEqual({ n: 5000 });
-    await store.close();
-  });
-});
-
 /** A real tracker's record after each of `events`, as the runtime writes it. */
-function trackerRecords(id: string, events: TrackerEvent[]): TrackerRecord[] {
+export function trackerRecords(id: string, events: TrackerEvent[]): TrackerRecord[] {
   const actor = createActor(trackerMachine, {
     input: { id, txHash: hashOf(1), chainId: 31337, requiredConfirmations: 3, createdAt: 1_764_000_000_000 },
   }).start();
@@ -235,17 +90,148 @@ function trackerRecords(id: string, events: TrackerEvent[]): TrackerRecord[] {
   return records;
 }
 
-/** The row as a second connection reads it from the file. */
-function storedText(path: string, id: string): string {
-  const db = new Database(path, { readonly: true });
-  const row = db.prepare('SELECT snapshot FROM trackers WHERE id = ?').get(id) as { snapshot: string };
-  db.close();
-  return row.snapshot;
+/** Tally of what `get` shows for each id. */
+async function shown(store: SnapshotStore, ids: Iterable<string>): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const id of ids) {
+    const state = (await store.get(id))!.state;
+    counts[state] = (counts[state] ?? 0) + 1;
+  }
+  return counts;
 }
 
-describe('SqliteStore file format (store schema 2: packed tracker snapshots, a chain column)', () => {
-  const dir = tempDir();
-  afterAll(() => dir.remove());
+/**
+ * Register the `SnapshotStore` contract's tests, inside the caller's `describe`, for the stores
+ * `factory` makes: both stores pass the same tests.
+ *
+ * @example
+ * describe('SqliteStore keeps the SnapshotStore contract', () => storeContract(async () => sqliteFactory()));
+ */
+export function storeContract(makeFactory: () => Promise<StoreFactory>): void {
+  let factory: StoreFactory;
+  beforeAll(async () => {
+    factory = await makeFactory();
+  });
+  afterAll(() => factory?.close());
+  it('reads its own writes before they are committed, and pages like MemoryStore with writes pending', async () => {
+    const store = await factory.open('contract');
+    const memory = new MemoryStore();
+    const random = seededRandom(7);
+    const states = TRACKER_STATE_NAMES;
+    const write = (r: TrackerRecord): void => {
+      store.write(r);
+      memory.write(r);
+    };
+    const chain = () => CHAINS[Math.floor(random() * CHAINS.length)];
+    for (let i = 0; i < 400; i++)
+      write(record(`id_${Math.floor(random() * 300)}`, states[i % states.length]!, i, chain()));
+    await store.flush();
+    // Now some writes stay pending (same turn, no flush): moves between states and chains, and new ids.
+    for (let i = 0; i < 120; i++)
+      write(record(`id_${Math.floor(random() * 400)}`, states[Math.floor(random() * 5)]!, 1000 + i, chain()));
+    expect(store.pendingCount).toBeGreaterThan(0);
+    expect(await store.get('id_1')).toEqual(await memory.get('id_1'));
+    // One chain's trackers, rows without a chain counted as the default chain's (1) or not.
+    const filters = [{}, { chainId: 1, unsetChainId: 1 }, { chainId: 8453, unsetChainId: 1 }, { chainId: 1 }];
+    for (const state of [undefined, ...states]) {
+      for (const limit of [1, 7, 50]) {
+        for (const filter of filters) {
+          const label = `${state} by ${limit} ${JSON.stringify(filter)}`;
+          expect(await allPages(store, state, limit, filter), label).toEqual(
+            await allPages(memory, state, limit, filter),
+          );
+        }
+      }
+    }
+    const byKey = (counts: TrackerCount[]) => counts.map((c) => `${c.chainId}/${c.state}=${c.count}`).sort();
+    expect(byKey(await store.countByChain())).toEqual(byKey(await memory.countByChain()));
+    expect((await store.countByChain()).reduce((n, c) => n + c.count, 0)).toBe(memory.size);
+    await store.close();
+  });
+
+  it('counts trackers by state as get shows them: stored, pending, in the commit in flight, a burst; like MemoryStore', async () => {
+    const store = await factory.open('count');
+    const memory = new MemoryStore();
+    const random = seededRandom(11);
+    const states = [...TRACKER_STATE_NAMES, 'not_a_state'] as TrackerRecord['state'][];
+    const ids = new Set<string>();
+    const write = (n: number, at: number): void => {
+      for (let i = 0; i < n; i++) {
+        const r = record(`id_${Math.floor(random() * 2000)}`, states[Math.floor(random() * states.length)]!, at + i);
+        ids.add(r.id);
+        store.write(r);
+        memory.write(r);
+      }
+    };
+    const expectCounts = async (what: string) => {
+      // Asked first: the writes made so far are what both counts cover.
+      const [fromStore, fromMemory] = [store.countByState(), memory.countByState()];
+      const expected = await shown(store, ids);
+      expect(await shown(memory, ids), what).toEqual(expected);
+      expect(await fromStore, what).toEqual(expected);
+      expect(await fromMemory, what).toEqual(expected);
+    };
+
+    await expectCounts('empty');
+    write(400, 0);
+    await store.flush();
+    await expectCounts('all stored');
+    write(120, 1_000);
+    expect(store.pendingCount).toBeGreaterThan(0);
+    await expectCounts('writes pending');
+    // The turn ends: the group commit is on its way; more writes gather behind it.
+    write(120, 1_500);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(store.pendingCount).toBeGreaterThan(0);
+    write(120, 2_000);
+    await expectCounts('a commit in flight and writes pending');
+    // More writes not durable than a count looks up one by one: it waits for their commit.
+    write(3_000, 3_000);
+    expect(store.pendingCount).toBeGreaterThan(1_000);
+    await expectCounts('a burst');
+    await store.close();
+  });
+
+  it('flush makes writes durable: a second store on the same data sees them; close flushes the rest', async () => {
+    const a = await factory.open('durable');
+    a.write(record('one', 'pending', 1));
+    await a.flush();
+    const b = await factory.open('durable');
+    expect(await b.get('one')).toMatchObject({ id: 'one', state: 'pending', snapshot: { context: { n: 1 } } });
+    a.write(record('two', 'confirming', 2));
+    await a.close();
+    expect(await b.get('two')).toMatchObject({ state: 'confirming' });
+    await b.close();
+  });
+
+  it('loadLive hands out every live row and every row in a state this machine does not know, never a final one', async () => {
+    const store = await factory.open('live');
+    const states = ['', 'aaa', 'zzz', ...TRACKER_STATE_NAMES] as TrackerRecord['state'][];
+    states.forEach((state, i) => {
+      for (let j = 0; j < 3; j++) store.write(record(`${i}_${j}`, state, i));
+    });
+    const loaded: string[] = [];
+    for await (const batch of store.loadLive(2)) loaded.push(...batch.map((r) => r.state));
+    const live = states.filter((s) => !FINAL_STATE_NAMES.includes(s));
+    expect(loaded.sort()).toEqual(live.flatMap((s) => [s, s, s]).sort());
+    await store.close();
+  });
+
+  it('groups the writes of one turn, and every flush waiting on them, into one commit', async () => {
+    const store = await factory.open('group');
+    for (let i = 0; i < 5000; i++) store.write(record(`g_${i}`, 'pending', i));
+    const flushes = Array.from({ length: 100 }, () => store.flush());
+    expect(store.pendingCount).toBe(5000);
+    await Promise.all(flushes);
+    expect(store.pendingCount).toBe(0);
+    expect(store.commitCount).toBe(1);
+    await store.close();
+    const reader = await factory.open('group');
+    expect((await reader.countByChain()).reduce((n, c) => n + c.count, 0)).toBe(5000);
+    await reader.close();
+  });
+
+  // The rows' encoding (src/store/row.ts), shared by both stores.
   const at = 1_764_000_000_000;
   const lifetime: TrackerEvent[] = [
     { type: 'TX_SEEN', at: at + 1 },
@@ -253,17 +239,16 @@ describe('SqliteStore file format (store schema 2: packed tracker snapshots, a c
     { type: 'NEW_HEAD', blockNumber: 102, at: at + 3 },
   ];
 
-  it('stores a real tracker snapshot packed, and gives back the same JSON that checkSnapshot accepts', async () => {
-    const path = join(dir.path, 'packed.db');
+  it('stores a real tracker snapshot packed (store schema 2 rows), and gives back the same JSON that checkSnapshot accepts', async () => {
     for (const written of trackerRecords('real', lifetime)) {
-      const store = new SqliteStore({ path });
+      const store = await factory.open('packed');
       store.write(written);
       await store.close();
-      const text = storedText(path, 'real');
+      const text = await factory.storedSnapshot('packed', 'real');
       expect(text.startsWith('{"packed":2,')).toBe(true);
       expect(text.length).toBeLessThan(JSON.stringify(written.snapshot).length * 0.6);
 
-      const reader = new SqliteStore({ path });
+      const reader = await factory.open('packed');
       const read = (await reader.get('real'))!;
       expect(JSON.stringify(read)).toBe(JSON.stringify(written));
       expect(checkSnapshot(read)).toMatchObject({ ok: true });
@@ -275,7 +260,6 @@ describe('SqliteStore file format (store schema 2: packed tracker snapshots, a c
   });
 
   it('stores what cannot be packed as given: a snapshot with its own packed key, a context that disagrees with the row', async () => {
-    const path = join(dir.path, 'as-given.db');
     const [real] = trackerRecords('odd', []);
     const snapshot = real!.snapshot as { context: Record<string, unknown> };
     const cases: TrackerRecord[] = [
@@ -286,17 +270,17 @@ describe('SqliteStore file format (store schema 2: packed tracker snapshots, a c
       { ...real!, id: 'text', snapshot: 'not json at all' },
       { ...real!, id: 'array', snapshot: [1, 2, 3] },
     ];
-    const store = new SqliteStore({ path });
+    const store = await factory.open('as-given');
     for (const r of cases) store.write(r);
     await store.close();
-    const reader = new SqliteStore({ path });
+    const reader = await factory.open('as-given');
     for (const r of cases) expect(await reader.get(r.id), r.id).toEqual(r);
-    expect(storedText(path, 'own_packed_1').startsWith('{"packed":0,')).toBe(true);
+    expect((await factory.storedSnapshot('as-given', 'own_packed_1')).startsWith('{"packed":0,')).toBe(true);
     await reader.close();
   });
 
-  it('gives back every record exactly as JSON would, packed or not (property: odd ids, times, keys, values)', async () => {
-    const store = new SqliteStore({ path: ':memory:' });
+  it('gives back every record exactly as JSON would, packed or not (store schema 2 rows; property: odd ids, times, keys, values)', async () => {
+    const store = await factory.open('property');
     const [real] = trackerRecords('prop', lifetime.slice(0, 2));
     const base = real!.snapshot as Record<string, unknown> & { context: Record<string, unknown> };
     // Weighted towards what packs, so every run tries all three stored forms.
@@ -353,9 +337,6 @@ describe('SqliteStore file format (store schema 2: packed tracker snapshots, a c
         };
       });
     const anything = fc.record({ id: text, snapshot: fc.jsonValue() }).map((g): TrackerRecord => ({ ...real!, ...g }));
-    const storedForm = store.db
-      .prepare<[string], string>('SELECT substr(snapshot, 1, 11) FROM trackers WHERE id = ?')
-      .pluck();
     const forms = new Map<string, number>();
     await fc.assert(
       fc.asyncProperty(fc.oneof(trackerLike, anything), async (written) => {
@@ -363,7 +344,7 @@ describe('SqliteStore file format (store schema 2: packed tracker snapshots, a c
         await store.flush();
         expect(store.pendingCount).toBe(0);
         expect(JSON.stringify(await store.get(written.id))).toBe(JSON.stringify(written));
-        const form = storedForm.get(written.id)!;
+        const form = (await factory.storedSnapshot('property', written.id)).slice(0, 11);
         const key = form.startsWith('{"packed":') ? form : 'as given';
         forms.set(key, (forms.get(key) ?? 0) + 1);
       }),
@@ -373,45 +354,4 @@ describe('SqliteStore file format (store schema 2: packed tracker snapshots, a c
     expect([...forms.keys()].sort()).toEqual(['as given', '{"packed":0', '{"packed":1', '{"packed":2']);
     await store.close();
   });
-
-  it('reads a file written before store schema 1 as it is, and wraps its rows that have a packed key', async () => {
-    const path = join(dir.path, 'schema0.db');
-    const legacy = new Database(path);
-    legacy.exec(`CREATE TABLE trackers (id TEXT PRIMARY KEY, tx_hash TEXT NOT NULL, state TEXT NOT NULL,
-      version INTEGER NOT NULL, snapshot TEXT NOT NULL, restarts INTEGER NOT NULL, created_at INTEGER NOT NULL,
-      updated_at INTEGER NOT NULL, quarantined TEXT) WITHOUT ROWID;
-      CREATE INDEX trackers_state_id ON trackers (state, id);`);
-    const [real] = trackerRecords('old', lifetime);
-    const insert = legacy.prepare('INSERT INTO trackers VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)');
-    insert.run(
-      'old',
-      real!.txHash,
-      real!.state,
-      real!.version,
-      JSON.stringify(real!.snapshot),
-      0,
-      real!.createdAt,
-      real!.updatedAt,
-    );
-    const ownPacked = { packed: 1, value: 'pending', context: { n: 1 } };
-    insert.run('own_packed', hashOf(2), 'pending', 1, JSON.stringify(ownPacked), 0, 5, 5);
-    legacy.close();
-
-    const store = new SqliteStore({ path });
-    expect(store.db.pragma('user_version', { simple: true })).toBe(2);
-    // A row from before chains has none (the runtime counts it as the default chain's).
-    const { chainId: _chain, ...unchained } = real!;
-    expect(JSON.stringify(await store.get('old'))).toBe(JSON.stringify(unchained));
-    expect((await store.get('own_packed'))!.snapshot).toEqual(ownPacked);
-    await store.close();
-  });
-
-  it('refuses a file written by a newer store schema instead of misreading it', async () => {
-    const path = join(dir.path, 'future.db');
-    const current = new SqliteStore({ path });
-    current.db.pragma('user_version = 3');
-    await current.close();
-    expect(() => new SqliteStore({ path })).toThrow(StoreError);
-    expect(() => new SqliteStore({ path })).toThrow(/store schema is 3, newer than this build's \(2\)/);
-  });
-});
+}

@@ -1,0 +1,500 @@
+import pg from 'pg';
+import { FINAL_STATE_NAMES, TRACKER_STATE_NAMES } from '../../machines/tracker.machine.js';
+import { StoreError } from '../errors.js';
+import { FlushTiming } from './flush-timing.js';
+import { migrate } from './postgres-schema.js';
+import { COLUMNS, COLUMN_COUNT, type RowValues, fromRow, rowValues } from './row.js';
+import {
+  type FlushObserver,
+  type ListPage,
+  type ListQuery,
+  type SnapshotStore,
+  type StateCounts,
+  type TrackerCount,
+  type TrackerRecord,
+  decodeCursor,
+  encodeCursor,
+  matchesQuery,
+} from './types.js';
+
+/**
+ * Runs inside each group commit's transaction, on its connection: where a caller adds its own checks
+ * and rows to the commit (a fencing check against ownership leases, a change log, an outbox).
+ */
+export interface CommitHook {
+  /**
+   * Before the upsert, with the ids of the batch. Returns the ids that must not be written (fenced
+   * off): they are left out of this commit and dropped, not retried; the rest commit. Throwing rolls
+   * the whole commit back: the batch stays pending and is retried, and the flushes waiting on it fail.
+   */
+  beforeUpsert?(client: pg.PoolClient, ids: readonly string[]): Promise<Iterable<string> | undefined | void>;
+  /** After the upsert of these rows (the batch less the dropped ids), before COMMIT. Throwing rolls back. */
+  afterUpsert?(client: pg.PoolClient, rows: ReadonlyMap<string, RowValues>): Promise<void>;
+}
+
+export interface PostgresStoreOptions {
+  /** `postgres://user:password@host:port/database` (libpq's URL form, as `pg` reads it). */
+  url: string;
+  /** A pending batch this big is committed at once instead of at the end of the current turn. */
+  maxBatch?: number;
+  /** Connections in the pool (reads run beside the commit in flight). */
+  poolSize?: number;
+  /** Retry a failed commit after this long, doubling up to `maxRetryMs` (the database is restarting). */
+  minRetryMs?: number;
+  maxRetryMs?: number;
+  commitHook?: CommitHook;
+  /** Told when a commit fails and when they succeed again, for logs. */
+  onHealthChange?: (health: PostgresHealth) => void;
+}
+
+export interface PostgresHealth {
+  /** The last commit or probe reached the database. */
+  reachable: boolean;
+  /** Why the last commit or probe failed, while it is unreachable. */
+  lastError: string | null;
+  /** Writes not durable yet. */
+  pending: number;
+}
+
+/** Rows per upsert statement: one statement of arrays per chunk, its parameters unnest into rows. */
+const ROWS_PER_UPSERT = 5000;
+/** More writes not durable than this and a count waits for their commit first (see SqliteStore). */
+const MAX_COUNTED_UNSETTLED = 1000;
+const LIVE_STATES = TRACKER_STATE_NAMES.filter((s) => !FINAL_STATE_NAMES.includes(s));
+const KNOWN_STATES: ReadonlySet<string> = new Set(TRACKER_STATE_NAMES);
+const INT8_OID = 20;
+
+// The rows go as one array per column: one prepared statement whatever the number of rows. A
+// quarantined original is never overwritten by a later write that does not carry one.
+const UPSERT_SQL = `
+  INSERT INTO trackers (${COLUMNS})
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[],
+                       $7::float8[], $8::float8[], $9::text[], $10::int8[])
+  ON CONFLICT (id) DO UPDATE SET
+    tx_hash = excluded.tx_hash, state = excluded.state, version = excluded.version,
+    snapshot = excluded.snapshot, restarts = excluded.restarts, created_at = excluded.created_at,
+    updated_at = excluded.updated_at, quarantined = COALESCE(excluded.quarantined, trackers.quarantined),
+    chain_id = excluded.chain_id`;
+
+const OF_CHAIN = '(chain_id = $1 OR (chain_id IS NULL AND $2::boolean))';
+const SELECT = `SELECT ${COLUMNS} FROM trackers`;
+const QUERIES = {
+  one: `${SELECT} WHERE id = $1`,
+  pageAll: `${SELECT} WHERE id > $1 ORDER BY id LIMIT $2`,
+  pageInState: `${SELECT} WHERE state = $1 AND id > $2 ORDER BY id LIMIT $3`,
+  pageOfChain: `${SELECT} WHERE ${OF_CHAIN} AND id > $3 ORDER BY id LIMIT $4`,
+  pageOfChainInState: `${SELECT} WHERE ${OF_CHAIN} AND state = $3 AND id > $4 ORDER BY id LIMIT $5`,
+  // One statement, so one snapshot: the counts and the stored states of the rows written since agree.
+  countStates: `SELECT
+      (SELECT coalesce(json_object_agg(state, n), '{}') FROM (SELECT state, count(*) AS n FROM trackers GROUP BY state) c),
+      (SELECT coalesce(json_object_agg(id, state), '{}') FROM trackers WHERE id = ANY($1::text[]))`,
+  countByChain: 'SELECT chain_id, state, count(*)::int FROM trackers GROUP BY chain_id, state',
+  // The distinct states, hopping along the (state, id) index: one seek per state.
+  states: `WITH RECURSIVE s(state) AS (
+      SELECT min(state) FROM trackers
+      UNION ALL SELECT (SELECT min(state) FROM trackers WHERE state > s.state) FROM s WHERE s.state IS NOT NULL)
+    SELECT state FROM s WHERE state IS NOT NULL`,
+} as const;
+
+type Waiter = { resolve: () => void; reject: (error: unknown) => void };
+
+/**
+ * A `SnapshotStore` on PostgreSQL (`pg`), with the SQLite store's contract: writes go to a pending
+ * map (reads see them at once) and every write of one turn of the event loop is committed in one
+ * transaction (group commit), one commit in flight at a time; `flush()` resolves after the commit
+ * holding every earlier write, or rejects with a `StoreError` and keeps the batch pending.
+ *
+ * While the database is unreachable (restarting, failing over) a failed batch is retried with
+ * backoff, so that writes made meanwhile become durable once it is back; reads fail with
+ * `StoreError` (503) except for the writes still pending; `reachable()` answers `/readyz`. It has no
+ * `getNow`: a networked store cannot answer synchronously, and the runtime takes its async paths.
+ *
+ * @example
+ * const store = await PostgresStore.open({ url: 'postgres://tracker@127.0.0.1/trackers' });
+ * const system = await createTrackerSystem({ store });
+ */
+export class PostgresStore implements SnapshotStore {
+  /** The pool, for callers that keep their own tables in the same database (leases, an inbox). */
+  readonly pool: pg.Pool;
+  private readonly maxBatch: number;
+  private readonly minRetryMs: number;
+  private readonly maxRetryMs: number;
+  private readonly onHealthChange: ((health: PostgresHealth) => void) | undefined;
+  private hook: CommitHook | undefined;
+  private pending = new Map<string, RowValues>();
+  private inflight: Map<string, RowValues> | undefined;
+  private waiters: Waiter[] = [];
+  private scheduled = false;
+  private closed = false;
+  // Commits finished, successful or not: a read that saw more than one finish meanwhile is retried.
+  private settled = 0;
+  private commits = 0;
+  private retryMs = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private healthState: { reachable: boolean; lastError: string | null } = { reachable: true, lastError: null };
+  private readonly flushes = new FlushTiming();
+
+  private constructor(options: PostgresStoreOptions) {
+    this.maxBatch = options.maxBatch ?? 10_000;
+    this.minRetryMs = options.minRetryMs ?? 50;
+    this.maxRetryMs = options.maxRetryMs ?? 2000;
+    this.hook = options.commitHook;
+    this.onHealthChange = options.onHealthChange;
+    this.pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      connectionTimeoutMillis: 5000,
+      keepAlive: true,
+      // Idle connections go, so that a restarted database is not first met through a dead one.
+      idleTimeoutMillis: 10_000,
+      // Chain ids are int8: numbers, as the SQLite store gives them (every chain id is a safe integer).
+      types: {
+        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+          oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+      },
+    });
+    // A pooled connection that the server closes while idle (a restart) reports here; the next
+    // checkout opens a new one. Without a listener it would crash the process.
+    this.pool.on('error', (error) => this.unreachable(error));
+  }
+
+  /**
+   * Connect, and create or migrate the schema (see `PG_MIGRATIONS`). Fails with `StoreError` when
+   * the database cannot be reached or was written by a newer build.
+   *
+   * @example
+   * const store = await PostgresStore.open({ url: process.env.DATABASE_URL! });
+   */
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const store = new PostgresStore(options);
+    try {
+      await migrate(store.pool);
+    } catch (error) {
+      await store.pool.end().catch(() => undefined);
+      throw error;
+    }
+    return store;
+  }
+
+  /** Run `hook` inside every commit from now on (replacing the one set before). */
+  setCommitHook(hook: CommitHook | undefined): void {
+    this.hook = hook;
+  }
+
+  write(record: TrackerRecord): void {
+    if (this.closed) throw new StoreError('the store is closed');
+    this.pending.set(record.id, rowValues(record));
+    if (this.pending.size >= this.maxBatch) this.commit();
+    else this.schedule();
+  }
+
+  flush(): Promise<void> {
+    return this.flushes.time(() => {
+      if (this.pending.size === 0 && !this.inflight) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        this.waiters.push({ resolve, reject });
+        this.schedule();
+      });
+    });
+  }
+
+  observeFlush(observer: FlushObserver): () => void {
+    return this.flushes.observe(observer);
+  }
+
+  async get(id: string): Promise<TrackerRecord | undefined> {
+    const unsettled = this.unsettled(id);
+    if (unsettled) return fromRow(unsettled);
+    return this.readBeside(
+      () => this.query(QUERIES.one, [id]),
+      (rows, recent) => {
+        const values = this.unsettled(id) ?? recent?.get(id) ?? rows[0];
+        return values ? fromRow(values) : undefined;
+      },
+    );
+  }
+
+  async list(query: ListQuery): Promise<ListPage> {
+    const after = query.cursor ? decodeCursor(query.cursor) : '';
+    const limit = query.limit + 1;
+    return this.readBeside(
+      () => this.page(query, after, limit),
+      (rows, recent) => {
+        // Merge the writes not yet durable, so a page is never older than `get`. When the database
+        // gave a full page, only pending ids up to its last row can belong to this page.
+        const full = rows.length === limit;
+        const bound = full ? rows[rows.length - 1]![0] : undefined;
+        const byId = new Map<string, TrackerRecord>();
+        for (const row of rows) byId.set(row[0], fromRow(row));
+        for (const writes of [recent, this.inflight, this.pending]) {
+          for (const [id, values] of writes ?? []) {
+            if (id > after && (bound === undefined || id <= bound)) byId.set(id, fromRow(values));
+          }
+        }
+        const items = [...byId.values()]
+          .filter((r) => matchesQuery(r, query))
+          .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+        if (items.length > query.limit) {
+          const page = items.slice(0, query.limit);
+          return { items: page, nextCursor: encodeCursor(page[page.length - 1]!.id) };
+        }
+        // A pending write moved a row out of the requested state: the page is short, not the last one.
+        return { items, nextCursor: full ? encodeCursor(bound!) : null };
+      },
+    );
+  }
+
+  async countByState(): Promise<StateCounts> {
+    if (this.pendingCount > MAX_COUNTED_UNSETTLED) await this.flush().catch(() => undefined);
+    const ids = [...this.unsettledIds()];
+    return this.readBeside(
+      () => this.query(QUERIES.countStates, [ids]),
+      (rows, recent) => {
+        const [counts, stored] = rows[0] as unknown as [StateCounts, Record<string, string>];
+        // Each row written but not durable when asked counts in the state `get` shows for it.
+        for (const id of ids) {
+          const state = (this.unsettled(id) ?? recent?.get(id))?.[2];
+          if (state === undefined) continue;
+          const before = stored[id];
+          if (before !== undefined) counts[before]! -= 1;
+          counts[state] = (counts[state] ?? 0) + 1;
+        }
+        for (const [state, n] of Object.entries(counts)) if (n === 0) delete counts[state];
+        return counts;
+      },
+    );
+  }
+
+  async *loadLive(batchSize: number): AsyncIterable<TrackerRecord[]> {
+    await this.flush();
+    // Rows in a state this machine does not know are handed out too, to be quarantined, not left unseen.
+    const unknown = (await this.query(QUERIES.states, [])).map((row) => row[0]).filter((s) => !KNOWN_STATES.has(s));
+    for (const state of [...LIVE_STATES, ...unknown]) {
+      let after = '';
+      for (;;) {
+        const rows = await this.query(QUERIES.pageInState, [state, after, batchSize]);
+        if (rows.length === 0) break;
+        after = rows[rows.length - 1]![0];
+        yield rows.map(fromRow);
+        if (rows.length < batchSize) break;
+      }
+    }
+  }
+
+  async countByChain(): Promise<TrackerCount[]> {
+    await this.flush();
+    const rows = (await this.query(QUERIES.countByChain, [])) as unknown as Array<[number | null, string, number]>;
+    return rows.map(([chainId, state, count]) => ({ chainId, state, count }));
+  }
+
+  /**
+   * Whether the database answers now (for `/readyz`). When it does and writes are waiting for a
+   * retry, the retry runs now.
+   */
+  async reachable(): Promise<boolean> {
+    try {
+      await this.pool.query('SELECT 1');
+    } catch (error) {
+      this.unreachable(error);
+      return false;
+    }
+    if (this.retryTimer && !this.inflight) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+      this.commit();
+    }
+    // A batch that keeps failing on a reachable database (a fencing veto of all of it does not fail)
+    // is still a store that cannot make writes durable.
+    return this.retryTimer === undefined && this.healthState.reachable;
+  }
+
+  get health(): PostgresHealth {
+    return { ...this.healthState, pending: this.pendingCount };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.flush();
+    } finally {
+      this.closed = true;
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+      await this.pool.end();
+    }
+  }
+
+  /** Transactions committed so far. */
+  get commitCount(): number {
+    return this.commits;
+  }
+
+  /** How many writes are not durable yet (waiting for their group commit, or in it). */
+  get pendingCount(): number {
+    return this.pending.size + (this.inflight?.size ?? 0);
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // After the I/O callbacks of this turn: every write of the events handled in one turn shares a commit.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.commit();
+    });
+  }
+
+  /** Commit every pending write in one transaction; settle the flush waiters either way. */
+  private commit(): void {
+    if (this.inflight) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    if (this.pending.size === 0) {
+      for (const w of waiters) w.resolve();
+      return;
+    }
+    if (this.closed) {
+      const failure = new StoreError('the store is closed; the last writes were not made durable');
+      for (const w of waiters) w.reject(failure);
+      return;
+    }
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const batch = this.pending;
+    this.pending = new Map();
+    this.inflight = batch;
+    this.transaction(batch).then(
+      () => {
+        this.inflight = undefined;
+        this.settled++;
+        this.commits++;
+        this.retryMs = 0;
+        this.setHealth(true, null);
+        for (const w of waiters) w.resolve();
+        if (this.pending.size > 0 || this.waiters.length > 0) this.commit();
+      },
+      (error: unknown) => {
+        this.inflight = undefined;
+        this.settled++;
+        // The batch is pending again; newer writes made since win.
+        for (const [id, write] of batch) if (!this.pending.has(id)) this.pending.set(id, write);
+        this.unreachable(error);
+        const failure = new StoreError('the store could not make the change durable', error);
+        for (const w of waiters) w.reject(failure);
+        this.retryLater();
+      },
+    );
+  }
+
+  /** One transaction: the hook's check, the upsert in chunks, the hook's rows, COMMIT. */
+  private async transaction(batch: Map<string, RowValues>): Promise<void> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const hook = this.hook;
+      const dropped = hook?.beforeUpsert
+        ? new Set((await hook.beforeUpsert(client, [...batch.keys()])) ?? [])
+        : undefined;
+      if (dropped && dropped.size > 0) for (const id of dropped) batch.delete(id);
+      const rows = [...batch.values()];
+      for (let at = 0; at < rows.length; at += ROWS_PER_UPSERT) {
+        await client.query({ name: 'tx_tracker_upsert', text: UPSERT_SQL, values: columnsOf(rows, at) });
+      }
+      if (hook?.afterUpsert) await hook.afterUpsert(client, batch);
+      await client.query('COMMIT');
+    } catch (error) {
+      try {
+        await client.query('ROLLBACK');
+      } catch {
+        broken = true;
+      }
+      throw error;
+    } finally {
+      // A connection whose rollback failed is not handed out again.
+      client.release(broken);
+    }
+  }
+
+  /** Retry the pending writes after a backoff, until a commit succeeds. */
+  private retryLater(): void {
+    if (this.closed || this.retryTimer || this.pending.size === 0) return;
+    this.retryMs = Math.min(this.maxRetryMs, Math.max(this.minRetryMs, this.retryMs * 2));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.commit();
+    }, this.retryMs);
+  }
+
+  private unreachable(error: unknown): void {
+    this.setHealth(false, error instanceof Error ? error.message : String(error));
+  }
+
+  private setHealth(reachable: boolean, lastError: string | null): void {
+    const changed = this.healthState.reachable !== reachable;
+    this.healthState = { reachable, lastError };
+    if (changed) this.onHealthChange?.(this.health);
+  }
+
+  /**
+   * Run a read, then merge the writes not durable yet into its answer with `merge`. `recent` is the
+   * commit that was in flight when the read was sent: it may have landed before or after the read's
+   * snapshot, so it is merged too. When more than one commit finished meanwhile, a later one may be
+   * in the snapshot and `recent` older than it: the read is made again.
+   */
+  private async readBeside<T>(
+    read: () => Promise<RowValues[]>,
+    merge: (rows: RowValues[], recent: Map<string, RowValues> | undefined) => T,
+  ): Promise<T> {
+    for (;;) {
+      const recent = this.inflight;
+      const settled = this.settled;
+      const rows = await read();
+      if (this.settled - settled <= 1) return merge(rows, recent);
+    }
+  }
+
+  private unsettled(id: string): RowValues | undefined {
+    return this.pending.get(id) ?? this.inflight?.get(id);
+  }
+
+  private *unsettledIds(): Iterable<string> {
+    yield* this.pending.keys();
+    for (const id of this.inflight?.keys() ?? []) if (!this.pending.has(id)) yield id;
+  }
+
+  private page(query: ListQuery, after: string, limit: number): Promise<RowValues[]> {
+    if (query.chainId === undefined) {
+      return query.state
+        ? this.query(QUERIES.pageInState, [query.state, after, limit])
+        : this.query(QUERIES.pageAll, [after, limit]);
+    }
+    const unset = query.unsetChainId === query.chainId;
+    return query.state
+      ? this.query(QUERIES.pageOfChainInState, [query.chainId, unset, query.state, after, limit])
+      : this.query(QUERIES.pageOfChain, [query.chainId, unset, after, limit]);
+  }
+
+  private async query(text: string, values: unknown[]): Promise<RowValues[]> {
+    if (this.closed) throw new StoreError('the store is closed');
+    try {
+      const result = await this.pool.query<RowValues>({ text, values, rowMode: 'array' });
+      if (!this.healthState.reachable) this.setHealth(true, null);
+      return result.rows;
+    } catch (error) {
+      this.unreachable(error);
+      throw new StoreError('the store could not be read', error);
+    }
+  }
+}
+
+/** Rows `at` to `at + ROWS_PER_UPSERT` as one array per column, the upsert's parameters. */
+function columnsOf(rows: RowValues[], at: number): unknown[][] {
+  const end = Math.min(rows.length, at + ROWS_PER_UPSERT);
+  const columns: unknown[][] = Array.from({ length: COLUMN_COUNT }, () => new Array<unknown>(end - at));
+  for (let i = at; i < end; i++) {
+    const row = rows[i]!;
+    for (let c = 0; c < COLUMN_COUNT; c++) columns[c]![i - at] = row[c];
+  }
+  return columns;
+}
