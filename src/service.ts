@@ -9,7 +9,7 @@ import { type ChainSet, type FollowedChain, rpcStatus, startChains } from './cha
 import { redact } from './chain/errors.js';
 import type { TrackerSink } from './chain/watcher-state.js';
 import { type TrackerSystem, createTrackerSystem } from './runtime/system.js';
-import { databaseLocation, openStore } from './store/index.js';
+import { PostgresStore, databaseLocation, openStore } from './store/index.js';
 import { MemoryStore } from './store/memory.js';
 import type { SnapshotStore } from './store/types.js';
 
@@ -293,16 +293,10 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   };
 }
 
-/** The PostgreSQL store's commit hook, as the cluster's fencing check uses it. */
-interface HookedStore {
-  setCommitHook(hook: Cluster['commitHook']): void;
-}
-
 /** Every commit of the store checks this instance's leases on the rows' shards in its transaction. */
 function fenceCommits(store: SnapshotStore, cluster: Cluster): void {
-  const hooked = store as Partial<HookedStore>;
-  if (typeof hooked.setCommitHook !== 'function') throw new Error('a cluster needs the PostgreSQL store');
-  hooked.setCommitHook(cluster.commitHook);
+  if (!(store instanceof PostgresStore)) throw new Error('a cluster needs the PostgreSQL store');
+  store.setCommitHook(cluster.commitHook);
 }
 
 /** `GET /cluster`: this instance, the shards it holds and those it runs trackers of. */
