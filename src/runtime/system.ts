@@ -227,7 +227,8 @@ export class TrackerSystem {
           request.id === undefined ? (chain.isDefault ? txHash : `${chain.id}:${txHash}`) : normalizeId(request.id);
         const { requiredConfirmations, finality } =
           request.confirmations === undefined ? chain : parseConfirmations(request.confirmations);
-        const shard = this.registry.shardIndex(id);
+        // Another instance's tracker (several instances share the shards): its owner answers.
+        const shard = this.placement ? this.registry.shardIndex(id) : -1;
         if (this.placement && !this.placement.owns(shard)) {
           remote.push({ index: results.length, request: { ...request, id, txHash, chain: chain.id }, shard });
           results.push(undefined);
@@ -357,8 +358,10 @@ export class TrackerSystem {
     const stamped = { ...event, at: event.at ?? this.now() };
     const nothingToSend = event.type === 'REBROADCAST' && this.hooks.canRebroadcast?.(key) === false;
     const ref = this.lookup(key);
-    const shard = this.registry.shardIndex(key);
-    if (!ref && this.placement && !this.placement.owns(shard)) return this.placement.send(key, shard, stamped);
+    if (!ref && this.placement) {
+      const shard = this.registry.shardIndex(key);
+      if (!this.placement.owns(shard)) return this.placement.send(key, shard, stamped);
+    }
     if (!ref || this.held.has(key)) {
       // Held at once, before any await: events keep the order they came in.
       const waits = this.waitsForIncarnation(key);
@@ -487,8 +490,10 @@ export class TrackerSystem {
    */
   async stop(id: string): Promise<Tracker | undefined> {
     const key = normalizeId(id);
-    const shard = this.registry.shardIndex(key);
-    if (this.placement && !this.placement.owns(shard) && !this.lookup(key)) return this.placement.stop(key, shard);
+    if (this.placement && !this.lookup(key)) {
+      const shard = this.registry.shardIndex(key);
+      if (!this.placement.owns(shard)) return this.placement.stop(key, shard);
+    }
     if (this.waitsForIncarnation(key)) await this.held.restarted(key);
     const ref = this.lookup(key);
     if (ref) {
