@@ -43,6 +43,9 @@ describe('a shard handed to another owner', () => {
     // The stored rows stay as they were: live, for the next owner.
     for (const id of inShard) expect((await store.get(id))?.state).toBe('pending');
 
+    // A rehydration whose shard changed hands while it read the store starts nothing for it.
+    await system.rehydrate([shard], () => false);
+    for (const id of inShard) expect(system.lookup(id)).toBeUndefined();
     expect(await system.rehydrate([shard])).toBe(inShard.length);
     for (const id of inShard) expect(system.lookup(id)?.getSnapshot().status).toBe('active');
     expect(system.stats().live).toBe(ids.length);

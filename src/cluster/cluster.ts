@@ -70,8 +70,8 @@ export class Cluster {
       heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
       logger: options.logger,
       holder: {
-        gained: async (shards) => {
-          const trackers = await this.system?.rehydrate(shards);
+        gained: async (shards, current) => {
+          const trackers = await this.system?.rehydrate(shards, current);
           this.inbox.shardsGained();
           return trackers;
         },

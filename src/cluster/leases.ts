@@ -4,8 +4,12 @@ import { LEASES_CHANNEL, type Queryable } from './schema.js';
 
 /** What the lease manager drives: the tracker runtime of this instance. */
 export interface LeaseHolder {
-  /** These shards are this instance's now: bring their live trackers back from the store (how many). */
-  gained(shards: readonly number[]): Promise<number | void>;
+  /**
+   * These shards are this instance's now: bring their live trackers back from the store (how many).
+   * `current(shard)` turns false once that shard is dropped again (or dropped and taken anew): what
+   * was read for it before must not be started then.
+   */
+  gained(shards: readonly number[], current: (shard: number) => boolean): Promise<number | void>;
   /** These shards are not this instance's any more: stop their trackers at once, writing nothing. */
   lost(shards: readonly number[]): void;
   /** Make every write made so far durable (before shards are handed back). */
@@ -55,7 +59,8 @@ const FENCE_LOCK = 0x74786c;
  * leases.owns(17); // true when shard 17 is this instance's
  */
 export class LeaseManager {
-  private readonly owned = new Map<number, bigint>();
+  /** Shard → the lease held on it; a new object each time it is taken (see `LeaseHolder.gained`). */
+  private readonly owned = new Map<number, { epoch: bigint }>();
   /** Dropped here but not yet handed back in the database (the hand-back failed): retried. */
   private readonly handingBack = new Set<number>();
   private timer: NodeJS.Timeout | undefined;
@@ -118,7 +123,7 @@ export class LeaseManager {
     const current = new Map(rows.map((row) => [row.shard, row]));
     for (const shard of shards) {
       const row = current.get(shard);
-      const epoch = this.owned.get(shard);
+      const epoch = this.owned.get(shard)?.epoch;
       if (!row || epoch === undefined || row.owner !== this.instanceId || BigInt(row.epoch) !== epoch) {
         rejected.add(shard);
       }
@@ -218,7 +223,7 @@ export class LeaseManager {
     this.holdUntil(sentAt + ttlMs);
 
     const inDb = new Map(renewed.leases.map((row) => [row.shard, BigInt(row.epoch)]));
-    const lost = [...this.owned.keys()].filter((shard) => inDb.get(shard) !== this.owned.get(shard));
+    const lost = [...this.owned.keys()].filter((shard) => inDb.get(shard) !== this.owned.get(shard)?.epoch);
     if (lost.length > 0) {
       for (const shard of lost) this.owned.delete(shard);
       this.options.logger.warn(
@@ -292,10 +297,12 @@ export class LeaseManager {
    * must go on renewing the leases however long it takes.
    */
   private take(shards: Array<[number, bigint]>): void {
-    for (const [shard, epoch] of shards) this.owned.set(shard, epoch);
-    const taken = shards.map(([shard]) => shard);
+    const leases = new Map(shards.map(([shard, epoch]) => [shard, { epoch }]));
+    for (const [shard, lease] of leases) this.owned.set(shard, lease);
+    const taken = [...leases.keys()];
     const startedAt = performance.now();
-    this.options.holder.gained(taken).then(
+    const current = (shard: number): boolean => this.owned.get(shard) === leases.get(shard);
+    this.options.holder.gained(taken, current).then(
       (trackers) =>
         this.options.logger.info(
           {
@@ -309,7 +316,7 @@ export class LeaseManager {
         ),
       (error: unknown) => {
         // Not brought back (the store failed): not run here, so a heartbeat takes them up again.
-        const failed = shards.filter(([shard, epoch]) => this.owned.get(shard) === epoch).map(([shard]) => shard);
+        const failed = taken.filter(current);
         for (const shard of failed) this.owned.delete(shard);
         this.options.holder.lost(failed);
         this.options.logger.warn({ err: error, shards: failed.length }, 'shards could not be rehydrated; retrying');

@@ -524,10 +524,12 @@ export class TrackerSystem {
   }
 
   /**
-   * Bring non-final trackers back from the store (all of them, or one shard's), in batches. A row
-   * that does not fit the machine is quarantined (failed, `incompatible_snapshot`), never run.
+   * Bring non-final trackers back from the store (all of them, or those of some shards), in batches.
+   * A row that does not fit the machine is quarantined (failed, `incompatible_snapshot`), never run.
+   * `current(shard)` false once the read is done: that shard changed hands meanwhile, and what was
+   * read for it is not started (a newer rehydration brings it).
    */
-  async rehydrate(only?: number | Iterable<number>): Promise<number> {
+  async rehydrate(only?: number | Iterable<number>, current?: (shard: number) => boolean): Promise<number> {
     const shards = only === undefined ? undefined : new Set(typeof only === 'number' ? [only] : only);
     let count = 0;
     let quarantined = 0;
@@ -557,9 +559,12 @@ export class TrackerSystem {
         count++;
       }
     }
-    // A shard may have been released while the store was read.
-    if (this.placement)
-      for (const shardIndex of byShard.keys()) if (!this.placement.owns(shardIndex)) byShard.delete(shardIndex);
+    // A shard may have been released (or released and taken anew) while the store was read.
+    for (const shardIndex of byShard.keys()) {
+      if ((this.placement && !this.placement.owns(shardIndex)) || (current && !current(shardIndex))) {
+        byShard.delete(shardIndex);
+      }
+    }
     this.registry.ensure(byShard.keys());
     for (const [shardIndex, trackers] of byShard) this.registry.shard(shardIndex).send({ type: 'START', trackers });
     this.storedAsIs.clear();
