@@ -67,6 +67,8 @@ const ConfigSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'must be 1 to 128 letters, digits, _ . : -')
     .optional(),
+  /** Trackers that ended longer ago than this lose their history (`GET /trackers/:id/history`); 0 keeps it. */
+  HISTORY_RETENTION_DAYS: int(0, 36_500).default(30),
   LOG_LEVEL: z
     .enum(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],

@@ -2,7 +2,18 @@ export * from './runtime/system.js';
 export type { Tracker } from './runtime/tracker-view.js';
 export type { Logger } from './runtime/logger.js';
 export * from './errors.js';
-export type { SnapshotStore, TrackerRecord, ListQuery, ListPage } from './store/types.js';
+export type {
+  SnapshotStore,
+  TrackerRecord,
+  ListQuery,
+  ListPage,
+  TrackerChange,
+  TrackerChangeDetail,
+  HistoryEntry,
+  HistoryQuery,
+  HistoryPage,
+} from './store/types.js';
+export { startHistoryRetention, type HistoryRetentionOptions } from './store/history-retention.js';
 export { MemoryStore } from './store/memory.js';
 export * from '../machines/tracker.machine.js';
 export {

@@ -9,6 +9,7 @@ import { type ChainSet, type FollowedChain, rpcStatus, startChains } from './cha
 import { redact } from './chain/errors.js';
 import type { TrackerSink } from './chain/watcher-state.js';
 import { type TrackerSystem, createTrackerSystem } from './runtime/system.js';
+import { startHistoryRetention } from './store/history-retention.js';
 import { PostgresStore, databaseLocation, openStore } from './store/index.js';
 import { MemoryStore } from './store/memory.js';
 import type { SnapshotStore } from './store/types.js';
@@ -189,6 +190,14 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       return failStart(error);
     }
   }
+  const stopRetention =
+    config.HISTORY_RETENTION_DAYS > 0
+      ? startHistoryRetention(store, {
+          retentionMs: config.HISTORY_RETENTION_DAYS * 86_400_000,
+          onError: (error) => logger.warn({ err: error }, 'could not prune tracker history; trying again'),
+        })
+      : async () => {};
+  started.push({ what: 'history retention', stop: stopRetention });
   for (const [chainId, blockNumber] of early.heads) {
     if (system.chains.get(chainId)?.due.head === null) system.newHead(blockNumber, chainId);
   }
@@ -288,6 +297,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       await cluster?.stop();
       await running.shutdown({ stopActors: false });
       await stopInspection();
+      await stopRetention();
       await store.close();
     },
   };

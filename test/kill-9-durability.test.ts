@@ -8,6 +8,9 @@ import { seededRandom, tempDir, waitFor } from './helpers.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/kill9-child.ts', import.meta.url));
 const ROUNDS = 4;
+/** The changes the fixture's happy path makes, in order; a stored rank has made this many of them. */
+const PATH = ['START', 'TX_MINED', 'NEW_HEAD', 'NEW_HEAD'];
+const CHANGES_AT_RANK: Record<number, number> = { 0: 1, 2: 2, 3: 3, 1000: 4 };
 
 interface Child {
   process: ChildProcess;
@@ -53,7 +56,7 @@ describe('kill -9 loses nothing that was acknowledged', () => {
   const dir = tempDir();
   afterAll(() => dir.remove());
 
-  it('every acknowledged start survives SIGKILL at random moments, as far as acknowledged, and trackers then finish', async () => {
+  it('every acknowledged start survives SIGKILL at random moments, as far as acknowledged, with exactly its history rows, and trackers then finish', async () => {
     const seed = Number(process.env.KILL9_SEED ?? Date.now() % 1_000_000);
     const random = seededRandom(seed);
     const path = join(dir.path, 'trackers.db');
@@ -77,6 +80,13 @@ describe('kill -9 loses nothing that was acknowledged', () => {
         const stored = record!.snapshot as { context: { confirmations: number } };
         const storedRank = progressRank({ state: record!.state, confirmations: stored.context.confirmations });
         expect(storedRank, `${id} went back from rank ${rank} in round ${round}; ${note}`).toBeGreaterThanOrEqual(rank);
+        // The history rows commit with the snapshot: exactly the changes that led to the stored row.
+        const history = (await store.history(id, { limit: 10 })).items;
+        expect(
+          history.map((e) => e.event),
+          `${id}: history of a tracker stored at rank ${storedRank} in round ${round}; ${note}`,
+        ).toEqual(PATH.slice(0, CHANGES_AT_RANK[storedRank]));
+        expect(history.at(-1)!.to.split('.')[0], `${id}; ${note}`).toBe(record!.state);
       }
       await store.close();
     }
@@ -88,7 +98,17 @@ describe('kill -9 loses nothing that was acknowledged', () => {
     expect(finisher.lines.at(-1)).toMatch(/^DONE \d+$/);
 
     const store = new SqliteStore({ path });
-    for (const id of acked.keys()) expect((await store.get(id))?.state, `${id}; ${note}`).toBe('confirmed');
+    for (const id of acked.keys()) {
+      expect((await store.get(id))?.state, `${id}; ${note}`).toBe('confirmed');
+      // Rehydrated trackers add no row; the finishing run adds the changes it made.
+      const events = (await store.history(id, { limit: 10 })).items.map((e) => e.event);
+      expect(events[0], `${id}; ${note}`).toBe('START');
+      expect(
+        events.filter((e) => e === 'START'),
+        `${id}; ${note}`,
+      ).toHaveLength(1);
+      expect(events.length, `${id}: ${events.join(' ')}; ${note}`).toBeLessThanOrEqual(PATH.length);
+    }
     let live = 0;
     for await (const batch of store.loadLive(1000)) live += batch.length;
     expect(live).toBe(0);

@@ -16,6 +16,8 @@ function asyncOnly(store: SnapshotStore): SnapshotStore {
     get: (id) => store.get(id),
     list: (query) => store.list(query),
     loadLive: (batchSize) => store.loadLive(batchSize),
+    history: (id, query) => store.history(id, query),
+    pruneHistory: (endedBefore, maxRows) => store.pruneHistory(endedBefore, maxRows),
     countByChain: () => store.countByChain(),
     countByState: () => store.countByState(),
     observeFlush: (observer) => store.observeFlush(observer),

@@ -65,6 +65,12 @@ describeWithPostgres('the service runs on PostgreSQL and rehydrates from it afte
     const second = await start(url);
     expect(await stateOf(second.call, sent.hash)).toBe('confirmed');
     expect(await stateOf(second.call, later.hash)).toBe('pending');
+    // The change log came through the restart: GET /trackers/:id/history from PostgreSQL.
+    const history = (await second.call('GET', `/trackers/${sent.hash}/history?limit=100`)).json as {
+      items: Array<{ event: string; to: string }>;
+    };
+    expect(history.items[0]).toMatchObject({ event: 'START', to: 'pending.unseen' });
+    expect(history.items.at(-1)).toMatchObject({ to: 'confirmed' });
     // Live again, not only stored: the chain moves it on.
     await rpc(anvil.url, 'eth_sendRawTransaction', [later.raw]);
     await mine(anvil.url, 2);

@@ -75,7 +75,7 @@ describe('SqliteStore: synchronous reads and its file format', () => {
     legacy.close();
 
     const store = new SqliteStore({ path });
-    expect(store.db.pragma('user_version', { simple: true })).toBe(2);
+    expect(store.db.pragma('user_version', { simple: true })).toBe(3);
     // A row from before chains has none (the runtime counts it as the default chain's).
     const { chainId: _chain, ...unchained } = real!;
     expect(JSON.stringify(await store.get('old'))).toBe(JSON.stringify(unchained));
@@ -86,9 +86,9 @@ describe('SqliteStore: synchronous reads and its file format', () => {
   it('refuses a file written by a newer store schema instead of misreading it', async () => {
     const path = join(dir.path, 'future.db');
     const current = new SqliteStore({ path });
-    current.db.pragma('user_version = 3');
+    current.db.pragma('user_version = 4');
     await current.close();
     expect(() => new SqliteStore({ path })).toThrow(StoreError);
-    expect(() => new SqliteStore({ path })).toThrow(/store schema is 3, newer than this build's \(2\)/);
+    expect(() => new SqliteStore({ path })).toThrow(/store schema is 4, newer than this build's \(3\)/);
   });
 });

@@ -114,10 +114,10 @@ describe("a store written before chains upgrades in place: every tracker is the 
     expect(counts.reduce((n, c) => n + c.count, 0)).toBe(9);
   });
 
-  it('the file is store schema 2: live trackers rewritten with their chain and machine version 2; final rows untouched until written', async () => {
+  it('the file is store schema 3: live trackers rewritten with their chain and machine version 2; final rows untouched until written', async () => {
     await store.flush();
     const raw = new Database(path, { readonly: true });
-    expect(raw.pragma('user_version', { simple: true })).toBe(2);
+    expect(raw.pragma('user_version', { simple: true })).toBe(3);
     const rows = raw.prepare('SELECT id, state, version, chain_id FROM trackers ORDER BY id').all() as Array<{
       id: string;
       state: string;

@@ -73,6 +73,17 @@ export const ListQuery = z
   .strict();
 export type ListQuery = z.infer<typeof ListQuery>;
 
+export const HistoryQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    cursor: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/)
+      .optional(),
+  })
+  .strict();
+export type HistoryQuery = z.infer<typeof HistoryQuery>;
+
 export const EventsQuery = z.object({ id: z.string().optional(), lastEventId: z.string().optional() }).strict();
 
 /** The events a client may send; chain facts come from the chain watcher only. */
@@ -129,6 +140,32 @@ apiSchemas.add(BatchResponse, { id: 'BatchResponse' });
 
 export const TrackerPage = z.object({ items: z.array(Tracker), nextCursor: z.string().nullable() });
 apiSchemas.add(TrackerPage, { id: 'TrackerPage' });
+
+export const TrackerHistoryEntry = z.object({
+  seq: z.number().int().describe("Grows with every change of every tracker: orders this tracker's changes"),
+  at: z.iso.datetime(),
+  from: z.string().nullable().describe('State path before (pending.seen); null when the tracker was created'),
+  to: z.string().describe('State path after'),
+  event: z
+    .string()
+    .describe(
+      'What caused it: the tracker event (TX_SEEN, TX_MINED, NEW_HEAD, FINALITY, BLOCK_REORGED, TX_REPLACED, TX_DROPPED, STOP, GIVE_UP); START when created; RESTART when it came back from its stored snapshot after a crash',
+    ),
+  blockNumber: z.number().int().nullable(),
+  blockHash: z.string().nullable(),
+  restarts: z.number().int(),
+  reorgs: z.number().int(),
+  detail: z
+    .object({
+      failure: Failure.optional(),
+      replacedBy: z.string().optional().describe('Set by the change that recorded the replacement'),
+      confirmations: z.number().int().optional(),
+    })
+    .nullable(),
+});
+apiSchemas.add(TrackerHistoryEntry, { id: 'TrackerHistoryEntry' });
+export const TrackerHistoryPage = z.object({ items: z.array(TrackerHistoryEntry), nextCursor: z.string().nullable() });
+apiSchemas.add(TrackerHistoryPage, { id: 'TrackerHistoryPage' });
 
 const RpcStatus = z.enum(['ok', 'degraded', 'down']);
 

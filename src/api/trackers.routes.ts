@@ -5,7 +5,7 @@ import type { StartManyResult, TrackerSystem } from '../runtime/system.js';
 import { normalizeId } from '../runtime/validate.js';
 import { ApiError, fromZodError, toHttpError } from './errors.js';
 import type { RouteDoc } from './openapi.js';
-import { BatchBody, ClientEvent, CreateTrackerBody, ListQuery } from './schemas.js';
+import { BatchBody, ClientEvent, CreateTrackerBody, HistoryQuery, ListQuery } from './schemas.js';
 
 const err = (description: string) => ({ description, schema: 'Error' });
 
@@ -54,6 +54,18 @@ export const trackerRouteDocs: RouteDoc[] = [
     responses: {
       200: { description: 'The tracker', schema: 'Tracker' },
       400: err('invalid_id'),
+      404: err('not_found'),
+    },
+  },
+  {
+    method: 'get',
+    path: '/trackers/{id}/history',
+    summary: "A tracker's changes, oldest first, with cursor paging (also once it ended)",
+    pathParams: ['id'],
+    query: HistoryQuery,
+    responses: {
+      200: { description: 'A page of changes', schema: 'TrackerHistoryPage' },
+      400: err('invalid_id, invalid_query, invalid_limit, invalid_cursor'),
       404: err('not_found'),
     },
   },
@@ -155,6 +167,15 @@ export function trackerRoutes(system: TrackerSystem): Router {
     const tracker = await system.get(id);
     if (!tracker) throw new ApiError(404, 'not_found', `no tracker ${id}`);
     res.json(tracker);
+  });
+
+  router.get('/trackers/:id/history', async (req, res) => {
+    const id = normalizeId(req.params.id);
+    const parsed = HistoryQuery.safeParse(req.query);
+    if (!parsed.success) throw fromZodError(parsed.error, 'invalid_query');
+    const page = await system.history(id, parsed.data);
+    if (!page) throw new ApiError(404, 'not_found', `no tracker ${id}`);
+    res.json(page);
   });
 
   router.post('/trackers/:id/events', async (req, res) => {

@@ -1,7 +1,7 @@
 import type { TrackerRef } from '../../machines/supervisor.machine.js';
 import { TRACKER_MACHINE_VERSION } from '../../machines/tracker.machine.js';
 import { persistedSnapshot } from '../../machines/xstate-adaptations.js';
-import type { TrackerRecord } from '../store/types.js';
+import type { TrackerChange, TrackerRecord } from '../store/types.js';
 import { topState } from './tracker-view.js';
 
 export type TrackerSnapshot = ReturnType<TrackerRef['getSnapshot']>;
@@ -13,7 +13,7 @@ export type TrackerSnapshot = ReturnType<TrackerRef['getSnapshot']>;
  * @example
  * store.write(trackerRecord(ref.getSnapshot()));
  */
-export function trackerRecord(snapshot: TrackerSnapshot): TrackerRecord {
+export function trackerRecord(snapshot: TrackerSnapshot, change?: TrackerChange | null): TrackerRecord {
   const context = snapshot.context;
   return {
     id: context.id,
@@ -25,13 +25,26 @@ export function trackerRecord(snapshot: TrackerSnapshot): TrackerRecord {
     restarts: context.restarts,
     createdAt: context.createdAt,
     updatedAt: context.updatedAt,
+    change: change ?? undefined,
   };
 }
 
+/** How a tracker's first snapshot came to be: created, restarted after a crash, or brought back at start (null). */
+export type FirstCause = 'START' | 'RESTART' | null;
+
 /** What a `TrackerObserver` reports to. */
 export interface ObserverHost {
-  /** A new snapshot of tracker `id`; `write` is false for one that is the stored row itself. */
-  changed(id: string, snapshot: TrackerSnapshot, write: boolean): void;
+  /**
+   * A new snapshot of tracker `id`; `write` is false for one that is the stored row itself.
+   * `previous` is the snapshot before it; for the first, `first` says how it came to be.
+   */
+  changed(
+    id: string,
+    snapshot: TrackerSnapshot,
+    write: boolean,
+    previous: TrackerSnapshot | undefined,
+    first: FirstCause,
+  ): void;
   /** The tracker's subscription ended (it stopped or failed). */
   ended(): void;
 }
@@ -42,7 +55,7 @@ export interface ObserverHost {
  * snapshot of a tracker restored exactly as stored is not written again (`skipFirst`).
  *
  * @example
- * const observer = new TrackerObserver(host, id, false);
+ * const observer = new TrackerObserver(host, id, false, 'START');
  * observer.subscription = ref.subscribe(observer);
  */
 export class TrackerObserver {
@@ -53,14 +66,16 @@ export class TrackerObserver {
     private readonly host: ObserverHost,
     private readonly id: string,
     private skipFirst: boolean,
+    private readonly first: FirstCause,
   ) {}
 
   next(snapshot: TrackerSnapshot): void {
-    if (snapshot === this.last) return;
+    const previous = this.last;
+    if (snapshot === previous) return;
     this.last = snapshot;
     const write = !this.skipFirst;
     this.skipFirst = false;
-    this.host.changed(this.id, snapshot, write);
+    this.host.changed(this.id, snapshot, write, previous, this.first);
   }
 
   // The supervisor is told (CHILD_FAILED); observers must not rethrow.

@@ -1,6 +1,7 @@
 import type { PersistedTracker, RestoreTrackerOutput } from '../../machines/supervisor.machine.js';
 import { FINAL_STATE_NAMES } from '../../machines/tracker.machine.js';
 import type { SnapshotStore, TrackerRecord } from '../store/types.js';
+import { trackerChange } from './changes.js';
 import type { Logger } from './logger.js';
 import { type SnapshotMigrations, checkSnapshot, quarantinedRecord } from './snapshot-compat.js';
 import { type Tracker, toTracker } from './tracker-view.js';
@@ -35,7 +36,19 @@ export class Quarantine {
       { id: record.id, version: record.version, state: record.state, reason: check.reason },
       `tracker ${record.id} quarantined: incompatible_snapshot (${check.reason}); the stored row is kept`,
     );
-    store.write(quarantinedRecord(record, check.reason, now(), defaultConfirmations, defaultChainId));
+    const failed = quarantinedRecord(record, check.reason, now(), defaultConfirmations, defaultChainId);
+    const context = (failed.snapshot as PersistedTracker).context;
+    store.write({
+      ...failed,
+      // What the machine does with a row it cannot run: GIVE_UP, from whatever state the row names.
+      change:
+        trackerChange(
+          { value: String(record.state), context: null },
+          { value: failed.state, context },
+          'GIVE_UP',
+          failed.updatedAt,
+        ) ?? undefined,
+    });
     return null;
   }
 

@@ -26,11 +26,24 @@ import {
   asSystemError,
   storeReadError,
 } from '../errors.js';
-import type { SnapshotStore, TrackerCount, TrackerRecord } from '../store/types.js';
+import {
+  type SnapshotStore,
+  type TrackerChange,
+  type TrackerCount,
+  type TrackerRecord,
+  decodeSeqCursor,
+} from '../store/types.js';
 import { ChainDirectory, type RuntimeChain } from './chains.js';
 import { HeldEvents } from './held-events.js';
 import { type Logger, silentLogger } from './logger.js';
-import { type ObserverHost, TrackerObserver, type TrackerSnapshot, trackerRecord } from './persistence.js';
+import { ChangeCauses, trackerChange } from './changes.js';
+import {
+  type FirstCause,
+  type ObserverHost,
+  TrackerObserver,
+  type TrackerSnapshot,
+  trackerRecord,
+} from './persistence.js';
 import { Quarantine } from './quarantine.js';
 import { ShardRegistry } from './registry.js';
 import { StartBatcher, StoredReader } from './start-batch.js';
@@ -46,6 +59,8 @@ import type {
   StartOptions,
   StartRequest,
   StartResult,
+  TrackerHistoryPage,
+  TrackerHistoryQuery,
   TrackerHooks,
   TrackerListQuery,
   TrackerListener,
@@ -100,13 +115,18 @@ export class TrackerSystem {
   private readonly held = new HeldEvents();
   private readonly listeners = new Set<TrackerListener>();
   private readonly headListeners = new Set<HeadListener>();
-  /** Rehydrated ids whose first snapshot is the stored row itself: writing it again would be waste. */
-  private readonly storedAsIs = new Set<string>();
+  /**
+   * Ids being rehydrated, each with whether its first snapshot is the stored row itself (writing
+   * it again would be waste). Their first snapshot is no change either way.
+   */
+  private readonly rehydrating = new Map<string, boolean>();
+  /** Which event made which tracker snapshot, for the history. */
+  private readonly causes = new ChangeCauses();
   private subscriptions = 0;
   /** Trackers attached in this turn, announced together in one microtask (`announceAttached`). */
   private attached: Array<{ id: string; ref: TrackerRef }> = [];
   private readonly observerHost: ObserverHost = {
-    changed: (id, snapshot, write) => this.trackerChanged(id, snapshot, write),
+    changed: (id, snapshot, write, previous, first) => this.trackerChanged(id, snapshot, write, previous, first),
     ended: () => void this.subscriptions--,
   };
   private counters = { crashes: 0, restarts: 0, crashLoops: 0 };
@@ -137,13 +157,15 @@ export class TrackerSystem {
     });
 
     // New trackers' first snapshots are stamped from one resolved template (xstate-adaptations.ts).
-    this.trackerLogic = stampingLogic(
-      trackerMachine.provide({
-        actions: {
-          requestRecheck: ({ context }) => this.hooks.recheck?.(context),
-          requestRebroadcast: ({ context }) => this.hooks.rebroadcast?.(context),
-        },
-      }),
+    this.trackerLogic = this.causes.track(
+      stampingLogic(
+        trackerMachine.provide({
+          actions: {
+            requestRecheck: ({ context }) => this.hooks.recheck?.(context),
+            requestRebroadcast: ({ context }) => this.hooks.rebroadcast?.(context),
+          },
+        }),
+      ),
     );
 
     this.root = startSupervision(
@@ -517,6 +539,40 @@ export class TrackerSystem {
     };
   }
 
+  /**
+   * A tracker's changes, oldest first, paged (also once it ended, until the history retention
+   * drops them). Undefined when the id is unknown.
+   *
+   * @example
+   * const { items, nextCursor } = (await system.history('txn_1', { limit: 100 }))!;
+   */
+  async history(id: string, query: TrackerHistoryQuery): Promise<TrackerHistoryPage | undefined> {
+    const key = normalizeId(id);
+    if (query.cursor && decodeSeqCursor(query.cursor) === null) {
+      throw new InvalidInputError('invalid_cursor', 'cursor: not a cursor of this history');
+    }
+    const known = this.lookup(key) !== undefined || (await this.store.get(key).catch(storeReadError));
+    if (known instanceof StoreError) throw known;
+    if (!known && !this.registry.isRestarting(key)) return undefined;
+    const page = await this.store.history(key, query).catch(storeReadError);
+    if (page instanceof StoreError) throw page;
+    return {
+      items: page.items.map(({ seq, at, from, to, event, blockNumber, blockHash, restarts, reorgs, detail }) => ({
+        seq,
+        at: new Date(at).toISOString(),
+        from,
+        to,
+        event,
+        blockNumber,
+        blockHash,
+        restarts,
+        reorgs,
+        detail,
+      })),
+      nextCursor: page.nextCursor,
+    };
+  }
+
   /** Be told of every tracker change, creation included. Returns the unsubscribe function. */
   subscribe(listener: TrackerListener): () => void {
     this.listeners.add(listener);
@@ -552,7 +608,7 @@ export class TrackerSystem {
           elsewhere.set(snapshot.context.chainId, (elsewhere.get(snapshot.context.chainId) ?? 0) + 1);
           continue;
         }
-        if (snapshot === record.snapshot) this.storedAsIs.add(record.id);
+        this.rehydrating.set(record.id, snapshot === record.snapshot);
         const spawns = byShard.get(shardIndex) ?? [];
         spawns.push({ id: record.id, snapshot });
         byShard.set(shardIndex, spawns);
@@ -567,7 +623,7 @@ export class TrackerSystem {
     }
     this.registry.ensure(byShard.keys());
     for (const [shardIndex, trackers] of byShard) this.registry.shard(shardIndex).send({ type: 'START', trackers });
-    this.storedAsIs.clear();
+    this.rehydrating.clear();
     for (const [chainId, trackers] of elsewhere) {
       this.logger.warn(
         { chainId, trackers },
@@ -670,7 +726,10 @@ export class TrackerSystem {
   /** Persist every change of a tracker (new or restored) and tell the hooks it is live. */
   private attach(id: string, ref: TrackerRef): void {
     this.subscriptions++;
-    const observer = new TrackerObserver(this.observerHost, id, this.storedAsIs.delete(id));
+    const asIs = this.rehydrating.get(id);
+    this.rehydrating.delete(id);
+    const first: FirstCause = this.crashedHere.has(id) ? 'RESTART' : asIs === undefined ? 'START' : null;
+    const observer = new TrackerObserver(this.observerHost, id, asIs === true, first);
     observer.subscription = ref.subscribe(observer);
     // One microtask for every tracker attached in this turn (a START of thousands is one turn).
     if (this.attached.push({ id, ref }) === 1) queueMicrotask(() => this.announceAttached());
@@ -714,8 +773,27 @@ export class TrackerSystem {
   }
 
   /** A tracker's new snapshot: persist it, keep the due index, deregister it once terminal. */
-  private trackerChanged(id: string, snapshot: TrackerSnapshot, write: boolean): void {
-    this.persist(snapshot, write);
+  private trackerChanged(
+    id: string,
+    snapshot: TrackerSnapshot,
+    write: boolean,
+    previous: TrackerSnapshot | undefined,
+    first: FirstCause,
+  ): void {
+    if (write) {
+      const change =
+        previous !== undefined
+          ? trackerChange(previous, snapshot, this.causes.of(snapshot) ?? 'UNKNOWN', this.now())
+          : first === null
+            ? null
+            : trackerChange(
+                first === 'START' ? null : { value: snapshot.value, context: null },
+                snapshot,
+                first,
+                this.now(),
+              );
+      this.persist(snapshot, true, change);
+    } else this.persist(snapshot, false);
     const state = topState(snapshot.value);
     const due = this.chains.get(snapshot.context.chainId)?.due.update(id, snapshot.context, state);
     // After this snapshot's observers: the actor is not re-entered from inside its own update.
@@ -724,8 +802,8 @@ export class TrackerSystem {
     if (snapshot.hasTag('terminal')) this.registry.shardFor(id).send({ type: 'TRACKER_ENDED', id });
   }
 
-  private persist(snapshot: TrackerSnapshot, write = true): void {
-    if (write) this.write(trackerRecord(snapshot));
+  private persist(snapshot: TrackerSnapshot, write = true, change?: TrackerChange | null): void {
+    if (write) this.write(trackerRecord(snapshot, change));
     if (this.listeners.size > 0) {
       this.notify(this.listeners, this.viewOf(snapshot.context, snapshot.value), 'tracker listener threw');
     }
@@ -780,7 +858,8 @@ export class TrackerSystem {
       input: { id, txHash, chainId, requiredConfirmations, finality, createdAt },
     }).start();
     actor.send({ type: 'GIVE_UP', reason, detail, at: this.now() });
-    this.persist(actor.getSnapshot());
+    const after = actor.getSnapshot();
+    this.persist(after, true, trackerChange(saved, after, 'GIVE_UP', this.now()));
     actor.stop();
     await this.flush();
   }

@@ -2,7 +2,7 @@ import type { InspectionEvent, Observer } from 'xstate';
 import type { RestartPolicy, TrackerRef } from '../../machines/supervisor.machine.js';
 import type { Finality, TrackerContext, TrackerEvent, TrackerStateName } from '../../machines/tracker.machine.js';
 import type { TrackerSystemError } from '../errors.js';
-import type { SnapshotStore } from '../store/types.js';
+import type { SnapshotStore, TrackerChangeDetail } from '../store/types.js';
 import type { ChainInfo } from './chains.js';
 import type { Logger } from './logger.js';
 import type { SnapshotMigrations } from './snapshot-compat.js';
@@ -122,6 +122,34 @@ export interface ChainView {
 
 export interface TrackerPage {
   items: Tracker[];
+  nextCursor: string | null;
+}
+
+export interface TrackerHistoryQuery {
+  limit: number;
+  /** Opaque: the `nextCursor` of the previous page. */
+  cursor?: string | null | undefined;
+}
+
+/** One change of a tracker as users see it (times ISO 8601, as on `Tracker`). */
+export interface TrackerHistoryEntry {
+  /** Grows with every change of every tracker: orders this tracker's changes. */
+  seq: number;
+  at: string;
+  /** State path before (`pending.seen`); null when the tracker was created. */
+  from: string | null;
+  to: string;
+  /** The event that caused it; `START` when created, `RESTART` when it came back after a crash. */
+  event: string;
+  blockNumber: number | null;
+  blockHash: string | null;
+  restarts: number;
+  reorgs: number;
+  detail: TrackerChangeDetail | null;
+}
+
+export interface TrackerHistoryPage {
+  items: TrackerHistoryEntry[];
   nextCursor: string | null;
 }
 

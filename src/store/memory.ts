@@ -2,6 +2,9 @@ import { FINAL_STATE_NAMES } from '../../machines/tracker.machine.js';
 import { FlushTiming } from './flush-timing.js';
 import {
   type FlushObserver,
+  type HistoryEntry,
+  type HistoryPage,
+  type HistoryQuery,
   type ListPage,
   type ListQuery,
   type SnapshotStore,
@@ -9,7 +12,9 @@ import {
   type TrackerCount,
   type TrackerRecord,
   decodeCursor,
+  decodeSeqCursor,
   encodeCursor,
+  encodeSeqCursor,
   matchesQuery,
 } from './types.js';
 
@@ -25,10 +30,58 @@ export class MemoryStore implements SnapshotStore {
   /** Each row's state beside its text, so that counting does not parse every row. */
   private readonly states = new Map<string, string>();
   private readonly flushes = new FlushTiming();
+  /** Each tracker's changes, as JSON, in seq order. */
+  private readonly changes = new Map<string, Array<{ seq: number; at: number; to: string; json: string }>>();
+  private nextSeq = 1;
 
   write(record: TrackerRecord): void {
-    this.rows.set(record.id, JSON.stringify(record));
+    const { change, ...row } = record;
+    this.rows.set(record.id, JSON.stringify(row));
     this.states.set(record.id, record.state);
+    if (change) {
+      const seq = this.nextSeq++;
+      const entry: HistoryEntry = { seq, trackerId: record.id, ...change };
+      const log = this.changes.get(record.id) ?? [];
+      log.push({ seq, at: change.at, to: change.to, json: JSON.stringify(entry) });
+      this.changes.set(record.id, log);
+    }
+  }
+
+  async history(id: string, query: HistoryQuery): Promise<HistoryPage> {
+    const after = query.cursor ? (decodeSeqCursor(query.cursor) ?? Number.MAX_SAFE_INTEGER) : 0;
+    const rows = (this.changes.get(id) ?? []).filter((row) => row.seq > after).slice(0, query.limit + 1);
+    const more = rows.length > query.limit;
+    if (more) rows.pop();
+    return {
+      items: rows.map((row) => JSON.parse(row.json) as HistoryEntry),
+      nextCursor: more ? encodeSeqCursor(rows[rows.length - 1]!.seq) : null,
+    };
+  }
+
+  async pruneHistory(endedBefore: number, maxRows: number): Promise<number> {
+    // Trackers looked at and kept go to the end of the map: the next call looks at others first.
+    const looked: string[] = [];
+    let seen = 0;
+    for (const [id, log] of this.changes) {
+      if (seen >= maxRows) break;
+      seen += log.length;
+      looked.push(id);
+    }
+    let dropped = 0;
+    for (const id of looked) {
+      const log = this.changes.get(id)!;
+      const last = log[log.length - 1]!;
+      const record = this.getNow(id);
+      const ended =
+        record === undefined || (FINAL_STATE_NAMES.includes(record.state) && record.updatedAt < endedBefore);
+      this.changes.delete(id);
+      if (last.at < endedBefore && FINAL_STATE_NAMES.some((state) => state === last.to) && ended) {
+        dropped += log.length;
+      } else {
+        this.changes.set(id, log);
+      }
+    }
+    return dropped;
   }
 
   flush(): Promise<void> {

@@ -3,9 +3,21 @@ import { FINAL_STATE_NAMES, TRACKER_STATE_NAMES } from '../../machines/tracker.m
 import { StoreError } from '../errors.js';
 import { FlushTiming } from './flush-timing.js';
 import { migrate } from './postgres-schema.js';
-import { COLUMNS, COLUMN_COUNT, type RowValues, fromRow, rowValues } from './row.js';
+import {
+  COLUMNS,
+  COLUMN_COUNT,
+  HISTORY_COLUMNS,
+  type HistoryValues,
+  type RowValues,
+  fromHistoryRow,
+  fromRow,
+  historyValues,
+  rowValues,
+} from './row.js';
 import {
   type FlushObserver,
+  type HistoryPage,
+  type HistoryQuery,
   type ListPage,
   type ListQuery,
   type SnapshotStore,
@@ -13,7 +25,9 @@ import {
   type TrackerCount,
   type TrackerRecord,
   decodeCursor,
+  decodeSeqCursor,
   encodeCursor,
+  encodeSeqCursor,
   matchesQuery,
 } from './types.js';
 
@@ -28,8 +42,15 @@ export interface CommitHook {
    * the whole commit back: the batch stays pending and is retried, and the flushes waiting on it fail.
    */
   beforeUpsert?(client: pg.PoolClient, ids: readonly string[]): Promise<Iterable<string> | undefined | void>;
-  /** After the upsert of these rows (the batch less the dropped ids), before COMMIT. Throwing rolls back. */
-  afterUpsert?(client: pg.PoolClient, rows: ReadonlyMap<string, RowValues>): Promise<void>;
+  /**
+   * After the upsert of these rows (the batch less the dropped ids) and the insert of their change
+   * log rows (`history`, with the seqs they got), before COMMIT. Throwing rolls back.
+   */
+  afterUpsert?(
+    client: pg.PoolClient,
+    rows: ReadonlyMap<string, RowValues>,
+    history: readonly HistoryValues[],
+  ): Promise<void>;
 }
 
 export interface PostgresStoreOptions {
@@ -76,6 +97,15 @@ const UPSERT_SQL = `
     updated_at = excluded.updated_at, quarantined = COALESCE(excluded.quarantined, trackers.quarantined),
     chain_id = excluded.chain_id`;
 
+// Seqs for the commit's history rows, taken from the column's own sequence before the insert, so
+// that they are handed out in the order of the changes.
+const NEXT_SEQS = "SELECT nextval(pg_get_serial_sequence('tracker_history', 'seq')) FROM generate_series(1, $1)";
+const HISTORY_SQL = `
+  INSERT INTO tracker_history (${HISTORY_COLUMNS})
+  SELECT * FROM unnest($1::int8[], $2::text[], $3::float8[], $4::text[], $5::text[], $6::text[], $7::int8[],
+                       $8::text[], $9::int[], $10::int[], $11::text[])`;
+const FINAL_STATES: ReadonlySet<string> = new Set(FINAL_STATE_NAMES);
+
 const OF_CHAIN = '(chain_id = $1 OR (chain_id IS NULL AND $2::boolean))';
 const SELECT = `SELECT ${COLUMNS} FROM trackers`;
 const QUERIES = {
@@ -89,6 +119,11 @@ const QUERIES = {
       (SELECT coalesce(json_object_agg(state, n), '{}') FROM (SELECT state, count(*) AS n FROM trackers GROUP BY state) c),
       (SELECT coalesce(json_object_agg(id, state), '{}') FROM trackers WHERE id = ANY($1::text[]))`,
   countByChain: 'SELECT chain_id, state, count(*)::int FROM trackers GROUP BY chain_id, state',
+  historyPage: `SELECT ${HISTORY_COLUMNS} FROM tracker_history WHERE tracker_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+  historyAfter: 'SELECT seq, tracker_id, at, to_state FROM tracker_history WHERE seq > $1 ORDER BY seq LIMIT $2',
+  endOf: 'SELECT id, state, updated_at FROM trackers WHERE id = ANY($1::text[])',
+  prune: `DELETE FROM tracker_history h USING unnest($1::text[], $2::int8[]) AS p(id, seq)
+    WHERE h.tracker_id = p.id AND h.seq <= p.seq`,
   // The distinct states, hopping along the (state, id) index: one seek per state.
   states: `WITH RECURSIVE s(state) AS (
       SELECT min(state) FROM trackers
@@ -123,6 +158,12 @@ export class PostgresStore implements SnapshotStore {
   private hook: CommitHook | undefined;
   private pending = new Map<string, RowValues>();
   private inflight: Map<string, RowValues> | undefined;
+  // The change log's rows (seq 0 until their commit numbers them), in the order of the changes:
+  // appended, never coalesced, committed in the same transaction as the rows of the same writes.
+  private pendingHistory: HistoryValues[] = [];
+  private inflightHistory: HistoryValues[] | undefined;
+  /** Where the history pruning goes on from (a seq): it walks the log oldest first. */
+  private pruneCursor = 0;
   private waiters: Waiter[] = [];
   private scheduled = false;
   private closed = false;
@@ -184,7 +225,8 @@ export class PostgresStore implements SnapshotStore {
   write(record: TrackerRecord): void {
     if (this.closed) throw new StoreError('the store is closed');
     this.pending.set(record.id, rowValues(record));
-    if (this.pending.size >= this.maxBatch) this.commit();
+    if (record.change) this.pendingHistory.push(historyValues(0, record.id, record.change));
+    if (this.pending.size >= this.maxBatch || this.pendingHistory.length >= this.maxBatch) this.commit();
     else this.schedule();
   }
 
@@ -242,6 +284,57 @@ export class PostgresStore implements SnapshotStore {
         return { items, nextCursor: full ? encodeCursor(bound!) : null };
       },
     );
+  }
+
+  async history(id: string, query: HistoryQuery): Promise<HistoryPage> {
+    // Seqs are the database's: a tracker's changes not durable yet are committed first, so that
+    // every entry has its seq and a page's cursor stays valid.
+    if (this.hasUnsettledHistory(id)) await this.flush();
+    const after = query.cursor ? (decodeSeqCursor(query.cursor) ?? Number.MAX_SAFE_INTEGER) : 0;
+    const rows = (await this.query(QUERIES.historyPage, [id, after, query.limit + 1])) as unknown as HistoryValues[];
+    const more = rows.length > query.limit;
+    if (more) rows.pop();
+    return {
+      items: rows.map(fromHistoryRow),
+      nextCursor: more ? encodeSeqCursor(rows[rows.length - 1]![0]) : null,
+    };
+  }
+
+  async pruneHistory(endedBefore: number, maxRows: number): Promise<number> {
+    const rows = (await this.query(QUERIES.historyAfter, [this.pruneCursor, maxRows])) as unknown as Array<
+      [number, string, number, string]
+    >;
+    // A tracker's last row is the one that ended it: reaching it, its whole history goes.
+    const candidates: Array<readonly [string, number]> = [];
+    let cursor = this.pruneCursor;
+    for (const [seq, id, at, to] of rows) {
+      // The log is in time order: the rest is too new, for this run and for the next ones.
+      if (at >= endedBefore) break;
+      cursor = seq;
+      if (FINAL_STATES.has(to)) candidates.push([id, seq]);
+    }
+    if (cursor === this.pruneCursor && candidates.length === 0) return 0;
+    let dropped = 0;
+    if (candidates.length > 0) {
+      const ends = (await this.query(QUERIES.endOf, [candidates.map(([id]) => id)])) as unknown as Array<
+        [string, string, number]
+      >;
+      const endOf = new Map(ends.map(([id, state, updatedAt]) => [id, { state, updatedAt }]));
+      const ended = candidates.filter(([id]) => {
+        const end = endOf.get(id);
+        return end === undefined || (FINAL_STATES.has(end.state) && end.updatedAt < endedBefore);
+      });
+      if (ended.length > 0) {
+        try {
+          const result = await this.pool.query(QUERIES.prune, [ended.map(([id]) => id), ended.map(([, seq]) => seq)]);
+          dropped = result.rowCount ?? 0;
+        } catch (error) {
+          throw new StoreError('the store could not prune the history', error);
+        }
+      }
+    }
+    this.pruneCursor = cursor;
+    return dropped;
   }
 
   async countByState(): Promise<StateCounts> {
@@ -329,6 +422,11 @@ export class PostgresStore implements SnapshotStore {
     return this.commits;
   }
 
+  /** How many history rows are not durable yet. */
+  get pendingHistoryCount(): number {
+    return this.pendingHistory.length + (this.inflightHistory?.length ?? 0);
+  }
+
   /** How many writes are not durable yet (waiting for their group commit, or in it). */
   get pendingCount(): number {
     return this.pending.size + (this.inflight?.size ?? 0);
@@ -361,11 +459,15 @@ export class PostgresStore implements SnapshotStore {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     const batch = this.pending;
+    const history = this.pendingHistory;
     this.pending = new Map();
+    this.pendingHistory = [];
     this.inflight = batch;
-    this.transaction(batch).then(
+    this.inflightHistory = history;
+    this.transaction(batch, history).then(
       () => {
         this.inflight = undefined;
+        this.inflightHistory = undefined;
         this.settled++;
         this.commits++;
         this.retryMs = 0;
@@ -375,9 +477,11 @@ export class PostgresStore implements SnapshotStore {
       },
       (error: unknown) => {
         this.inflight = undefined;
+        this.inflightHistory = undefined;
         this.settled++;
-        // The batch is pending again; newer writes made since win.
+        // The batch is pending again; newer writes made since win, and their history rows follow its own.
         for (const [id, write] of batch) if (!this.pending.has(id)) this.pending.set(id, write);
+        if (history.length > 0) this.pendingHistory = history.map(unnumbered).concat(this.pendingHistory);
         this.unreachable(error);
         const failure = new StoreError('the store could not make the change durable', error);
         for (const w of waiters) w.reject(failure);
@@ -386,8 +490,8 @@ export class PostgresStore implements SnapshotStore {
     );
   }
 
-  /** One transaction: the hook's check, the upsert in chunks, the hook's rows, COMMIT. */
-  private async transaction(batch: Map<string, RowValues>): Promise<void> {
+  /** One transaction: the hook's check, the upsert in chunks, the change log, the hook's rows, COMMIT. */
+  private async transaction(batch: Map<string, RowValues>, pendingHistory: HistoryValues[]): Promise<void> {
     const client = await this.pool.connect();
     let broken = false;
     try {
@@ -401,7 +505,17 @@ export class PostgresStore implements SnapshotStore {
       for (let at = 0; at < rows.length; at += ROWS_PER_UPSERT) {
         await client.query({ name: 'tx_tracker_upsert', text: UPSERT_SQL, values: columnsOf(rows, at) });
       }
-      if (hook?.afterUpsert) await hook.afterUpsert(client, batch);
+      const history =
+        dropped && dropped.size > 0 ? pendingHistory.filter((values) => !dropped.has(values[1])) : pendingHistory;
+      if (history.length > 0) {
+        const seqs = await client.query<[number]>({ text: NEXT_SEQS, values: [history.length], rowMode: 'array' });
+        const numbered = seqs.rows.map(([seq]) => seq).sort((a, b) => a - b);
+        history.forEach((values, i) => (values[0] = numbered[i]!));
+        for (let at = 0; at < history.length; at += ROWS_PER_UPSERT) {
+          await client.query({ name: 'tx_tracker_history', text: HISTORY_SQL, values: columnsOf(history, at) });
+        }
+      }
+      if (hook?.afterUpsert) await hook.afterUpsert(client, batch, history);
       await client.query('COMMIT');
     } catch (error) {
       try {
@@ -454,6 +568,13 @@ export class PostgresStore implements SnapshotStore {
     }
   }
 
+  private hasUnsettledHistory(id: string): boolean {
+    return (
+      this.pendingHistory.some((values) => values[1] === id) ||
+      (this.inflightHistory?.some((values) => values[1] === id) ?? false)
+    );
+  }
+
   private unsettled(id: string): RowValues | undefined {
     return this.pending.get(id) ?? this.inflight?.get(id);
   }
@@ -488,13 +609,20 @@ export class PostgresStore implements SnapshotStore {
   }
 }
 
-/** Rows `at` to `at + ROWS_PER_UPSERT` as one array per column, the upsert's parameters. */
-function columnsOf(rows: RowValues[], at: number): unknown[][] {
+/** Rows `at` to `at + ROWS_PER_UPSERT` as one array per column, an unnest insert's parameters. */
+function columnsOf(rows: ReadonlyArray<readonly unknown[]>, at: number): unknown[][] {
   const end = Math.min(rows.length, at + ROWS_PER_UPSERT);
-  const columns: unknown[][] = Array.from({ length: COLUMN_COUNT }, () => new Array<unknown>(end - at));
+  const width = rows[0]?.length ?? COLUMN_COUNT;
+  const columns: unknown[][] = Array.from({ length: width }, () => new Array<unknown>(end - at));
   for (let i = at; i < end; i++) {
     const row = rows[i]!;
-    for (let c = 0; c < COLUMN_COUNT; c++) columns[c]![i - at] = row[c];
+    for (let c = 0; c < width; c++) columns[c]![i - at] = row[c];
   }
   return columns;
 }
+
+/** A history row back to pending: its seq is handed out again by the commit that stores it. */
+const unnumbered = (values: HistoryValues): HistoryValues => {
+  values[0] = 0;
+  return values;
+};

@@ -1,5 +1,5 @@
 import type { TrackerStateName } from '../../machines/tracker.machine.js';
-import type { TrackerRecord } from './types.js';
+import type { HistoryEntry, TrackerChange, TrackerChangeDetail, TrackerRecord } from './types.js';
 
 /** The columns of `trackers`, in the order of `RowValues`. */
 export const COLUMNS = 'id, tx_hash, state, version, snapshot, restarts, created_at, updated_at, quarantined, chain_id';
@@ -197,4 +197,69 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
+}
+
+/** The columns of `tracker_history`, in the order of `HistoryValues`. */
+export const HISTORY_COLUMNS =
+  'seq, tracker_id, at, from_state, to_state, event, block_number, block_hash, restarts, reorgs, detail';
+export const HISTORY_COLUMN_COUNT = 11;
+
+/** A change as the bound values of its history row, in `HISTORY_COLUMNS` order. */
+export type HistoryValues = [
+  seq: number,
+  trackerId: string,
+  at: number,
+  from: string | null,
+  to: string,
+  event: string,
+  blockNumber: number | null,
+  blockHash: string | null,
+  restarts: number,
+  reorgs: number,
+  detail: string | null,
+];
+
+/**
+ * The history row of a record's change, numbered `seq`.
+ *
+ * @example
+ * if (record.change) history.push(historyValues(nextSeq++, record.id, record.change));
+ */
+export function historyValues(seq: number, trackerId: string, change: TrackerChange): HistoryValues {
+  return [
+    seq,
+    trackerId,
+    change.at,
+    change.from,
+    change.to,
+    change.event,
+    change.blockNumber,
+    change.blockHash,
+    change.restarts,
+    change.reorgs,
+    change.detail === null ? null : JSON.stringify(change.detail),
+  ];
+}
+
+/**
+ * The entry a history row holds.
+ *
+ * @example
+ * const entries = rows.map(fromHistoryRow);
+ */
+export function fromHistoryRow(row: HistoryValues): HistoryEntry {
+  const [seq, trackerId, at, from, to, event, blockNumber, blockHash, restarts, reorgs, detail] = row;
+  return {
+    seq,
+    trackerId,
+    at,
+    from,
+    to,
+    event,
+    blockNumber,
+    blockHash,
+    restarts,
+    reorgs,
+    detail: detail === null ? null : (JSON.parse(detail) as TrackerChangeDetail),
+  };
 }

@@ -4,12 +4,15 @@ import { StoreError } from '../errors.js';
 /**
  * The store's file format, kept in `PRAGMA user_version`: 0 is a file from before it was counted
  * (every snapshot as given), 1 allows packed snapshots (see `rowValues`), 2 has a `chain_id` column
- * (NULL in rows written before it: the default chain's).
+ * (NULL in rows written before it: the default chain's), 3 has the change log (`tracker_history`).
  */
-export const STORE_SCHEMA_VERSION = 2;
+export const STORE_SCHEMA_VERSION = 3;
 
 // WITHOUT ROWID: the table is the primary-key b-tree, so id-ordered paging reads it in order.
 // (state, id) serves listing by state and the rehydration scan with the same keyset paging.
+// The change log is appended in seq order (the rowid: each insert lands at the end of its b-tree);
+// its index on tracker_id holds the rowid too, so one tracker's rows come out in seq order.
+// AUTOINCREMENT: a seq is never handed out twice, even after the newest rows were pruned.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS trackers (
   id          TEXT PRIMARY KEY,
@@ -24,6 +27,20 @@ CREATE TABLE IF NOT EXISTS trackers (
   chain_id    INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trackers_state_id ON trackers (state, id);
+CREATE TABLE IF NOT EXISTS tracker_history (
+  seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+  tracker_id   TEXT NOT NULL,
+  at           INTEGER NOT NULL,
+  from_state   TEXT,
+  to_state     TEXT NOT NULL,
+  event        TEXT NOT NULL,
+  block_number INTEGER,
+  block_hash   TEXT,
+  restarts     INTEGER NOT NULL,
+  reorgs       INTEGER NOT NULL,
+  detail       TEXT
+);
+CREATE INDEX IF NOT EXISTS tracker_history_tracker ON tracker_history (tracker_id);
 `;
 
 /**
@@ -80,6 +97,7 @@ export function openDatabase(path: string): Database.Database {
           open.exec(SCHEMA);
           if (from < 1) open.exec(WRAP_OWN_PACKED_KEY);
           if (hadTable && from < 2) open.exec(ADD_CHAIN_ID);
+          // 2 → 3: the change log starts empty (SCHEMA created it); trackers keep their rows.
           open.pragma(`user_version = ${STORE_SCHEMA_VERSION}`);
         })
         .immediate();

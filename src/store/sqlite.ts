@@ -3,11 +3,24 @@ import { FINAL_STATE_NAMES, TRACKER_STATE_NAMES } from '../../machines/tracker.m
 import { StoreError } from '../errors.js';
 import { Checkpointer } from './checkpointer.js';
 import { FlushTiming } from './flush-timing.js';
-import { COLUMNS, COLUMN_COUNT, type RowValues, fromRow, rowValues } from './row.js';
+import {
+  COLUMNS,
+  COLUMN_COUNT,
+  HISTORY_COLUMNS,
+  HISTORY_COLUMN_COUNT,
+  type HistoryValues,
+  type RowValues,
+  fromHistoryRow,
+  fromRow,
+  historyValues,
+  rowValues,
+} from './row.js';
 import { type DatabaseLock, lockDatabase } from './lock.js';
 import { openDatabase } from './schema.js';
 import {
   type FlushObserver,
+  type HistoryPage,
+  type HistoryQuery,
   type ListPage,
   type ListQuery,
   type SnapshotStore,
@@ -15,7 +28,9 @@ import {
   type TrackerCount,
   type TrackerRecord,
   decodeCursor,
+  decodeSeqCursor,
   encodeCursor,
+  encodeSeqCursor,
   matchesQuery,
 } from './types.js';
 import { Writer } from './writer.js';
@@ -72,11 +87,11 @@ const UPSERT_SQL = `
     snapshot = excluded.snapshot, restarts = excluded.restarts, created_at = excluded.created_at,
     updated_at = excluded.updated_at, quarantined = COALESCE(excluded.quarantined, trackers.quarantined),
     chain_id = excluded.chain_id`;
-const upsertSql = (rows: number): string =>
-  UPSERT_SQL.replace(
-    '$ROWS',
-    Array.from({ length: rows }, () => `(${Array(COLUMN_COUNT).fill('?').join(', ')})`).join(', '),
-  );
+const HISTORY_SQL = `INSERT INTO tracker_history (${HISTORY_COLUMNS}) VALUES $ROWS`;
+const PRUNE_SQL = 'DELETE FROM tracker_history WHERE tracker_id = ? AND seq <= ?';
+const valuesSql = (sql: string, columns: number, rows: number): string =>
+  sql.replace('$ROWS', Array.from({ length: rows }, () => `(${Array(columns).fill('?').join(', ')})`).join(', '));
+const FINAL_STATES: ReadonlySet<string> = new Set(FINAL_STATE_NAMES);
 
 /**
  * A `SnapshotStore` in one SQLite file (better-sqlite3, WAL, `synchronous = FULL`).
@@ -102,6 +117,15 @@ export class SqliteStore implements SnapshotStore {
   private pending = new Map<string, RowValues>();
   // The batch the writer thread is committing, readable until it is durable.
   private inflight: Map<string, RowValues> | undefined;
+  // The change log's rows, in seq order: appended, never coalesced (every change is kept), and
+  // committed in the same transaction as the rows of the same writes.
+  private pendingHistory: HistoryValues[] = [];
+  private inflightHistory: HistoryValues[] | undefined;
+  // Seqs are handed out at write, so that a tracker's history is readable (and pageable) before
+  // its commit; the file's lock makes this store the only one appending.
+  private nextSeq: number;
+  /** Where the history pruning goes on from (a seq): it walks the log oldest first. */
+  private pruneCursor = 0;
   private waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   private scheduled = false;
   private closed = false;
@@ -116,7 +140,11 @@ export class SqliteStore implements SnapshotStore {
   private readonly countAll: Database.Statement<[], { chainId: number | null; state: string; count: number }>;
   private readonly countStates: () => { file: Array<[string, number]>; stored: Map<string, string> };
   private readonly flushes = new FlushTiming();
-  private readonly commitBatch: (batch: Map<string, RowValues>) => void;
+  private readonly commitBatch: (batch: Map<string, RowValues>, history: readonly HistoryValues[]) => void;
+  private readonly historyPage: Database.Statement<[string, number, number], HistoryValues>;
+  private readonly historyAfter: Database.Statement<[number, number], [number, string, number, string]>;
+  private readonly endOf: Database.Statement<[string], [string, number]>;
+  private readonly pruneHere: (pairs: ReadonlyArray<readonly [string, number]>) => number;
   private readonly checkpointer: Checkpointer | undefined;
   private writer: Writer | undefined;
   private readonly lock: DatabaseLock | undefined;
@@ -161,6 +189,9 @@ export class SqliteStore implements SnapshotStore {
         upsertSql: UPSERT_SQL,
         rowsPerUpsert: ROWS_PER_UPSERT,
         columns: COLUMN_COUNT,
+        historySql: HISTORY_SQL,
+        historyColumns: HISTORY_COLUMN_COUNT,
+        pruneSql: PRUNE_SQL,
         // Back to committing on this connection; the batch that was in flight is pending again.
         onFailure: (error) => {
           this.writer = undefined;
@@ -222,19 +253,57 @@ export class SqliteStore implements SnapshotStore {
     // One statement per count of rows, prepared when first needed: a commit of n rows runs
     // n / ROWS_PER_UPSERT statements of the full width and one for the rest.
     const upserts: Database.Statement[] = [];
-    const upsert = (rows: number): Database.Statement => (upserts[rows] ??= this.db.prepare(upsertSql(rows)));
+    const upsert = (rows: number): Database.Statement =>
+      (upserts[rows] ??= this.db.prepare(valuesSql(UPSERT_SQL, COLUMN_COUNT, rows)));
+    const inserts: Database.Statement[] = [];
+    const insert = (rows: number): Database.Statement =>
+      (inserts[rows] ??= this.db.prepare(valuesSql(HISTORY_SQL, HISTORY_COLUMN_COUNT, rows)));
     const chunk: unknown[] = [];
-    this.commitBatch = this.db.transaction((batch: Map<string, RowValues>) => {
+    const runAll = (
+      rows: Iterable<readonly unknown[]>,
+      columns: number,
+      statement: (rows: number) => Database.Statement,
+    ): void => {
       chunk.length = 0;
-      for (const values of batch.values()) {
+      for (const values of rows) {
         for (const value of values) chunk.push(value);
-        if (chunk.length === ROWS_PER_UPSERT * COLUMN_COUNT) {
-          upsert(ROWS_PER_UPSERT).run(chunk);
+        if (chunk.length === ROWS_PER_UPSERT * columns) {
+          statement(ROWS_PER_UPSERT).run(chunk);
           chunk.length = 0;
         }
       }
-      if (chunk.length > 0) upsert(chunk.length / COLUMN_COUNT).run(chunk);
+      if (chunk.length > 0) statement(chunk.length / columns).run(chunk);
+    };
+    this.commitBatch = this.db.transaction((batch: Map<string, RowValues>, history: readonly HistoryValues[]) => {
+      runAll(batch.values(), COLUMN_COUNT, upsert);
+      runAll(history, HISTORY_COLUMN_COUNT, insert);
     });
+    this.historyPage = this.db
+      .prepare<[string, number, number], HistoryValues>(
+        `SELECT ${HISTORY_COLUMNS} FROM tracker_history WHERE tracker_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      )
+      .raw();
+    this.historyAfter = this.db
+      .prepare<[number, number], [number, string, number, string]>(
+        'SELECT seq, tracker_id, at, to_state FROM tracker_history WHERE seq > ? ORDER BY seq LIMIT ?',
+      )
+      .raw();
+    this.endOf = this.db
+      .prepare<[string], [string, number]>('SELECT state, updated_at FROM trackers WHERE id = ?')
+      .raw();
+    const prune = this.db.prepare<[string, number]>(PRUNE_SQL);
+    this.pruneHere = this.db.transaction((pairs: ReadonlyArray<readonly [string, number]>) => {
+      let dropped = 0;
+      for (const [id, seq] of pairs) dropped += prune.run(id, seq).changes;
+      return dropped;
+    });
+    const last = this.db
+      .prepare<[], [number | null, number | null]>(
+        "SELECT (SELECT max(seq) FROM tracker_history), (SELECT seq FROM sqlite_sequence WHERE name = 'tracker_history')",
+      )
+      .raw()
+      .get()!;
+    this.nextSeq = Math.max(last[0] ?? 0, last[1] ?? 0) + 1;
   }
 
   write(record: TrackerRecord): void {
@@ -242,7 +311,8 @@ export class SqliteStore implements SnapshotStore {
     // Encoded now, once: the commit binds these values, and a later change to the record's objects
     // cannot change what is stored.
     this.pending.set(record.id, rowValues(record));
-    if (this.pending.size >= this.maxBatch) this.commit();
+    if (record.change) this.pendingHistory.push(historyValues(this.nextSeq++, record.id, record.change));
+    if (this.pending.size >= this.maxBatch || this.pendingHistory.length >= this.maxBatch) this.commit();
     else this.schedule();
   }
 
@@ -309,6 +379,47 @@ export class SqliteStore implements SnapshotStore {
     }
     // A pending write moved a row out of the requested state: the page is short, not the last one.
     return { items, nextCursor: full ? encodeCursor(bound!) : null };
+  }
+
+  async history(id: string, query: HistoryQuery): Promise<HistoryPage> {
+    const after = query.cursor ? (decodeSeqCursor(query.cursor) ?? Number.MAX_SAFE_INTEGER) : 0;
+    const limit = query.limit + 1;
+    const rows = this.read(() => this.historyPage.all(id, after, limit));
+    // Rows not durable yet have the highest seqs: they follow the file's, past the last one it gave.
+    if (rows.length < limit) {
+      const from = rows.length > 0 ? rows[rows.length - 1]![0] : after;
+      for (const writes of [this.inflightHistory, this.pendingHistory]) {
+        for (const values of writes ?? []) {
+          if (values[1] === id && values[0] > from && rows.length < limit) rows.push(values);
+        }
+      }
+    }
+    const more = rows.length > query.limit;
+    if (more) rows.pop();
+    return {
+      items: rows.map(fromHistoryRow),
+      nextCursor: more ? encodeSeqCursor(rows[rows.length - 1]![0]) : null,
+    };
+  }
+
+  async pruneHistory(endedBefore: number, maxRows: number): Promise<number> {
+    const rows = this.read(() => this.historyAfter.all(this.pruneCursor, maxRows));
+    // A tracker's last row is the one that ended it: reaching it, its whole history goes.
+    const ended: Array<readonly [string, number]> = [];
+    let cursor = this.pruneCursor;
+    for (const [seq, id, at, to] of rows) {
+      // The log is in time order: the rest is too new, for this run and for the next ones.
+      if (at >= endedBefore) break;
+      cursor = seq;
+      if (!FINAL_STATES.has(to)) continue;
+      const end = this.read(() => this.endOf.get(id));
+      if (end === undefined || (FINAL_STATES.has(end[0]) && end[1] < endedBefore)) ended.push([id, seq]);
+    }
+    if (cursor === this.pruneCursor && ended.length === 0) return 0;
+    const dropped =
+      ended.length === 0 ? 0 : this.writer ? await this.writer.prune(ended) : this.read(() => this.pruneHere(ended));
+    this.pruneCursor = cursor;
+    return dropped;
   }
 
   async countByState(): Promise<StateCounts> {
@@ -392,6 +503,11 @@ export class SqliteStore implements SnapshotStore {
     return this.pending.size + (this.inflight?.size ?? 0);
   }
 
+  /** How many history rows are not durable yet. */
+  get pendingHistoryCount(): number {
+    return this.pendingHistory.length + (this.inflightHistory?.length ?? 0);
+  }
+
   /**
    * Run a PRAGMA on the connection that commits, for tools and tests (e.g. `max_page_count` to
    * simulate a full disk, `query_only` a read-only file); `simple`: its first value only.
@@ -427,34 +543,44 @@ export class SqliteStore implements SnapshotStore {
       return;
     }
     const batch = this.pending;
+    const history = this.pendingHistory;
     this.pending = new Map();
-    if (this.writer) return this.commitOnWriter(this.writer, batch, waiters);
+    this.pendingHistory = [];
+    if (this.writer) return this.commitOnWriter(this.writer, batch, history, waiters);
     try {
-      this.commitBatch(batch);
+      this.commitBatch(batch, history);
     } catch (error) {
-      return this.rolledBack(batch, waiters, error);
+      return this.rolledBack(batch, history, waiters, error);
     }
     this.committed(batch, waiters);
   }
 
-  private commitOnWriter(writer: Writer, batch: Map<string, RowValues>, waiters: typeof this.waiters): void {
+  private commitOnWriter(
+    writer: Writer,
+    batch: Map<string, RowValues>,
+    history: HistoryValues[],
+    waiters: typeof this.waiters,
+  ): void {
     this.inflight = batch;
-    writer.commit(batch.values()).then(
+    this.inflightHistory = history;
+    writer.commit(batch.values(), history).then(
       () => {
         this.inflight = undefined;
+        this.inflightHistory = undefined;
         this.committed(batch, waiters);
         if (this.pending.size > 0 || this.waiters.length > 0) this.commit();
       },
       (error: unknown) => {
         this.inflight = undefined;
+        this.inflightHistory = undefined;
         if (this.writer !== writer) {
           // The thread itself failed, not the commit: commit on this connection, for the same waiters.
-          this.requeue(batch);
+          this.requeue(batch, history);
           this.waiters.unshift(...waiters);
           this.commit();
           return;
         }
-        this.rolledBack(batch, waiters, error);
+        this.rolledBack(batch, history, waiters, error);
         // Flushes made meanwhile get their own attempt; writes nobody waits for wait for the next one.
         if (this.waiters.length > 0) this.commit();
       },
@@ -468,15 +594,21 @@ export class SqliteStore implements SnapshotStore {
   }
 
   /** The commit rolled back: its waiters fail, and nothing is lost (a later flush retries the batch). */
-  private rolledBack(batch: Map<string, RowValues>, waiters: typeof this.waiters, error: unknown): void {
-    this.requeue(batch);
+  private rolledBack(
+    batch: Map<string, RowValues>,
+    history: HistoryValues[],
+    waiters: typeof this.waiters,
+    error: unknown,
+  ): void {
+    this.requeue(batch, history);
     const failure = new StoreError('the store could not make the change durable', error);
     for (const w of waiters) w.reject(failure);
   }
 
-  /** The batch is pending again; newer writes made since win. */
-  private requeue(batch: Map<string, RowValues>): void {
+  /** The batch is pending again; newer writes made since win, and their history rows follow its own. */
+  private requeue(batch: Map<string, RowValues>, history: HistoryValues[]): void {
     for (const [id, write] of batch) if (!this.pending.has(id)) this.pending.set(id, write);
+    if (history.length > 0) this.pendingHistory = history.concat(this.pendingHistory);
   }
 
   /** A PRAGMA on the committing connection, without waiting (the writer runs it between commits). */

@@ -24,6 +24,60 @@ export interface TrackerRecord {
   updatedAt: number;
   /** Set when the stored row did not fit the machine: the row as it was found, kept for people. */
   quarantined?: Quarantined | undefined;
+  /**
+   * What this write changed, set by the runtime: the store appends it to the tracker's history in
+   * the same transaction as the row. Absent for a write that is not a change (a migrated row
+   * written back); never stored in the row itself, so a read has none.
+   */
+  change?: TrackerChange | undefined;
+}
+
+/**
+ * One change of a tracker: a transition (or a self-transition that changed its context), its
+ * creation, or its restart after a crash.
+ */
+export interface TrackerChange {
+  /** State path before (`pending.seen`); null when the tracker was created. */
+  from: string | null;
+  /** State path after. */
+  to: string;
+  /**
+   * What caused it: the tracker event's type (`TX_MINED`, `BLOCK_REORGED`, `GIVE_UP`, …), `START`
+   * for its creation, `RESTART` when it came back from its stored snapshot after a crash,
+   * `QUARANTINE` when its stored row did not fit the machine.
+   */
+  event: string;
+  /** Epoch milliseconds. */
+  at: number;
+  blockNumber: number | null;
+  blockHash: string | null;
+  restarts: number;
+  reorgs: number;
+  detail: TrackerChangeDetail | null;
+}
+
+/** The facts of a change worth keeping beside it; each only when it applies. */
+export interface TrackerChangeDetail {
+  failure?: { reason: string; detail: string };
+  replacedBy?: string;
+  confirmations?: number;
+}
+
+/** A change as the history keeps it: `seq` grows with every change of every tracker. */
+export interface HistoryEntry extends TrackerChange {
+  seq: number;
+  trackerId: string;
+}
+
+export interface HistoryQuery {
+  limit: number;
+  /** Opaque: the `nextCursor` of the previous page. */
+  cursor?: string | null | undefined;
+}
+
+export interface HistoryPage {
+  items: HistoryEntry[];
+  nextCursor: string | null;
 }
 
 /** A row that could not be run (`incompatible_snapshot`), exactly as it was stored. */
@@ -93,6 +147,17 @@ export interface SnapshotStore {
   list(query: ListQuery): Promise<ListPage>;
   /** Every tracker that is not in a final state, in batches, for rehydration at start. */
   loadLive(batchSize: number): AsyncIterable<TrackerRecord[]>;
+  /**
+   * A tracker's changes, oldest first, paged by `seq` (also for trackers that ended). Writes not
+   * durable yet are included, as `get` shows them.
+   */
+  history(id: string, query: HistoryQuery): Promise<HistoryPage>;
+  /**
+   * Drop the history of trackers that ended before `endedBefore` (epoch ms), looking at no more
+   * than `maxRows` history rows per call (it goes on from there at the next). Resolves to the
+   * number of rows dropped.
+   */
+  pruneHistory(endedBefore: number, maxRows: number): Promise<number>;
   /** Trackers per chain and state, over every stored row, writes made so far included. */
   countByChain(): Promise<TrackerCount[]>;
   /**
@@ -112,3 +177,10 @@ export interface SnapshotStore {
 
 export const encodeCursor = (id: string): string => Buffer.from(id, 'utf8').toString('base64url');
 export const decodeCursor = (cursor: string): string => Buffer.from(cursor, 'base64url').toString('utf8');
+
+export const encodeSeqCursor = (seq: number): string => Buffer.from(String(seq), 'utf8').toString('base64url');
+/** The seq a history cursor holds; null when it is not one this store made. */
+export function decodeSeqCursor(cursor: string): number | null {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  return /^(0|[1-9]\d{0,15})$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : null;
+}

@@ -3,20 +3,33 @@ import { closeSqliteWorker, startSqliteWorker } from './sqlite-worker.js';
 
 /**
  * The worker: its own connection to the file. A group commit arrives as `rows` messages (a slice of
- * the batch each, upserted `rowsPerUpsert` rows per statement inside one open transaction) and
- * then `commit`, which is answered; a PRAGMA or `close` is one message. Answers go out in the order
+ * the batch each, upserted `rowsPerUpsert` rows per statement inside one open transaction), then
+ * `history` messages (the change log's rows, inserted the same way, in order, in the same
+ * transaction), then `commit`, which is answered; a PRAGMA, a `prune` (its own transaction) or
+ * `close` is one message. Answers go out in the order
  * the requests came. After a failed `rows`, the transaction is rolled back and the rest of that
  * commit is skipped; its `commit` answers with the error.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
-const { path, pragmas, upsertSql, rowsPerUpsert, columns } = workerData;
+const { path, pragmas, upsertSql, rowsPerUpsert, columns, historySql, historyColumns, pruneSql } = workerData;
 const db = new Database(path);
 for (const pragma of pragmas) db.pragma(pragma);
-const upserts = [];
-const upsert = (rows) => (upserts[rows] ??= db.prepare(upsertSql.replace('$ROWS', Array.from({ length: rows }, () => '(' + Array(columns).fill('?').join(', ') + ')').join(', '))));
-const width = rowsPerUpsert * columns;
+const statements = (sql, width) => {
+  const made = [];
+  return (rows) => (made[rows] ??= db.prepare(sql.replace('$ROWS', Array.from({ length: rows }, () => '(' + Array(width).fill('?').join(', ') + ')').join(', '))));
+};
+const tables = {
+  rows: { statement: statements(upsertSql, columns), columns },
+  history: { statement: statements(historySql, historyColumns), columns: historyColumns },
+};
+const prune = db.prepare(pruneSql);
+const pruneAll = db.transaction((pairs) => {
+  let dropped = 0;
+  for (const [id, seq] of pairs) dropped += prune.run(id, seq).changes;
+  return dropped;
+});
 let failure = null;
 const fail = (error) => {
   failure = { message: String(error && error.message), code: error && error.code };
@@ -28,14 +41,16 @@ parentPort.on('message', (message) => {
     parentPort.close();
     return;
   }
-  if (message.type === 'rows') {
+  const table = tables[message.type];
+  if (table) {
     if (failure) return;
     try {
       if (!db.inTransaction) db.exec('BEGIN');
       const values = message.values;
+      const width = rowsPerUpsert * table.columns;
       for (let at = 0; at < values.length; at += width) {
         const chunk = values.length - at >= width ? values.slice(at, at + width) : values.slice(at);
-        upsert(chunk.length / columns).run(chunk);
+        table.statement(chunk.length / table.columns).run(chunk);
       }
     } catch (error) {
       fail(error);
@@ -55,7 +70,8 @@ parentPort.on('message', (message) => {
     return;
   }
   try {
-    parentPort.postMessage({ ok: true, result: db.pragma(message.pragma, { simple: message.simple }) });
+    const result = message.type === 'prune' ? pruneAll(message.pairs) : db.pragma(message.pragma, { simple: message.simple });
+    parentPort.postMessage({ ok: true, result });
   } catch (error) {
     parentPort.postMessage({ ok: false, error: { message: String(error && error.message), code: error && error.code } });
   }
@@ -78,6 +94,11 @@ export interface WriterOptions {
   upsertSql: string;
   rowsPerUpsert: number;
   columns: number;
+  /** The change log's insert, with `$ROWS` where its `VALUES` list goes. */
+  historySql: string;
+  historyColumns: number;
+  /** Deletes one tracker's history rows up to a seq (bound: tracker id, seq). */
+  pruneSql: string;
   /** The worker stopped: requests in flight were rejected, the caller goes back to its own connection. */
   onFailure: (error: unknown) => void;
 }
@@ -111,8 +132,17 @@ export class Writer {
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: WriterOptions) {
-    const { path, pragmas, upsertSql, rowsPerUpsert, columns } = options;
-    this.worker = startSqliteWorker(WORKER_SOURCE, { path, pragmas, upsertSql, rowsPerUpsert, columns });
+    const { path, pragmas, upsertSql, rowsPerUpsert, columns, historySql, historyColumns, pruneSql } = options;
+    this.worker = startSqliteWorker(WORKER_SOURCE, {
+      path,
+      pragmas,
+      upsertSql,
+      rowsPerUpsert,
+      columns,
+      historySql,
+      historyColumns,
+      pruneSql,
+    });
     this.worker.on('message', (reply: Reply) => {
       const request = this.queue.shift();
       if (!request) return;
@@ -125,19 +155,20 @@ export class Writer {
     });
   }
 
-  /** Upsert these rows (each its column values) in one transaction; resolves once durable. */
-  commit(rows: Iterable<readonly unknown[]>): Promise<void> {
+  /**
+   * Upsert these rows (each its column values) and append these history rows, in order, in one
+   * transaction; resolves once durable.
+   */
+  commit(rows: Iterable<readonly unknown[]>, history: Iterable<readonly unknown[]> = []): Promise<void> {
     if (this.failed || this.closing) return Promise.reject(new Error("the store's writer thread is not running"));
-    let values: unknown[] = [];
-    for (const row of rows) {
-      for (const value of row) values.push(value);
-      if (values.length === ROWS_PER_MESSAGE * this.options.columns) {
-        this.worker.postMessage({ type: 'rows', values });
-        values = [];
-      }
-    }
-    if (values.length > 0) this.worker.postMessage({ type: 'rows', values });
+    this.send('rows', rows, this.options.columns);
+    this.send('history', history, this.options.historyColumns);
     return this.request({ type: 'commit' }) as Promise<void>;
+  }
+
+  /** Delete each (tracker id, seq) pair's history rows up to that seq, in one transaction; resolves to how many. */
+  prune(pairs: ReadonlyArray<readonly [string, number]>): Promise<number> {
+    return this.request({ type: 'prune', pairs }) as Promise<number>;
   }
 
   /** Run a PRAGMA on the writer's connection (`simple`: the first column of the first row). */
@@ -149,6 +180,18 @@ export class Writer {
   close(): Promise<void> {
     this.closing ??= this.failed ? Promise.resolve() : closeSqliteWorker(this.worker, { type: 'close' });
     return this.closing;
+  }
+
+  private send(type: 'rows' | 'history', rows: Iterable<readonly unknown[]>, columns: number): void {
+    let values: unknown[] = [];
+    for (const row of rows) {
+      for (const value of row) values.push(value);
+      if (values.length === ROWS_PER_MESSAGE * columns) {
+        this.worker.postMessage({ type, values });
+        values = [];
+      }
+    }
+    if (values.length > 0) this.worker.postMessage({ type, values });
   }
 
   private request(message: object): Promise<unknown> {

@@ -3,7 +3,12 @@ import { type Anvil, startAnvil } from '../../src/chain/anvil.js';
 import { type RpcCall, type RpcOutcome, type Transport, createHttpTransport } from '../../src/chain/transport.js';
 import { type ChainWatcher, type ChainWatcherOptions, createChainWatcher } from '../../src/chain/watcher.js';
 import type { Tracker } from '../../src/runtime/tracker-view.js';
-import { type TrackerHooks, type TrackerSystem, createTrackerSystem } from '../../src/runtime/system.js';
+import {
+  type TrackerHooks,
+  type TrackerSystem,
+  type TrackerSystemOptions,
+  createTrackerSystem,
+} from '../../src/runtime/system.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { waitUntil } from './wait.js';
 
@@ -84,6 +89,8 @@ export interface HarnessOptions {
   watcher?: Partial<Omit<ChainWatcherOptions, 'system'>>;
   /** Route the watcher through another URL (a proxy) than anvil's. */
   watcherUrl?: (anvil: Anvil) => string | Promise<string>;
+  /** Options of the tracker system (default: a `MemoryStore`, fast restarts). */
+  system?: Partial<Omit<TrackerSystemOptions, 'hooks'>>;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -99,7 +106,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const wallets = DEV_KEYS.map((key) => new Wallet(key, provider));
   const hooks: TrackerHooks = {};
-  const system = await createTrackerSystem({ store: new MemoryStore(), hooks, restartPolicy: { backoffBaseMs: 10 } });
+  const system = await createTrackerSystem({
+    store: new MemoryStore(),
+    restartPolicy: { backoffBaseMs: 10 },
+    ...options.system,
+    hooks,
+  });
   const watcherUrl = options.watcherUrl ? await options.watcherUrl(anvil) : anvil.url;
   const watcher = createChainWatcher({
     url: watcherUrl,

@@ -11,7 +11,7 @@ import {
 import { checkSnapshot } from '../../src/runtime/snapshot-compat.js';
 import { topState } from '../../src/runtime/tracker-view.js';
 import { MemoryStore } from '../../src/store/memory.js';
-import type { SnapshotStore, TrackerCount, TrackerRecord } from '../../src/store/types.js';
+import type { HistoryEntry, SnapshotStore, TrackerChange, TrackerCount, TrackerRecord } from '../../src/store/types.js';
 import { hashOf, seededRandom } from '../helpers.js';
 
 /** A store under the contract, with the counters both stores keep. */
@@ -88,6 +88,36 @@ export function trackerRecords(id: string, events: TrackerEvent[]): TrackerRecor
   }
   actor.stop();
   return records;
+}
+
+const change = (from: string | null, to: string, event: string, at: number): TrackerChange => ({
+  from,
+  to,
+  event,
+  at,
+  blockNumber: null,
+  blockHash: null,
+  restarts: 0,
+  reorgs: 0,
+  detail: null,
+});
+
+/** A record with a change, as the runtime writes it: the change log gets a row. */
+const changed = (id: string, state: TrackerRecord['state'], at: number, c?: TrackerChange): TrackerRecord => ({
+  ...record(id, state, at, 1),
+  change: c,
+});
+
+async function allHistory(store: SnapshotStore, id: string, limit: number): Promise<HistoryEntry[]> {
+  const items: HistoryEntry[] = [];
+  let cursor: string | null = null;
+  do {
+    const page = await store.history(id, { limit, cursor });
+    expect(page.items.length).toBeLessThanOrEqual(limit);
+    items.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return items;
 }
 
 /** Tally of what `get` shows for each id. */
@@ -229,6 +259,83 @@ export function storeContract(makeFactory: () => Promise<StoreFactory>): void {
     const reader = await factory.open('group');
     expect((await reader.countByChain()).reduce((n, c) => n + c.count, 0)).toBe(5000);
     await reader.close();
+  });
+
+  // The change log (store schema 3).
+  it('keeps every change of several writes of one tracker in one commit (not coalesced), in seq order, readable before and after the commit, paged', async () => {
+    const store = await factory.open('history');
+    store.write(changed('a', 'pending', 10, change(null, 'pending.unseen', 'START', 10)));
+    store.write(changed('b', 'pending', 11, change(null, 'pending.unseen', 'START', 11)));
+    store.write(changed('a', 'pending', 12, change('pending.unseen', 'pending.seen', 'TX_SEEN', 12)));
+    store.write(changed('a', 'confirming', 13, change('pending.seen', 'confirming', 'TX_MINED', 13)));
+    // A write that is not a change adds no row.
+    store.write(changed('a', 'confirming', 14));
+    store.write(changed('a', 'confirmed', 15, change('confirming', 'confirmed', 'NEW_HEAD', 15)));
+    const expected = ['START', 'TX_SEEN', 'TX_MINED', 'NEW_HEAD'];
+    expect((await allHistory(store, 'a', 100)).map((e) => e.event)).toEqual(expected);
+    await store.flush();
+    const after = await allHistory(store, 'a', 3);
+    expect(after.map((e) => e.event)).toEqual(expected);
+    expect(after.map((e) => e.to)).toEqual(['pending.unseen', 'pending.seen', 'confirming', 'confirmed']);
+    expect(after.every((e) => e.trackerId === 'a')).toBe(true);
+    const seqs = after.map((e) => e.seq);
+    expect([...seqs].sort((x, y) => x - y)).toEqual(seqs);
+    expect(new Set(seqs).size).toBe(4);
+    expect((await allHistory(store, 'a', 1)).map((e) => e.seq)).toEqual(seqs);
+    expect((await allHistory(store, 'b', 10)).map((e) => e.event)).toEqual(['START']);
+    expect((await store.history('nobody', { limit: 10 })).items).toEqual([]);
+    expect((await store.get('a'))!.change).toBeUndefined();
+    // Pages written while a page was read go on after it.
+    store.write(changed('a', 'confirmed', 16, change('confirmed', 'confirmed', 'STOP', 16)));
+    const page = await store.history('a', { limit: 4, cursor: (await store.history('a', { limit: 3 })).nextCursor });
+    expect(page.items.map((e) => e.event)).toEqual(['NEW_HEAD', 'STOP']);
+    // Every column comes back as written.
+    const detail = { failure: { reason: 'replaced', detail: 'replaced by 0x…' }, replacedBy: hashOf(8) };
+    const full = { ...change('pending.seen', 'failed', 'TX_REPLACED', 20), blockNumber: 7, blockHash: hashOf(7) };
+    store.write(changed('x', 'failed', 20, { ...full, restarts: 2, reorgs: 1, detail }));
+    await store.close();
+    const reader = await factory.open('history');
+    const [entry] = (await reader.history('x', { limit: 1 })).items;
+    expect(entry).toEqual({ seq: entry!.seq, trackerId: 'x', ...full, restarts: 2, reorgs: 1, detail });
+    await reader.close();
+  });
+
+  it('prunes the history of trackers that ended before the cutoff only; seqs are never handed out again', async () => {
+    const store = await factory.open('prune');
+    const write = (id: string, state: TrackerRecord['state'], at: number, from: string | null) =>
+      store.write(
+        changed(
+          id,
+          state,
+          at,
+          change(from, state === 'pending' ? 'pending.unseen' : state, from ? 'TX_MINED' : 'START', at),
+        ),
+      );
+    write('live', 'pending', 10, null);
+    write('old-end', 'pending', 20, null);
+    write('old-end', 'confirmed', 30, 'pending.unseen');
+    write('live', 'confirming', 40, 'pending.unseen');
+    write('new-end', 'pending', 50, null);
+    write('new-end', 'failed', 900, 'pending.unseen');
+    await store.flush();
+    const events = async (id: string) => (await store.history(id, { limit: 100 })).items.map((e) => e.event);
+    const newest = Math.max(...(await allHistory(store, 'new-end', 10)).map((e) => e.seq));
+    expect(await store.pruneHistory(500, 1000)).toBe(2);
+    expect(await events('old-end')).toEqual([]);
+    expect(await events('live')).toEqual(['START', 'TX_MINED']);
+    expect(await events('new-end')).toEqual(['START', 'TX_MINED']);
+    for (const id of ['live', 'old-end', 'new-end']) expect(await store.get(id)).toBeDefined();
+    expect(await store.pruneHistory(500, 1000)).toBe(0);
+    expect(await store.pruneHistory(1000, 1000)).toBe(2);
+    expect(await events('new-end')).toEqual([]);
+    expect(await events('live')).toEqual(['START', 'TX_MINED']);
+    await store.close();
+    // The newest rows are gone; a store opened again numbers on past them.
+    const again = await factory.open('prune');
+    again.write(changed('later', 'pending', 2000, change(null, 'pending.unseen', 'START', 2000)));
+    await again.flush();
+    expect((await again.history('later', { limit: 1 })).items[0]!.seq).toBeGreaterThan(newest);
+    await again.close();
   });
 
   // The rows' encoding (src/store/row.ts), shared by both stores.
