@@ -149,10 +149,10 @@ describeWithPostgres('failover: an instance killed with SIGKILL', () => {
     // (A listing shows an owner's writes a moment before they commit: wait for the last commits.)
     const changes = await waitUntil(
       async () => {
-        const rows = await cluster.query<{ tracker_id: string; row: string }>(
-          'SELECT tracker_id, row FROM cluster_changes ORDER BY seq',
+        const rows = await cluster.query<{ tracker_id: string; to_state: string }>(
+          'SELECT tracker_id, to_state FROM tracker_history ORDER BY seq',
         );
-        const confirmed = rows.filter(({ row }) => (JSON.parse(row) as unknown[])[2] === 'confirmed');
+        const confirmed = rows.filter((row) => row.to_state.startsWith('confirmed'));
         return confirmed.length >= TRACKERS ? rows : undefined;
       },
       'every confirmation to be in the change log',
@@ -160,9 +160,8 @@ describeWithPostgres('failover: an instance killed with SIGKILL', () => {
     );
     const rank: Record<string, number> = { pending: 0, confirming: 1, confirmed: 2 };
     const byTracker = new Map<string, number[]>();
-    for (const { tracker_id: id, row } of changes) {
-      const state = (JSON.parse(row) as unknown[])[2] as string;
-      byTracker.set(id, [...(byTracker.get(id) ?? []), rank[state] ?? -1]);
+    for (const { tracker_id: id, to_state: to } of changes) {
+      byTracker.set(id, [...(byTracker.get(id) ?? []), rank[to.split('.')[0]!] ?? -1]);
     }
     expect(byTracker.size).toBe(TRACKERS);
     for (const [id, ranks] of byTracker) {

@@ -2,11 +2,14 @@ import type { Notification, Pool, PoolClient } from 'pg';
 import type { ChangeSource } from '../api/sse.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Tracker } from '../runtime/tracker-view.js';
-import { type RowValues, fromRow } from '../store/row.js';
-import type { TrackerRecord } from '../store/types.js';
+import { COLUMNS, type RowValues, fromRow } from '../store/row.js';
+import type { TrackerChangeDetail, TrackerRecord } from '../store/types.js';
 import type { Queryable } from './schema.js';
 
 const CHANGES_CHANNEL = 'tx_tracker_changes';
+const TRACKER_COLUMNS = COLUMNS.split(', ')
+  .map((column) => `t.${column}`)
+  .join(', ');
 /** The advisory lock that orders the change log's appends: one commit appends at a time, so seq order is commit order. */
 const CHANGES_LOCK = 0x7472616b;
 
@@ -16,17 +19,29 @@ export interface ChangeLogOptions {
   pollMs?: number;
   /** Changes a new reader starts with, for `Last-Event-ID` replay (default 10,000). */
   replay?: number;
-  /** Changes kept in the table; older ones are deleted (default 100,000). */
-  keep?: number;
   logger: Logger;
 }
 
+/** A `tracker_history` row joined with its tracker's row, as the tail reads it. */
+type Joined = [
+  seq: string,
+  toState: string,
+  at: number,
+  blockNumber: string | null,
+  blockHash: string | null,
+  restarts: number,
+  reorgs: number,
+  detail: string | null,
+  ...row: RowValues,
+];
+
 /**
- * The cluster's change feed: every commit appends its rows to `cluster_changes` in its own
- * transaction (`append`, from the store's commit hook, after the fencing check: a fenced write
- * never shows), under an advisory lock so that the global `seq` grows in commit order and a reader
- * that has seen `seq` n has seen every change before it. Each instance tails the table and feeds its
- * `GET /events` with ids that are the `seq`, the same on every instance.
+ * The cluster's change feed is the change log, `tracker_history`: every commit appends its changes
+ * there in its own transaction, after the fencing check (a fenced write never shows). Commits take
+ * one advisory lock before their history rows draw their `seq` (`lock`, from the store's commit hook)
+ * and hold it until they end, so `seq` order is commit order: a reader that has seen `seq` n has seen
+ * every change before it. Each instance tails the log and feeds its `GET /events` with ids that are
+ * the `seq`, the same on every instance.
  *
  * @example
  * const log = new ChangeLog({ pool, logger });
@@ -42,20 +57,17 @@ export class ChangeLog {
   private again = false;
   private started = false;
   private stopped = false;
-  private lastPrune = 0;
 
   constructor(private readonly options: ChangeLogOptions) {}
 
-  /** Append the committed rows, inside the commit's transaction. */
-  static async append(client: Queryable, rows: ReadonlyMap<string, RowValues>): Promise<void> {
-    if (rows.size === 0) return;
+  /** Inside a commit, before its history rows are numbered: one commit appends at a time. */
+  static async lock(client: Queryable): Promise<void> {
     await client.query('SELECT pg_advisory_xact_lock($1)', [CHANGES_LOCK]);
-    await client.query(
-      `WITH appended AS (
-         INSERT INTO cluster_changes (tracker_id, row) SELECT * FROM unnest($1::text[], $2::text[]) RETURNING 1
-       ) SELECT pg_notify('${CHANGES_CHANNEL}', '') FROM (SELECT 1 FROM appended LIMIT 1) one`,
-      [[...rows.keys()], [...rows.values()].map((row) => JSON.stringify(row))],
-    );
+  }
+
+  /** Inside a commit that appended changes: wake the readers when it commits. */
+  static async notify(client: Queryable): Promise<void> {
+    await client.query(`SELECT pg_notify('${CHANGES_CHANNEL}', '')`);
   }
 
   /** The `ChangeSource` for `GET /events`: rows become trackers with `describe`. */
@@ -87,7 +99,7 @@ export class ChangeLog {
     try {
       // Start from the last `replay` changes, so a client resuming from another instance finds them.
       const { rows } = await this.options.pool.query<{ max: string | null }>(
-        'SELECT max(seq) AS max FROM cluster_changes',
+        'SELECT max(seq) AS max FROM tracker_history',
       );
       this.last = Math.max(0, Number(rows[0]!.max ?? 0) - (this.options.replay ?? 10_000));
     } catch (error) {
@@ -121,33 +133,40 @@ export class ChangeLog {
   }
 
   private async readOnce(): Promise<void> {
-    const { rows } = await this.options.pool.query<{ seq: string; row: string }>(
-      'SELECT seq, row FROM cluster_changes WHERE seq > $1 ORDER BY seq LIMIT 5000',
-      [this.last],
-    );
-    for (const { seq, row } of rows) {
+    const { rows } = await this.options.pool.query<Joined>({
+      text: `SELECT h.seq, h.to_state, h.at, h.block_number, h.block_hash, h.restarts, h.reorgs, h.detail, ${TRACKER_COLUMNS}
+             FROM tracker_history h JOIN trackers t ON t.id = h.tracker_id
+             WHERE h.seq > $1 ORDER BY h.seq LIMIT 5000`,
+      values: [this.last],
+      rowMode: 'array',
+    });
+    for (const [seq, toState, at, blockNumber, blockHash, restarts, reorgs, detail, ...row] of rows) {
       const id = Number(seq);
       this.last = id;
       let tracker: Tracker;
       try {
-        tracker = this.describe!(fromRow(JSON.parse(row) as RowValues));
+        // The tracker as that change left it: its row for what does not change, the change for the rest.
+        const now = this.describe!(fromRow(row as RowValues));
+        const facts = detail === null ? {} : (JSON.parse(detail) as TrackerChangeDetail);
+        tracker = {
+          ...now,
+          state: toState.split('.')[0] as Tracker['state'],
+          blockNumber: blockNumber === null ? null : Number(blockNumber),
+          blockHash,
+          restarts,
+          reorgs,
+          updatedAt: new Date(at).toISOString(),
+          failure: (facts.failure ?? null) as Tracker['failure'],
+          replacedBy: facts.replacedBy ?? null,
+          ...(facts.confirmations !== undefined ? { confirmations: facts.confirmations } : {}),
+        };
       } catch (error) {
-        this.options.logger.warn({ err: error, seq: id }, 'a change log row could not be read; skipped');
+        this.options.logger.warn({ err: error, seq: id }, 'a change could not be read; skipped');
         continue;
       }
       for (const listener of this.listeners) listener(id, tracker);
     }
     if (rows.length === 5000) this.again = true;
-    await this.prune();
-  }
-
-  /** Now and then, delete all but the newest `keep` changes. */
-  private async prune(): Promise<void> {
-    if (Date.now() - this.lastPrune < 30_000) return;
-    this.lastPrune = Date.now();
-    await this.options.pool.query('DELETE FROM cluster_changes WHERE seq <= $1', [
-      this.last - (this.options.keep ?? 100_000),
-    ]);
   }
 
   private async listen(): Promise<void> {

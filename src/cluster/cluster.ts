@@ -27,10 +27,10 @@ export interface ClusterOptions {
   logger: Logger;
 }
 
-/** The PostgreSQL store's commit hook, as the cluster fills it: the fencing check, then the change log. */
+/** The PostgreSQL store's commit hook, as the cluster fills it: the fencing check, and the change log's order. */
 export interface ClusterCommitHook {
   beforeUpsert(client: Queryable, ids: readonly string[]): Promise<string[]>;
-  afterUpsert(client: Queryable, rows: ReadonlyMap<string, RowValues>): Promise<void>;
+  afterUpsert(client: Queryable, rows: ReadonlyMap<string, RowValues>, history: readonly unknown[]): Promise<void>;
 }
 
 export const DEFAULT_LEASE_TTL_MS = 10_000;
@@ -120,18 +120,22 @@ export class Cluster {
 
   /**
    * The store's commit hook: rows of shards this instance does not hold at its epoch are left out
-   * of the commit (and their shards stopped here); the rows that commit are appended to the change log.
+   * of the commit (and their shards stopped here); a commit that writes anything takes the change
+   * log's lock before its changes are numbered, and wakes the readers of the log.
    */
   readonly commitHook: ClusterCommitHook = {
-    afterUpsert: (client, rows) => ChangeLog.append(client, rows),
     beforeUpsert: async (client, ids) => {
       const shardsOf = new Map<string, number>();
       for (const id of ids) shardsOf.set(id, shardOf(id, this.shardCount));
       const rejected = await this.leases.fence(client, [...new Set(shardsOf.values())]);
-      if (rejected.size === 0) return [];
+      const dropped = rejected.size === 0 ? [] : ids.filter((id) => rejected.has(shardsOf.get(id)!));
       // After this commit's transaction: the runtime is not re-entered from inside the store.
-      queueMicrotask(() => this.leases.fenced(rejected));
-      return ids.filter((id) => rejected.has(shardsOf.get(id)!));
+      if (rejected.size > 0) queueMicrotask(() => this.leases.fenced(rejected));
+      if (dropped.length < ids.length) await ChangeLog.lock(client);
+      return dropped;
+    },
+    afterUpsert: async (client, _rows, history) => {
+      if (history.length > 0) await ChangeLog.notify(client);
     },
   };
 

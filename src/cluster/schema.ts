@@ -5,8 +5,8 @@ export const LEASES_CHANNEL = 'tx_tracker_leases';
 
 /**
  * The cluster's tables: live instances with their heartbeat, one lease row per shard (owner, fencing
- * epoch, expiry), the inbox of requests for trackers owned by another instance, and the change log
- * that every instance's `GET /events` reads. Idempotent; a
+ * epoch, expiry), and the inbox of requests for trackers owned by another instance. (The change feed
+ * every instance reads is the store's change log, `tracker_history`.) Idempotent; a
  * transaction-level advisory lock keeps instances starting together from racing on it.
  *
  * @example
@@ -41,12 +41,6 @@ export async function migrateCluster(pool: Pool, shardCount: number): Promise<vo
         answered_at timestamptz
       );
       CREATE INDEX IF NOT EXISTS cluster_inbox_open ON cluster_inbox (shard, id) WHERE answer IS NULL;
-      CREATE TABLE IF NOT EXISTS cluster_changes (
-        seq bigserial PRIMARY KEY,
-        tracker_id text NOT NULL,
-        row text NOT NULL,
-        at timestamptz NOT NULL DEFAULT now()
-      );
     `);
     await client.query(
       'INSERT INTO shard_leases (shard) SELECT generate_series(0, $1::int - 1) ON CONFLICT (shard) DO NOTHING',
