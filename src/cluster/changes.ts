@@ -10,8 +10,11 @@ const CHANGES_CHANNEL = 'tx_tracker_changes';
 const TRACKER_COLUMNS = COLUMNS.split(', ')
   .map((column) => `t.${column}`)
   .join(', ');
-/** The advisory lock that orders the change log's appends: one commit appends at a time, so seq order is commit order. */
-const CHANGES_LOCK = 0x7472616b;
+/**
+ * How long a reader waits for a change whose number is taken but not visible, before it goes on
+ * without it (its commit failed, or took longer than this: it is then missing from the feed).
+ */
+const HOLE_WAIT_MS = 5000;
 
 export interface ChangeLogOptions {
   pool: Pool;
@@ -37,11 +40,12 @@ type Joined = [
 
 /**
  * The cluster's change feed is the change log, `tracker_history`: every commit appends its changes
- * there in its own transaction, after the fencing check (a fenced write never shows). Commits take
- * one advisory lock before their history rows draw their `seq` (`lock`, from the store's commit hook)
- * and hold it until they end, so `seq` order is commit order: a reader that has seen `seq` n has seen
- * every change before it. Each instance tails the log and feeds its `GET /events` with ids that are
- * the `seq`, the same on every instance.
+ * there in its own transaction, after the fencing check (a fenced write never shows). Each instance
+ * tails the log and feeds its `GET /events` with ids that are the `seq`, the same on every instance.
+ * Commits number their changes and then commit in any order, so the log is read as a gapless
+ * sequence: a change is given only once every change numbered before it has been, and a number
+ * missing for `HOLE_WAIT_MS` (a commit rolled back, an instance killed mid-commit, history pruned)
+ * is passed over. Writers never wait for each other for it.
  *
  * @example
  * const log = new ChangeLog({ pool, logger });
@@ -57,13 +61,10 @@ export class ChangeLog {
   private again = false;
   private started = false;
   private stopped = false;
+  /** Since when the next change after `last` has been missing while later ones are visible. */
+  private holeSince: number | undefined;
 
   constructor(private readonly options: ChangeLogOptions) {}
-
-  /** Inside a commit, before its history rows are numbered: one commit appends at a time. */
-  static async lock(client: Queryable): Promise<void> {
-    await client.query('SELECT pg_advisory_xact_lock($1)', [CHANGES_LOCK]);
-  }
 
   /** Inside a commit that appended changes: wake the readers when it commits. */
   static async notify(client: Queryable): Promise<void> {
@@ -142,6 +143,15 @@ export class ChangeLog {
     });
     for (const [seq, toState, at, blockNumber, blockHash, restarts, reorgs, detail, ...row] of rows) {
       const id = Number(seq);
+      if (id !== this.last + 1 && this.last > 0) {
+        // A change numbered before this one is not visible: its commit is still under way (commits
+        // draw their numbers, then commit, in any order), or it will never be (rolled back, its
+        // instance died, pruned). Wait for it a while, unless the change after the hole is itself old.
+        const now = Date.now();
+        this.holeSince ??= now;
+        if (now - this.holeSince < HOLE_WAIT_MS && now - at < HOLE_WAIT_MS) break;
+      }
+      this.holeSince = undefined;
       this.last = id;
       let tracker: Tracker;
       try {

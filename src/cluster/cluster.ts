@@ -27,7 +27,7 @@ export interface ClusterOptions {
   logger: Logger;
 }
 
-/** The PostgreSQL store's commit hook, as the cluster fills it: the fencing check, and the change log's order. */
+/** The PostgreSQL store's commit hook, as the cluster fills it: the fencing check, and a wake-up for the change log's readers. */
 export interface ClusterCommitHook {
   beforeUpsert(client: Queryable, ids: readonly string[]): Promise<string[]>;
   afterUpsert(client: Queryable, rows: ReadonlyMap<string, RowValues>, history: readonly unknown[]): Promise<void>;
@@ -120,8 +120,8 @@ export class Cluster {
 
   /**
    * The store's commit hook: rows of shards this instance does not hold at its epoch are left out
-   * of the commit (and their shards stopped here); a commit that writes anything takes the change
-   * log's lock before its changes are numbered, and wakes the readers of the log.
+   * of the commit (and their shards stopped here); a commit that writes changes wakes the readers of
+   * the change log.
    */
   readonly commitHook: ClusterCommitHook = {
     beforeUpsert: async (client, ids) => {
@@ -131,7 +131,6 @@ export class Cluster {
       const dropped = rejected.size === 0 ? [] : ids.filter((id) => rejected.has(shardsOf.get(id)!));
       // After this commit's transaction: the runtime is not re-entered from inside the store.
       if (rejected.size > 0) queueMicrotask(() => this.leases.fenced(rejected));
-      if (dropped.length < ids.length) await ChangeLog.lock(client);
       return dropped;
     },
     afterUpsert: async (client, _rows, history) => {
