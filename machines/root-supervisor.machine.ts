@@ -20,6 +20,11 @@ export type RootSupervisorEvent =
    * shards they need at once.
    */
   | { type: 'ENSURE_SHARDS'; shards: readonly number[] }
+  /**
+   * These shards are no longer this process's (their leases were handed back or lost): each one
+   * stops its trackers and ends, and leaves the registry at once, so no lookup finds its trackers.
+   */
+  | { type: 'RELEASE_SHARDS'; shards: readonly number[] }
   | { type: 'SHUTDOWN' }
   | { type: `xstate.error.actor.${string}`; actorId: string; error: unknown }
   | { type: `xstate.done.actor.${string}`; actorId: string; output: unknown };
@@ -51,6 +56,8 @@ export const rootSupervisorMachine = setup({
   guards: {
     isAnyMissing: ({ context, event }) =>
       event.type === 'ENSURE_SHARDS' && event.shards.some((shard) => !(shard in context.shards)),
+    isAnyPresent: ({ context, event }) =>
+      event.type === 'RELEASE_SHARDS' && event.shards.some((shard) => shard in context.shards),
   },
 }).createMachine({
   id: 'root',
@@ -70,6 +77,20 @@ export const rootSupervisorMachine = setup({
               }
               return shards;
             },
+          }),
+        },
+        RELEASE_SHARDS: {
+          guard: 'isAnyPresent',
+          actions: enqueueActions(({ context, event, enqueue }) => {
+            const shards = { ...context.shards };
+            for (const shard of event.shards) {
+              const ref = shards[shard];
+              if (!ref) continue;
+              // Not stopChild: the shard must first take RELEASE (stopping its trackers); it ends itself.
+              enqueue.sendTo(ref, { type: 'RELEASE' });
+              delete shards[shard];
+            }
+            enqueue.assign({ shards });
           }),
         },
         'xstate.error.actor.*': {

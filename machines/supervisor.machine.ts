@@ -84,6 +84,11 @@ export type SupervisorEvent =
   | { type: 'TRACKER_ENDED'; id: string }
   | { type: 'SHUTDOWN' }
   /**
+   * The shard is no longer this process's to run (its lease was handed back or lost): stop its
+   * trackers without writing anything, tell the runtime which ones left, and end.
+   */
+  | { type: 'RELEASE' }
+  /**
    * A child (tracker or restore/give-up task) failed / finished. XState names these events after
    * the child (`xstate.error.actor.<id>`, `xstate.done.actor.<id>`) and caches the transitions
    * it looked up for every event type on the machine's state nodes, for good: memory per crashed
@@ -193,6 +198,8 @@ export const supervisorMachine = setup({
     trackerCrashed: (_, _params: { id: string; error: unknown; crashes: number; delayMs: number }) => {},
     trackerFinished: (_, _params: { id: string }) => {},
     trackerGivenUp: (_, _params: { id: string }) => {},
+    // Provided by the runtime: these trackers left with their shard (now run elsewhere).
+    trackersReleased: (_, _params: { ids: string[] }) => {},
     restoreFailed: (_, _params: { id: string; error: unknown }) => {},
   },
   guards: {
@@ -342,6 +349,16 @@ export const supervisorMachine = setup({
           // Trackers are not XState children of the shard (see createTracker): stopped here.
           actions: enqueueActions(({ context, enqueue }) => {
             for (const ref of context.trackers.values()) enqueue(stopChild(ref));
+          }),
+        },
+        // Like SHUTDOWN, and the runtime forgets the trackers (restarting ones too: their restore
+        // tasks end with the shard), so another owner can run them.
+        RELEASE: {
+          target: 'stopped',
+          actions: enqueueActions(({ context, enqueue }) => {
+            for (const ref of context.trackers.values()) enqueue(stopChild(ref));
+            const ids = [...context.trackers.keys(), ...Object.keys(context.restarting)];
+            enqueue({ type: 'trackersReleased', params: { ids } });
           }),
         },
       },

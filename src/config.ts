@@ -91,6 +91,15 @@ const ConfigSchema = z.object({
   POLL_INTERVAL_MS: int(10, 3_600_000).default(1000),
   MAX_RESTARTS: int(0, 1_000_000).default(DEFAULT_RESTART_POLICY.maxRestarts),
   RESTART_WINDOW_MS: int(1, 2 ** 31 - 1).default(DEFAULT_RESTART_POLICY.restartWindowMs),
+  /** With DATABASE_URL postgres://: a shard lease not renewed for this long may be taken by another instance. */
+  LEASE_TTL_MS: int(100, 3_600_000).default(10_000),
+  /** With DATABASE_URL postgres://: how often an instance renews its leases and rebalances. */
+  HEARTBEAT_MS: int(20, 3_600_000).default(2_000),
+  /** With DATABASE_URL postgres://: this instance's id among those sharing the database (default: host-pid-random). */
+  INSTANCE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'must be 1 to 128 letters, digits, _ . : -')
+    .optional(),
   /** Trackers that ended longer ago than this lose their history (`GET /trackers/:id/history`); 0 keeps it. */
   HISTORY_RETENTION_DAYS: int(0, 36_500).default(30),
   /** Addresses, CIDR ranges or host names webhooks may reach although private or loopback. */
@@ -281,6 +290,13 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     const name = String(issue.path[0]);
     const shown = name === 'API_TOKEN' ? '<hidden>' : JSON.stringify(input[name]);
     throw new ConfigError(`invalid configuration: ${name} ${issue.message} (got ${shown})`);
+  }
+  if (parsed.data.HEARTBEAT_MS * 2 > parsed.data.LEASE_TTL_MS) {
+    throw invalid(
+      'HEARTBEAT_MS',
+      `must be at most half of LEASE_TTL_MS (${parsed.data.LEASE_TTL_MS}), so a lease is renewed before it runs out`,
+      input.HEARTBEAT_MS ?? String(parsed.data.HEARTBEAT_MS),
+    );
   }
   const inspect = parsed.data.INSPECT;
   const inspectFilter = inspect === undefined ? undefined : ['1', 'true', '*'].includes(inspect) ? '*' : inspect;

@@ -61,6 +61,21 @@ export class ShuttingDownError extends TrackerSystemError {
   }
 }
 
+/**
+ * An error another instance answered with, for a tracker it owns (src/cluster): the status and code
+ * are the owner's, so the answer means the same whichever instance was asked.
+ */
+export class ForwardedError extends TrackerSystemError {
+  override name = 'ForwardedError';
+  constructor(
+    readonly status: number,
+    code: string,
+    shortMessage: string,
+  ) {
+    super(code, shortMessage);
+  }
+}
+
 /** A failed store read as the `StoreError` callers get. */
 export function storeReadError(error: unknown): StoreError {
   return error instanceof StoreError ? error : new StoreError('the store could not be read', error);

@@ -1,5 +1,6 @@
 import { type Inspection, createInspection } from './api/inspector.js';
 import { type DashboardAssets, buildDashboard } from './api/dashboard.js';
+import { Cluster } from './cluster/cluster.js';
 import { type InspectorRelay, reachableHost, startInspectorRelay } from './api/inspector-relay.js';
 import { type RunningServer, startServer, storeIsReachable } from './api/server.js';
 import type { Config } from './config.js';
@@ -10,7 +11,7 @@ import { redact } from './chain/errors.js';
 import type { TrackerSink } from './chain/watcher-state.js';
 import { type TrackerSystem, createTrackerSystem } from './runtime/system.js';
 import { startHistoryRetention } from './store/history-retention.js';
-import { databaseLocation, openStore } from './store/index.js';
+import { PostgresStore, databaseLocation, openStore } from './store/index.js';
 import { MemoryStore } from './store/memory.js';
 import type { SnapshotStore } from './store/types.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
@@ -93,6 +94,23 @@ export async function startService(config: Config, logger: Logger, options: Serv
   // A start that fails part way stops what it had started, last first (the embedded anvil too),
   // and then fails with the error that stopped it.
   const started: Array<{ what: string; stop: () => unknown }> = [{ what: 'store', stop: () => store.close() }];
+  // Several instances share a PostgreSQL database: each runs the shards it holds a lease on.
+  let cluster: Cluster | undefined;
+  if (/^postgres(ql)?:\/\//.test(config.DATABASE_URL)) {
+    try {
+      cluster = await Cluster.open({
+        url: config.DATABASE_URL,
+        instanceId: config.INSTANCE_ID,
+        leaseTtlMs: config.LEASE_TTL_MS,
+        heartbeatMs: config.HEARTBEAT_MS,
+        logger,
+      });
+    } catch (error) {
+      await store.close().catch(() => {});
+      throw error;
+    }
+    fenceCommits(store, cluster);
+  }
   const failStart = async (error: unknown): Promise<never> => {
     for (const { what, stop } of started.reverse()) {
       await Promise.resolve()
@@ -192,12 +210,23 @@ export async function startService(config: Config, logger: Logger, options: Serv
       restartPolicy: { maxRestarts: config.MAX_RESTARTS, restartWindowMs: config.RESTART_WINDOW_MS },
       logger,
       ...(inspection ? { inspect: inspection.observe } : {}),
+      // In a cluster, the shards' leases decide what is brought back, and when.
+      ...(cluster ? { placement: cluster.placement, rehydrate: false } : {}),
     });
   } catch (error) {
     return failStart(error);
   }
   const running = system;
   started.push({ what: 'tracker system', stop: () => running.shutdown({ stopActors: false }) });
+  if (cluster) {
+    const member = cluster;
+    started.push({ what: 'cluster membership', stop: () => member.stop() });
+    try {
+      await member.start(system);
+    } catch (error) {
+      return failStart(error);
+    }
+  }
   const stopRetention =
     config.HISTORY_RETENTION_DAYS > 0
       ? startHistoryRetention(store, {
@@ -249,11 +278,13 @@ export async function startService(config: Config, logger: Logger, options: Serv
         replay: config.SSE_REPLAY_EVENTS,
         replayBytes: config.SSE_REPLAY_BYTES,
         stallTimeoutMs: config.SSE_STALL_TIMEOUT_MS,
+        // In a cluster, every instance's changes, with ids valid on every instance.
+        ...(cluster ? { changes: cluster.changeSource(system) } : {}),
       },
       // Ready while the store answers and some chain is followed: one chain's dead node stalls only
       // its own trackers, and says so in `chains`.
       readiness: async () => ({
-        store: await storeIsReachable(store),
+        store: (await storeIsReachable(store)) && (cluster?.stats().connected ?? true),
         chain: chains.list.some(serving),
         chains: Object.fromEntries(chains.list.map((chain) => [chain.name, rpcStatus(chain.watcher.health())])),
       }),
@@ -286,6 +317,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
           lag: chain.watcher.blockLag() ?? null,
         };
       },
+      ...(cluster ? { cluster: clusterView(cluster, system) } : {}),
     });
   } catch (error) {
     return failStart(error);
@@ -319,11 +351,32 @@ export async function startService(config: Config, logger: Logger, options: Serv
       // No chain fact after this; then every write durable. The process exits next, so the actors
       // are left inert rather than torn down one by one (seconds at 100,000 trackers).
       await chains.stop();
+      // Leases handed back at once (their trackers' writes durable first): others take them now.
+      await cluster?.stop();
       await running.shutdown({ stopActors: false });
       await webhooks?.stop();
       await stopInspection();
       await stopRetention();
       await store.close();
     },
+  };
+}
+
+/** Every commit of the store checks this instance's leases on the rows' shards in its transaction. */
+function fenceCommits(store: SnapshotStore, cluster: Cluster): void {
+  if (!(store instanceof PostgresStore)) throw new Error('a cluster needs the PostgreSQL store');
+  store.setCommitHook(cluster.commitHook);
+}
+
+/** `GET /cluster`: this instance, the shards it holds and those it runs trackers of. */
+function clusterView(cluster: Cluster, system: TrackerSystem): () => object {
+  return () => {
+    const stats = cluster.stats();
+    return {
+      ...stats,
+      shards: cluster.leases.ownedShards(),
+      liveShards: system.occupiedShards(),
+      live: system.stats().live,
+    };
   };
 }

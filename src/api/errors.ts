@@ -1,7 +1,14 @@
 import { STATUS_CODES, maxHeaderSize } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { z } from 'zod';
-import { IdConflictError, InvalidInputError, ShuttingDownError, StoreError, TrackerSystemError } from '../errors.js';
+import {
+  ForwardedError,
+  IdConflictError,
+  InvalidInputError,
+  ShuttingDownError,
+  StoreError,
+  TrackerSystemError,
+} from '../errors.js';
 import type { Logger } from '../runtime/logger.js';
 
 /**
@@ -62,6 +69,7 @@ export function fromZodError(error: z.ZodError, fallback: string): ApiError {
 export function toHttpError(error: unknown): { status: number; body: ErrorBody } {
   const make = (status: number, code: string, message: string) => ({ status, body: { error: { code, message } } });
   if (error instanceof ApiError) return make(error.status, error.code, error.message);
+  if (error instanceof ForwardedError) return make(error.status, error.code, error.shortMessage);
   if (error instanceof InvalidInputError) return make(400, error.code, error.shortMessage);
   if (error instanceof IdConflictError) return make(409, error.code, error.shortMessage);
   if (error instanceof StoreError || error instanceof ShuttingDownError)

@@ -53,6 +53,8 @@ export interface ServerOptions {
   webhooks?: { allow: AllowList; dispatcher?: WebhookDispatcher | undefined };
   /** How long `close()` waits for in-flight requests before cutting connections (default 10 s). */
   closeTimeoutMs?: number;
+  /** This instance's part in a cluster, for `GET /cluster` (unset: a single instance, 404). */
+  cluster?: () => object;
 }
 
 export interface RunningServer {
@@ -107,6 +109,15 @@ const opsDocs: RouteDoc[] = [
     path: '/openapi.json',
     summary: 'This document',
     responses: { 200: { description: 'OpenAPI 3.1' } },
+  },
+  {
+    method: 'get',
+    path: '/cluster',
+    summary: 'This instance in a cluster (DATABASE_URL postgres://): its id, shards held, live instances',
+    responses: {
+      200: { description: 'instanceId, instances, share, shards, liveShards, live' },
+      404: { description: 'cluster_disabled: a single instance', schema: 'Error' },
+    },
   },
   {
     method: 'get',
@@ -243,6 +254,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     res.json(openapi);
   });
   app.get('/events', feed.handler());
+  app.get('/cluster', (_req, res) => {
+    if (!options.cluster) {
+      res
+        .status(404)
+        .json({ error: { code: 'cluster_disabled', message: 'a single instance (DATABASE_URL is not postgres://)' } });
+      return;
+    }
+    res.json(options.cluster());
+  });
   app.get('/inspect', (_req, res) => {
     if (!options.inspection) {
       res.status(404).json({ error: { code: 'inspect_disabled', message: 'start the server with INSPECT set' } });

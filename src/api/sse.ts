@@ -22,8 +22,10 @@ interface Change {
 interface Client {
   res: Response;
   trackerId: string | undefined;
-  /** The id of the last change this client was given or passed over (not its audience). */
-  cursor: number;
+  /** Ring position (absolute) of the next change to give or pass over. */
+  position: number;
+  /** Changes with ids up to this one are skipped (a client resuming ahead of this instance's feed). */
+  after: number;
   /** Waiting for its socket to drain: changes wait in the ring meanwhile. */
   waiting: boolean;
   closed: boolean;
@@ -41,6 +43,18 @@ export interface ChangeFeedOptions {
   stallTimeoutMs?: number;
   /** Comment line sent to keep proxies from closing idle streams (default 15 s). */
   heartbeatMs?: number;
+  /**
+   * Tracker changes numbered elsewhere (several instances share one change log, src/cluster),
+   * instead of this system's own changes numbered here: their ids are the log's, the same on every
+   * instance, so `Last-Event-ID` holds across instances.
+   */
+  changes?: ChangeSource;
+}
+
+/** Tracker changes with ids from a shared, increasing sequence (ids may skip numbers). */
+export interface ChangeSource {
+  /** The changes kept for replay first (oldest first), then each new one; returns the unsubscribe function. */
+  subscribe(listener: (id: number, tracker: Tracker) => void): () => void;
 }
 
 export interface ChangeFeedStats {
@@ -78,9 +92,15 @@ const RETRY_AFTER_SECONDS = 5;
  * app.get('/events', feed.handler());
  */
 export class ChangeFeed {
-  /** The ring: kept changes from index `first` on, in id order with no gaps; older slots emptied. */
+  /**
+   * The ring: kept changes at absolute positions [`first`, `end`), in id order (no gaps unless the
+   * ids come from a `ChangeSource`); `changes[0]` is position `offset`, older slots emptied.
+   */
   private changes: Array<Change | undefined> = [];
   private first = 0;
+  private end = 0;
+  private offset = 0;
+  private readonly external: boolean;
   private keptBytes = 0;
   private nextId = 1;
   private readonly clients = new Set<Client>();
@@ -102,9 +122,12 @@ export class ChangeFeed {
     this.maxClients = options.maxClients ?? 100;
     this.stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
     this.system = system;
-    this.unsubscribe = system.subscribe((tracker) =>
-      this.publish(tracker.id, 'all', JSON.stringify(tracker), 'tracker'),
-    );
+    this.external = options.changes !== undefined;
+    this.unsubscribe = options.changes
+      ? options.changes.subscribe((id, tracker) =>
+          this.publish(tracker.id, 'all', JSON.stringify(tracker), 'tracker', id),
+        )
+      : system.subscribe((tracker) => this.publish(tracker.id, 'all', JSON.stringify(tracker), 'tracker'));
     this.unsubscribeHeads = system.subscribeHeads((blockNumber, chainId) => this.publishHead(blockNumber, chainId));
     this.heartbeat = setInterval(() => this.broadcastComment('heartbeat'), options.heartbeatMs ?? 15_000).unref();
   }
@@ -113,7 +136,7 @@ export class ChangeFeed {
   stats(): ChangeFeedStats {
     let bufferedBytes = 0;
     for (const client of this.clients) bufferedBytes += client.res.writableLength;
-    const keptChanges = this.changes.length - this.first;
+    const keptChanges = this.end - this.first;
     return {
       clients: this.clients.size,
       bufferedBytes,
@@ -149,12 +172,13 @@ export class ChangeFeed {
       const client: Client = {
         res,
         trackerId: only,
-        cursor: this.lastId,
+        position: this.end,
+        after: -1,
         waiting: false,
         closed: false,
         stallTimer: undefined,
       };
-      if (lastEventId !== undefined) client.cursor = this.resumeAfter(res, lastEventId);
+      if (lastEventId !== undefined) this.resumeAfter(client, lastEventId);
       this.clients.add(client);
       res.on('close', () => {
         client.closed = true;
@@ -185,11 +209,33 @@ export class ChangeFeed {
   }
 
   private get oldestId(): number {
-    return this.changes[this.first]?.id ?? this.nextId;
+    return this.at(this.first)?.id ?? this.nextId;
   }
 
-  private publish(trackerId: string | undefined, audience: Change['audience'], data: string, event: string): void {
-    const id = this.nextId++;
+  private at(position: number): Change | undefined {
+    return this.changes[position - this.offset];
+  }
+
+  /**
+   * Heads and followers' counts are this instance's own: with ids from a `ChangeSource` they carry
+   * the id of the last change (a client resuming from one misses no change).
+   */
+  private publish(
+    trackerId: string | undefined,
+    audience: Change['audience'],
+    data: string,
+    event: string,
+    sourceId?: number,
+  ): void {
+    let id: number;
+    if (sourceId !== undefined) {
+      // A source's change at or below the newest kept (a replay overlapping what came live) is not kept twice.
+      if (sourceId <= this.lastId) return;
+      id = sourceId;
+      this.nextId = sourceId + 1;
+    } else {
+      id = this.external ? this.lastId : this.nextId++;
+    }
     const frame = `id: ${id}\nevent: ${event}\ndata: ${data}\n\n`;
     this.keep({ id, trackerId, audience, frame, bytes: Buffer.byteLength(frame) });
     // Once per turn, not once per change: a burst of changes goes out in a few writes per stream.
@@ -208,19 +254,19 @@ export class ChangeFeed {
   /** Add a change to the ring, then drop the oldest while the ring is over its count or bytes. */
   private keep(change: Change): void {
     this.changes.push(change);
+    this.end++;
     this.keptBytes += change.bytes;
     // The newest change always stays, so live streams find it.
-    while (
-      this.changes.length - this.first > 1 &&
-      (this.changes.length - this.first > this.replay || this.keptBytes > this.replayBytes)
-    ) {
-      this.keptBytes -= this.changes[this.first]!.bytes;
-      this.changes[this.first++] = undefined;
+    while (this.end - this.first > 1 && (this.end - this.first > this.replay || this.keptBytes > this.replayBytes)) {
+      this.keptBytes -= this.at(this.first)!.bytes;
+      this.changes[this.first - this.offset] = undefined;
+      this.first++;
     }
     // Compact now and then, so the array neither grows without end nor shifts on every change.
-    if (this.first >= 1024 && this.first * 2 >= this.changes.length) {
-      this.changes = this.changes.slice(this.first);
-      this.first = 0;
+    const emptied = this.first - this.offset;
+    if (emptied >= 1024 && emptied * 2 >= this.changes.length) {
+      this.changes = this.changes.slice(emptied);
+      this.offset = this.first;
     }
   }
 
@@ -244,13 +290,35 @@ export class ChangeFeed {
   /**
    * Where a client resuming after `lastEventId` starts. When changes it missed have left the ring,
    * or the id is newer than any change (ids restart with the process), it is told to re-list first.
+   * With ids from a shared source, a newer id is one this instance has not caught up with yet: the
+   * client waits for the changes after it, with no gap.
    */
-  private resumeAfter(res: Response, lastEventId: number): number {
+  private resumeAfter(client: Client, lastEventId: number): void {
     const oldestId = this.oldestId;
-    if (lastEventId + 1 >= oldestId && lastEventId <= this.lastId) return lastEventId;
+    if (lastEventId + 1 >= oldestId && lastEventId <= this.lastId) {
+      client.position = this.positionAfter(lastEventId);
+      client.after = lastEventId;
+      return;
+    }
+    if (lastEventId > this.lastId && this.external) {
+      client.after = lastEventId;
+      return;
+    }
     const message = `changes after ${lastEventId} are not kept: re-list with GET /trackers, then go on with this stream`;
-    res.write(`event: gap\ndata: ${JSON.stringify({ lastEventId, oldestId, message })}\n\n`);
-    return lastEventId > this.lastId ? this.lastId : oldestId - 1;
+    client.res.write(`event: gap\ndata: ${JSON.stringify({ lastEventId, oldestId, message })}\n\n`);
+    client.position = lastEventId > this.lastId ? this.end : this.first;
+  }
+
+  /** The position of the first kept change with an id above `id` (ids never decrease along the ring). */
+  private positionAfter(id: number): number {
+    let low = this.first;
+    let high = this.end;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.at(middle)!.id > id) high = middle;
+      else low = middle + 1;
+    }
+    return low;
   }
 
   /**
@@ -262,22 +330,22 @@ export class ChangeFeed {
     const chunk = this.nextChunk(client);
     if (!chunk) return;
     if (!client.res.write(chunk)) this.waitForDrain(client);
-    else if (client.cursor < this.lastId) this.schedulePump();
+    else if (client.position < this.end) this.schedulePump();
   }
 
   /** The next frames for a client, up to about `CHUNK_CHARS`; undefined when it was cut off. */
   private nextChunk(client: Client): string | undefined {
     let chunk = '';
-    while (client.cursor < this.lastId && chunk.length < CHUNK_CHARS) {
-      const next = client.cursor + 1;
-      if (next < this.oldestId) {
+    while (client.position < this.end && chunk.length < CHUNK_CHARS) {
+      if (client.position < this.first) {
         // Behind by more than the ring holds: it reconnects, replays what is kept, and is told of the gap.
         this.drop(client);
         return undefined;
       }
-      const change = this.changes[this.first + (next - this.oldestId)]!;
-      client.cursor = next;
-      if (reaches(change, client.trackerId)) chunk += change.frame;
+      const change = this.at(client.position++)!;
+      // Heads carry the last change's id (with a source): only changes are skipped by `after`.
+      if ((change.audience !== 'all' || change.id > client.after) && reaches(change, client.trackerId))
+        chunk += change.frame;
     }
     return chunk;
   }

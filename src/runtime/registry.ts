@@ -49,6 +49,23 @@ export class ShardRegistry {
     if (missing.length > 0) this.root.send({ type: 'ENSURE_SHARDS', shards: missing });
   }
 
+  /** Stop these shards' trackers and forget the shards (they are run elsewhere now). */
+  release(shards: Iterable<number>): void {
+    const existing = this.root.getSnapshot().context.shards;
+    const present = [...shards].filter((shard) => shard in existing);
+    if (present.length > 0) this.root.send({ type: 'RELEASE_SHARDS', shards: present });
+  }
+
+  /** Shards with live or restarting trackers, ascending. */
+  occupied(): number[] {
+    const shards: number[] = [];
+    for (const shard of this.shards()) {
+      const { context } = shard.getSnapshot();
+      if (context.trackers.size > 0 || Object.keys(context.restarting).length > 0) shards.push(context.shard);
+    }
+    return shards.sort((a, b) => a - b);
+  }
+
   /** Every shard supervisor that exists. */
   shards(): SupervisorRef[] {
     return Object.values(this.root.getSnapshot().context.shards);

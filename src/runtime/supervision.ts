@@ -30,6 +30,8 @@ export interface SupervisionEffects {
   /** The tracker left the registry for good (ended, given up, or not restorable). */
   gone(id: string): void;
   givenUp(): void;
+  /** These trackers left with their shard (handed to another owner): forget them, write nothing. */
+  released(ids: readonly string[]): void;
   /** A shard supervisor failed (a bug) and was replaced: bring its trackers back. */
   shardRestarted(shard: number): void;
 }
@@ -73,6 +75,7 @@ export function startSupervision(effects: SupervisionEffects, options: Supervisi
           effects.givenUp();
           effects.gone(id);
         },
+        trackersReleased: (_, { ids }) => effects.released(ids),
         restoreFailed: (_, { id, error }) => {
           logger.error({ id, err: error }, 'tracker could not be restored');
           effects.gone(id);

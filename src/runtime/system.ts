@@ -53,6 +53,7 @@ import { type Tracker, ViewTexts, toTracker, topState } from './tracker-view.js'
 import type {
   ChainView,
   HeadListener,
+  Placement,
   SendResult,
   StartManyResult,
   StartOptions,
@@ -109,6 +110,7 @@ export class TrackerSystem {
   private readonly hooks: TrackerHooks;
   private readonly logger: Logger;
   private readonly faultInjection: boolean;
+  private readonly placement: Placement | undefined;
   private readonly now: () => number;
   private readonly quarantine: Quarantine;
   private readonly reader: StoredReader;
@@ -147,6 +149,7 @@ export class TrackerSystem {
     this.hooks = options.hooks ?? {};
     this.logger = options.logger ?? silentLogger;
     this.faultInjection = options.faultInjection ?? false;
+    this.placement = options.placement;
     this.now = options.now ?? Date.now;
     this.quarantine = new Quarantine({
       store: this.store,
@@ -184,6 +187,9 @@ export class TrackerSystem {
         },
         gone: (id) => this.gone(id),
         givenUp: () => void this.counters.crashLoops++,
+        released: (ids) => {
+          for (const id of ids) this.gone(id);
+        },
         shardRestarted: (shard) => void this.rehydrate(shard),
       },
       {
@@ -230,6 +236,8 @@ export class TrackerSystem {
     if (this.shuttingDown) throw new ShuttingDownError();
     // Undefined until the store has answered for that request.
     const results: Array<StartManyResult | undefined> = [];
+    /** Requests for trackers of shards another instance runs: answered by their owners. */
+    const remote: Array<{ index: number; request: StartRequest & { id: string }; shard: number }> = [];
     const pendingStored: Array<{
       index: number;
       id: string;
@@ -246,6 +254,13 @@ export class TrackerSystem {
           request.id === undefined ? (chain.isDefault ? txHash : `${chain.id}:${txHash}`) : normalizeId(request.id);
         const { requiredConfirmations, finality } =
           request.confirmations === undefined ? chain : parseConfirmations(request.confirmations);
+        // Another instance's tracker (several instances share the shards): its owner answers.
+        const shard = this.placement ? this.registry.shardIndex(id) : -1;
+        if (this.placement && !this.placement.owns(shard)) {
+          remote.push({ index: results.length, request: { ...request, id, txHash, chain: chain.id }, shard });
+          results.push(undefined);
+          continue;
+        }
         const live = this.lookup(id);
         if (live) {
           results.push(this.alreadyStarted(id, txHash, chain.id, live));
@@ -257,6 +272,17 @@ export class TrackerSystem {
         results.push({ status: 'error', error: asSystemError(error) });
       }
     }
+    const forwarded =
+      remote.length > 0
+        ? this.placement!.start(
+            remote.map((r) => r.request),
+            remote.map((r) => r.shard),
+          ).then(
+            (answers) => answers.forEach((answer, i) => (results[remote[i]!.index] = answer)),
+            (error: unknown) =>
+              remote.forEach((r) => (results[r.index] = { status: 'error', error: asSystemError(error) })),
+          )
+        : undefined;
     // Ids that are not live may have finished earlier, or be restarting: the store knows.
     const synchronous = this.reader.synchronous;
     const ids = pendingStored.map((p) => p.id);
@@ -316,6 +342,7 @@ export class TrackerSystem {
     // `already_started` waits too: after a failed flush a retried start finds the tracker live, and
     // must not be acknowledged before its first snapshot is durable.
     if (results.some((r) => r?.status === 'started' || r?.status === 'already_started')) await this.flush();
+    await forwarded;
     return results as StartManyResult[];
   }
 
@@ -371,6 +398,10 @@ export class TrackerSystem {
     const stamped = { ...event, at: event.at ?? this.now() };
     const nothingToSend = event.type === 'REBROADCAST' && this.hooks.canRebroadcast?.(key) === false;
     const ref = this.lookup(key);
+    if (!ref && this.placement) {
+      const shard = this.registry.shardIndex(key);
+      if (!this.placement.owns(shard)) return this.placement.send(key, shard, stamped);
+    }
     if (!ref || this.held.has(key)) {
       // Held at once, before any await: events keep the order they came in.
       const waits = this.waitsForIncarnation(key);
@@ -499,6 +530,10 @@ export class TrackerSystem {
    */
   async stop(id: string): Promise<Tracker | undefined> {
     const key = normalizeId(id);
+    if (this.placement && !this.lookup(key)) {
+      const shard = this.registry.shardIndex(key);
+      if (!this.placement.owns(shard)) return this.placement.stop(key, shard);
+    }
     if (this.waitsForIncarnation(key)) await this.held.restarted(key);
     const ref = this.lookup(key);
     if (ref) {
@@ -563,10 +598,13 @@ export class TrackerSystem {
   }
 
   /**
-   * Bring non-final trackers back from the store (all of them, or one shard's), in batches. A row
-   * that does not fit the machine is quarantined (failed, `incompatible_snapshot`), never run.
+   * Bring non-final trackers back from the store (all of them, or those of some shards), in batches.
+   * A row that does not fit the machine is quarantined (failed, `incompatible_snapshot`), never run.
+   * `current(shard)` false once the read is done: that shard changed hands meanwhile, and what was
+   * read for it is not started (a newer rehydration brings it).
    */
-  async rehydrate(onlyShard?: number): Promise<number> {
+  async rehydrate(only?: number | Iterable<number>, current?: (shard: number) => boolean): Promise<number> {
+    const shards = only === undefined ? undefined : new Set(typeof only === 'number' ? [only] : only);
     let count = 0;
     let quarantined = 0;
     /** Trackers of chains this system does not have, per chain id: kept as stored, not run. */
@@ -576,7 +614,8 @@ export class TrackerSystem {
     for await (const batch of this.store.loadLive(1000)) {
       for (const record of batch) {
         const shardIndex = this.registry.shardIndex(record.id);
-        if (onlyShard !== undefined && shardIndex !== onlyShard) continue;
+        if (shards !== undefined && !shards.has(shardIndex)) continue;
+        if (this.placement && !this.placement.owns(shardIndex)) continue;
         if (this.lookup(record.id)) continue;
         const snapshot = this.quarantine.runnableOrQuarantine(record);
         if (!snapshot) {
@@ -594,6 +633,12 @@ export class TrackerSystem {
         count++;
       }
     }
+    // A shard may have been released (or released and taken anew) while the store was read.
+    for (const shardIndex of byShard.keys()) {
+      if ((this.placement && !this.placement.owns(shardIndex)) || (current && !current(shardIndex))) {
+        byShard.delete(shardIndex);
+      }
+    }
     this.registry.ensure(byShard.keys());
     for (const [shardIndex, trackers] of byShard) this.registry.shard(shardIndex).send({ type: 'START', trackers });
     this.rehydrating.clear();
@@ -609,6 +654,32 @@ export class TrackerSystem {
       );
     }
     return count;
+  }
+
+  /**
+   * Stop these shards' trackers at once, writing nothing more for them: they are run by another
+   * instance now (their leases were handed back or lost). Events held for them are dropped.
+   *
+   * @example
+   * system.releaseShards([17, 18]);
+   */
+  releaseShards(shards: Iterable<number>): void {
+    this.registry.release(shards);
+  }
+
+  /** A stored row as the API shows it (its confirmations at its chain's head as known here). */
+  describe(record: TrackerRecord): Tracker {
+    return this.quarantine.trackerOf(record, this.headOf);
+  }
+
+  /** Shards that have live or restarting trackers here, ascending. */
+  occupiedShards(): number[] {
+    return this.registry.occupied();
+  }
+
+  /** Make every write so far durable (rejects when the store cannot). */
+  async flushWrites(): Promise<void> {
+    await this.flush();
   }
 
   /**

@@ -1,6 +1,6 @@
 import type { InspectionEvent, Observer } from 'xstate';
 import type { RestartPolicy, TrackerRef } from '../../machines/supervisor.machine.js';
-import type { Finality, TrackerContext, TrackerStateName } from '../../machines/tracker.machine.js';
+import type { Finality, TrackerContext, TrackerEvent, TrackerStateName } from '../../machines/tracker.machine.js';
 import type { TrackerSystemError } from '../errors.js';
 import type { SnapshotStore, TrackerChangeDetail } from '../store/types.js';
 import type { ChainInfo } from './chains.js';
@@ -50,6 +50,22 @@ export interface TrackerSystemOptions {
   rehydrate?: boolean;
   /** Per machine version step, how an older stored snapshot is taken up (see `SnapshotMigrations`). */
   migrations?: SnapshotMigrations;
+  /**
+   * Several instances share the trackers (src/cluster): which shards this one runs, and how a
+   * request for a tracker of another shard reaches its owner. Unset: every shard is this process's.
+   */
+  placement?: Placement;
+}
+
+/** Where trackers run when several instances share them: this one runs only the shards it owns. */
+export interface Placement {
+  owns(shard: number): boolean;
+  /** Start trackers (ids resolved) on the owners of their shards; a result per request, in order. */
+  start(requests: ReadonlyArray<StartRequest & { id: string }>, shards: readonly number[]): Promise<StartManyResult[]>;
+  /** `send` on the tracker's owner. */
+  send(id: string, shard: number, event: TrackerEvent): Promise<SendResult>;
+  /** `stop` on the tracker's owner. */
+  stop(id: string, shard: number): Promise<Tracker | undefined>;
 }
 
 export interface StartOptions {
@@ -65,8 +81,8 @@ export interface StartRequest extends StartOptions {
 }
 
 export type StartResult =
-  /** Spawned and registered; its first snapshot is durable. */
-  | { status: 'started'; tracker: Tracker; ref: TrackerRef }
+  /** Spawned and registered; its first snapshot is durable. `ref` is undefined when another instance runs it. */
+  | { status: 'started'; tracker: Tracker; ref: TrackerRef | undefined }
   /** That id is running (or restarting): no duplicate, like `{:error, {:already_started, pid}}`. */
   | { status: 'already_started'; tracker: Tracker; ref: TrackerRef | undefined }
   /** That id finished earlier; its final snapshot is returned. */

@@ -49,6 +49,8 @@ export const SUPERVISOR_MODEL_EVENTS = {
   gaveUp: { type: 'CHILD_DONE', actorId: giveUpId, output: undefined },
   giveUpFailed: { type: 'CHILD_FAILED', actorId: giveUpId, error: new Error('store down') },
   shutdown: { type: 'SHUTDOWN' },
+  /** The shard's lease was handed back or lost (several instances share the shards). */
+  release: { type: 'RELEASE' },
 } satisfies Record<string, SupervisorEvent>;
 
 type ModelSnapshot = { status: string; value: unknown; context: SupervisorContext; children: Record<string, unknown> };
@@ -69,7 +71,7 @@ function possibleEvents(s: ModelSnapshot): SupervisorEvent[] {
   if (s.status === 'done') return [];
   const e = SUPERVISOR_MODEL_EVENTS;
   // Starts and rehydration can race a live or restarting tracker, so they are always possible.
-  const events: SupervisorEvent[] = [e.start, e.rehydrate, e.startTwice, e.shutdown];
+  const events: SupervisorEvent[] = [e.start, e.rehydrate, e.startTwice, e.shutdown, e.release];
   const live = s.context.trackers.has(MODEL_ID);
   if (live) events.push(e.trackerCrashed, e.trackerCrashedStoredNow, e.trackerCrashedNothingStored, e.trackerFinished);
   if (restoreId in s.children) events.push(e.restoreLoaded, e.restoreFoundNothing, e.restoreFailed);
