@@ -269,8 +269,13 @@ export const trackerMachine = setup({
   guards: {
     isReverted: ({ event }) => event.type === 'TX_MINED' && event.status === 'reverted',
     isReorgOfOwnBlock: ({ context, event }) => event.type === 'BLOCK_REORGED' && event.blockHash === context.blockHash,
-    isHeadOnOrAfterOwnBlock: ({ context, event }) =>
-      event.type === 'NEW_HEAD' && context.blockNumber !== null && event.blockNumber >= context.blockNumber,
+    // A head that changes its count (either way: a shallower chain counts fewer); the same count again
+    // (a head it was mined at, a repeated head) is no change, so no write and no history row.
+    isHeadChangingOwnCount: ({ context, event }) =>
+      event.type === 'NEW_HEAD' &&
+      context.blockNumber !== null &&
+      event.blockNumber >= context.blockNumber &&
+      event.blockNumber - context.blockNumber + 1 !== context.confirmations,
     // Only trackers confirmed by a count: with finality, the FINALITY event decides.
     hasEnoughConfirmations: ({ context }) =>
       context.finality === null && context.confirmations >= context.requiredConfirmations,
@@ -350,7 +355,7 @@ export const trackerMachine = setup({
     confirming: {
       always: { guard: 'hasEnoughConfirmations', target: 'confirmed' },
       on: {
-        NEW_HEAD: { guard: 'isHeadOnOrAfterOwnBlock', actions: ['recordHead', 'touch'] },
+        NEW_HEAD: { guard: 'isHeadChangingOwnCount', actions: ['recordHead', 'touch'] },
         // Its block is at or below the chain's safe/finalized block, and still its block: a reorg
         // before that reaches it as BLOCK_REORGED, as for a count.
         FINALITY: { guard: 'isFinalityOnOrAfterOwnBlock', target: 'confirmed', actions: ['recordFinality', 'touch'] },
