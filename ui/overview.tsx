@@ -71,7 +71,9 @@ export function SupervisorPanel() {
   if (!machine) return null;
   return (
     <section aria-labelledby="supervisor-title" class="panel">
-      <h2 id="supervisor-title">Supervisors</h2>
+      <h2 id="supervisor-title">Supervisors on this instance</h2>
+      {/* Each instance of a cluster supervises its own shards' trackers: the counts above are cluster-wide, these are not. */}
+      <p class="muted">The shards and trackers this server process supervises.</p>
       {stats && (
         <dl class="stats" aria-live="polite">
           <div>
