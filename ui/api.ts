@@ -68,6 +68,14 @@ export async function readiness(): Promise<unknown> {
   return res.json();
 }
 
+/**
+ * The id of the newest change on `GET /events` now: every read made after this reflects the changes
+ * up to it, and a stream started after it gives every later one.
+ */
+export async function currentEventId(): Promise<number> {
+  return (await api<{ eventId: number }>('GET', '/trackers?limit=1')).eventId;
+}
+
 /** A tracker's whole change log, oldest first (a few pages at most: tens of changes each). */
 export async function trackerHistory(id: string): Promise<TrackerHistoryEntry[]> {
   const entries: TrackerHistoryEntry[] = [];
@@ -85,7 +93,8 @@ export async function trackerHistory(id: string): Promise<TrackerHistoryEntry[]>
 }
 
 export interface StreamHandlers {
-  tracker(data: unknown): void;
+  /** A tracker change, with its event id (ids grow with every change). */
+  tracker(data: unknown, eventId: number): void;
   head(data: unknown): void;
   /** Changes were missed (the server no longer keeps them): re-read what is shown. */
   gap(): void;
@@ -94,10 +103,12 @@ export interface StreamHandlers {
 
 /**
  * `GET /events` read with fetch and a stream reader, since EventSource cannot send the
- * Authorization header. Reconnects with Last-Event-ID after a drop. Returns a stop function.
+ * Authorization header. Starts after `after` (an `eventId` from `GET /trackers`): the changes made
+ * since that read come first, however late the stream opens. Reconnects with Last-Event-ID after a
+ * drop. Returns a stop function.
  */
-export function streamEvents(handlers: StreamHandlers): () => void {
-  let lastEventId: string | undefined;
+export function streamEvents(handlers: StreamHandlers, after?: number): () => void {
+  let lastEventId: string | undefined = after === undefined ? undefined : String(after);
   let stopped = false;
   let controller: AbortController | undefined;
   let retryMs = 2000;
@@ -116,7 +127,7 @@ export function streamEvents(handlers: StreamHandlers): () => void {
       else if (field === 'retry' && /^\d+$/.test(value)) retryMs = Number(value);
     }
     if (event === 'gap') handlers.gap();
-    else if (data && event === 'tracker') handlers.tracker(JSON.parse(data));
+    else if (data && event === 'tracker') handlers.tracker(JSON.parse(data), Number(lastEventId));
     else if (data && event === 'head') handlers.head(JSON.parse(data));
   };
 

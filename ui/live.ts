@@ -64,17 +64,23 @@ export const refreshSupervision = throttle(
 );
 export const refreshReadiness = throttle(async () => ready.set((await readiness()) as Readiness), 1000);
 
-type BatchListener = (changed: ReadonlyMap<string, Tracker>) => void;
+/** A tracker change from the stream, with its event id (to compare with a list's `eventId`). */
+export interface LiveChange {
+  tracker: Tracker;
+  eventId: number;
+}
+
+type BatchListener = (changed: ReadonlyMap<string, LiveChange>) => void;
 const batchListeners = new Set<BatchListener>();
-let pending = new Map<string, Tracker>();
+let pending = new Map<string, LiveChange>();
 let frameScheduled = false;
 
 /**
  * Tracker changes from the stream, handed to the views once per animation frame: at a thousand
  * changes a second the page renders a frame's worth at once, and keeps only the newest per id.
  */
-export function trackerChanged(tracker: Tracker): void {
-  pending.set(tracker.id, tracker);
+export function trackerChanged(tracker: Tracker, eventId: number): void {
+  pending.set(tracker.id, { tracker, eventId });
   if (frameScheduled) return;
   frameScheduled = true;
   const flush = () => {

@@ -1,6 +1,6 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { Unauthorized, api, streamEvents, token, whenUnauthorized } from './api.js';
+import { Unauthorized, api, currentEventId, streamEvents, token, whenUnauthorized } from './api.js';
 import {
   chains,
   connected,
@@ -132,23 +132,31 @@ function App() {
     if (phase === 'token') return;
     let stop: (() => void) | undefined;
     let poll: ReturnType<typeof setInterval> | undefined;
-    api<MachinesResponse>('GET', '/machines').then(
-      (body) => {
+    let live = true;
+    // Where the stream starts, taken before any view reads anything: whatever changes between a
+    // view's read and the stream opening is replayed, however long the stream takes to open.
+    // A store that cannot answer now leaves it fresh: the page still starts.
+    Promise.all([api<MachinesResponse>('GET', '/machines'), currentEventId().catch(() => undefined)]).then(
+      ([body, after]) => {
+        if (!live) return;
         machines.set(body);
         setPhase('ready');
         refreshChains();
         refreshSupervision();
         refreshReadiness();
-        stop = streamEvents({
-          tracker: (data) => {
-            trackerChanged(data as Tracker);
-            refreshChains();
-            refreshSupervision();
+        stop = streamEvents(
+          {
+            tracker: (data, eventId) => {
+              trackerChanged(data as Tracker, eventId);
+              refreshChains();
+              refreshSupervision();
+            },
+            head: (data) => headMoved(data as { blockNumber: number; chain: number }),
+            gap: () => resync.set(resync.get() + 1),
+            status: (up) => connected.set(up),
           },
-          head: (data) => headMoved(data as { blockNumber: number; chain: number }),
-          gap: () => resync.set(resync.get() + 1),
-          status: (up) => connected.set(up),
-        });
+          after,
+        );
         // Lag, RPC health and readiness change without any tracker change.
         poll = setInterval(() => {
           refreshChains();
@@ -163,6 +171,7 @@ function App() {
       },
     );
     return () => {
+      live = false;
       stop?.();
       clearInterval(poll);
     };

@@ -1,7 +1,16 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiFailure, api } from './api.js';
 import { Statechart } from './chart.js';
-import { chains, confirmationsNow, machines, onTrackerBatch, resync, supervision, useStore } from './live.js';
+import {
+  type LiveChange,
+  chains,
+  confirmationsNow,
+  machines,
+  onTrackerBatch,
+  resync,
+  supervision,
+  useStore,
+} from './live.js';
 import type { Tracker } from './types.js';
 
 const PAGE = 50;
@@ -62,7 +71,9 @@ export function SupervisorPanel() {
   if (!machine) return null;
   return (
     <section aria-labelledby="supervisor-title" class="panel">
-      <h2 id="supervisor-title">Supervisors</h2>
+      <h2 id="supervisor-title">Supervisors on this instance</h2>
+      {/* Each instance of a cluster supervises its own shards' trackers: the counts above are cluster-wide, these are not. */}
+      <p class="muted">The shards and trackers this server process supervises.</p>
       {stats && (
         <dl class="stats" aria-live="polite">
           <div>
@@ -108,6 +119,38 @@ function belongsOnPage(tracker: Tracker, rows: Tracker[], firstPage: boolean, fu
   return first !== undefined && last !== undefined && tracker.id > first.id && tracker.id < last.id;
 }
 
+/**
+ * `rows` with the `changes` newer than `eventId` (the list's) applied: a row changed in place, a
+ * tracker new to the page inserted in id order when it belongs there. The same array when nothing
+ * changed.
+ */
+function applyChanges(
+  rows: Tracker[],
+  changes: ReadonlyMap<string, LiveChange>,
+  eventId: number,
+  page: { filter: string; firstPage: boolean },
+): Tracker[] {
+  let next = rows;
+  const byId = new Map(rows.map((row, i) => [row.id, i]));
+  for (const { tracker, eventId: changeId } of changes.values()) {
+    // Already on the rows (a stream replaying from before the list), or older than them.
+    if (changeId <= eventId) continue;
+    const at = byId.get(tracker.id);
+    if (at !== undefined) {
+      if (next === rows) next = [...rows];
+      next[at] = tracker;
+    } else if (
+      (!page.filter || tracker.state === page.filter) &&
+      belongsOnPage(tracker, next, page.firstPage, next.length >= PAGE)
+    ) {
+      next = [...next, tracker].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).slice(0, PAGE);
+      byId.clear();
+      next.forEach((row, i) => byId.set(row.id, i));
+    }
+  }
+  return next;
+}
+
 export function TrackerTable({ filter, setFilter }: { filter: string; setFilter: (state: string) => void }) {
   const [cursors, setCursors] = useState<string[]>([]);
   const [rows, setRows] = useState<Tracker[]>([]);
@@ -120,6 +163,14 @@ export function TrackerTable({ filter, setFilter }: { filter: string; setFilter:
   const heads = useStore(chains);
   const view = useRef({ rows, cursors, filter });
   view.current = { rows, cursors, filter };
+  /**
+   * The rows' `eventId` (changes up to it are in them), and the changes that came while a list was
+   * in flight: applied on top of its answer when newer, else that answer would hide them.
+   */
+  const listed = useRef<{ eventId: number; inFlight: Map<string, LiveChange> | null }>({
+    eventId: -1,
+    inFlight: null,
+  });
 
   const cursor = cursors.at(-1) ?? null;
   const pageKey = `${filter}/${cursor ?? ''}/${gap}`;
@@ -129,14 +180,21 @@ export function TrackerTable({ filter, setFilter }: { filter: string; setFilter:
     const params = new URLSearchParams({ limit: String(PAGE) });
     if (filter) params.set('state', filter);
     if (cursor) params.set('cursor', cursor);
-    api<{ items: Tracker[]; nextCursor: string | null }>('GET', `/trackers?${params}`).then(
+    const inFlight = new Map<string, LiveChange>();
+    listed.current.inFlight = inFlight;
+    api<{ items: Tracker[]; nextCursor: string | null; eventId: number }>('GET', `/trackers?${params}`).then(
       (page) => {
         if (!live) return;
-        setRows(page.items);
+        listed.current = { eventId: page.eventId, inFlight: null };
+        setRows(applyChanges(page.items, inFlight, page.eventId, { filter, firstPage: !cursor }));
         setNextCursor(page.nextCursor);
         setLoadedQuery(pageKey);
       },
-      (error: unknown) => live && setMessage(`Could not list trackers: ${(error as Error).message}`),
+      (error: unknown) => {
+        if (!live) return;
+        listed.current.inFlight = null;
+        setMessage(`Could not list trackers: ${(error as Error).message}`);
+      },
     );
     return () => {
       live = false;
@@ -147,22 +205,9 @@ export function TrackerTable({ filter, setFilter }: { filter: string; setFilter:
     () =>
       onTrackerBatch((changed) => {
         const { rows: current, cursors: stack, filter: state } = view.current;
-        let next = current;
-        const byId = new Map(current.map((row, i) => [row.id, i]));
-        for (const tracker of changed.values()) {
-          const at = byId.get(tracker.id);
-          if (at !== undefined) {
-            if (next === current) next = [...current];
-            next[at] = tracker;
-          } else if (
-            (!state || tracker.state === state) &&
-            belongsOnPage(tracker, next, stack.length === 0, next.length >= PAGE)
-          ) {
-            next = [...next, tracker].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).slice(0, PAGE);
-            byId.clear();
-            next.forEach((row, i) => byId.set(row.id, i));
-          }
-        }
+        const { inFlight, eventId } = listed.current;
+        if (inFlight) for (const [id, change] of changed) inFlight.set(id, change);
+        const next = applyChanges(current, changed, eventId, { filter: state, firstPage: stack.length === 0 });
         if (next !== current) setRows(next);
       }),
     [],

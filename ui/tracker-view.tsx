@@ -84,8 +84,10 @@ export function TrackerView({ id }: { id: string }) {
     };
     reloadHistory.current = throttle(load, 300);
     setFailure(null);
+    // A change streamed in while the read was in flight is as new as its answer or newer.
+    let streamed = false;
     api<Tracker>('GET', `/trackers/${encodeURIComponent(id)}`).then(
-      (t) => live && setTracker(t),
+      (t) => live && !streamed && setTracker(t),
       (error: unknown) =>
         live &&
         setFailure(
@@ -96,7 +98,8 @@ export function TrackerView({ id }: { id: string }) {
     const stop = onTrackerBatch((changed) => {
       const next = changed.get(id);
       if (!next) return;
-      setTracker(next);
+      streamed = true;
+      setTracker(next.tracker);
       reloadHistory.current();
     });
     return () => {

@@ -158,7 +158,16 @@ export const BatchResult = z.object({
 export const BatchResponse = z.object({ results: z.array(BatchResult) });
 apiSchemas.add(BatchResponse, { id: 'BatchResponse' });
 
-export const TrackerPage = z.object({ items: z.array(Tracker), nextCursor: z.string().nullable() });
+export const TrackerPage = z.object({
+  items: z.array(Tracker),
+  nextCursor: z.string().nullable(),
+  eventId: z
+    .number()
+    .int()
+    .describe(
+      'The id of the newest change on GET /events when the page was read: every change up to it is on the page; stream with Last-Event-ID set to it to miss none after',
+    ),
+});
 apiSchemas.add(TrackerPage, { id: 'TrackerPage' });
 
 export const TrackerHistoryEntry = z.object({

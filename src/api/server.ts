@@ -245,7 +245,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   app.use((req, res, next) => (req.method === 'OPTIONS' ? options204(req, res, next) : next()));
   // The tracker routes carry the traffic: they come before the operations routes, so that a
   // tracker request is not matched against each of those first.
-  app.use(trackerRoutes(system));
+  app.use(trackerRoutes(system, () => feed.lastEventId));
   app.use(chainRoutes(system, options.chainHealth));
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());

@@ -208,6 +208,15 @@ export class ChangeFeed {
     return this.nextId - 1;
   }
 
+  /**
+   * The id of the newest change given out so far (0 before any): a read of the store started after
+   * this holds every change up to it, so a client that lists then streams with this as
+   * `Last-Event-ID` misses none in between.
+   */
+  get lastEventId(): number {
+    return this.lastId;
+  }
+
   private get oldestId(): number {
     return this.at(this.first)?.id ?? this.nextId;
   }

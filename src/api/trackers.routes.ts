@@ -115,10 +115,13 @@ function toBatchItem(result: StartManyResult) {
  * The tracker routes: each validates with a schema from `schemas.ts`, calls one function of the
  * tracker system, maps its result. Errors go to the central handler.
  *
+ * `lastEventId` gives the id of the newest change on `GET /events`, read before a list so that the
+ * page can resume the stream after it.
+ *
  * @example
- * app.use(trackerRoutes(system));
+ * app.use(trackerRoutes(system, () => feed.lastEventId));
  */
-export function trackerRoutes(system: TrackerSystem): Router {
+export function trackerRoutes(system: TrackerSystem, lastEventId: () => number): Router {
   const router = Router();
 
   router.post('/trackers', async (req, res) => {
@@ -159,7 +162,10 @@ export function trackerRoutes(system: TrackerSystem): Router {
     const parsed = ListQuery.safeParse(req.query);
     if (!parsed.success) throw fromZodError(parsed.error, 'invalid_query');
     const { state, chain, limit, cursor } = parsed.data;
-    res.json(await system.list({ state: state as ListQueryState, chain, limit, cursor }));
+    // Taken before the read: every change up to it is on the page, later ones come on the stream.
+    const eventId = lastEventId();
+    const page = await system.list({ state: state as ListQueryState, chain, limit, cursor });
+    res.json({ ...page, eventId });
   });
 
   router.get('/trackers/:id', (req, res) => {
