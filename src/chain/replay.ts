@@ -129,7 +129,7 @@ export async function applyLookups(
   for (const entry of entries) {
     const result = byHash.get(entry.hash);
     if (tracked.get(entry.id) !== entry || !result) continue;
-    tracked.checked(entry, now());
+    entry.checkedAt = now();
     if (!result.ok) {
       entry.lookupFailures++;
       logger.warn(

@@ -31,7 +31,7 @@ export interface Tracked {
   stuck: StuckReason | null;
   /** Own lookups that failed in a row. */
   lookupFailures: number;
-  /** Epoch ms of the last lookup of this tracker's tx (0: none yet); set through `TrackedSet.checked`. */
+  /** Epoch ms of the last lookup of this tracker's tx. */
   checkedAt: number;
 }
 
@@ -53,14 +53,10 @@ const senderKey = (from: string, nonce: bigint): string => `${from}:${nonce}`;
 
 /**
  * The live trackers the watcher follows, indexed by followed hash, by sender+nonce (replacements)
- * and by block hash (reorgs). Several ids may follow one hash. Pending ones are also kept in the
- * order they were last looked up (or began to be followed), so that the drop check reads only the
- * due ones.
+ * and by block hash (reorgs). Several ids may follow one hash.
  */
 export class TrackedSet {
   private readonly byId = new Map<string, Tracked>();
-  /** Pending entries, oldest lookup first: a lookup moves its entry to the end. */
-  private readonly byCheck = new Map<string, Tracked>();
   private readonly byHash = new Map<string, Set<string>>();
   private readonly bySender = new Map<string, Set<string>>();
   private readonly byBlock = new Map<string, Set<string>>();
@@ -75,25 +71,6 @@ export class TrackedSet {
 
   values(): IterableIterator<Tracked> {
     return this.byId.values();
-  }
-
-  /**
-   * Pending entries looked up at `cutoff` or before, in the order they were last looked up: the
-   * first one looked up later ends the walk, since every one after it was looked up later still.
-   * An entry never looked up sits where it began to be followed (its first lookup is requested
-   * then), so it is reached once those followed before it are due.
-   */
-  *pendingCheckedBy(cutoff: number): IterableIterator<Tracked> {
-    for (const entry of this.byCheck.values()) {
-      if (entry.checkedAt > cutoff) return;
-      yield entry;
-    }
-  }
-
-  /** The tracker's tx was looked up at `at`. */
-  checked(entry: Tracked, at: number): void {
-    entry.checkedAt = at;
-    if (this.byCheck.delete(entry.id)) this.byCheck.set(entry.id, entry);
   }
 
   idsByHash(hash: string): readonly string[] {
@@ -125,7 +102,6 @@ export class TrackedSet {
   upsert(entry: Tracked): void {
     this.delete(entry.id);
     this.byId.set(entry.id, entry);
-    if (entry.state === 'pending') this.byCheck.set(entry.id, entry);
     add(this.byHash, entry.hash, entry.id);
     this.indexTx(entry);
     this.setBlock(entry, entry.state, entry.blockNumber, entry.blockHash);
@@ -135,7 +111,6 @@ export class TrackedSet {
     const entry = this.byId.get(id);
     if (!entry) return undefined;
     this.byId.delete(id);
-    this.byCheck.delete(id);
     remove(this.byHash, entry.hash, id);
     this.unindexTx(entry);
     remove(this.byBlock, entry.blockHash, id);
@@ -156,10 +131,6 @@ export class TrackedSet {
 
   setBlock(entry: Tracked, state: Tracked['state'], blockNumber: bigint | null, blockHash: string | null): void {
     remove(this.byBlock, entry.blockHash, entry.id);
-    if (state !== entry.state) {
-      if (state === 'pending') this.byCheck.set(entry.id, entry);
-      else this.byCheck.delete(entry.id);
-    }
     entry.state = state;
     entry.blockNumber = blockNumber;
     entry.blockHash = blockHash;

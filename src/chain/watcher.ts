@@ -506,10 +506,10 @@ export class ChainWatcher {
     if (now - this.lastDropCheck < Math.min(this.dropCheckIntervalMs, 1000)) return;
     this.lastDropCheck = now;
     const due: Tracked[] = [];
-    for (const entry of this.state.tracked.pendingCheckedBy(now - this.dropCheckIntervalMs)) {
+    for (const entry of this.state.tracked.values()) {
       // Trackers still waiting for their first lookup are not due: that lookup is on its way.
-      if (this.state.lookups.has(entry.id)) continue;
-      due.push(entry);
+      if (entry.state !== 'pending' || this.state.lookups.has(entry.id)) continue;
+      if (now - entry.checkedAt >= this.dropCheckIntervalMs) due.push(entry);
       if (due.length >= this.lookupBatchSize * 10) break;
     }
     for (let i = 0; i < due.length; i += this.lookupBatchSize) {
