@@ -5,8 +5,8 @@ import { closeSqliteWorker, startSqliteWorker } from './sqlite-worker.js';
  * The worker: its own connection to the file. A group commit arrives as `history` messages (the
  * change log's rows, in order, `rowsPerUpsert` per statement inside one open transaction), then
  * `rows` messages (a slice of the batch each, upserted the same way in the same transaction), then
- * `commit`, which carries the last slice of each, the other writes of the same transaction (the
- * webhook tables'), and is answered (one message for a commit that fits in one slice); a PRAGMA, a `prune` (its own transaction) or
+ * `statements` (other writes of the same transaction: the webhook tables'), then `commit`, which is
+ * answered; a PRAGMA, a `prune` (its own transaction) or
  * `close` is one message. Answers go out in the order
  * the requests came. After a failed `rows`, the transaction is rolled back and the rest of that
  * commit is skipped; its `commit` answers with the error.
@@ -42,28 +42,6 @@ const fail = (error) => {
   failure = { message: String(error && error.message), code: error && error.code };
   if (db.inTransaction) db.exec('ROLLBACK');
 };
-const insert = (table, values) => {
-  if (failure) return;
-  try {
-    if (!db.inTransaction) db.exec('BEGIN');
-    const width = rowsPerUpsert * table.columns;
-    for (let at = 0; at < values.length; at += width) {
-      const chunk = values.length - at >= width ? values.slice(at, at + width) : values.slice(at);
-      table.statement(chunk.length / table.columns).run(chunk);
-    }
-  } catch (error) {
-    fail(error);
-  }
-};
-const runStatements = (list) => {
-  if (failure) return;
-  try {
-    if (!db.inTransaction) db.exec('BEGIN');
-    for (const [sql, params] of list) statement(sql).run(params);
-  } catch (error) {
-    fail(error);
-  }
-};
 parentPort.on('message', (message) => {
   if (message.type === 'close') {
     db.close();
@@ -72,13 +50,31 @@ parentPort.on('message', (message) => {
   }
   const table = tables[message.type];
   if (table) {
-    insert(table, message.values);
+    if (failure) return;
+    try {
+      if (!db.inTransaction) db.exec('BEGIN');
+      const values = message.values;
+      const width = rowsPerUpsert * table.columns;
+      for (let at = 0; at < values.length; at += width) {
+        const chunk = values.length - at >= width ? values.slice(at, at + width) : values.slice(at);
+        table.statement(chunk.length / table.columns).run(chunk);
+      }
+    } catch (error) {
+      fail(error);
+    }
+    return;
+  }
+  if (message.type === 'statements') {
+    if (failure) return;
+    try {
+      if (!db.inTransaction) db.exec('BEGIN');
+      for (const [sql, params] of message.statements) statement(sql).run(params);
+    } catch (error) {
+      fail(error);
+    }
     return;
   }
   if (message.type === 'commit') {
-    if (message.history) insert(tables.history, message.history);
-    if (message.rows) insert(tables.rows, message.rows);
-    if (message.statements) runStatements(message.statements);
     if (!failure) {
       try {
         if (db.inTransaction) db.exec('COMMIT');
@@ -194,19 +190,10 @@ export class Writer {
   ): Promise<void> {
     if (this.failed || this.closing) return Promise.reject(new Error("the store's writer thread is not running"));
     // The history first: a change chains to its tracker row's history_seq before the upsert moves it.
-    let historyTail = this.send('history', history, this.options.historyColumns);
-    // Before a full slice of rows goes, the history's last slice goes on its own, keeping the order.
-    const rowsTail = this.send('rows', rows, this.options.columns, () => {
-      if (historyTail.length > 0) this.worker.postMessage({ type: 'history', values: historyTail });
-      historyTail = [];
-    });
-    const message: { type: 'commit'; history?: unknown[]; rows?: unknown[]; statements?: readonly Statement[] } = {
-      type: 'commit',
-    };
-    if (historyTail.length > 0) message.history = historyTail;
-    if (rowsTail.length > 0) message.rows = rowsTail;
-    if (statements.length > 0) message.statements = statements;
-    return this.request(message) as Promise<void>;
+    this.send('history', history, this.options.historyColumns);
+    this.send('rows', rows, this.options.columns);
+    if (statements.length > 0) this.worker.postMessage({ type: 'statements', statements });
+    return this.request({ type: 'commit' }) as Promise<void>;
   }
 
   /** Delete the chain of history rows from each seq back, in one transaction; resolves to how many. */
@@ -225,24 +212,16 @@ export class Writer {
     return this.closing;
   }
 
-  /** Posts every full slice of these rows; returns the last, partial one (the commit carries it). */
-  private send(
-    type: 'rows' | 'history',
-    rows: Iterable<readonly unknown[]>,
-    columns: number,
-    beforeFirst?: () => void,
-  ): unknown[] {
+  private send(type: 'rows' | 'history', rows: Iterable<readonly unknown[]>, columns: number): void {
     let values: unknown[] = [];
     for (const row of rows) {
       for (const value of row) values.push(value);
       if (values.length === ROWS_PER_MESSAGE * columns) {
-        beforeFirst?.();
-        beforeFirst = undefined;
         this.worker.postMessage({ type, values });
         values = [];
       }
     }
-    return values;
+    if (values.length > 0) this.worker.postMessage({ type, values });
   }
 
   private request(message: object): Promise<unknown> {
