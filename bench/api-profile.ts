@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
-import { busyChain } from './busy-chain.js';
+import { busyChain, chainOf } from './busy-chain.js';
 
 const [script = 'bench/api-server.ts', load = 'post', dir = '.tmp/prof-api', seconds = '10'] = process.argv.slice(2);
 const hashOf = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
@@ -70,7 +70,12 @@ const gets: autocannon.Request[] = [
 
 const chain =
   load === 'busy'
-    ? await busyChain({ child, url, info }, { duration: Number(seconds), txs: 1000, blockMs: 1000 })
+    ? await busyChain(chainOf(info), {
+        duration: Number(seconds),
+        txs: 1000,
+        blockMs: 1000,
+        service: { child, url, info },
+      })
     : undefined;
 await chain?.prepare();
 const from = nowUs();

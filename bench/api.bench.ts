@@ -7,7 +7,9 @@
  * - GET /trackers/:id while the chain watcher is busy: a block of BENCH_BUSY_TXS (1,000) real
  *   transactions, every one of them tracked, mined on the service's anvil every BENCH_BUSY_BLOCK_MS
  *   (1,000 ms) during the run, so that the watcher fetches receipts and delivers TX_MINED to 1,000
- *   trackers a block, all persisted; against the same bare Express app (not loaded);
+ *   trackers a block, all persisted; against the same bare Express app while an anvil of its own
+ *   mines the same blocks (tracked by nobody), so that both share the box with the same chain and
+ *   the ratio is the watcher's cost;
  * - POST /trackers/batch of 1,000 items (4 connections) against a floor that parses the same body with
  *   Express, starts 1,000 plain actors of the machine and commits their rows in one plain better-sqlite3
  *   transaction (bench/batch-floor-server.ts); the bare Express app beside it.
@@ -24,7 +26,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
-import { type Server, busyChain, postBatch } from './busy-chain.js';
+import { startAnvil } from '../src/chain/anvil.js';
+import { type Server, busyChain, chainOf, postBatch } from './busy-chain.js';
 import { assertFloorSchema } from './service-path.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -149,8 +152,10 @@ async function main(): Promise<void> {
     'batch floor': await startProcess('bench/batch-floor-server.ts'),
     'tx-tracker': await startProcess('bench/api-server.ts'),
   };
+  // The floor's chain for the busy scenario: an anvil like the service's embedded one.
+  const floorAnvil = await startAnvil({ blockTime: 2 });
   const scenarios: Scenario[] = [];
-  const busyRuns: Array<{ blocks: number; txs: number }> = [];
+  const busyRuns: Partial<Record<ServerName, Array<{ blocks: number; txs: number }>>> = {};
   const measure = async (
     scenario: Omit<Scenario, 'runs'>,
     load: (server: ServerName, url: string) => Promise<Run>,
@@ -193,7 +198,11 @@ async function main(): Promise<void> {
       },
       (server, url) => run(url, randomGets(ids[server]!)),
     );
-    const chain = await busyChain(servers['tx-tracker'], { duration: DURATION, txs: BUSY_TXS, blockMs: BUSY_BLOCK_MS });
+    const busy = { duration: DURATION, txs: BUSY_TXS, blockMs: BUSY_BLOCK_MS };
+    const chains: Partial<Record<ServerName, Awaited<ReturnType<typeof busyChain>>>> = {
+      'tx-tracker': await busyChain(chainOf(servers['tx-tracker'].info), { ...busy, service: servers['tx-tracker'] }),
+      floor: await busyChain(floorAnvil.url, busy),
+    };
     await measure(
       {
         name: `GET /trackers/:id, watcher busy (${fmt(BUSY_TXS)} tracked txs a block, a block every ${fmt(BUSY_BLOCK_MS / 1000, 1)} s)`,
@@ -203,15 +212,15 @@ async function main(): Promise<void> {
         target: { throughput: 0.9, label: '≥ 90% thr' },
       },
       async (server, url) => {
-        if (server !== 'tx-tracker') return run(url, randomGets(ids[server]!));
+        const chain = chains[server]!;
         await chain.prepare();
         const { result, blocks, txs } = await chain.mineWhile(run(url, randomGets(ids[server]!)));
-        busyRuns.push({ blocks, txs });
+        (busyRuns[server] ??= []).push({ blocks, txs });
         await chain.settle();
         return result;
       },
     );
-    await chain.stop();
+    for (const chain of Object.values(chains)) await chain.stop();
     await measure(
       {
         name: `POST /trackers/batch (${BATCH}/req)`,
@@ -224,6 +233,7 @@ async function main(): Promise<void> {
     );
   } finally {
     for (const server of Object.values(servers)) server.child.kill('SIGTERM');
+    await floorAnvil.stop();
   }
 
   console.log(
@@ -257,9 +267,13 @@ async function main(): Promise<void> {
       );
     }
   }
-  console.log(
-    `\nwatcher busy: ${busyRuns.map((b) => `${fmt(b.blocks)} blocks, ${fmt(b.txs)} tracked txs mined`).join('; ')} during the service's runs`,
-  );
+  console.log('');
+  for (const [server, runs] of Object.entries(busyRuns)) {
+    const mined = runs.map((b) => `${fmt(b.blocks)} blocks, ${fmt(b.txs)} txs`).join('; ');
+    console.log(
+      `watcher busy, ${server}'s runs: ${mined} mined${server === 'tx-tracker' ? ' (every tx tracked)' : ' (tracked by nobody)'}`,
+    );
+  }
 }
 
 await main();

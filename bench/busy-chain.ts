@@ -1,6 +1,7 @@
 /**
  * The chain watcher's busy work for bench:api and bench/api-profile.ts: blocks of real transfers,
- * every one tracked, mined on the service's embedded anvil while the API is loaded.
+ * every one tracked, mined on the service's embedded anvil while the API is loaded; and the same
+ * blocks, tracked by nobody, on an anvil of their own while the floor is loaded.
  */
 import type { ChildProcess } from 'node:child_process';
 
@@ -20,6 +21,8 @@ export interface BusyOptions {
   txs: number;
   /** Milliseconds between blocks. */
   blockMs: number;
+  /** The service whose trackers follow every transfer; omitted: nobody tracks them. */
+  service?: Server;
 }
 
 /** `POST /trackers/batch` of these hashes, 1,000 a request; throws unless each was created. */
@@ -35,6 +38,12 @@ export async function postBatch(url: string, hashes: readonly string[]): Promise
     const { results } = (await res.json()) as { results: Array<{ status: number }> };
     if (results.some((r) => r.status !== 201)) throw new Error('POST /trackers/batch: not every tracker was created');
   }
+}
+
+/** The service's embedded anvil, which the busy scenario mines on. */
+export function chainOf(info: Server['info']): string {
+  if (!info.chain) throw new Error('the busy scenario needs the embedded anvil (unset ETH_RPC_URL)');
+  return info.chain;
 }
 
 export async function until(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -74,13 +83,13 @@ export function chainClient(url: string) {
 
 /**
  * The chain watcher's work for one busy run: `txs` × blocks transfers in the node's pool (mining
- * paused), a tracker for each (created, and looked up by the watcher, before the run), then, during
- * the run, a block of `txs` of them every `blockMs`. After it the rest are mined and all of them
- * confirmed before the node goes back to a block every 2 s, so that no run inherits another's work.
+ * paused), a tracker for each (created, and looked up by the watcher, before the run) when a
+ * `service` is given, then, during the run, a block of `txs` of them every `blockMs`. After it the
+ * rest are mined (and, tracked, all of them confirmed) before the node goes back to a block every
+ * 2 s, so that no run inherits another's work.
  */
-export async function busyChain(service: Server, { duration, txs, blockMs }: BusyOptions) {
-  if (!service.info.chain) throw new Error('the busy scenario needs the embedded anvil (unset ETH_RPC_URL)');
-  const chain = chainClient(service.info.chain);
+export async function busyChain(chainUrl: string, { duration, txs, blockMs, service }: BusyOptions) {
+  const chain = chainClient(chainUrl);
   const accounts = await chain.call<string[]>('eth_accounts');
   await chain.call('evm_setIntervalMining', [0]);
   // A block holds `txs` plain transfers (21,000 gas each) and no more.
@@ -116,6 +125,7 @@ export async function busyChain(service: Server, { duration, txs, blockMs }: Bus
         });
         hashes.push(...(await chain.batch<string>('eth_sendTransaction', params)));
       }
+      if (!service) return;
       await postBatch(service.url, hashes);
       // Created trackers are looked up by the watcher in creation order: once the last one has moved
       // (TX_SEEN: the node has it in its pool), the lookups are done.
@@ -144,6 +154,7 @@ export async function busyChain(service: Server, { duration, txs, blockMs }: Bus
       // The rest of the pool, then enough blocks to confirm everything.
       while ((await pending()) > 0) await chain.call('evm_mine');
       await chain.call('anvil_mine', ['0xd']);
+      if (!service) return;
       await until(
         async () =>
           ((await (await fetch(`${service.url}/trackers?state=confirming&limit=1`)).json()) as { items: unknown[] })

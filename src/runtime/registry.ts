@@ -5,12 +5,16 @@ import { shardOf } from './shard.js';
 /**
  * Reads the registry that lives in the supervisors' context: a tracker id hashes to a shard, the
  * shard's context maps the id to its live actor. Shards are created on first use, in batches.
+ * `lookup` reads a flat map kept beside it from the supervisors' own hooks (a tracker registered,
+ * crashed, ended, released; a shard restarted), so that a request's lookup is one string hash.
  *
  * @example
  * const registry = new ShardRegistry(root, 1024);
  * registry.lookup('txn_1'); // the live ActorRef, or undefined
  */
 export class ShardRegistry {
+  private readonly live = new Map<string, TrackerRef>();
+
   constructor(
     private readonly root: RootSupervisorRef,
     readonly shardCount: number,
@@ -22,7 +26,22 @@ export class ShardRegistry {
 
   /** The live actor for `id`; undefined when it is not live. */
   lookup(id: string): TrackerRef | undefined {
-    return this.existing(this.shardIndex(id))?.getSnapshot().context.trackers.get(id);
+    return this.live.get(id);
+  }
+
+  /** A shard registered this actor for `id` (its `trackerSpawned`). */
+  registered(id: string, ref: TrackerRef): void {
+    this.live.set(id, ref);
+  }
+
+  /** A shard deregistered `id` (it crashed, ended, or left with its shard). */
+  deregistered(id: string): void {
+    this.live.delete(id);
+  }
+
+  /** Shard `index` failed and was restarted empty: its trackers are no longer registered. */
+  shardEmptied(index: number): void {
+    for (const id of this.live.keys()) if (this.shardIndex(id) === index) this.live.delete(id);
   }
 
   /** Whether `id` crashed and waits for its restart. */

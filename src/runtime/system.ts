@@ -180,8 +180,12 @@ export class TrackerSystem {
           ? (id) => this.quarantine.restoreOutput(id, this.reader.readOneNow(id)).snapshot
           : undefined,
         giveUp: (input) => this.giveUp(input),
-        spawned: (id, ref) => this.attach(id, ref),
+        spawned: (id, ref) => {
+          this.registry.registered(id, ref);
+          this.attach(id, ref);
+        },
         crashed: (id) => {
+          this.registry.deregistered(id);
           this.counters.crashes++;
           this.crashedHere.add(id);
         },
@@ -190,7 +194,10 @@ export class TrackerSystem {
         released: (ids) => {
           for (const id of ids) this.gone(id);
         },
-        shardRestarted: (shard) => void this.rehydrate(shard),
+        shardRestarted: (shard) => {
+          this.registry.shardEmptied(shard);
+          void this.rehydrate(shard);
+        },
       },
       {
         shardCount: this.shardCount,
@@ -848,6 +855,7 @@ export class TrackerSystem {
   }
 
   private gone(id: string): void {
+    this.registry.deregistered(id);
     for (const chain of this.chains.all()) chain.due.remove(id);
     this.crashedHere.delete(id);
     const dropped = this.held.drop(id);
