@@ -29,10 +29,10 @@ function endpoint(n: number, random: () => number): WebhookEndpoint {
 }
 
 /** Every delivery of every endpoint, as `endpoint seq tracker type`, sorted. */
-function outbox(store: SnapshotStore): string[] {
+async function outbox(store: SnapshotStore): Promise<string[]> {
   const lines: string[] = [];
   for (const e of store.webhooks!.listEndpoints()) {
-    for (const d of store.webhooks!.listDeliveries(e.id, { limit: 100_000 }).items) {
+    for (const d of (await store.webhooks!.listDeliveries(e.id, { limit: 100_000 })).items) {
       lines.push(`${d.endpointId} ${d.seq} ${d.trackerId} ${d.type}`);
     }
   }
@@ -85,10 +85,10 @@ describe('the outbox trigger', () => {
       if (random() < 0.1) await sqlite.flush();
     }
     await sqlite.flush();
-    const fromSqlite = outbox(sqlite);
+    const fromSqlite = await outbox(sqlite);
     expect(fromSqlite.length, `seed ${seed}`).toBeGreaterThan(50);
     expect(fromSqlite.some((line) => line.endsWith('tracker.stuck'))).toBe(true);
-    expect(fromSqlite, `seed ${seed} (replay with OUTBOX_SEED=${seed})`).toEqual(outbox(memory));
+    expect(fromSqlite, `seed ${seed} (replay with OUTBOX_SEED=${seed})`).toEqual(await outbox(memory));
     await sqlite.close();
   });
 

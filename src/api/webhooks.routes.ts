@@ -243,12 +243,12 @@ export function webhookRoutes(options: WebhookRoutesOptions): Router {
     res.status(204).end();
   });
 
-  router.get('/webhooks/:id/deliveries', (req, res) => {
+  router.get('/webhooks/:id/deliveries', async (req, res) => {
     const endpoint = found(req.params.id);
     const parsed = DeliveriesQuery.safeParse(req.query);
     if (!parsed.success) throw fromZodError(parsed.error, 'invalid_query');
     const { status, limit, cursor } = parsed.data;
-    const page = store.listDeliveries(endpoint.id, {
+    const page = await store.listDeliveries(endpoint.id, {
       limit,
       ...(status ? { status } : {}),
       ...(cursor ? { cursor } : {}),
@@ -259,7 +259,7 @@ export function webhookRoutes(options: WebhookRoutesOptions): Router {
   router.post('/webhooks/:id/deliveries/:deliveryId/retry', async (req, res) => {
     const endpoint = found(req.params.id);
     const deliveryId = /^\d{1,16}$/.test(req.params.deliveryId) ? Number(req.params.deliveryId) : undefined;
-    const delivery = deliveryId === undefined ? undefined : store.getDelivery(endpoint.id, deliveryId);
+    const delivery = deliveryId === undefined ? undefined : await store.getDelivery(endpoint.id, deliveryId);
     if (!delivery)
       throw new ApiError(
         404,

@@ -98,9 +98,14 @@ export interface OutboxStats {
   oldestPendingAt: number | null;
 }
 
+/** A value, or its promise: what a store on another server answers asynchronously. */
+export type Awaitable<T> = T | Promise<T>;
+
 /**
  * Where endpoints and the outbox live: in the tracker store, so that a delivery row is written in
  * the same transaction as the change-log row that causes it. Every write resolves once durable.
+ * What the dispatcher reads is answered at once; a store on another server may answer the reads
+ * only the API makes (a delivery, a page of them, the outbox's counts) asynchronously.
  */
 export interface WebhookStore {
   createEndpoint(endpoint: WebhookEndpoint): Promise<void>;
@@ -117,12 +122,15 @@ export interface WebhookStore {
   /** The earliest `nextAttemptAt` of an endpoint's pending deliveries, or null. */
   nextAttemptAt(endpointId: string): number | null;
   recordAttempt(outcome: AttemptOutcome): Promise<void>;
-  getDelivery(endpointId: string, deliveryId: number): WebhookDelivery | undefined;
+  getDelivery(endpointId: string, deliveryId: number): Awaitable<WebhookDelivery | undefined>;
   /** Newest first. */
-  listDeliveries(endpointId: string, query: { status?: DeliveryStatus; limit: number; cursor?: string }): DeliveryPage;
+  listDeliveries(
+    endpointId: string,
+    query: { status?: DeliveryStatus; limit: number; cursor?: string },
+  ): Awaitable<DeliveryPage>;
   /** Back to pending with a new schedule, due now. */
   retryDelivery(deliveryId: number, now: number): Promise<void>;
-  outboxStats(): OutboxStats;
+  outboxStats(): Awaitable<OutboxStats>;
   /** Told after a commit that may have added deliveries. Returns the function that stops it. */
   onCommit(listener: () => void): () => void;
 }
