@@ -96,6 +96,8 @@ interface Lane {
   failingSince: number | null;
   /** `failingSince` as last written to the store. */
   recordedFailingSince: number | null;
+  /** Writes of `failingSince` decided here and not yet settled. */
+  endpointWrites: number;
   /** Keys of the endpoint's secrets, decoded once. */
   keys: Map<string, Buffer>;
 }
@@ -275,9 +277,14 @@ export class WebhookDispatcher {
           queue: [],
           failingSince: endpoint.failingSince,
           recordedFailingSince: endpoint.failingSince,
+          endpointWrites: 0,
           keys: new Map(),
         };
         this.lanes.set(endpoint.id, lane);
+      } else if (lane.endpointWrites === 0 && endpoint.failingSince !== lane.recordedFailingSince) {
+        // Written elsewhere (another instance's attempt, a PATCH): every attempt at the endpoint
+        // counts, so that one instance's success is not forgotten by another's next failure.
+        lane.failingSince = lane.recordedFailingSince = endpoint.failingSince;
       }
       let free = (endpoint.concurrency ?? this.concurrency) - lane.inflight.size;
       if (free <= 0) continue;
@@ -361,6 +368,7 @@ export class WebhookDispatcher {
       await recorded.catch((error: unknown) => {
         this.storeFailed(error, 'webhooks: an attempt could not be recorded; it will be sent again');
       });
+      if (outcome.endpoint) lane.endpointWrites--;
     });
     const settled = done.finally(() => {
       lane.inflight.delete(delivery.id);
@@ -436,6 +444,7 @@ export class WebhookDispatcher {
   ): Pick<AttemptOutcome, 'endpoint'> {
     if (disabledReason === null && lane.failingSince === lane.recordedFailingSince) return {};
     lane.recordedFailingSince = lane.failingSince;
+    lane.endpointWrites++;
     return { endpoint: { id: endpoint.id, failingSince: lane.failingSince, disabledReason } };
   }
 
