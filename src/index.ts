@@ -42,6 +42,11 @@ export {
   type SnapshotCheck,
 } from './runtime/snapshot-compat.js';
 export { type ChainInfo, ChainDirectory, DEV_CHAIN_ID } from './runtime/chains.js';
-export { WebhookDispatcher, DEFAULT_RETRY_SCHEDULE_MS, type DispatcherOptions } from './webhooks/dispatcher.js';
+export {
+  WebhookDispatcher,
+  DEFAULT_RETRY_SCHEDULE_MS,
+  type DispatcherOptions,
+  type DispatcherHealth,
+} from './webhooks/dispatcher.js';
 export { parseAllowList, checkWebhookUrl, type AllowList } from './webhooks/ssrf.js';
 export type * from './webhooks/types.js';

@@ -362,10 +362,18 @@ export async function startService(config: Config, logger: Logger, options: Serv
   };
 }
 
-/** Every commit of the store checks this instance's leases on the rows' shards in its transaction. */
+/**
+ * Every commit of the store checks this instance's leases on the rows' shards in its transaction;
+ * the webhook outbox is sent, by each instance, for the trackers of the shards it holds.
+ */
 function fenceCommits(store: SnapshotStore, cluster: Cluster): void {
   if (!(store instanceof PostgresStore)) throw new Error('a cluster needs the PostgreSQL store');
   store.setCommitHook(cluster.commitHook);
+  store.webhooks.dispatchFor({
+    shardCount: cluster.shardCount,
+    owns: (shard) => cluster.leases.owns(shard),
+    ownedShards: () => cluster.leases.ownedShards(),
+  });
 }
 
 /** `GET /cluster`: this instance, the shards it holds and those it runs trackers of. */

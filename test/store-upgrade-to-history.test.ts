@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTrackerSystem } from '../src/runtime/system.js';
+import { STORE_SCHEMA_VERSION } from '../src/store/schema.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { hashOf, tempDir } from './helpers.js';
 
@@ -38,7 +39,7 @@ describe('a store schema 2 file upgrades to schema 3 in place: the trackers as t
     const store = new SqliteStore({ path });
     const system = await createTrackerSystem({ store });
     const raw = new Database(path, { readonly: true });
-    expect(raw.pragma('user_version', { simple: true })).toBe(4);
+    expect(raw.pragma('user_version', { simple: true })).toBe(STORE_SCHEMA_VERSION);
     const upgraded = raw.prepare('SELECT * FROM trackers ORDER BY id').all() as Array<Record<string, unknown>>;
     expect(upgraded).toEqual((rows as Array<Record<string, unknown>>).map((row) => ({ ...row, history_seq: null })));
     const columns = (table: string) =>

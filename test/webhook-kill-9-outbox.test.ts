@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Anvil, startAnvil } from '../src/chain/anvil.js';
 import { eventTypeOf } from '../src/webhooks/matching.js';
@@ -7,6 +8,7 @@ import { seededRandom, tempDir } from './helpers.js';
 import { httpCaller } from './helpers/api.js';
 import { rpc } from './support/chain.js';
 import { signTransfer } from './support/service.js';
+import { type PostgresServer, describeWithPostgres, startPostgres } from './support/postgres.js';
 import { type ServiceProcess, spawnFromSource } from './support/service-process.js';
 import { waitUntil } from './support/wait.js';
 import { type Receiver, startReceiver } from './support/webhook-receiver.js';
@@ -26,33 +28,43 @@ interface Payload {
   data: { seq: number; trackerId: string; from: string | null; to: string; event: string };
 }
 
-describe('webhooks: kill -9 during deliveries neither loses nor invents a notification', () => {
-  const dir = tempDir('tx-tracker-webhook-kill9-');
+/** Where the service keeps its data, and how the test reads the change log there. */
+interface Storage {
+  url: string;
+  /** Settings the service needs beside `DATABASE_URL`. */
+  env?: Record<string, string>;
+  history(): Promise<HistoryRow[]>;
+  close(): Promise<void>;
+}
+
+function killDuringDeliveries(open: () => Promise<Storage>): void {
   let anvil: Anvil;
+  let storage: Storage;
   let receiver: Receiver;
   const seed = Number(process.env.KILL9_SEED ?? Date.now() % 1_000_000);
   const random = seededRandom(seed);
   const note = `seed ${seed} (replay with KILL9_SEED=${seed})`;
-  const path = join(dir.path, 'trackers.db');
   let service: ServiceProcess | undefined;
 
   beforeAll(async () => {
+    storage = await open();
     anvil = await startAnvil({ blockTime: 0.5, args: ['--chain-id', String(CHAIN_ID)] });
     // Some requests fail, so that retries are in flight too when the service dies.
     receiver = await startReceiver(() => (random() < 0.15 ? 500 : 204));
-  });
+  }, 60_000);
   afterAll(async () => {
     service?.child.kill('SIGKILL');
     await service?.exited;
     await receiver?.close();
     await anvil?.stop();
-    dir.remove();
+    await storage?.close();
   });
 
   const start = async () => {
     service = spawnFromSource({
       PORT: '0',
-      DATABASE_URL: `sqlite:${path}`,
+      DATABASE_URL: storage.url,
+      ...storage.env,
       CHAIN_LOCAL_RPC_URL: anvil.url,
       CHAIN_LOCAL_ID: String(CHAIN_ID),
       CHAIN_LOCAL_POLL_INTERVAL_MS: '100',
@@ -99,13 +111,8 @@ describe('webhooks: kill -9 during deliveries neither loses nor invents a notifi
 
     // The last start: it finishes every tracker and sends the rest of the outbox.
     call = await start();
-    const db = new Database(path, { readonly: true });
-    const wanted = (): HistoryRow[] =>
-      (
-        db
-          .prepare('SELECT seq, tracker_id, from_state, to_state, event FROM tracker_history ORDER BY seq')
-          .all() as HistoryRow[]
-      ).filter(
+    const wanted = async (): Promise<HistoryRow[]> =>
+      (await storage.history()).filter(
         (row) =>
           eventTypeOf({ fromState: row.from_state, toState: row.to_state, event: row.event }) !== 'tracker.updated',
       );
@@ -114,13 +121,12 @@ describe('webhooks: kill -9 during deliveries neither loses nor invents a notifi
         for (const id of acked)
           if (((await call('GET', `/trackers/${id}`)).json as { state: string }).state !== 'confirmed') return false;
         const accepted = receiver.accepted();
-        return wanted().every((row) => accepted.has(`msg_${row.seq}`));
+        return (await wanted()).every((row) => accepted.has(`msg_${row.seq}`));
       },
       `every acknowledged tracker confirmed and every change delivered; ${note}`,
       90_000,
     );
-    const rows = wanted();
-    db.close();
+    const rows = await wanted();
 
     // Nothing lost: each acknowledged tracker's creation and confirmation were delivered.
     const accepted = receiver.accepted();
@@ -145,4 +151,50 @@ describe('webhooks: kill -9 during deliveries neither loses nor invents a notifi
       });
     }
   }, 240_000);
+}
+
+const HISTORY = 'SELECT seq::int AS seq, tracker_id, from_state, to_state, event FROM tracker_history ORDER BY seq';
+
+describe('webhooks: kill -9 during deliveries neither loses nor invents a notification (SQLite)', () => {
+  killDuringDeliveries(async () => {
+    const dir = tempDir('tx-tracker-webhook-kill9-');
+    const path = join(dir.path, 'trackers.db');
+    return {
+      url: `sqlite:${path}`,
+      history: async () => {
+        const db = new Database(path, { readonly: true });
+        try {
+          return db.prepare(HISTORY.replace('seq::int', 'seq')).all() as HistoryRow[];
+        } finally {
+          db.close();
+        }
+      },
+      close: async () => dir.remove(),
+    };
+  });
 });
+
+describeWithPostgres(
+  'webhooks: kill -9 during deliveries neither loses nor invents a notification (PostgreSQL)',
+  () => {
+    killDuringDeliveries(async () => {
+      const server: PostgresServer = await startPostgres();
+      const url = await server.createDatabase();
+      return {
+        url,
+        // The same instance each start: it takes its own leases back at once instead of after their TTL.
+        env: { INSTANCE_ID: 'kill9' },
+        history: async () => {
+          const client = new pg.Client({ connectionString: url });
+          await client.connect();
+          try {
+            return (await client.query<HistoryRow>(HISTORY)).rows;
+          } finally {
+            await client.end();
+          }
+        },
+        close: () => server.close(),
+      };
+    });
+  },
+);

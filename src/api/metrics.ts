@@ -296,6 +296,26 @@ export function createMetrics(
         deliveries.inc({ outcome });
         latency.observe(seconds);
       });
+      let counted = 0;
+      new Counter({
+        name: 'tx_tracker_webhook_store_errors_total',
+        help: 'Failed reads of the webhook outbox and failed writes of attempts by the dispatcher (each retried after a backoff)',
+        registers: [registry],
+        collect() {
+          const { storeErrors } = dispatcher.health();
+          this.inc(storeErrors - counted);
+          counted = storeErrors;
+        },
+      });
+      new Gauge({
+        name: 'tx_tracker_webhook_store_failing_seconds',
+        help: "How long the dispatcher's reads or writes of the store have been failing (0 while they succeed)",
+        registers: [registry],
+        collect() {
+          const { failingSince } = dispatcher.health();
+          this.set(failingSince === null ? 0 : Math.max(0, (Date.now() - failingSince) / 1000));
+        },
+      });
     }
     const stats = cached(async () => outbox.outboxStats(), STATE_COUNT_TTL_MS);
     new Gauge({

@@ -165,8 +165,8 @@ async function checkedUrl(url: string, allow: AllowList): Promise<string> {
 export function webhookRoutes(options: WebhookRoutesOptions): Router {
   const { store, allow } = options;
   const router = Router();
-  const found = (id: string): WebhookEndpoint => {
-    const endpoint = store.getEndpoint(id);
+  const found = async (id: string): Promise<WebhookEndpoint> => {
+    const endpoint = await store.getEndpoint(id);
     if (!endpoint) throw new ApiError(404, 'not_found', `no webhook endpoint ${id.slice(0, 64)}`);
     return endpoint;
   };
@@ -195,16 +195,16 @@ export function webhookRoutes(options: WebhookRoutesOptions): Router {
     res.status(201).json(endpointJson(endpoint, secret));
   });
 
-  router.get('/webhooks', (_req, res) => {
-    res.json({ items: store.listEndpoints().map((e) => endpointJson(e)) });
+  router.get('/webhooks', async (_req, res) => {
+    res.json({ items: (await store.listEndpoints()).map((e) => endpointJson(e)) });
   });
 
-  router.get('/webhooks/:id', (req, res) => {
-    res.json(endpointJson(found(req.params.id)));
+  router.get('/webhooks/:id', async (req, res) => {
+    res.json(endpointJson(await found(req.params.id)));
   });
 
   router.patch('/webhooks/:id', async (req, res) => {
-    const endpoint = found(req.params.id);
+    const endpoint = await found(req.params.id);
     const parsed = UpdateWebhookBody.safeParse(req.body);
     if (!parsed.success) throw fromZodError(parsed.error, 'invalid_body');
     const body = parsed.data;
@@ -249,12 +249,12 @@ export function webhookRoutes(options: WebhookRoutesOptions): Router {
     res.status(204).end();
   });
 
-  router.get('/webhooks/:id/deliveries', (req, res) => {
-    const endpoint = found(req.params.id);
+  router.get('/webhooks/:id/deliveries', async (req, res) => {
+    const endpoint = await found(req.params.id);
     const parsed = DeliveriesQuery.safeParse(req.query);
     if (!parsed.success) throw fromZodError(parsed.error, 'invalid_query');
     const { status, limit, cursor } = parsed.data;
-    const page = store.listDeliveries(endpoint.id, {
+    const page = await store.listDeliveries(endpoint.id, {
       limit,
       ...(status ? { status } : {}),
       ...(cursor ? { cursor } : {}),
@@ -263,9 +263,9 @@ export function webhookRoutes(options: WebhookRoutesOptions): Router {
   });
 
   router.post('/webhooks/:id/deliveries/:deliveryId/retry', async (req, res) => {
-    const endpoint = found(req.params.id);
+    const endpoint = await found(req.params.id);
     const deliveryId = /^\d{1,16}$/.test(req.params.deliveryId) ? Number(req.params.deliveryId) : undefined;
-    const delivery = deliveryId === undefined ? undefined : store.getDelivery(endpoint.id, deliveryId);
+    const delivery = deliveryId === undefined ? undefined : await store.getDelivery(endpoint.id, deliveryId);
     if (!delivery)
       throw new ApiError(
         404,

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { FINAL_STATE_NAMES, TRACKER_STATE_NAMES } from '../../machines/tracker.machine.js';
 import { StoreError } from '../errors.js';
+import { PostgresWebhookStore } from '../webhooks/postgres-webhooks.js';
 import { FlushTiming } from './flush-timing.js';
 import { migrate } from './postgres-schema.js';
 import {
@@ -159,6 +160,8 @@ type Waiter = { resolve: () => void; reject: (error: unknown) => void };
 export class PostgresStore implements SnapshotStore {
   /** The pool, for callers that keep their own tables in the same database (leases, an inbox). */
   readonly pool: pg.Pool;
+  /** The webhook tables; each commit's outbox step fills the outbox (see `PostgresWebhookStore`). */
+  readonly webhooks: PostgresWebhookStore;
   private readonly maxBatch: number;
   private readonly minRetryMs: number;
   private readonly maxRetryMs: number;
@@ -205,6 +208,7 @@ export class PostgresStore implements SnapshotStore {
     // A pooled connection that the server closes while idle (a restart) reports here; the next
     // checkout opens a new one. Without a listener it would crash the process.
     this.pool.on('error', (error) => this.unreachable(error));
+    this.webhooks = new PostgresWebhookStore(this.pool);
   }
 
   /**
@@ -473,13 +477,14 @@ export class PostgresStore implements SnapshotStore {
     this.inflight = batch;
     this.inflightHistory = history;
     this.transaction(batch, history).then(
-      () => {
+      (outbox) => {
         this.inflight = undefined;
         this.inflightHistory = undefined;
         this.settled++;
         this.commits++;
         this.retryMs = 0;
         this.setHealth(true, null);
+        this.webhooks.committed(outbox);
         for (const w of waiters) w.resolve();
         if (this.pending.size > 0 || this.waiters.length > 0) this.commit();
       },
@@ -498,8 +503,11 @@ export class PostgresStore implements SnapshotStore {
     );
   }
 
-  /** One transaction: the hook's check, the upsert in chunks, the change log, the hook's rows, COMMIT. */
-  private async transaction(batch: Map<string, RowValues>, pendingHistory: HistoryValues[]): Promise<void> {
+  /**
+   * One transaction: the hook's check, the change log and its webhook outbox, the upsert in chunks,
+   * the hook's rows, COMMIT. Resolves with the deliveries the outbox step made.
+   */
+  private async transaction(batch: Map<string, RowValues>, pendingHistory: HistoryValues[]): Promise<number> {
     const client = await this.pool.connect();
     // A checked-out client's errors are ours (the pool listens only to idle ones): the server going away
     // between two statements must fail this commit, not the process.
@@ -521,6 +529,7 @@ export class PostgresStore implements SnapshotStore {
         dropped && dropped.size > 0 ? pendingHistory.filter((values) => !dropped.has(values[1])) : pendingHistory;
       // Each tracker's newest seq in this commit, for its row's history_seq.
       const newest = new Map<string, number>();
+      let outbox = 0;
       if (history.length > 0) {
         const seqs = await client.query<[number]>({ text: NEXT_SEQS, values: [history.length], rowMode: 'array' });
         const numbered = seqs.rows.map(([seq]) => seq).sort((a, b) => a - b);
@@ -532,6 +541,8 @@ export class PostgresStore implements SnapshotStore {
         for (let at = 0; at < history.length; at += ROWS_PER_UPSERT) {
           await client.query({ name: 'tx_tracker_history', text: HISTORY_SQL, values: columnsOf(history, at) });
         }
+        // In this transaction: a crash can neither lose a notification nor make one for a lost change.
+        outbox = await this.webhooks.insertOutbox(client, history);
       }
       const rows = [...batch].map(([id, values]) => [...values, newest.get(id) ?? null]);
       for (let at = 0; at < rows.length; at += ROWS_PER_UPSERT) {
@@ -539,6 +550,7 @@ export class PostgresStore implements SnapshotStore {
       }
       if (hook?.afterUpsert) await hook.afterUpsert(client, batch, history);
       await client.query('COMMIT');
+      return outbox;
     } catch (error) {
       try {
         await client.query('ROLLBACK');

@@ -1,14 +1,16 @@
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
-import { ENDPOINT_COLUMNS_ADDED, OUTBOX_TRIGGER, WEBHOOK_TABLES } from '../webhooks/schema.js';
+import { ADD_DELIVERY_SHARD, ENDPOINT_COLUMNS_ADDED, OUTBOX_TRIGGER, WEBHOOK_TABLES } from '../webhooks/schema.js';
 
 /**
  * The store's file format, kept in `PRAGMA user_version`: 0 is a file from before it was counted
  * (every snapshot as given), 1 allows packed snapshots (see `rowValues`), 2 has a `chain_id` column
  * (NULL in rows written before it: the default chain's), 3 has the change log (`tracker_history`,
- * and `history_seq` in `trackers`), 4 the webhook tables and the outbox trigger on the change log.
+ * and `history_seq` in `trackers`), 4 the webhook tables and the outbox trigger on the change log,
+ * 5 a `shard` column in `webhook_deliveries` (NULL here: one process sends every delivery; the
+ * PostgreSQL store's cluster uses it). The PostgreSQL store's migrations use the same numbers.
  */
-export const STORE_SCHEMA_VERSION = 4;
+export const STORE_SCHEMA_VERSION = 5;
 
 // WITHOUT ROWID: the table is the primary-key b-tree, so id-ordered paging reads it in order.
 // (state, id) serves listing by state and the rehydration scan with the same keyset paging.
@@ -92,6 +94,10 @@ function replaceOutboxTrigger(db: Database.Database): void {
   }).immediate();
 }
 
+const hasColumn = (db: Database.Database, table: string, column: string): boolean =>
+  db.prepare<[string, string], number>('SELECT 1 FROM pragma_table_info(?) WHERE name = ?').get(table, column) !==
+  undefined;
+
 /**
  * Open (or create) the store's SQLite file with the durability docs/durability.md promises, and
  * bring its format up to `STORE_SCHEMA_VERSION`. A file written by a newer format is refused.
@@ -135,6 +141,9 @@ export function openDatabase(path: string): Database.Database {
           if (hadTable && from < 3) open.exec(ADD_HISTORY_SEQ);
           // 3 → 4: webhook endpoints and the outbox, which the change log's trigger fills.
           if (from < 4) open.exec(WEBHOOK_TABLES + OUTBOX_TRIGGER);
+          // 4 → 5: the deliveries' shard, as the PostgreSQL store has it.
+          // (A file whose user_version was set back may have it already.)
+          if (from < 5 && !hasColumn(open, 'webhook_deliveries', 'shard')) open.exec(ADD_DELIVERY_SHARD);
           open.pragma(`user_version = ${STORE_SCHEMA_VERSION}`);
         })
         .immediate();

@@ -23,12 +23,23 @@ export interface DispatcherOptions {
   disableAfterMs?: number;
   /** How often the outbox is looked at for retries coming due (a commit or a settled delivery looks at once). */
   pollMs?: number;
+  /** After a failed read or write of the store, the outbox is left alone this long, doubling up to `maxBackoffMs` (5 s). */
+  maxBackoffMs?: number;
   maxResponseBytes?: number;
   logger?: Logger;
 }
 
 /** The outcome of one attempt, for `/metrics`. */
 export type AttemptResult = 'succeeded' | 'retrying' | 'failed';
+
+/** How the dispatcher's reads and writes of the store fare, for `/metrics` and logs. */
+export interface DispatcherHealth {
+  /** Failed reads of the outbox and failed writes of attempts, since start. */
+  storeErrors: number;
+  /** Epoch ms of the first failure of the current run of them; null when the last one succeeded. */
+  failingSince: number | null;
+  lastError: string | null;
+}
 
 /**
  * The payload of a delivery: Standard Webhooks' `{type, timestamp, data}`, `data` the change-log
@@ -76,8 +87,8 @@ export function signWith(key: Buffer, id: string, timestampSeconds: number, body
 }
 
 interface Lane {
-  /** Requests in flight (at most `concurrency`). */
-  inflight: Set<number>;
+  /** Requests in flight (at most `concurrency`), each with what cuts it. */
+  inflight: Map<number, { trackerId: string; cut: AbortController }>;
   /** Deliveries sent or being sent whose attempt is not recorded yet: not to be picked again. */
   busy: Set<number>;
   /** Due deliveries read ahead, oldest first (in `busy` too). */
@@ -85,6 +96,8 @@ interface Lane {
   failingSince: number | null;
   /** `failingSince` as last written to the store. */
   recordedFailingSince: number | null;
+  /** Writes of `failingSince` decided here and not yet settled. */
+  endpointWrites: number;
   /** Keys of the endpoint's secrets, decoded once. */
   keys: Map<string, Buffer>;
 }
@@ -105,6 +118,7 @@ export class WebhookDispatcher {
   private readonly concurrency: number;
   private readonly disableAfterMs: number;
   private readonly pollMs: number;
+  private readonly maxBackoffMs: number;
   private readonly maxResponseBytes: number;
   private readonly logger: Logger;
   private readonly agents: DeliveryAgents;
@@ -112,6 +126,12 @@ export class WebhookDispatcher {
   private readonly observers = new Set<(result: AttemptResult, seconds: number) => void>();
   private timer: NodeJS.Timeout | undefined;
   private scheduled = false;
+  private ticking = false;
+  private again = false;
+  /** No look at the outbox before this (epoch ms): the store failed, it is given time. */
+  private pausedUntil = 0;
+  private backoffMs = 0;
+  private health_: DispatcherHealth = { storeErrors: 0, failingSince: null, lastError: null };
   private stopped = false;
   private readonly settling = new Set<Promise<void>>();
   private readonly abort = new AbortController();
@@ -126,6 +146,7 @@ export class WebhookDispatcher {
     this.concurrency = options.concurrency ?? 4;
     this.disableAfterMs = options.disableAfterMs ?? 5 * 24 * 3_600_000;
     this.pollMs = options.pollMs ?? 250;
+    this.maxBackoffMs = options.maxBackoffMs ?? 5_000;
     this.maxResponseBytes = options.maxResponseBytes ?? 65_536;
     this.logger = options.logger ?? silentLogger;
     this.agents = deliveryAgents(options.allow);
@@ -150,13 +171,66 @@ export class WebhookDispatcher {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      if (this.stopped) return;
-      try {
-        this.tick();
-      } catch (error) {
-        this.logger.error({ err: error }, 'webhooks: the outbox could not be read');
-      }
+      void this.run();
     });
+  }
+
+  /**
+   * One look at the outbox, never two at once (a read in flight must not hand out what another
+   * is about to); a wake meanwhile looks again after it. A store that fails is left alone for a
+   * backoff, and a failure never ends the process.
+   */
+  private async run(): Promise<void> {
+    if (this.stopped) return;
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    if (Date.now() < this.pausedUntil) return;
+    this.ticking = true;
+    try {
+      do {
+        this.again = false;
+        await this.tick();
+      } while (this.again && !this.stopped);
+      this.storeAnswered();
+    } catch (error) {
+      this.storeFailed(error, 'webhooks: the outbox could not be read');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private storeAnswered(): void {
+    if (this.health_.failingSince === null) return;
+    this.logger.info({ since: new Date(this.health_.failingSince).toISOString() }, 'webhooks: the store answers again');
+    this.health_ = { ...this.health_, failingSince: null, lastError: null };
+    this.backoffMs = 0;
+    this.pausedUntil = 0;
+  }
+
+  private storeFailed(error: unknown, message: string): void {
+    const first = this.health_.failingSince === null;
+    this.health_ = {
+      storeErrors: this.health_.storeErrors + 1,
+      failingSince: this.health_.failingSince ?? Date.now(),
+      lastError: error instanceof Error ? error.message : String(error),
+    };
+    this.backoffMs = Math.min(this.maxBackoffMs, Math.max(this.pollMs, this.backoffMs * 2));
+    this.pausedUntil = Date.now() + this.backoffMs;
+    // Once per run of failures at error level: a database down for minutes would fill the log.
+    if (first) this.logger.error({ err: error, retryInMs: this.backoffMs }, message);
+    else this.logger.debug({ err: error, retryInMs: this.backoffMs }, message);
+  }
+
+  /** The store's failures as the dispatcher met them. */
+  health(): DispatcherHealth {
+    return { ...this.health_ };
+  }
+
+  /** Whether a delivery of this tracker is this process's to send now (see `WebhookStore.sends`). */
+  private mine(trackerId: string): boolean {
+    return this.options.store.sends?.(trackerId) ?? true;
   }
 
   /** Told after every attempt: its result and latency. Returns the function that stops it. */
@@ -182,11 +256,12 @@ export class WebhookDispatcher {
     this.agents.destroy();
   }
 
-  private tick(): void {
+  private async tick(): Promise<void> {
     const now = Date.now();
-    this.endpoints ??= this.options.store.listEndpoints();
-    const enabled = new Map(this.endpoints.filter((e) => e.enabled).map((e) => [e.id, e]));
+    const endpoints = (this.endpoints ??= await this.options.store.listEndpoints());
+    const enabled = new Map(endpoints.filter((e) => e.enabled).map((e) => [e.id, e]));
     for (const [id, lane] of this.lanes) {
+      this.dropOthers(lane);
       if (enabled.has(id)) continue;
       // Deleted or disabled: what was read ahead is not sent.
       for (const delivery of lane.queue) lane.busy.delete(delivery.id);
@@ -197,31 +272,55 @@ export class WebhookDispatcher {
       let lane = this.lanes.get(endpoint.id);
       if (!lane) {
         lane = {
-          inflight: new Set(),
+          inflight: new Map(),
           busy: new Set(),
           queue: [],
           failingSince: endpoint.failingSince,
           recordedFailingSince: endpoint.failingSince,
+          endpointWrites: 0,
           keys: new Map(),
         };
         this.lanes.set(endpoint.id, lane);
+      } else if (lane.endpointWrites === 0 && endpoint.failingSince !== lane.recordedFailingSince) {
+        // Written elsewhere (another instance's attempt, a PATCH): every attempt at the endpoint
+        // counts, so that one instance's success is not forgotten by another's next failure.
+        lane.failingSince = lane.recordedFailingSince = endpoint.failingSince;
       }
       let free = (endpoint.concurrency ?? this.concurrency) - lane.inflight.size;
       if (free <= 0) continue;
       if (lane.queue.length < free) {
         // Read ahead: one query for many sends. Each one read is the oldest pending delivery of its
         // tracker, and stays so until its attempt is recorded.
-        const more = this.options.store.dueDeliveries(endpoint.id, now, Math.max(free, READ_AHEAD), lane.busy);
-        for (const delivery of more) lane.busy.add(delivery.id);
-        lane.queue.push(...more);
+        const more = await this.options.store.dueDeliveries(endpoint.id, now, Math.max(free, READ_AHEAD), lane.busy);
+        if (this.stopped) return;
+        for (const delivery of more) {
+          if (lane.busy.has(delivery.id)) continue;
+          lane.busy.add(delivery.id);
+          lane.queue.push(delivery);
+        }
       }
       while (free-- > 0 && lane.queue.length > 0) this.send(endpoint, lane, lane.queue.shift()!);
     }
   }
 
+  /**
+   * Deliveries of trackers this process no longer runs (their shard went to another instance) are
+   * not sent from here: read-ahead ones are forgotten, requests in flight cut, and neither is recorded.
+   */
+  private dropOthers(lane: Lane): void {
+    if (!this.options.store.sends) return;
+    if (lane.queue.length > 0) {
+      const kept = lane.queue.filter((delivery) => this.mine(delivery.trackerId));
+      for (const delivery of lane.queue) if (!kept.includes(delivery)) lane.busy.delete(delivery.id);
+      lane.queue = kept;
+    }
+    for (const { trackerId, cut } of lane.inflight.values()) if (!this.mine(trackerId)) cut.abort();
+  }
+
   private send(endpoint: WebhookEndpoint, lane: Lane, delivery: DueDelivery): void {
+    const cut = new AbortController();
     lane.busy.add(delivery.id);
-    lane.inflight.add(delivery.id);
+    lane.inflight.set(delivery.id, { trackerId: delivery.trackerId, cut });
     const body = payloadOf(delivery);
     const id = messageIdOf(delivery);
     const now = Date.now();
@@ -246,11 +345,12 @@ export class WebhookDispatcher {
       agent: this.agents.agentFor(url),
       timeoutMs: endpoint.timeoutMs ?? this.timeoutMs,
       maxResponseBytes: this.maxResponseBytes,
-      signal: this.abort.signal,
+      signal: AbortSignal.any([this.abort.signal, cut.signal]),
     }).then(async (result) => {
       // The endpoint's slot is free once it answered; the delivery itself stays busy until recorded.
       lane.inflight.delete(delivery.id);
-      if (this.stopped) return;
+      // Another instance runs its tracker now, and sends it (again) from the store's state.
+      if (this.stopped || !this.mine(delivery.trackerId)) return;
       const outcome = this.decide(endpoint, lane, delivery, result);
       const kind: AttemptResult =
         outcome.status === 'succeeded' ? 'succeeded' : outcome.status === 'failed' ? 'failed' : 'retrying';
@@ -266,11 +366,9 @@ export class WebhookDispatcher {
       const recorded = this.record(outcome);
       this.wake(false);
       await recorded.catch((error: unknown) => {
-        this.logger.error(
-          { err: error, delivery: delivery.id },
-          'webhooks: an attempt could not be recorded; it will be sent again',
-        );
+        this.storeFailed(error, 'webhooks: an attempt could not be recorded; it will be sent again');
       });
+      if (outcome.endpoint) lane.endpointWrites--;
     });
     const settled = done.finally(() => {
       lane.inflight.delete(delivery.id);
@@ -346,6 +444,7 @@ export class WebhookDispatcher {
   ): Pick<AttemptOutcome, 'endpoint'> {
     if (disabledReason === null && lane.failingSince === lane.recordedFailingSince) return {};
     lane.recordedFailingSince = lane.failingSince;
+    lane.endpointWrites++;
     return { endpoint: { id: endpoint.id, failingSince: lane.failingSince, disabledReason } };
   }
 

@@ -79,8 +79,11 @@ export class MemoryWebhookStore implements WebhookStore {
     return endpoint && copy(endpoint);
   }
 
+  /** In creation order, as the SQL stores list them. */
   listEndpoints(): WebhookEndpoint[] {
-    return [...this.endpoints.values()].map(copy);
+    return [...this.endpoints.values()]
+      .sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .map(copy);
   }
 
   dueDeliveries(endpointId: string, now: number, limit: number, busy: ReadonlySet<number>): DueDelivery[] {

@@ -49,6 +49,12 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (
 `;
 
 /**
+ * 4 → 5: the shard of each delivery's tracker. Left NULL by the trigger: a SQLite file has one
+ * process, which sends every delivery; the PostgreSQL store fills it for its cluster.
+ */
+export const ADD_DELIVERY_SHARD = 'ALTER TABLE webhook_deliveries ADD COLUMN shard INTEGER';
+
+/**
  * Columns an earlier build of schema 4 made `webhook_endpoints` without: added on open when missing
  * (null: the service's default).
  */

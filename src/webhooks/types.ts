@@ -103,32 +103,46 @@ export interface OutboxStats {
   oldestPendingAt: number | null;
 }
 
+/** A value, or its promise: what a store on another server answers asynchronously. */
+export type Awaitable<T> = T | Promise<T>;
+
 /**
  * Where endpoints and the outbox live: in the tracker store, so that a delivery row is written in
  * the same transaction as the change-log row that causes it. Every write resolves once durable.
+ * Reads answer at once from a store in this process (memory, SQLite) and asynchronously from one
+ * on another server (PostgreSQL); a failed read throws (or rejects with) a `StoreError`.
  */
 export interface WebhookStore {
   createEndpoint(endpoint: WebhookEndpoint): Promise<void>;
   updateEndpoint(endpoint: WebhookEndpoint): Promise<void>;
   deleteEndpoint(id: string): Promise<boolean>;
-  getEndpoint(id: string): WebhookEndpoint | undefined;
-  listEndpoints(): WebhookEndpoint[];
+  getEndpoint(id: string): Awaitable<WebhookEndpoint | undefined>;
+  listEndpoints(): Awaitable<WebhookEndpoint[]>;
   /**
    * Pending deliveries of an endpoint due by `now`, each the oldest pending one of its tracker for
    * that endpoint (so that a tracker's deliveries go out in order), oldest first, skipping `busy`
-   * (the endpoint's deliveries being sent or recorded).
+   * (the endpoint's deliveries being sent or recorded). A store shared by several instances gives
+   * each only the deliveries of the trackers it runs.
    */
-  dueDeliveries(endpointId: string, now: number, limit: number, busy: ReadonlySet<number>): DueDelivery[];
+  dueDeliveries(endpointId: string, now: number, limit: number, busy: ReadonlySet<number>): Awaitable<DueDelivery[]>;
   /** The earliest `nextAttemptAt` of an endpoint's pending deliveries, or null. */
-  nextAttemptAt(endpointId: string): number | null;
+  nextAttemptAt(endpointId: string): Awaitable<number | null>;
   /** Attempts' outcomes, in one commit; a delivery appears at most once. */
   recordAttempts(outcomes: readonly AttemptOutcome[]): Promise<void>;
-  getDelivery(endpointId: string, deliveryId: number): WebhookDelivery | undefined;
+  getDelivery(endpointId: string, deliveryId: number): Awaitable<WebhookDelivery | undefined>;
   /** Newest first. */
-  listDeliveries(endpointId: string, query: { status?: DeliveryStatus; limit: number; cursor?: string }): DeliveryPage;
+  listDeliveries(
+    endpointId: string,
+    query: { status?: DeliveryStatus; limit: number; cursor?: string },
+  ): Awaitable<DeliveryPage>;
   /** Back to pending with a new schedule, due now. */
   retryDelivery(deliveryId: number, now: number): Promise<void>;
-  outboxStats(): OutboxStats;
+  outboxStats(): Awaitable<OutboxStats>;
   /** Told after a commit that may have added deliveries. Returns the function that stops it. */
   onCommit(listener: () => void): () => void;
+  /**
+   * Whether a delivery of this tracker is this process's to send (absent: all are). Asked again
+   * before each attempt is recorded: a shard handed to another instance meanwhile is its to send.
+   */
+  sends?(trackerId: string): boolean;
 }
