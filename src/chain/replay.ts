@@ -87,9 +87,7 @@ export async function applyBlock(state: WatcherState, block: ChainBlock, head: b
   const byHash = new Map(receipts.map((r) => [r.transactionHash, r]));
 
   if (mayReplace) {
-    const suspects = support.blockReceipts
-      ? receipts.some((r) => !byHashTracked(state, r.transactionHash) && tracked.hasSender(r.from))
-      : true;
+    const suspects = support.blockReceipts ? mayUseTrackedNonce(state, block, byHash) : true;
     if (suspects) {
       const txs =
         block.transactions ??
@@ -110,6 +108,50 @@ export async function applyBlock(state: WatcherState, block: ChainBlock, head: b
     if (!receipt) throw new InvalidRpcResponseError(`no receipt for ${hash} in block ${block.hash}`);
     for (const id of tracked.idsByHash(hash)) mined(state, tracked.get(id)!, receipt, head);
   }
+}
+
+/**
+ * Whether an untracked tx of this block may have used the nonce of a tracked pending tx (only the
+ * full block, with nonces, tells which). A sender's txs sit in a block in nonce order, one after
+ * the other: one of them followed here, with its nonce known, gives the nonces of the others
+ * without a call. (In a cluster, the other txs of a sender are often other instances' trackers.)
+ */
+function mayUseTrackedNonce(
+  state: WatcherState,
+  block: ChainBlock,
+  byHash: ReadonlyMap<string, ChainReceipt>,
+): boolean {
+  const { tracked } = state;
+  const bySender = new Map<string, string[]>();
+  for (const hash of block.transactionHashes) {
+    const receipt = byHash.get(hash);
+    if (!receipt) return true;
+    if (!tracked.hasSender(receipt.from)) continue;
+    const hashes = bySender.get(receipt.from);
+    if (hashes) hashes.push(hash);
+    else bySender.set(receipt.from, [hash]);
+  }
+  for (const [sender, hashes] of bySender) {
+    if (hashes.every((hash) => byHashTracked(state, hash))) continue;
+    let anchor: { at: number; nonce: bigint } | undefined;
+    for (let at = 0; at < hashes.length && !anchor; at++) {
+      for (const id of tracked.idsByHash(hashes[at]!)) {
+        const tx = tracked.get(id)?.tx;
+        if (tx && tx.from === sender) anchor = { at, nonce: tx.nonce };
+      }
+    }
+    if (!anchor) {
+      // Without a known nonce, any of the sender's pending txs may have been replaced.
+      if (tracked.idsOfSender(sender).some((id) => tracked.get(id)?.state === 'pending')) return true;
+      continue;
+    }
+    for (const [at, hash] of hashes.entries()) {
+      if (byHashTracked(state, hash)) continue;
+      const nonce = anchor.nonce + BigInt(at - anchor.at);
+      if (tracked.idsBySender(sender, nonce).some((id) => tracked.get(id)?.state === 'pending')) return true;
+    }
+  }
+  return false;
 }
 
 function byHashTracked(state: WatcherState, hash: string): boolean {

@@ -89,6 +89,11 @@ export class TrackedSet {
     return this.senders.has(from);
   }
 
+  /** Ids of the trackers whose tx `from` sent. */
+  idsOfSender(from: string): readonly string[] {
+    return [...(this.senders.get(from) ?? [])];
+  }
+
   idsByBlock(blockHash: string): readonly string[] {
     return [...(this.byBlock.get(blockHash) ?? [])];
   }
@@ -97,7 +102,8 @@ export class TrackedSet {
     return new Set(this.byHash.keys());
   }
 
-  private readonly senders = new Map<string, number>();
+  /** Sender → the ids of the trackers whose tx it sent. */
+  private readonly senders = new Map<string, Set<string>>();
 
   upsert(entry: Tracked): void {
     this.delete(entry.id);
@@ -140,14 +146,12 @@ export class TrackedSet {
   private indexTx(entry: Tracked): void {
     if (!entry.tx) return;
     add(this.bySender, senderKey(entry.tx.from, entry.tx.nonce), entry.id);
-    this.senders.set(entry.tx.from, (this.senders.get(entry.tx.from) ?? 0) + 1);
+    add(this.senders, entry.tx.from, entry.id);
   }
 
   private unindexTx(entry: Tracked): void {
     if (!entry.tx) return;
     remove(this.bySender, senderKey(entry.tx.from, entry.tx.nonce), entry.id);
-    const n = (this.senders.get(entry.tx.from) ?? 1) - 1;
-    if (n <= 0) this.senders.delete(entry.tx.from);
-    else this.senders.set(entry.tx.from, n);
+    remove(this.senders, entry.tx.from, entry.id);
   }
 }

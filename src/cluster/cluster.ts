@@ -24,6 +24,8 @@ export interface ClusterOptions {
   heartbeatMs?: number;
   /** A request for a tracker another instance runs fails after this long without an answer (default 15 s). */
   requestTimeoutMs?: number;
+  /** For tests: runs after requests from other instances ran here, before their answers are written. */
+  beforeAnswers?: (ids: readonly string[]) => Promise<void>;
   logger: Logger;
 }
 
@@ -55,6 +57,8 @@ export class Cluster {
   readonly changes: ChangeLog;
   readonly shardCount: number;
   private system: TrackerSystem | undefined;
+  /** Shards taken whose trackers are being rehydrated (how many times): requests for them wait. */
+  private readonly warming = new Map<number, number>();
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -71,9 +75,17 @@ export class Cluster {
       logger: options.logger,
       holder: {
         gained: async (shards, current) => {
-          const trackers = await this.system?.rehydrate(shards, current);
-          this.inbox.shardsGained();
-          return trackers;
+          for (const shard of shards) this.warming.set(shard, (this.warming.get(shard) ?? 0) + 1);
+          try {
+            return await this.system?.rehydrate(shards, current);
+          } finally {
+            for (const shard of shards) {
+              const left = this.warming.get(shard)! - 1;
+              if (left === 0) this.warming.delete(shard);
+              else this.warming.set(shard, left);
+            }
+            this.inbox.shardsGained();
+          }
         },
         lost: (shards) => this.system?.releaseShards(shards),
         flush: async () => this.system?.flushWrites(),
@@ -83,7 +95,12 @@ export class Cluster {
       pool,
       owns: (shard) => this.leases.owns(shard),
       ownedShards: () => this.leases.ownedShards(),
+      ready: (shard) => !this.warming.has(shard),
+      epochOf: (shard) => this.leases.epochOf(shard),
+      fence: (client, shards) => this.leases.fence(client, shards),
+      fenced: (shards) => this.leases.fenced(shards),
       ...(options.requestTimeoutMs !== undefined ? { timeoutMs: options.requestTimeoutMs } : {}),
+      ...(options.beforeAnswers ? { beforeAnswers: options.beforeAnswers } : {}),
       logger: options.logger,
     });
     this.changes = new ChangeLog({ pool, logger: options.logger });

@@ -91,6 +91,11 @@ export class LeaseManager {
     return this.owned.has(shard);
   }
 
+  /** The epoch of this instance's lease on `shard`, or undefined when it does not hold it (as far as it knows). */
+  epochOf(shard: number): bigint | undefined {
+    return this.owned.get(shard)?.epoch;
+  }
+
   /** Shards this instance holds, ascending. */
   ownedShards(): number[] {
     return [...this.owned.keys()].sort((a, b) => a - b);

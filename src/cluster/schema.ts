@@ -5,7 +5,8 @@ export const LEASES_CHANNEL = 'tx_tracker_leases';
 
 /**
  * The cluster's tables: live instances with their heartbeat, one lease row per shard (owner, fencing
- * epoch, expiry), and the inbox of requests for trackers owned by another instance. (The change feed
+ * epoch, expiry), and the inbox of requests for trackers owned by another instance (`claimed_epoch`:
+ * the lease epoch under which an owner took a request to run). (The change feed
  * every instance reads is the store's change log, `tracker_history`.) Idempotent; a
  * transaction-level advisory lock keeps instances starting together from racing on it.
  *
@@ -42,6 +43,7 @@ export async function migrateCluster(pool: Pool, shardCount: number): Promise<vo
         created_at timestamptz NOT NULL DEFAULT now(),
         answered_at timestamptz
       );
+      ALTER TABLE cluster_inbox ADD COLUMN IF NOT EXISTS claimed_epoch bigint;
       CREATE INDEX IF NOT EXISTS cluster_inbox_open ON cluster_inbox (shard, id) WHERE answer IS NULL;
     `);
     await client.query(

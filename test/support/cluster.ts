@@ -31,8 +31,8 @@ export interface ClusterHarness {
   pg: PostgresServer;
   anvil: Anvil;
   instances: Instance[];
-  /** Start one more instance (resolves once it serves). */
-  add(id: string): Promise<Instance>;
+  /** Start one more instance (resolves once it serves), with `env` over the harness's. */
+  add(id: string, env?: Record<string, string>): Promise<Instance>;
   /** The instances that run, by id. */
   running(): Instance[];
   /** Shard → owner, from the database. */
@@ -76,7 +76,7 @@ export async function startClusterHarness(options: ClusterHarnessOptions): Promi
       await client.end();
     }
   };
-  const add = async (id: string): Promise<Instance> => {
+  const add = async (id: string, env: Record<string, string> = {}): Promise<Instance> => {
     const child = spawnFromSource({
       PORT: '0',
       DATABASE_URL: pg.url,
@@ -88,6 +88,7 @@ export async function startClusterHarness(options: ClusterHarnessOptions): Promi
       INSTANCE_ID: id,
       FAULT_INJECTION: '1',
       ...options.env,
+      ...env,
     });
     void child.exited.then(() => exited.add(id));
     const { api } = await child.started(60_000);

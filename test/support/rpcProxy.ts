@@ -14,6 +14,8 @@ export interface RpcProxy {
   rewrite: ((method: string, result: unknown) => unknown) | null;
   /** JSON-RPC calls seen (batch items counted one by one), by method. */
   calls: Map<string, number>;
+  /** Told of each call passed through (batch items one by one), with its params. */
+  observe: ((method: string, params: unknown) => void) | null;
   totalCalls(): number;
   httpRequests: number;
   reset(): void;
@@ -37,6 +39,7 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
     delayMs: 3000,
     rewrite: null,
     calls: new Map(),
+    observe: null,
     totalCalls: () => [...proxy.calls.values()].reduce((a, b) => a + b, 0),
     httpRequests: 0,
     reset() {
@@ -72,9 +75,11 @@ async function handle(proxy: RpcProxy, req: IncomingMessage, res: ServerResponse
   const body = Buffer.concat(chunks).toString('utf8');
   proxy.httpRequests++;
   try {
-    const parsed = JSON.parse(body) as { method: string } | Array<{ method: string }>;
+    type Call = { method: string; params?: unknown };
+    const parsed = JSON.parse(body) as Call | Call[];
     for (const call of Array.isArray(parsed) ? parsed : [parsed]) {
       proxy.calls.set(call.method, (proxy.calls.get(call.method) ?? 0) + 1);
+      proxy.observe?.(call.method, call.params);
     }
   } catch {
     // counted as an HTTP request only
