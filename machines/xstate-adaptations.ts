@@ -58,8 +58,8 @@ function bucketOf(id: string): number {
 /**
  * The registry, id → live tracker: immutable, so that every supervisor snapshot keeps the registry
  * it had. A change copies one of 32 small buckets (a few entries) instead of the whole registry,
- * which was paid twice per crash and once per tracker that ends (docs/performance.md has the
- * profiles). A change costs O(shard size / 32): sized for shards of about a hundred trackers.
+ * a copy that would be paid twice per crash and once per tracker that ends (docs/performance.md has
+ * the profiles). A change costs O(shard size / 32): sized for shards of about a hundred trackers.
  * Serialised (e.g. for the inspector) as an object.
  *
  * @example

@@ -4,7 +4,7 @@ import { MemoryStore } from '../src/store/memory.js';
 import { inspectedActorId } from './support/wait.js';
 import { hashOf, waitFor } from './helpers.js';
 
-// Issue 7: a new head must not wake trackers that cannot change on it. Confirming trackers'
+// A new head must not wake trackers that cannot change on it. Confirming trackers'
 // confirmations are derived from the head; only the ones it brings to their threshold get an event.
 describe('system.newHead', () => {
   it('wakes only the trackers the head brings to their required confirmations, and derives the rest', async () => {

@@ -694,8 +694,8 @@ export class TrackerSystem {
    * stop all actors. The store stays open (its owner closes it).
    *
    * `stopActors: false` leaves the actors as they are, inert, for a process about to exit: XState
-   * stops a parent's children one at a time, copying the parent's children for each, which took
-   * 40 s at 100,000 trackers (3 s at 30,000).
+   * stops a parent's children one at a time, copying the parent's children for each, which at
+   * 100,000 trackers takes longer than the SIGTERM bound (docs/performance.md).
    *
    * @example
    * await system.shutdown(); // a library user: everything stopped

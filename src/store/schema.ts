@@ -17,7 +17,7 @@ export const STORE_SCHEMA_VERSION = 5;
 // The change log is appended in seq order (the rowid: each insert lands at the end of its b-tree)
 // and has no index: a tracker's rows are a chain, its row's history_seq the newest and each row's
 // prev_seq the one before, so a change writes no page besides the ones its upsert writes anyway
-// and the log's last page (an index on tracker_id was a random insert per change).
+// and the log's last page (an index on tracker_id would be a random insert per change).
 // AUTOINCREMENT: a seq is never handed out twice, even after the newest rows were pruned.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS trackers (

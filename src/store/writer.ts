@@ -97,8 +97,8 @@ parentPort.on('message', (message) => {
 
 /**
  * Rows per `rows` message: a large batch (a head that moves 100,000 trackers) goes over in slices, so
- * that neither thread holds a copy of all of it at once: one whole message left the process
- * much larger after the work was done (docs/durability.md).
+ * that neither thread holds a copy of all of it at once: one whole message leaves the process
+ * much larger after the work is done (docs/performance.md).
  */
 const ROWS_PER_MESSAGE = 1024;
 
