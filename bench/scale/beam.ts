@@ -1,11 +1,10 @@
-/** The BEAM anchor (../../../shared/anchors/seed_otp_bench.exs) run beside ours, its printed lines parsed. */
+/** The BEAM anchor (the seed's `seed_otp_bench.exs`, named by BENCH_ANCHOR) run beside ours, its printed lines parsed. */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
 
-export const ANCHOR =
-  process.env.BENCH_ANCHOR ?? fileURLToPath(new URL('../../../shared/anchors/seed_otp_bench.exs', import.meta.url));
+// The anchor is not part of this repository: its path is given, never assumed.
+export const ANCHOR = process.env.BENCH_ANCHOR ?? '';
 
 export interface BeamResult {
   n: number;
@@ -26,6 +25,7 @@ export interface BeamResult {
 export function beamAvailable(): { ok: true } | { ok: false; why: string } {
   const which = spawnSync('sh', ['-c', 'command -v elixir'], { encoding: 'utf8' });
   if (which.status !== 0) return { ok: false, why: 'elixir not found: BEAM column skipped' };
+  if (ANCHOR === '') return { ok: false, why: 'BENCH_ANCHOR not set: BEAM column skipped' };
   if (!existsSync(ANCHOR)) return { ok: false, why: `${ANCHOR} not found: BEAM column skipped` };
   return { ok: true };
 }
