@@ -188,14 +188,17 @@ export async function migrate(pool: pg.Pool, migrations = PG_MIGRATIONS): Promis
  * await fillShards(pool);
  */
 export async function fillShards(pool: pg.Pool, batchSize = FILL_SHARDS_BATCH): Promise<number> {
+  // Checked out, its errors are ours; the failing query reports them.
+  const ignore = () => undefined;
   const done = async (db: pg.Pool | pg.PoolClient) =>
     ((await db.query("SELECT 1 FROM tracker_store_fills WHERE name = 'trackers.shard'")).rowCount ?? 0) > 0;
   let client: pg.PoolClient | undefined;
   let locked = false;
+  let broken = false;
   try {
     if (await done(pool)) return 0;
     client = await pool.connect();
-    client.on('error', () => undefined);
+    client.on('error', ignore);
     await client.query('SELECT pg_advisory_lock($1)', [FILL_LOCK]);
     locked = true;
     if (await done(client)) return 0;
@@ -221,7 +224,9 @@ export async function fillShards(pool: pg.Pool, batchSize = FILL_SHARDS_BATCH): 
   } catch (error) {
     throw new StoreError('cannot fill the shard column of the PostgreSQL database', error);
   } finally {
-    if (locked) await client?.query('SELECT pg_advisory_unlock($1)', [FILL_LOCK]).catch(() => undefined);
-    client?.release();
+    // A connection that cannot say it let go of the lock is closed, which lets go of it.
+    if (locked) await client?.query('SELECT pg_advisory_unlock($1)', [FILL_LOCK]).catch(() => (broken = true));
+    client?.off('error', ignore);
+    client?.release(broken);
   }
 }

@@ -407,6 +407,11 @@ export class PostgresStore implements SnapshotStore {
     const wanted = new Set(options.shards);
     const ours = (id: string) => wanted.has(shardOf(id, shardCount));
     const stored = storedShards(wanted, shardCount);
+    // Every shard (the first instance of a cluster): read as without shards.
+    if (stored?.length === DEFAULT_SHARD_COUNT) {
+      yield* this.loadLive(batchSize);
+      return;
+    }
     if (stored === undefined) {
       for await (const batch of this.loadLive(batchSize)) {
         const records = batch.filter((record) => ours(record.id));

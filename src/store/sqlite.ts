@@ -542,6 +542,11 @@ export class SqliteStore implements SnapshotStore {
     const shardCount = options.shardCount ?? DEFAULT_SHARD_COUNT;
     const wanted = new Set(options.shards);
     const stored = storedShards(wanted, shardCount);
+    // Every shard (the first instance of a cluster): read as without shards.
+    if (stored?.length === DEFAULT_SHARD_COUNT) {
+      yield* this.loadLive(batchSize);
+      return;
+    }
     if (stored === undefined) {
       for await (const batch of this.loadLive(batchSize)) {
         const rows = batch.filter((record) => wanted.has(shardOf(record.id, shardCount)));

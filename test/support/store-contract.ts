@@ -265,6 +265,8 @@ export function storeContract(makeFactory: () => Promise<StoreFactory>): void {
       { shards: [0, 3], shardCount: 8 },
       // One that does not: every live row read, then told apart.
       { shards: [1], shardCount: 3 },
+      // Every shard: read as without shards.
+      { shards: Array.from({ length: 8 }, (_, i) => i), shardCount: 8 },
       { shards: [] },
     ];
     for (const { shards, shardCount } of cases) {
