@@ -15,7 +15,7 @@ function asyncOnly(store: SnapshotStore): SnapshotStore {
     flush: () => store.flush(),
     get: (id) => store.get(id),
     list: (query) => store.list(query),
-    loadLive: (batchSize) => store.loadLive(batchSize),
+    loadLive: (batchSize, options) => store.loadLive(batchSize, options),
     history: (id, query) => store.history(id, query),
     pruneHistory: (endedBefore, maxRows) => store.pruneHistory(endedBefore, maxRows),
     countByChain: () => store.countByChain(),

@@ -1,14 +1,16 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { storedShard } from '../src/runtime/shard.js';
 import { createTrackerSystem } from '../src/runtime/system.js';
 import { STORE_SCHEMA_VERSION } from '../src/store/schema.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { hashOf, tempDir } from './helpers.js';
 
 /**
- * A store schema 2 file: schema 3 only added `tracker_history` and `trackers.history_seq`, so a file
- * written by this build without them (and at user_version 2) is what schema 2 wrote for the trackers.
+ * A store schema 2 file: schema 3 only added `tracker_history` and `trackers.history_seq` (and 6
+ * `trackers.shard`), so a file written by this build without them (and at user_version 2) is what
+ * schema 2 wrote for the trackers.
  */
 async function schema2File(path: string): Promise<void> {
   const store = new SqliteStore({ path });
@@ -20,7 +22,10 @@ async function schema2File(path: string): Promise<void> {
   await system.shutdown();
   await store.close();
   const db = new Database(path);
-  db.exec('DROP TABLE tracker_history; ALTER TABLE trackers DROP COLUMN history_seq');
+  db.exec(
+    'DROP TABLE tracker_history; ALTER TABLE trackers DROP COLUMN history_seq; ' +
+      'DROP INDEX trackers_live_shard; ALTER TABLE trackers DROP COLUMN shard',
+  );
   db.pragma('user_version = 2');
   db.close();
 }
@@ -41,10 +46,16 @@ describe('a store schema 2 file upgrades to schema 3 in place: the trackers as t
     const raw = new Database(path, { readonly: true });
     expect(raw.pragma('user_version', { simple: true })).toBe(STORE_SCHEMA_VERSION);
     const upgraded = raw.prepare('SELECT * FROM trackers ORDER BY id').all() as Array<Record<string, unknown>>;
-    expect(upgraded).toEqual((rows as Array<Record<string, unknown>>).map((row) => ({ ...row, history_seq: null })));
+    expect(upgraded).toEqual(
+      (rows as Array<Record<string, unknown>>).map((row) => ({
+        ...row,
+        history_seq: null,
+        shard: storedShard(row.id as string),
+      })),
+    );
     const columns = (table: string) =>
       (raw.pragma(`table_info(${table})`) as Array<{ name: string }>).map((c) => c.name);
-    expect(columns('trackers').at(-1)).toBe('history_seq');
+    expect(columns('trackers').slice(-2)).toEqual(['history_seq', 'shard']);
     expect(columns('tracker_history')).toEqual([
       'seq',
       'tracker_id',

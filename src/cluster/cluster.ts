@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import pg from 'pg';
 import type { Logger } from '../runtime/logger.js';
-import { shardOf } from '../runtime/shard.js';
+import { DEFAULT_SHARD_COUNT, shardOf } from '../runtime/shard.js';
 import type { TrackerSystem } from '../runtime/system.js';
 import type { Placement } from '../runtime/types.js';
 import type { ChangeSource } from '../api/sse.js';
@@ -64,7 +64,7 @@ export class Cluster {
     private readonly pool: pg.Pool,
     options: ClusterOptions,
   ) {
-    this.shardCount = options.shardCount ?? 1024;
+    this.shardCount = options.shardCount ?? DEFAULT_SHARD_COUNT;
     const instanceId = options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.leases = new LeaseManager({
       pool,
@@ -113,7 +113,7 @@ export class Cluster {
     // An idle connection that dies (the database restarted) is dropped from the pool, not thrown.
     pool.on('error', (error) => options.logger.debug({ err: error }, 'a cluster connection closed'));
     try {
-      await migrateCluster(pool, options.shardCount ?? 1024);
+      await migrateCluster(pool, options.shardCount ?? DEFAULT_SHARD_COUNT);
     } catch (error) {
       await pool.end();
       throw error;

@@ -46,6 +46,7 @@ import {
 } from './persistence.js';
 import { Quarantine } from './quarantine.js';
 import { ShardRegistry } from './registry.js';
+import { DEFAULT_SHARD_COUNT } from './shard.js';
 import { StartBatcher, StoredReader } from './start-batch.js';
 import { trackerMigrations } from './snapshot-compat.js';
 import { startSupervision } from './supervision.js';
@@ -142,7 +143,7 @@ export class TrackerSystem {
   constructor(options: TrackerSystemOptions) {
     this.store = options.store;
     this.reader = new StoredReader(options.store);
-    this.shardCount = options.shardCount ?? 1024;
+    this.shardCount = options.shardCount ?? DEFAULT_SHARD_COUNT;
     this.defaultConfirmations = validateConfirmations(options.defaultConfirmations ?? 12);
     this.chains = new ChainDirectory(options.chains ?? [], options.defaultChain, this.defaultConfirmations);
     this.policy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
@@ -618,7 +619,9 @@ export class TrackerSystem {
     const elsewhere = new Map<number, number>();
     // Grouped by shard and sent once per shard: one registry copy per shard instead of one per tracker.
     const byShard = new Map<number, TrackerSpawn[]>();
-    for await (const batch of this.store.loadLive(1000)) {
+    // The store reads only these shards' rows (a claim of a few shards must not read every tracker).
+    const rows = this.store.loadLive(1000, shards && { shards: [...shards], shardCount: this.shardCount });
+    for await (const batch of rows) {
       for (const record of batch) {
         const shardIndex = this.registry.shardIndex(record.id);
         if (shards !== undefined && !shards.has(shardIndex)) continue;

@@ -1,4 +1,5 @@
 import { FINAL_STATE_NAMES } from '../../machines/tracker.machine.js';
+import { DEFAULT_SHARD_COUNT, shardOf } from '../runtime/shard.js';
 import { MemoryWebhookStore } from '../webhooks/memory-webhooks.js';
 import { FlushTiming } from './flush-timing.js';
 import {
@@ -8,6 +9,7 @@ import {
   type HistoryQuery,
   type ListPage,
   type ListQuery,
+  type LoadLiveOptions,
   type SnapshotStore,
   type StateCounts,
   type TrackerCount,
@@ -138,9 +140,12 @@ export class MemoryStore implements SnapshotStore {
     return { items, nextCursor: more ? encodeCursor(items[items.length - 1]!.id) : null };
   }
 
-  async *loadLive(batchSize: number): AsyncIterable<TrackerRecord[]> {
+  async *loadLive(batchSize: number, options?: LoadLiveOptions): AsyncIterable<TrackerRecord[]> {
+    const shards = options && new Set(options.shards);
+    const shardCount = options?.shardCount ?? DEFAULT_SHARD_COUNT;
     let batch: TrackerRecord[] = [];
-    for (const row of this.rows.values()) {
+    for (const [id, row] of this.rows) {
+      if (shards && !shards.has(shardOf(id, shardCount))) continue;
       const record = JSON.parse(row) as TrackerRecord;
       if (FINAL_STATE_NAMES.includes(record.state)) continue;
       batch.push(record);

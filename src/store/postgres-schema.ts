@@ -1,11 +1,14 @@
 import type pg from 'pg';
 import { StoreError } from '../errors.js';
+import { storedShard } from '../runtime/shard.js';
+import { LIVE_ROW } from './row.js';
 
 /**
  * The PostgreSQL store's migrations, numbered as the SQLite store's schema versions (`user_version`)
  * so that one number names one shape of the data in both: it starts at 2, the first SQLite schema
  * with every column it has; 3 is the change log, 4 the webhook tables, 5 the deliveries' shard. Each
- * runs once, in order, recorded in `tracker_store_schema`.
+ * runs once, in order, recorded in `tracker_store_schema`; 6 adds the trackers' shard, which
+ * `fillShards` then gives the rows there are.
  */
 export const PG_MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
   {
@@ -108,12 +111,30 @@ export const PG_MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
     // it holds (see PostgresWebhookStore.dispatchFor).
     sql: 'ALTER TABLE webhook_deliveries ADD COLUMN shard INTEGER;',
   },
+  {
+    version: 6,
+    // Each tracker's shard (`storedShard`), which every write fills, and the live rows by it: a
+    // claim of some shards reads their rows only (see PostgresStore.loadLive). Adding the column
+    // rewrites nothing; `fillShards` fills the rows there are afterwards, batch by batch, outside
+    // this transaction, and records that it is done in `tracker_store_fills`.
+    sql: `
+      ALTER TABLE trackers ADD COLUMN shard INTEGER;
+      CREATE INDEX trackers_live_shard ON trackers (shard, id) WHERE ${LIVE_ROW};
+      CREATE TABLE tracker_store_fills (
+        name      TEXT PRIMARY KEY,
+        filled_at TIMESTAMPTZ NOT NULL DEFAULT now()
+      );`,
+  },
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS[PG_MIGRATIONS.length - 1]!.version;
 
 /** Key of the advisory lock that serialises migrations across instances (any constant of our own). */
 const MIGRATION_LOCK = 0x7478_7472; // "txtr"
+/** Key of the advisory lock held while one instance fills the shard column. */
+const FILL_LOCK = MIGRATION_LOCK + 1;
+/** Rows per transaction of `fillShards`. */
+export const FILL_SHARDS_BATCH = 5000;
 
 /**
  * Bring the database's store schema up to `PG_SCHEMA_VERSION`, in one transaction under an advisory
@@ -152,5 +173,60 @@ export async function migrate(pool: pg.Pool, migrations = PG_MIGRATIONS): Promis
     throw new StoreError('cannot open the PostgreSQL database', error);
   } finally {
     client?.release();
+  }
+}
+
+/**
+ * Give every tracker row without a shard its `storedShard`, `batchSize` rows a transaction in id
+ * order, so that the table is never locked for long, once per database: one instance fills while
+ * the others starting meanwhile wait for it, and the fill is recorded when done. Rows an instance
+ * of an older build writes meanwhile (or after) have none: `loadLive` of some shards reads those too.
+ * Resolves to the rows filled.
+ *
+ * @example
+ * await migrate(pool);
+ * await fillShards(pool);
+ */
+export async function fillShards(pool: pg.Pool, batchSize = FILL_SHARDS_BATCH): Promise<number> {
+  // Checked out, its errors are ours; the failing query reports them.
+  const ignore = () => undefined;
+  const done = async (db: pg.Pool | pg.PoolClient) =>
+    ((await db.query("SELECT 1 FROM tracker_store_fills WHERE name = 'trackers.shard'")).rowCount ?? 0) > 0;
+  let client: pg.PoolClient | undefined;
+  let locked = false;
+  let broken = false;
+  try {
+    if (await done(pool)) return 0;
+    client = await pool.connect();
+    client.on('error', ignore);
+    await client.query('SELECT pg_advisory_lock($1)', [FILL_LOCK]);
+    locked = true;
+    if (await done(client)) return 0;
+    let filled = 0;
+    for (let after = ''; ;) {
+      const { rows } = await client.query<[string]>({
+        text: 'SELECT id FROM trackers WHERE id > $1 AND shard IS NULL ORDER BY id LIMIT $2',
+        values: [after, batchSize],
+        rowMode: 'array',
+      });
+      if (rows.length === 0) break;
+      const ids = rows.map(([id]) => id);
+      const result = await client.query(
+        `UPDATE trackers t SET shard = f.shard FROM unnest($1::text[], $2::int[]) AS f(id, shard)
+         WHERE t.id = f.id AND t.shard IS NULL`,
+        [ids, ids.map(storedShard)],
+      );
+      filled += result.rowCount ?? 0;
+      after = ids[ids.length - 1]!;
+    }
+    await client.query("INSERT INTO tracker_store_fills (name) VALUES ('trackers.shard') ON CONFLICT DO NOTHING");
+    return filled;
+  } catch (error) {
+    throw new StoreError('cannot fill the shard column of the PostgreSQL database', error);
+  } finally {
+    // A connection that cannot say it let go of the lock is closed, which lets go of it.
+    if (locked) await client?.query('SELECT pg_advisory_unlock($1)', [FILL_LOCK]).catch(() => (broken = true));
+    client?.off('error', ignore);
+    client?.release(broken);
   }
 }

@@ -1,14 +1,16 @@
 import pg from 'pg';
 import { FINAL_STATE_NAMES, TRACKER_STATE_NAMES } from '../../machines/tracker.machine.js';
 import { StoreError } from '../errors.js';
+import { DEFAULT_SHARD_COUNT, shardOf, storedShard, storedShards } from '../runtime/shard.js';
 import { PostgresWebhookStore } from '../webhooks/postgres-webhooks.js';
 import { FlushTiming } from './flush-timing.js';
-import { migrate } from './postgres-schema.js';
+import { fillShards, migrate } from './postgres-schema.js';
 import {
   COLUMNS,
   COLUMN_COUNT,
   HISTORY_COLUMNS,
   type HistoryValues,
+  LIVE_ROW,
   WRITE_COLUMNS,
   type RowValues,
   fromHistoryRow,
@@ -22,6 +24,7 @@ import {
   type HistoryQuery,
   type ListPage,
   type ListQuery,
+  type LoadLiveOptions,
   type SnapshotStore,
   type StateCounts,
   type TrackerCount,
@@ -93,12 +96,13 @@ const INT8_OID = 20;
 const UPSERT_SQL = `
   INSERT INTO trackers (${WRITE_COLUMNS})
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[],
-                       $7::float8[], $8::float8[], $9::text[], $10::int8[], $11::int8[])
+                       $7::float8[], $8::float8[], $9::text[], $10::int8[], $11::int8[], $12::int[])
   ON CONFLICT (id) DO UPDATE SET
     tx_hash = excluded.tx_hash, state = excluded.state, version = excluded.version,
     snapshot = excluded.snapshot, restarts = excluded.restarts, created_at = excluded.created_at,
     updated_at = excluded.updated_at, quarantined = COALESCE(excluded.quarantined, trackers.quarantined),
-    chain_id = excluded.chain_id, history_seq = COALESCE(excluded.history_seq, trackers.history_seq)`;
+    chain_id = excluded.chain_id, history_seq = COALESCE(excluded.history_seq, trackers.history_seq),
+    shard = excluded.shard`;
 
 // Seqs for the commit's history rows, taken from the column's own sequence before the insert, so
 // that they are handed out in the order of the changes.
@@ -121,6 +125,12 @@ const QUERIES = {
   one: `${SELECT} WHERE id = $1`,
   pageAll: `${SELECT} WHERE id > $1 ORDER BY id LIMIT $2`,
   pageInState: `${SELECT} WHERE state = $1 AND id > $2 ORDER BY id LIMIT $3`,
+  // Live rows of these shard column values after ($2, $3), along the partial index (the query names
+  // its predicate). Only the values from $2 on are passed: the index scan then returns rows in
+  // (shard, id) order, one value after the other, and stops at the limit.
+  pageOfShards: `SELECT ${COLUMNS}, shard FROM trackers WHERE shard = ANY($1::int[]) AND ${LIVE_ROW} AND (shard, id) > ($2, $3)
+    ORDER BY shard, id LIMIT $4`,
+  pageUnsharded: `${SELECT} WHERE shard IS NULL AND ${LIVE_ROW} AND id > $1 ORDER BY id LIMIT $2`,
   pageOfChain: `${SELECT} WHERE ${OF_CHAIN} AND id > $3 ORDER BY id LIMIT $4`,
   pageOfChainInState: `${SELECT} WHERE ${OF_CHAIN} AND state = $3 AND id > $4 ORDER BY id LIMIT $5`,
   // One statement, so one snapshot: the counts and the stored states of the rows written since agree.
@@ -222,6 +232,7 @@ export class PostgresStore implements SnapshotStore {
     const store = new PostgresStore(options);
     try {
       await migrate(store.pool);
+      await fillShards(store.pool);
     } catch (error) {
       await store.pool.end().catch(() => undefined);
       throw error;
@@ -370,8 +381,12 @@ export class PostgresStore implements SnapshotStore {
     );
   }
 
-  async *loadLive(batchSize: number): AsyncIterable<TrackerRecord[]> {
+  async *loadLive(batchSize: number, options?: LoadLiveOptions): AsyncIterable<TrackerRecord[]> {
     await this.flush();
+    if (options) {
+      yield* this.loadLiveOf(batchSize, options);
+      return;
+    }
     // Rows in a state this machine does not know are handed out too, to be quarantined, not left unseen.
     const unknown = (await this.query(QUERIES.states, [])).map((row) => row[0]).filter((s) => !KNOWN_STATES.has(s));
     for (const state of [...LIVE_STATES, ...unknown]) {
@@ -383,6 +398,44 @@ export class PostgresStore implements SnapshotStore {
         yield rows.map(fromRow);
         if (rows.length < batchSize) break;
       }
+    }
+  }
+
+  /** The live rows of some shards: by the shard column where it tells them apart, else every live row, filtered. */
+  private async *loadLiveOf(batchSize: number, options: LoadLiveOptions): AsyncIterable<TrackerRecord[]> {
+    const shardCount = options.shardCount ?? DEFAULT_SHARD_COUNT;
+    const wanted = new Set(options.shards);
+    const ours = (id: string) => wanted.has(shardOf(id, shardCount));
+    const stored = storedShards(wanted, shardCount);
+    // Every shard (the first instance of a cluster): read as without shards.
+    if (stored?.length === DEFAULT_SHARD_COUNT) {
+      yield* this.loadLive(batchSize);
+      return;
+    }
+    if (stored === undefined) {
+      for await (const batch of this.loadLive(batchSize)) {
+        const records = batch.filter((record) => ours(record.id));
+        if (records.length > 0) yield records;
+      }
+      return;
+    }
+    for (let shard = -1, after = ''; stored.length > 0;) {
+      const from = shard;
+      const rows = await this.query(QUERIES.pageOfShards, [stored.filter((s) => s >= from), shard, after, batchSize]);
+      const records = rows.filter((row) => ours(row[0])).map(fromRow);
+      if (records.length > 0) yield records;
+      if (rows.length < batchSize) break;
+      // The last row's own shard column (its 11th value) and id: where the next page starts.
+      const last = rows[rows.length - 1] as unknown as [...RowValues, number];
+      [after, shard] = [last[0], last[COLUMN_COUNT]];
+    }
+    // Rows without the column (an instance of an older build wrote them): read too, told apart here.
+    for (let after = ''; ;) {
+      const rows = await this.query(QUERIES.pageUnsharded, [after, batchSize]);
+      const records = rows.filter((row) => ours(row[0])).map(fromRow);
+      if (records.length > 0) yield records;
+      if (rows.length < batchSize) break;
+      after = rows[rows.length - 1]![0];
     }
   }
 
@@ -544,7 +597,7 @@ export class PostgresStore implements SnapshotStore {
         // In this transaction: a crash can neither lose a notification nor make one for a lost change.
         outbox = await this.webhooks.insertOutbox(client, history);
       }
-      const rows = [...batch].map(([id, values]) => [...values, newest.get(id) ?? null]);
+      const rows = [...batch].map(([id, values]) => [...values, newest.get(id) ?? null, storedShard(id)]);
       for (let at = 0; at < rows.length; at += ROWS_PER_UPSERT) {
         await client.query({ name: 'tx_tracker_upsert', text: UPSERT_SQL, values: columnsOf(rows, at) });
       }

@@ -27,12 +27,21 @@ const PERSISTED_KEYS = ['status', 'value', 'historyValue', 'context', 'children'
 const XSTATE_KEYS = ['status', 'output', 'error', 'value', 'historyValue', 'context', 'children'];
 
 /**
- * The columns a write binds: `COLUMNS` and then `history_seq`, the seq of the tracker's newest
- * history row (null for a write that is not a change: the row keeps the one it has).
+ * The columns a write binds: `COLUMNS`, then `history_seq`, the seq of the tracker's newest
+ * history row (null for a write that is not a change: the row keeps the one it has), then `shard`,
+ * the id's `storedShard` (what `loadLive` of some shards reads by).
  */
-export const WRITE_COLUMNS = `${COLUMNS}, history_seq`;
-export const WRITE_COLUMN_COUNT = COLUMN_COUNT + 1;
-export type WrittenValues = [...RowValues, historySeq: number | null];
+export const WRITE_COLUMNS = `${COLUMNS}, history_seq, shard`;
+export const WRITE_COLUMN_COUNT = COLUMN_COUNT + 2;
+export type WrittenValues = [...RowValues, historySeq: number | null, shard: number];
+
+/**
+ * Rows `loadLive` hands out: not in a final state (`FINAL_STATE_NAMES`), those in a state this
+ * machine does not know included. The partial index on (shard, id) has this predicate, and a
+ * query names it word for word so that the planner uses that index; a change of the final states
+ * needs a migration that builds the index anew.
+ */
+export const LIVE_ROW = "state NOT IN ('confirmed', 'failed', 'stopped')";
 
 /**
  * The record as the values of its row. The snapshot column holds JSON in one of four forms:

@@ -1,5 +1,7 @@
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
+import { storedShard } from '../runtime/shard.js';
+import { LIVE_ROW } from './row.js';
 import { ADD_DELIVERY_SHARD, ENDPOINT_COLUMNS_ADDED, OUTBOX_TRIGGER, WEBHOOK_TABLES } from '../webhooks/schema.js';
 
 /**
@@ -8,9 +10,11 @@ import { ADD_DELIVERY_SHARD, ENDPOINT_COLUMNS_ADDED, OUTBOX_TRIGGER, WEBHOOK_TAB
  * (NULL in rows written before it: the default chain's), 3 has the change log (`tracker_history`,
  * and `history_seq` in `trackers`), 4 the webhook tables and the outbox trigger on the change log,
  * 5 a `shard` column in `webhook_deliveries` (NULL here: one process sends every delivery; the
- * PostgreSQL store's cluster uses it). The PostgreSQL store's migrations use the same numbers.
+ * PostgreSQL store's cluster uses it), 6 a `shard` column in `trackers` (the id's `storedShard`,
+ * filled in every row) with an index of the live rows by it. The PostgreSQL store's migrations use
+ * the same numbers.
  */
-export const STORE_SCHEMA_VERSION = 5;
+export const STORE_SCHEMA_VERSION = 6;
 
 // WITHOUT ROWID: the table is the primary-key b-tree, so id-ordered paging reads it in order.
 // (state, id) serves listing by state and the rehydration scan with the same keyset paging.
@@ -31,7 +35,8 @@ CREATE TABLE IF NOT EXISTS trackers (
   updated_at  INTEGER NOT NULL,
   quarantined TEXT,
   chain_id    INTEGER,
-  history_seq INTEGER
+  history_seq INTEGER,
+  shard       INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trackers_state_id ON trackers (state, id);
 CREATE TABLE IF NOT EXISTS tracker_history (
@@ -67,6 +72,35 @@ const ADD_CHAIN_ID = 'ALTER TABLE trackers ADD COLUMN chain_id INTEGER';
 
 /** 2 → 3: the change log (SCHEMA creates its table); trackers point at their newest change. */
 const ADD_HISTORY_SEQ = 'ALTER TABLE trackers ADD COLUMN history_seq INTEGER';
+
+/** 5 → 6: trackers get their shard (`storedShard`); the rows there are get it by `fillShards`. */
+const ADD_SHARD = 'ALTER TABLE trackers ADD COLUMN shard INTEGER';
+/** Live rows by shard, for `loadLive` of some shards (its queries name `LIVE_ROW`). */
+const SHARD_INDEX = `CREATE INDEX IF NOT EXISTS trackers_live_shard ON trackers (shard, id) WHERE ${LIVE_ROW}`;
+/** Rows per transaction of `fillShards`. */
+export const FILL_SHARDS_BATCH = 10_000;
+
+/**
+ * Give every row without a shard its `storedShard`, in id order, `batchSize` rows a transaction, so
+ * that a large file's WAL and lock hold one batch at a time. Resumes where a crash left it (the rows
+ * still NULL). Returns the rows filled.
+ */
+function fillShards(db: Database.Database, batchSize: number): number {
+  db.function('tracker_stored_shard', { deterministic: true }, (id: unknown) => storedShard(String(id)));
+  const upTo = db
+    .prepare<[string, number], string>('SELECT id FROM trackers WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?')
+    .pluck();
+  const fill = db.prepare<[string, string | null, string | null]>(
+    'UPDATE trackers SET shard = tracker_stored_shard(id) WHERE id > ? AND (? IS NULL OR id <= ?) AND shard IS NULL',
+  );
+  let filled = 0;
+  for (let after = ''; ;) {
+    const last = upTo.get(after, batchSize - 1);
+    filled += db.transaction(() => fill.run(after, last ?? null, last ?? null).changes).immediate();
+    if (last === undefined) return filled;
+    after = last;
+  }
+}
 
 /**
  * A schema-4 file made by an earlier build has an outbox trigger that typed a stuck reason change
@@ -105,7 +139,7 @@ const hasColumn = (db: Database.Database, table: string, column: string): boolea
  * @example
  * const db = openDatabase('./data/trackers.db');
  */
-export function openDatabase(path: string): Database.Database {
+export function openDatabase(path: string, fillBatch = FILL_SHARDS_BATCH): Database.Database {
   let db: Database.Database | undefined;
   try {
     db = new Database(path);
@@ -144,7 +178,19 @@ export function openDatabase(path: string): Database.Database {
           // 4 → 5: the deliveries' shard, as the PostgreSQL store has it.
           // (A file whose user_version was set back may have it already.)
           if (from < 5 && !hasColumn(open, 'webhook_deliveries', 'shard')) open.exec(ADD_DELIVERY_SHARD);
-          open.pragma(`user_version = ${STORE_SCHEMA_VERSION}`);
+          // 5 → 6: the trackers' shard. The rows there are filled after this transaction, in
+          // batches; the file stays at 5 until they are, so that a crash meanwhile resumes the fill.
+          if (hadTable && !hasColumn(open, 'trackers', 'shard')) open.exec(ADD_SHARD);
+          open.exec(SHARD_INDEX);
+          open.pragma(`user_version = ${hadTable ? 5 : STORE_SCHEMA_VERSION}`);
+        })
+        .immediate();
+    }
+    if (version() === 5) {
+      fillShards(open, fillBatch);
+      open
+        .transaction(() => {
+          if (version() === 5) open.pragma(`user_version = ${STORE_SCHEMA_VERSION}`);
         })
         .immediate();
     }

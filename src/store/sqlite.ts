@@ -9,6 +9,7 @@ import {
   HISTORY_COLUMNS,
   HISTORY_COLUMN_COUNT,
   type HistoryValues,
+  LIVE_ROW,
   type RowValues,
   WRITE_COLUMNS,
   WRITE_COLUMN_COUNT,
@@ -18,6 +19,7 @@ import {
   historyValues,
   rowValues,
 } from './row.js';
+import { DEFAULT_SHARD_COUNT, shardOf, storedShard, storedShards } from '../runtime/shard.js';
 import { type DatabaseLock, lockDatabase } from './lock.js';
 import { openDatabase } from './schema.js';
 import {
@@ -26,6 +28,7 @@ import {
   type HistoryQuery,
   type ListPage,
   type ListQuery,
+  type LoadLiveOptions,
   type SnapshotStore,
   type StateCounts,
   type TrackerCount,
@@ -90,7 +93,8 @@ const UPSERT_SQL = `
     tx_hash = excluded.tx_hash, state = excluded.state, version = excluded.version,
     snapshot = excluded.snapshot, restarts = excluded.restarts, created_at = excluded.created_at,
     updated_at = excluded.updated_at, quarantined = COALESCE(excluded.quarantined, trackers.quarantined),
-    chain_id = excluded.chain_id, history_seq = COALESCE(excluded.history_seq, trackers.history_seq)`;
+    chain_id = excluded.chain_id, history_seq = COALESCE(excluded.history_seq, trackers.history_seq),
+    shard = excluded.shard`;
 // Committed before the upserts of the same transaction: a change whose previous one is not known
 // in the process (`prev` null) chains to the tracker row's history_seq as the file has it.
 const HISTORY_SQL = `INSERT INTO tracker_history (${HISTORY_COLUMNS}) VALUES $ROWS`;
@@ -161,6 +165,9 @@ export class SqliteStore implements SnapshotStore {
   private readonly selectMany: Database.Statement<[string], RowValues>;
   private readonly pageAll: Database.Statement<[string, number], RowValues>;
   private readonly pageInState: Database.Statement<[string, string, number], RowValues>;
+  // Live rows of one shard column value; those without one (written by an older build), for loadLive of some shards.
+  private readonly pageOfShard: Database.Statement<[number, string, number], RowValues>;
+  private readonly pageUnsharded: Database.Statement<[string, number], RowValues>;
   // One chain's trackers: chain_id, and 1 when rows without one (the default chain's) count too.
   private readonly pageOfChain: Database.Statement<[number, number, string, number], RowValues>;
   private readonly pageOfChainInState: Database.Statement<[string, number, number, string, number], RowValues>;
@@ -245,6 +252,17 @@ export class SqliteStore implements SnapshotStore {
     this.pageInState = this.db
       .prepare<[string, string, number], RowValues>(
         `SELECT ${COLUMNS} FROM trackers WHERE state = ? AND id > ? ORDER BY id LIMIT ?`,
+      )
+      .raw();
+    // Along the partial index of live rows on (shard, id): the query names its predicate.
+    this.pageOfShard = this.db
+      .prepare<[number, string, number], RowValues>(
+        `SELECT ${COLUMNS} FROM trackers WHERE shard = ? AND ${LIVE_ROW} AND id > ? ORDER BY id LIMIT ?`,
+      )
+      .raw();
+    this.pageUnsharded = this.db
+      .prepare<[string, number], RowValues>(
+        `SELECT ${COLUMNS} FROM trackers WHERE shard IS NULL AND ${LIVE_ROW} AND id > ? ORDER BY id LIMIT ?`,
       )
       .raw();
     const ofChain = '(chain_id = ? OR (chain_id IS NULL AND ?))';
@@ -356,6 +374,7 @@ export class SqliteStore implements SnapshotStore {
       this.pendingHistory.push(historyValues(seq, record.id, last, record.change));
       values.push(seq);
     } else values.push(last);
+    values.push(storedShard(record.id));
     this.pending.set(record.id, values);
     if (this.pending.size >= this.maxBatch || this.pendingHistory.length >= this.maxBatch) this.commit();
     else this.schedule();
@@ -495,10 +514,14 @@ export class SqliteStore implements SnapshotStore {
     return counts;
   }
 
-  async *loadLive(batchSize: number): AsyncIterable<TrackerRecord[]> {
+  async *loadLive(batchSize: number, options?: LoadLiveOptions): AsyncIterable<TrackerRecord[]> {
     // Everything written so far is read from the file: keyset paging over (state, id) keeps each
     // batch one index range scan and holds no read transaction open between batches.
     await this.flush();
+    if (options) {
+      yield* this.loadLiveOf(batchSize, options);
+      return;
+    }
     // Rows whose state column is not a state this machine knows are live for all we know: they are
     // handed out too, so that the runtime quarantines them instead of leaving them unseen.
     const unknown = this.statesInFile().filter((state) => !KNOWN_STATES.has(state));
@@ -512,6 +535,43 @@ export class SqliteStore implements SnapshotStore {
         if (rows.length < batchSize) break;
       }
     }
+  }
+
+  /** The live rows of some shards: by the shard column where it tells them apart, else every live row, filtered. */
+  private async *loadLiveOf(batchSize: number, options: LoadLiveOptions): AsyncIterable<TrackerRecord[]> {
+    const shardCount = options.shardCount ?? DEFAULT_SHARD_COUNT;
+    const wanted = new Set(options.shards);
+    const stored = storedShards(wanted, shardCount);
+    // Every shard (the first instance of a cluster): read as without shards.
+    if (stored?.length === DEFAULT_SHARD_COUNT) {
+      yield* this.loadLive(batchSize);
+      return;
+    }
+    if (stored === undefined) {
+      for await (const batch of this.loadLive(batchSize)) {
+        const rows = batch.filter((record) => wanted.has(shardOf(record.id, shardCount)));
+        if (rows.length > 0) yield rows;
+      }
+      return;
+    }
+    // One shard column value after the other, each paged by id, then the rows without one, if any
+    // (an older build wrote to the file): read too, and told apart here. Gathered into batches.
+    const batch: TrackerRecord[] = [];
+    const pages: Array<(after: string) => RowValues[]> = [
+      ...stored.map((shard) => (after: string) => this.pageOfShard.all(shard, after, batchSize)),
+      (after: string) => this.pageUnsharded.all(after, batchSize),
+    ];
+    for (const page of pages) {
+      let after = '';
+      for (;;) {
+        const rows = this.read(() => page(after));
+        for (const row of rows) if (wanted.has(shardOf(row[0], shardCount))) batch.push(fromRow(row));
+        while (batch.length >= batchSize) yield batch.splice(0, batchSize);
+        if (rows.length < batchSize) break;
+        after = rows[rows.length - 1]![0];
+      }
+    }
+    if (batch.length > 0) yield batch;
   }
 
   async countByChain(): Promise<TrackerCount[]> {

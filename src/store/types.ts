@@ -102,6 +102,14 @@ export interface ListQuery {
   cursor?: string | null | undefined;
 }
 
+/** Which live trackers `loadLive` hands out (absent: all of them). */
+export interface LoadLiveOptions {
+  /** Only the trackers of these shards (as `shardOf(id, shardCount)` numbers them). */
+  shards: readonly number[];
+  /** The shard count `shards` are of: the runtime's (default `DEFAULT_SHARD_COUNT`). */
+  shardCount?: number;
+}
+
 /** Trackers per value of the state column (a row in a state this machine does not know counts under that name). */
 export type StateCounts = Record<string, number>;
 
@@ -148,8 +156,11 @@ export interface SnapshotStore {
   getManyNow?(ids: readonly string[]): Array<TrackerRecord | undefined>;
   /** Stable paging in id order. */
   list(query: ListQuery): Promise<ListPage>;
-  /** Every tracker that is not in a final state, in batches, for rehydration at start. */
-  loadLive(batchSize: number): AsyncIterable<TrackerRecord[]>;
+  /**
+   * Every tracker that is not in a final state, in batches, for rehydration at start; with
+   * `shards`, only those of these shards, read by the rows' `shard` column where it can tell them.
+   */
+  loadLive(batchSize: number, options?: LoadLiveOptions): AsyncIterable<TrackerRecord[]>;
   /**
    * A tracker's changes, oldest first, paged by `seq` (also for trackers that ended). Writes not
    * durable yet are included, as `get` shows them.

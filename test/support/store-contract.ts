@@ -8,6 +8,7 @@ import {
   type TrackerEvent,
   trackerMachine,
 } from '../../machines/tracker.machine.js';
+import { DEFAULT_SHARD_COUNT, shardOf } from '../../src/runtime/shard.js';
 import { checkSnapshot } from '../../src/runtime/snapshot-compat.js';
 import { topState } from '../../src/runtime/tracker-view.js';
 import { MemoryStore } from '../../src/store/memory.js';
@@ -244,6 +245,45 @@ export function storeContract(makeFactory: () => Promise<StoreFactory>): void {
     for await (const batch of store.loadLive(2)) loaded.push(...batch.map((r) => r.state));
     const live = states.filter((s) => !FINAL_STATE_NAMES.includes(s));
     expect(loaded.sort()).toEqual(live.flatMap((s) => [s, s, s]).sort());
+    await store.close();
+  });
+
+  it('loadLive of some shards hands out exactly the live rows of those shards, at any shard count, in batches', async () => {
+    const store = await factory.open('live-shards');
+    const states = ['zzz', ...TRACKER_STATE_NAMES] as TrackerRecord['state'][];
+    const ids = Array.from({ length: 600 }, (_, i) => `t_${i}`);
+    ids.forEach((id, i) => store.write(record(id, states[i % states.length]!, i)));
+    await store.flush();
+    // Writes not durable yet are read too; some move a tracker to a final state or back.
+    ids.slice(0, 40).forEach((id, i) => store.write(record(id, states[(i * 7) % states.length]!, 1000 + i)));
+    const stateOf = new Map<string, string>();
+    for (const id of ids) stateOf.set(id, (await store.get(id))!.state);
+    const cases: Array<{ shards: number[]; shardCount?: number }> = [
+      // At the default count: the shards of a few ids, and one that may have none.
+      { shards: [shardOf('t_1', DEFAULT_SHARD_COUNT), shardOf('t_2', DEFAULT_SHARD_COUNT), 1023] },
+      // A count that divides the default: several values of the column each.
+      { shards: [0, 3], shardCount: 8 },
+      // One that does not: every live row read, then told apart.
+      { shards: [1], shardCount: 3 },
+      // Every shard: read as without shards.
+      { shards: Array.from({ length: 8 }, (_, i) => i), shardCount: 8 },
+      { shards: [] },
+    ];
+    for (const { shards, shardCount } of cases) {
+      const expected = ids
+        .filter((id) => shards.includes(shardOf(id, shardCount ?? DEFAULT_SHARD_COUNT)))
+        .filter((id) => !FINAL_STATE_NAMES.includes(stateOf.get(id) as TrackerRecord['state']))
+        .sort();
+      if (shards.length > 0) expect(expected.length).toBeGreaterThan(0);
+      const loaded: string[] = [];
+      for await (const batch of store.loadLive(7, { shards, ...(shardCount ? { shardCount } : {}) })) {
+        expect(batch.length).toBeGreaterThan(0);
+        expect(batch.length).toBeLessThanOrEqual(7);
+        for (const r of batch) expect(r).toEqual(await store.get(r.id));
+        loaded.push(...batch.map((r) => r.id));
+      }
+      expect(loaded.sort(), JSON.stringify({ shards, shardCount })).toEqual(expected);
+    }
     await store.close();
   });
 
