@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { StoreError } from '../errors.js';
-import { shardOf } from '../runtime/shard.js';
+import { DEFAULT_SHARD_COUNT, shardOf } from '../runtime/shard.js';
 import type { HistoryValues } from '../store/row.js';
 import type {
   AttemptOutcome,
@@ -60,7 +60,7 @@ interface DueRow extends DeliveryRow {
 
 /** Which deliveries this instance sends: those of the trackers in the shards it holds. */
 export interface DispatchScope {
-  /** The cluster's shard count (the runtime's: 1024). */
+  /** The cluster's shard count (the runtime's). */
   shardCount: number;
   owns(shard: number): boolean;
   /** The shards held now. */
@@ -206,7 +206,7 @@ export class PostgresWebhookStore implements WebhookStore {
   private readonly listeners = new Set<() => void>();
   private notifying = false;
   private scope: DispatchScope | undefined;
-  private shardCount = 1024;
+  private shardCount = DEFAULT_SHARD_COUNT;
 
   constructor(private readonly pool: pg.Pool) {}
 
