@@ -120,6 +120,9 @@ export class ClusterInbox {
   /** Claimed requests being run here and answered. */
   private readonly answering = new Set<Promise<void>>();
   private again = false;
+  /** Shards notified since the last claim; every owned shard when `claimAll` (a sweep, shards gained). */
+  private notifiedShards = new Set<number>();
+  private claimAll = false;
   private collecting = false;
   private collectAgain = false;
   private sweep: NodeJS.Timeout | undefined;
@@ -164,6 +167,7 @@ export class ClusterInbox {
     let lastPrune = Date.now();
     const tick = () => {
       this.sweep = setTimeout(() => {
+        this.claimAll = true;
         void this.drain();
         void this.collect();
         if (Date.now() - lastPrune > 30_000) {
@@ -178,6 +182,7 @@ export class ClusterInbox {
 
   /** Shards became this instance's: answer what waits for them. */
   shardsGained(): void {
+    this.claimAll = true;
     void this.drain();
   }
 
@@ -335,17 +340,31 @@ export class ClusterInbox {
    * request arriving meanwhile joins the next commit.
    */
   private async drainOnce(): Promise<void> {
+    // Only the shards notified since the last claim (a lookup per shard), unless all are due.
+    const all = this.claimAll;
+    const notified = this.notifiedShards;
+    this.claimAll = false;
+    this.notifiedShards = new Set();
     const shards: number[] = [];
     const epochs: string[] = [];
-    for (const shard of this.options.ownedShards()) {
+    for (const shard of all ? this.options.ownedShards() : notified) {
       const epoch = this.options.epochOf(shard);
       if (epoch === undefined || !this.options.ready(shard)) continue;
       shards.push(shard);
       epochs.push(String(epoch));
     }
     if (shards.length === 0) return;
-    const { rows } = await this.options.pool.query<Row>(CLAIM_SQL, [shards, epochs, this.options.instanceId]);
-    if (rows.length === CLAIM_LIMIT) this.again = true;
+    let rows: Row[];
+    try {
+      ({ rows } = await this.options.pool.query<Row>(CLAIM_SQL, [shards, epochs, this.options.instanceId]));
+    } catch (error) {
+      this.redo(all, shards);
+      throw error;
+    }
+    if (rows.length === CLAIM_LIMIT) {
+      this.redo(all, shards);
+      this.again = true;
+    }
     if (rows.length === 0) return;
     const claimed = rows
       .map((row): Claimed => ({ ...row, epoch: BigInt(row.epoch), again: row.claimed_epoch !== null }))
@@ -356,6 +375,12 @@ export class ClusterInbox {
       )
       .finally(() => this.answering.delete(work));
     this.answering.add(work);
+  }
+
+  /** The shards of a claim are looked at again by the next one. */
+  private redo(all: boolean, shards: readonly number[]): void {
+    if (all) this.claimAll = true;
+    else for (const shard of shards) this.notifiedShards.add(shard);
   }
 
   /**
@@ -432,7 +457,9 @@ export class ClusterInbox {
   private notified(message: Notification): void {
     if (message.channel === INBOX_CHANNEL) {
       const shard = Number(message.payload);
-      if (this.options.owns(shard) && this.options.ready(shard)) void this.drain();
+      if (!this.options.owns(shard) || !this.options.ready(shard)) return;
+      this.notifiedShards.add(shard);
+      void this.drain();
       return;
     }
     if (message.payload?.split(',').some((id) => this.waiting.has(id))) void this.collect();
