@@ -20,9 +20,9 @@ const CLAIM_LIMIT = 1000;
  * the claim commits. A lease claim by another instance locks the row `FOR UPDATE SKIP LOCKED`, so it
  * cannot take the shard while a claim under the old epoch is being committed, and a row changed by a
  * claim that committed first is read again at its new version (PostgreSQL's read committed
- * recheck), so a shard taken over meanwhile is not claimed. Renewals and hand-backs change neither
- * key nor lock mode (`FOR NO KEY UPDATE`), so they do not wait for a claim. Events claimed under an
- * earlier epoch are not claimed again: they never run twice.
+ * recheck), so a shard taken over meanwhile is not claimed. Renewals and hand-backs update no key
+ * column (their `FOR NO KEY UPDATE` does not conflict with `FOR KEY SHARE`): they do not wait for a
+ * claim. Events claimed under an earlier epoch are not claimed again: they never run twice.
  */
 const CLAIM_SQL = `
   WITH open AS (
