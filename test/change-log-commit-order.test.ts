@@ -75,4 +75,22 @@ describeWithPostgres('the change feed reads the change log in number order, what
     await append(pool, 7, 'confirmed', Date.now() - 60_000);
     await waitUntil(() => seen.length === 5, 'the old hole to be passed over', 2000);
   });
+
+  it('a backlog longer than one read is given in full and in order; a hole wider than one read is passed over', async () => {
+    const before = seen.length;
+    const last = seen.at(-1)![0];
+    await pool.query(
+      `INSERT INTO tracker_history (seq, tracker_id, at, from_state, to_state, event, restarts, reorgs)
+       SELECT s, 'feed-1', $2, NULL, 'confirming.counting', 'TEST', 0, 0 FROM generate_series($1::int8 + 1, $1::int8 + 12000) s`,
+      [last, Date.now()],
+    );
+    await waitUntil(() => seen.length === before + 12_000, 'the backlog', 15_000);
+    const ids = seen.slice(before).map(([id]) => id);
+    expect(ids).toEqual(Array.from({ length: 12_000 }, (_, i) => last + 1 + i));
+
+    // The next number is 20,000 further on, its change old: passed over at once.
+    await append(pool, last + 32_000, 'confirmed', Date.now() - 60_000);
+    await waitUntil(() => seen.length === before + 12_001, 'the wide hole to be passed over', 2000);
+    expect(seen.at(-1)![0]).toBe(last + 32_000);
+  });
 });

@@ -69,14 +69,14 @@ describeWithPostgres('the inbox: a request runs once across an ownership change'
   };
 
   /** An instance in this process; its heartbeat is slow, so the test decides when leases change. */
-  const join = async (instanceId: string, beforeAnswers?: Gate['hook']): Promise<Member> => {
+  const join = async (instanceId: string, beforeAnswers?: Gate['hook'], requestTimeoutMs = 60_000): Promise<Member> => {
     const store = await PostgresStore.open({ url: server.url });
     const cluster = await Cluster.open({
       url: server.url,
       instanceId,
       leaseTtlMs: 120_000,
       heartbeatMs: 60_000,
-      requestTimeoutMs: 60_000,
+      requestTimeoutMs,
       logger: silentLogger,
       ...(beforeAnswers ? { beforeAnswers } : {}),
     });
@@ -131,6 +131,32 @@ describeWithPostgres('the inbox: a request runs once across an ownership change'
     expect(await answered).toMatchObject({ status: 'accepted', tracker: { id, state: 'pending' } });
     expect(first.rechecks.get(id)).toBe(1);
     expect(taker.rechecks.get(id)).toBe(1);
+  }, 60_000);
+
+  it('a request is not claimed by an instance whose lease was taken over in the database while it still believes it holds the shard', async () => {
+    await leaveAll();
+    const stale = await join('stale-owner');
+    const id = 'once-stale-claim';
+    const shard = shardOf(id, 1024);
+    await stale.system.start(id, { txHash: hashOf(3), confirmations: 3 });
+    const epoch = stale.cluster.leases.epochOf(shard)!;
+    // Taken over at the next epoch by an instance that is not running (yet): the stale owner's
+    // heartbeat is a minute away, so it goes on believing it holds the shard at `epoch`.
+    await admin.query("UPDATE shard_leases SET owner = 'successor', epoch = epoch + 1 WHERE shard = $1", [shard]);
+    expect(stale.cluster.leases.epochOf(shard)).toBe(epoch);
+    const caller = await join('caller-3', undefined, 2500);
+    expect(caller.cluster.leases.ownedShards()).toEqual([]);
+
+    // Notified, and swept at least twice before the caller gives up: the stale owner never claims it.
+    const answer = await caller.system.send(id, { type: 'RECHECK' }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(answer).toMatchObject({ status: 503, code: 'owner_unavailable' });
+    expect((answer as Error).message).toMatch(/did not answer within 2500 ms; retry$/);
+    expect(stale.rechecks.get(id)).toBeUndefined();
+    const { rows } = await admin.query('SELECT id FROM cluster_inbox WHERE tracker_id = $1', [id]);
+    expect(rows).toEqual([]);
   }, 60_000);
 
   it('a DELETE whose owner lost the lease before answering is run again by the next owner (idempotent) and answered once, stopped', async () => {

@@ -15,6 +15,12 @@ const TRACKER_COLUMNS = COLUMNS.split(', ')
  * without it (its commit failed, or took longer than this: it is then missing from the feed).
  */
 const HOLE_WAIT_MS = 5000;
+/**
+ * Changes read at most per query, as a span of numbers from the first unread one: a range bounded on
+ * both sides is read through the primary key and the trackers joined by theirs even before the
+ * tables have statistics (an open `seq > $1` is then planned as scans of both whole tables).
+ */
+const READ_SPAN = 5000;
 
 export interface ChangeLogOptions {
   pool: Pool;
@@ -137,7 +143,8 @@ export class ChangeLog {
     const { rows } = await this.options.pool.query<Joined>({
       text: `SELECT h.seq, h.to_state, h.at, h.block_number, h.block_hash, h.restarts, h.reorgs, h.detail, ${TRACKER_COLUMNS}
              FROM tracker_history h JOIN trackers t ON t.id = h.tracker_id
-             WHERE h.seq > $1 ORDER BY h.seq LIMIT 5000`,
+             WHERE h.seq > $1 AND h.seq < (SELECT min(seq) FROM tracker_history WHERE seq > $1) + ${READ_SPAN}
+             ORDER BY h.seq`,
       values: [this.last],
       rowMode: 'array',
     });
@@ -176,7 +183,8 @@ export class ChangeLog {
       }
       for (const listener of this.listeners) listener(id, tracker);
     }
-    if (rows.length === 5000) this.again = true;
+    // The span was read to its end: more may follow it.
+    if (rows.length > 0 && Number(rows.at(-1)![0]) - Number(rows[0]![0]) >= READ_SPAN - 1) this.again = true;
   }
 
   private async listen(): Promise<void> {

@@ -6,29 +6,59 @@ import type { Logger } from '../runtime/logger.js';
 import type { TrackerSystem } from '../runtime/system.js';
 import type { Tracker } from '../runtime/tracker-view.js';
 import type { Placement, SendResult, StartManyResult, StartRequest } from '../runtime/types.js';
-import type { Queryable } from './schema.js';
 
 const INBOX_CHANNEL = 'tx_tracker_inbox';
 const ANSWERS_CHANNEL = 'tx_tracker_answers';
 /** Ids per NOTIFY payload (PostgreSQL caps a payload at 8,000 bytes). */
 const IDS_PER_NOTIFY = 400;
+/** Requests claimed at most per statement. */
+const CLAIM_LIMIT = 1000;
+
+/**
+ * Claims the open requests of the shards this instance holds, in one statement: each shard's lease
+ * row is checked (owner and epoch, the epoch this instance believes) and locked `FOR KEY SHARE` until
+ * the claim commits. A lease claim by another instance locks the row `FOR UPDATE SKIP LOCKED`, so it
+ * cannot take the shard while a claim under the old epoch is being committed, and a row changed by a
+ * claim that committed first is read again at its new version (PostgreSQL's read committed
+ * recheck), so a shard taken over meanwhile is not claimed. Renewals and hand-backs update no key
+ * column (their `FOR NO KEY UPDATE` does not conflict with `FOR KEY SHARE`): they do not wait for a
+ * claim. Events claimed under an earlier epoch are not claimed again: they never run twice.
+ */
+const CLAIM_SQL = `
+  WITH open AS (
+    SELECT i.id, i.shard, i.claimed_epoch, v.epoch
+    FROM cluster_inbox i JOIN unnest($1::int[], $2::int8[]) AS v(shard, epoch) ON v.shard = i.shard
+    WHERE i.answer IS NULL AND i.shard = ANY($1::int[])
+      AND (i.claimed_epoch IS NULL OR (i.kind <> 'send' AND i.claimed_epoch < v.epoch))
+    ORDER BY i.id LIMIT ${CLAIM_LIMIT}
+  ), held AS (
+    SELECT l.shard, l.epoch FROM shard_leases l
+    WHERE l.shard IN (SELECT shard FROM open) AND l.owner = $3
+    ORDER BY l.shard FOR KEY SHARE
+  )
+  UPDATE cluster_inbox i SET claimed_epoch = o.epoch
+  FROM open o JOIN held h ON h.shard = o.shard AND h.epoch = o.epoch
+  WHERE i.id = o.id AND i.answer IS NULL
+    AND (i.claimed_epoch IS NULL OR (i.kind <> 'send' AND i.claimed_epoch < o.epoch))
+  RETURNING i.id, i.shard, i.tracker_id, i.request, o.claimed_epoch, o.epoch`;
 
 type Request =
   { kind: 'start'; request: StartRequest & { id: string } } | { kind: 'send'; event: TrackerEvent } | { kind: 'stop' };
 
 type Item = [shard: number, trackerId: string, request: Request];
 
-/** An open request as the owner reads it; `claimed_epoch` set once an owner took it to run. */
+/** A request as the owner claimed it; `claimed_epoch`: the epoch an earlier owner had claimed it under. */
 interface Row {
   id: string;
   shard: number;
   tracker_id: string;
   request: Request;
   claimed_epoch: string | null;
+  epoch: string;
 }
 
 /** A request this owner claimed under `epoch`; `again`: an earlier owner had claimed it and did not answer. */
-interface Claimed extends Row {
+interface Claimed extends Omit<Row, 'epoch'> {
   epoch: bigint;
   again: boolean;
 }
@@ -50,10 +80,8 @@ export interface InboxOptions {
   ready(shard: number): boolean;
   /** The epoch of this instance's lease on a shard (undefined: not held). */
   epochOf(shard: number): bigint | undefined;
-  /** The fencing check, in a transaction on `client`: the shards this instance does not hold at its epoch. */
-  fence(client: Queryable, shards: readonly number[]): Promise<Set<number>>;
-  /** Shards the fencing check found taken over: stop them here. */
-  fenced(shards: Iterable<number>): void;
+  /** This instance's id, as the owner of its rows in `shard_leases`. */
+  instanceId: string;
   /** A request not answered within this long fails with 503 `owner_unavailable` (default 15 s). */
   timeoutMs?: number;
   /** How often open requests for owned shards are looked for besides notifications (default 1 s). */
@@ -71,15 +99,16 @@ export interface InboxOptions {
  * instance would, so the answer means the same.
  *
  * Each request runs once across ownership changes: before running requests, the owner claims their
- * rows under its lease epoch, in a transaction with the fencing check (so no other instance can
- * take the shard while the claim commits), and it answers only rows still claimed under that epoch.
+ * rows under its lease epoch, in one statement that checks and locks the shards' lease rows (so no
+ * other instance can take a shard while the claim commits), and it answers only rows still claimed
+ * under that epoch.
  * A later owner never runs an event (`send`) claimed under an earlier epoch again: the earlier owner
  * answers it (when it wakes up) or the caller's wait ends; an event's effects (a crash, a lookup, a
  * rebroadcast) cannot be undone or told apart in the store, so at most once is what once can be.
  * Starts and stops are idempotent: a later owner runs them again when the earlier one did not answer.
  *
  * @example
- * const inbox = new ClusterInbox({ pool, owns, ownedShards, logger });
+ * const inbox = new ClusterInbox({ pool, instanceId, owns, ownedShards, ready, epochOf, logger });
  * const system = await createTrackerSystem({ store, placement: inbox.placement });
  * await inbox.start(system);
  */
@@ -88,12 +117,12 @@ export class ClusterInbox {
   private system: TrackerSystem | undefined;
   private listener: PoolClient | undefined;
   private draining: Promise<void> | undefined;
-  /** Requests fetched and being run here, and their runs. */
-  private readonly inProgress = new Set<string>();
+  /** Claimed requests being run here and answered. */
   private readonly answering = new Set<Promise<void>>();
-  /** The last claim, settled once its requests were set running. */
-  private claiming: Promise<void> = Promise.resolve();
   private again = false;
+  /** Shards notified since the last claim; every owned shard when `claimAll` (a sweep, shards gained). */
+  private notifiedShards = new Set<number>();
+  private claimAll = false;
   private collecting = false;
   private collectAgain = false;
   private sweep: NodeJS.Timeout | undefined;
@@ -138,6 +167,7 @@ export class ClusterInbox {
     let lastPrune = Date.now();
     const tick = () => {
       this.sweep = setTimeout(() => {
+        this.claimAll = true;
         void this.drain();
         void this.collect();
         if (Date.now() - lastPrune > 30_000) {
@@ -152,6 +182,7 @@ export class ClusterInbox {
 
   /** Shards became this instance's: answer what waits for them. */
   shardsGained(): void {
+    this.claimAll = true;
     void this.drain();
   }
 
@@ -304,105 +335,67 @@ export class ClusterInbox {
   }
 
   /**
-   * Fetch the open requests for owned shards and set them running; the next fetch does not wait for
-   * their answers (a commit in flight), so a request arriving meanwhile joins the next commit.
-   * Events claimed by an earlier owner are not fetched: they never run twice.
+   * Claim the open requests for owned shards and set them running, in claim order (events to a
+   * tracker keep theirs); the next claim does not wait for their answers (a commit in flight), so a
+   * request arriving meanwhile joins the next commit.
    */
   private async drainOnce(): Promise<void> {
-    const shards = this.options.ownedShards().filter((shard) => this.options.ready(shard));
+    // Only the shards notified since the last claim (a lookup per shard), unless all are due.
+    const all = this.claimAll;
+    const notified = this.notifiedShards;
+    this.claimAll = false;
+    this.notifiedShards = new Set();
+    const shards: number[] = [];
+    const epochs: string[] = [];
+    for (const shard of all ? this.options.ownedShards() : notified) {
+      const epoch = this.options.epochOf(shard);
+      if (epoch === undefined || !this.options.ready(shard)) continue;
+      shards.push(shard);
+      epochs.push(String(epoch));
+    }
     if (shards.length === 0) return;
-    const { rows } = await this.options.pool.query<Row>(
-      `SELECT id, shard, tracker_id, request, claimed_epoch FROM cluster_inbox
-       WHERE answer IS NULL AND shard = ANY($1::int[]) AND NOT (id = ANY($2::bigint[]))
-         AND (claimed_epoch IS NULL OR kind <> 'send')
-       ORDER BY id LIMIT 1000`,
-      [shards, [...this.inProgress]],
-    );
-    if (rows.length === 1000) this.again = true;
-    const mine = rows.filter(
-      (row) => this.options.owns(row.shard) && this.options.ready(row.shard) && !this.inProgress.has(row.id),
-    );
-    if (mine.length === 0) return;
-    for (const row of mine) this.inProgress.add(row.id);
-    const work = this.claimAndAnswer(mine)
+    let rows: Row[];
+    try {
+      ({ rows } = await this.options.pool.query<Row>(CLAIM_SQL, [shards, epochs, this.options.instanceId]));
+    } catch (error) {
+      this.redo(all, shards);
+      throw error;
+    }
+    if (rows.length === CLAIM_LIMIT) {
+      this.redo(all, shards);
+      this.again = true;
+    }
+    if (rows.length === 0) return;
+    const claimed = rows
+      .map((row): Claimed => ({ ...row, epoch: BigInt(row.epoch), again: row.claimed_epoch !== null }))
+      .sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+    const work = this.runAndAnswer(claimed)
       .catch((error: unknown) =>
         this.options.logger.warn({ err: error }, 'could not answer requests from other instances; retrying'),
       )
-      .finally(() => {
-        for (const row of mine) this.inProgress.delete(row.id);
-        this.answering.delete(work);
-      });
+      .finally(() => this.answering.delete(work));
     this.answering.add(work);
   }
 
-  /**
-   * Claim the rows under this instance's lease epochs, in one transaction with the fencing check:
-   * rows of shards taken over meanwhile are not claimed (and those shards are stopped here), and
-   * while the transaction is open no other instance can claim this one's leases.
-   */
-  private async claim(rows: Row[]): Promise<Claimed[]> {
-    const candidates: Claimed[] = [];
-    for (const row of rows) {
-      const epoch = this.options.epochOf(row.shard);
-      // Claimed already under this epoch and not running here: its answer was lost; an event stays answered by its wait.
-      if (epoch === undefined || (row.claimed_epoch !== null && BigInt(row.claimed_epoch) >= epoch)) continue;
-      candidates.push({ ...row, epoch, again: row.claimed_epoch !== null });
-    }
-    if (candidates.length === 0) return [];
-    const client = await this.options.pool.connect();
-    let broken = false;
-    const onError = () => (broken = true);
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN');
-      const rejected = await this.options.fence(client, [...new Set(candidates.map((row) => row.shard))]);
-      const held = candidates.filter((row) => !rejected.has(row.shard));
-      const { rows: claimed } = await client.query<{ id: string }>(
-        `UPDATE cluster_inbox i SET claimed_epoch = v.epoch
-         FROM unnest($1::bigint[], $2::int8[]) AS v(id, epoch)
-         WHERE i.id = v.id AND i.answer IS NULL AND (i.claimed_epoch IS NULL OR i.claimed_epoch < v.epoch)
-         RETURNING i.id`,
-        [held.map((row) => row.id), held.map((row) => String(row.epoch))],
-      );
-      await client.query('COMMIT');
-      if (rejected.size > 0) this.options.fenced(rejected);
-      const ids = new Set(claimed.map((row) => row.id));
-      return held.filter((row) => ids.has(row.id));
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => (broken = true));
-      throw error;
-    } finally {
-      client.off('error', onError);
-      client.release(broken);
-    }
+  /** The shards of a claim are looked at again by the next one. */
+  private redo(all: boolean, shards: readonly number[]): void {
+    if (all) this.claimAll = true;
+    else for (const shard of shards) this.notifiedShards.add(shard);
   }
 
   /**
-   * Run the claimed requests (together: starts of one turn share one commit; events to one tracker
-   * keep their order), write the answers back to the rows still claimed under the same epoch.
+   * Run the claimed requests (together: starts of one turn share one commit; each is set running
+   * before this returns its promise), write the answers back to the rows still claimed under the same epoch.
    */
-  private async claimAndAnswer(rows: Row[]): Promise<void> {
-    // Claims are made and their requests set running in fetch order: events to a tracker keep theirs.
-    const previous = this.claiming;
-    let dispatched!: () => void;
-    this.claiming = new Promise((resolve) => (dispatched = resolve));
-    let runs: Array<Promise<[Claimed, Answer]>>;
-    try {
-      await previous;
-      const claimed = await this.claim(rows);
-      runs = claimed.map(async (row): Promise<[Claimed, Answer]> => {
-        // Lost after the claim (a pause ended by the lease clock): not run, so it may be retried.
-        if (this.options.epochOf(row.shard) !== row.epoch) return [row, CHANGED_HANDS];
-        const answer = await this.run(row.tracker_id, row.request);
-        // An earlier owner started it for this very request, and did not get to answer.
-        if (row.again && answer.ok && answer.status === 'already_started')
-          return [row, { ...answer, status: 'started' }];
-        return [row, answer];
-      });
-    } finally {
-      dispatched();
-    }
-    if (runs.length === 0) return;
+  private async runAndAnswer(claimed: Claimed[]): Promise<void> {
+    const runs = claimed.map(async (row): Promise<[Claimed, Answer]> => {
+      // Lost after the claim (a pause ended by the lease clock): not run, so it may be retried.
+      if (this.options.epochOf(row.shard) !== row.epoch) return [row, CHANGED_HANDS];
+      const answer = await this.run(row.tracker_id, row.request);
+      // An earlier owner started it for this very request, and did not get to answer.
+      if (row.again && answer.ok && answer.status === 'already_started') return [row, { ...answer, status: 'started' }];
+      return [row, answer];
+    });
     const answered = await Promise.all(runs);
     await this.options.beforeAnswers?.(answered.map(([row]) => row.id));
     for (let at = 0; at < answered.length; at += IDS_PER_NOTIFY) {
@@ -464,7 +457,9 @@ export class ClusterInbox {
   private notified(message: Notification): void {
     if (message.channel === INBOX_CHANNEL) {
       const shard = Number(message.payload);
-      if (this.options.owns(shard) && this.options.ready(shard)) void this.drain();
+      if (!this.options.owns(shard) || !this.options.ready(shard)) return;
+      this.notifiedShards.add(shard);
+      void this.drain();
       return;
     }
     if (message.payload?.split(',').some((id) => this.waiting.has(id))) void this.collect();

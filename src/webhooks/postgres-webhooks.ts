@@ -140,7 +140,9 @@ const EVENT_TYPE_SQL = `(CASE
  * the commit per enabled endpoint whose filters match, in seq order (a tracker's deliveries get
  * increasing ids), each with its tracker's shard. `FOR KEY SHARE` holds the endpoints it matched
  * until the commit, so that an endpoint's deletion (on any instance) waits for it and then removes
- * the deliveries it made; an endpoint deleted first is not matched.
+ * the deliveries it made; an endpoint deleted first is not matched. With no enabled endpoint, the
+ * `EXISTS` (a one-time filter) skips the join: it is planned as a scan of the change log while the
+ * tables are small.
  */
 const OUTBOX_SQL = `
   INSERT INTO webhook_deliveries (endpoint_id, seq, tracker_id, type, status, next_attempt_at, created_at, updated_at, shard)
@@ -153,6 +155,7 @@ const OUTBOX_SQL = `
       SELECT 1 FROM jsonb_array_elements_text(e.trackers) f(v)
       WHERE f.v = h.tracker_id
          OR (right(f.v, 1) = '*' AND left(h.tracker_id, length(f.v) - 1) = left(f.v, -1))))
+  WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE enabled)
   ORDER BY h.seq, e.id
   FOR KEY SHARE OF e`;
 
