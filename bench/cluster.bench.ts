@@ -8,8 +8,9 @@
  *   survivors' claims and rehydration per second (their own log lines);
  * - persisted transitions per second on PostgreSQL, in process: the store with the cluster's commit
  *   hook (fencing check + change log), the store without it, and plain `pg` statements writing the
- *   same rows (one unnest upsert of the trackers and one insert of their change log rows per
- *   transaction of the same size: the floor).
+ *   same rows (per transaction of the same size: one insert of the change log rows, linked to each
+ *   tracker's previous row, then one unnest upsert of the trackers with their newest seq and shard:
+ *   the floor).
  *
  * The instances run with the default LEASE_TTL_MS and HEARTBEAT_MS (10 s, 2 s) unless set.
  * BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 48), BENCH_TRANSITIONS (default 50,000).
@@ -20,10 +21,10 @@ import pg from 'pg';
 import { startAnvil } from '../src/chain/anvil.js';
 import { Cluster } from '../src/cluster/cluster.js';
 import { silentLogger } from '../src/runtime/logger.js';
-import { shardOf } from '../src/runtime/shard.js';
+import { shardOf, storedShard } from '../src/runtime/shard.js';
 import { createTrackerSystem } from '../src/runtime/system.js';
 import { PostgresStore } from '../src/store/postgres.js';
-import { COLUMNS, rowValues } from '../src/store/row.js';
+import { rowValues, WRITE_COLUMNS } from '../src/store/row.js';
 import type { TrackerRecord } from '../src/store/types.js';
 import { startPostgres } from '../test/support/postgres.js';
 import { type ServiceProcess, spawnFromSource } from '../test/support/service-process.js';
@@ -219,43 +220,52 @@ async function storeBench(url: string): Promise<{ hooked: number; bare: number; 
   );
   await bareStore.close();
 
-  // The floor: the same rows (the tracker's and its change log row), one statement each per transaction, with plain `pg`.
+  // The floor: the same rows with plain `pg` — each change's log row (linked to the tracker's previous
+  // one), then the trackers with their newest seq and their shard — one statement each per transaction.
   const schemaFrom = await PostgresStore.open({ url: at('bench_floor') });
   await schemaFrom.close();
   const floorClient = new pg.Client({ connectionString: at('bench_floor') });
   await floorClient.connect();
-  const sql = `INSERT INTO trackers (${COLUMNS})
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[], $7::float8[], $8::float8[], $9::text[], $10::int8[])
+  const sql = `INSERT INTO trackers (${WRITE_COLUMNS})
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[], $7::float8[], $8::float8[], $9::text[], $10::int8[], $11::int8[], $12::int[])
     ON CONFLICT (id) DO UPDATE SET tx_hash = excluded.tx_hash, state = excluded.state, version = excluded.version,
       snapshot = excluded.snapshot, restarts = excluded.restarts, created_at = excluded.created_at,
-      updated_at = excluded.updated_at, quarantined = excluded.quarantined, chain_id = excluded.chain_id`;
+      updated_at = excluded.updated_at, quarantined = excluded.quarantined, chain_id = excluded.chain_id,
+      history_seq = excluded.history_seq, shard = excluded.shard`;
+  const historySql = `INSERT INTO tracker_history (tracker_id, prev_seq, at, from_state, to_state, event, block_number, block_hash, restarts, reorgs, detail)
+    SELECT u.id, t.history_seq, u.at, u.from_state, u.to_state, u.event, u.block_number, u.block_hash, u.restarts, u.reorgs, u.detail
+    FROM unnest($1::text[], $2::float8[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::int[], $9::int[], $10::text[])
+      AS u(id, at, from_state, to_state, event, block_number, block_hash, restarts, reorgs, detail)
+    LEFT JOIN trackers t ON t.id = u.id
+    RETURNING seq, tracker_id`;
   let pending: TrackerRecord[] = [];
   const floor = await transitionsPerSecond(
     (records) => {
       pending = records;
     },
     async () => {
-      const rows = pending.map(rowValues);
-      const columns = Array.from({ length: 10 }, (_, c) => rows.map((row) => row[c]));
       const changes = pending.map((record) => record.change!);
       await floorClient.query('BEGIN');
+      const logged = await floorClient.query<{ seq: string; tracker_id: string }>(historySql, [
+        pending.map((record) => record.id),
+        changes.map((change) => change.at),
+        changes.map((change) => change.from),
+        changes.map((change) => change.to),
+        changes.map((change) => change.event),
+        changes.map((change) => change.blockNumber),
+        changes.map((change) => change.blockHash),
+        changes.map((change) => change.restarts),
+        changes.map((change) => change.reorgs),
+        changes.map((change) => JSON.stringify(change.detail)),
+      ]);
+      const seqOf = new Map(logged.rows.map((row) => [row.tracker_id, row.seq]));
+      const rows = pending.map((record) => [
+        ...rowValues(record),
+        seqOf.get(record.id) ?? null,
+        storedShard(record.id),
+      ]);
+      const columns = Array.from({ length: 12 }, (_, c) => rows.map((row) => row[c]));
       await floorClient.query(sql, columns);
-      await floorClient.query(
-        `INSERT INTO tracker_history (tracker_id, at, from_state, to_state, event, block_number, block_hash, restarts, reorgs, detail)
-         SELECT * FROM unnest($1::text[], $2::float8[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::int[], $9::int[], $10::text[])`,
-        [
-          pending.map((record) => record.id),
-          changes.map((change) => change.at),
-          changes.map((change) => change.from),
-          changes.map((change) => change.to),
-          changes.map((change) => change.event),
-          changes.map((change) => change.blockNumber),
-          changes.map((change) => change.blockHash),
-          changes.map((change) => change.restarts),
-          changes.map((change) => change.reorgs),
-          changes.map((change) => JSON.stringify(change.detail)),
-        ],
-      );
       await floorClient.query('COMMIT');
     },
     template,
