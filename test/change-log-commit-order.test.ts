@@ -49,31 +49,42 @@ describeWithPostgres('the change feed reads the change log in number order, what
       [seq, at, to],
     );
 
-  it('a change committed after a later-numbered one is given first; a number never committed is passed over', async () => {
-    await append(pool, 1, 'pending.unseen');
-    await waitUntil(() => seen.length === 1, 'the first change');
-    // Number 2 is taken by a commit still under way while number 3 commits.
+  it('a change committed after a later-numbered one is given first, from the first read on; a number never committed is passed over', async () => {
+    // The feed’s first read: number 1 still committing while number 2 is visible (a first read that
+    // gave 2 would skip 1 for good).
+    const first = await pool.connect();
+    await first.query('BEGIN');
+    await append(first, 1, 'pending.unseen');
+    await append(pool, 2, 'pending.unseen');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(seen).toEqual([]);
+    await first.query('COMMIT');
+    first.release();
+    await waitUntil(() => seen.length === 2, 'the first changes');
+    expect(seen.map(([id]) => id)).toEqual([1, 2]);
+
+    // Number 3 is taken by a commit still under way while number 4 commits.
     const slow = await pool.connect();
     await slow.query('BEGIN');
-    await append(slow, 2, 'pending.seen');
-    await append(pool, 3, 'confirming.counting');
+    await append(slow, 3, 'pending.seen');
+    await append(pool, 4, 'confirming.counting');
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(seen.map(([id]) => id)).toEqual([1]);
+    expect(seen.map(([id]) => id)).toEqual([1, 2]);
     await slow.query('COMMIT');
     slow.release();
-    await waitUntil(() => seen.length === 3, 'the held-back changes');
-    expect(seen.map(([id]) => id)).toEqual([1, 2, 3]);
+    await waitUntil(() => seen.length === 4, 'the held-back changes');
+    expect(seen.map(([id]) => id)).toEqual([1, 2, 3, 4]);
 
-    // Number 4 never commits (rolled back): after a wait, the feed goes on with 5.
+    // Number 5 never commits (rolled back): after a wait, the feed goes on with 6.
     const startedAt = Date.now();
-    await append(pool, 5, 'confirmed');
-    await waitUntil(() => seen.length === 4, 'the feed to pass over the hole', 15_000);
-    expect(seen.map(([id]) => id)).toEqual([1, 2, 3, 5]);
+    await append(pool, 6, 'confirmed');
+    await waitUntil(() => seen.length === 5, 'the feed to pass over the hole', 15_000);
+    expect(seen.map(([id]) => id)).toEqual([1, 2, 3, 4, 6]);
     expect(Date.now() - startedAt).toBeGreaterThan(3000);
 
     // A hole behind an old change (pruned history, a reader started late) is passed over at once.
-    await append(pool, 7, 'confirmed', Date.now() - 60_000);
-    await waitUntil(() => seen.length === 5, 'the old hole to be passed over', 2000);
+    await append(pool, 8, 'confirmed', Date.now() - 60_000);
+    await waitUntil(() => seen.length === 6, 'the old hole to be passed over', 2000);
   });
 
   it('a backlog longer than one read is given in full and in order; a hole wider than one read is passed over', async () => {

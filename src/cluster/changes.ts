@@ -150,10 +150,11 @@ export class ChangeLog {
     });
     for (const [seq, toState, at, blockNumber, blockHash, restarts, reorgs, detail, ...row] of rows) {
       const id = Number(seq);
-      if (id !== this.last + 1 && this.last > 0) {
+      if (id !== this.last + 1) {
         // A change numbered before this one is not visible: its commit is still under way (commits
         // draw their numbers, then commit, in any order), or it will never be (rolled back, its
         // instance died, pruned). Wait for it a while, unless the change after the hole is itself old.
+        // The first read waits too: seq 1 may still be committing while seq 2 is visible.
         const now = Date.now();
         this.holeSince ??= now;
         if (now - this.holeSince < HOLE_WAIT_MS && now - at < HOLE_WAIT_MS) break;
