@@ -153,7 +153,11 @@ describeWithPostgres('instances sharing one database: endpoints and shards as th
     await waitUntil(() => a.dispatcher.inflight === 0 || undefined, 'a to cut its request');
     expect(a.attempts).toBe(0);
     expect(b.attempts).toBe(1);
-    const [delivery] = (await a.store.webhooks.listDeliveries('ep_moved', { limit: 10 })).items;
+    // b's record of its attempt is written by its next commit: read it once it is there.
+    const delivery = await waitUntil(async () => {
+      const [row] = (await a.store.webhooks.listDeliveries('ep_moved', { limit: 10 })).items;
+      return row?.status === 'pending' ? undefined : row;
+    }, 'b to record its attempt');
     expect(delivery).toMatchObject({ status: 'succeeded', attempts: 1 });
     expect(delivery!.attemptLog).toEqual([expect.objectContaining({ attempt: 1, statusCode: 204 })]);
   }, 30_000);
