@@ -25,14 +25,16 @@ CREATE TABLE IF NOT EXISTS trackers (
   updated_at  INTEGER NOT NULL,
   quarantined TEXT,
   chain_id    INTEGER,
-  history_seq INTEGER
+  history_seq INTEGER,
+  shard       INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trackers_state_id ON trackers (state, id);
+CREATE INDEX IF NOT EXISTS trackers_live_shard ON trackers (shard, id) WHERE state NOT IN ('confirmed', 'failed', 'stopped');
 `;
 
 export type PlainActor = ReturnType<typeof createActor<typeof trackerMachine>>;
 /** One row of `trackers`, in column order. */
-export type PlainRow = [string, string, string, number, string, number, number, number, null, number];
+export type PlainRow = [string, string, string, number, string, number, number, number, null, number, number];
 
 /**
  * Open a file with the pragmas the service's connections use and the service's schema.
@@ -49,11 +51,12 @@ export function openPlainFloor(path: string) {
   db.pragma('cache_size = -65536');
   db.exec(FLOOR_DDL);
   const upsert = db.prepare(
-    `INSERT INTO trackers (id, tx_hash, state, version, snapshot, restarts, created_at, updated_at, quarantined, chain_id)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    `INSERT INTO trackers (id, tx_hash, state, version, snapshot, restarts, created_at, updated_at, quarantined, chain_id, shard)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (id) DO UPDATE SET tx_hash = excluded.tx_hash, state = excluded.state, version = excluded.version,
        snapshot = excluded.snapshot, restarts = excluded.restarts, created_at = excluded.created_at,
-       updated_at = excluded.updated_at, quarantined = excluded.quarantined, chain_id = excluded.chain_id`,
+       updated_at = excluded.updated_at, quarantined = excluded.quarantined, chain_id = excluded.chain_id,
+       shard = excluded.shard`,
   );
   const commit = db.transaction((rows: readonly PlainRow[]) => {
     for (const row of rows) upsert.run(row);
@@ -102,7 +105,15 @@ export function plainRow(actor: PlainActor): PlainRow {
     context.updatedAt,
     null,
     context.chainId,
+    shardColumn(context.id),
   ];
+}
+
+/** A shard number for the row's `shard` column: FNV-1a of the id, mod 1,024 (written inline, not imported). */
+function shardColumn(id: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % 1024;
 }
 
 /**
