@@ -62,12 +62,6 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   return json as T;
 }
 
-/** `/readyz` answers 503 with the same body when not ready: both are an answer to show. */
-export async function readiness(): Promise<unknown> {
-  const res = await fetch('/readyz');
-  return res.json();
-}
-
 /**
  * The id of the newest change on `GET /events` now: every read made after this reflects the changes
  * up to it, and a stream started after it gives every later one.

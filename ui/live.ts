@@ -1,6 +1,6 @@
 import { useEffect, useReducer } from 'preact/hooks';
-import { api, readiness } from './api.js';
-import type { ChainView, MachinesResponse, Readiness, Supervision, Tracker } from './types.js';
+import { ApiFailure, api } from './api.js';
+import type { ChainView, MachinesResponse, Supervision, Tracker } from './types.js';
 
 export interface Store<T> {
   get(): T;
@@ -48,21 +48,28 @@ export function throttle(fn: () => Promise<unknown> | void, ms: number): () => v
 
 export const machines = createStore<MachinesResponse | null>(null);
 export const chains = createStore<ChainView[] | null>(null);
-export const ready = createStore<Readiness | null>(null);
+/** Whether the store answered the last read of `/chains` (its tracker counts); null before one. */
+export const storeUp = createStore<boolean | null>(null);
 export const supervision = createStore<Supervision | null>(null);
 export const connected = createStore(false);
 /** Bumped when changes were missed (an SSE gap): lists re-read themselves. */
 export const resync = createStore(0);
 
-export const refreshChains = throttle(
-  async () => chains.set((await api<{ chains: ChainView[] }>('GET', '/chains')).chains),
-  1000,
-);
+// The store's health comes from this read too, not from polling `/readyz`: that answers 503 while
+// a node is down, and the browser logs every such answer as a console error.
+export const refreshChains = throttle(async () => {
+  try {
+    chains.set((await api<{ chains: ChainView[] }>('GET', '/chains')).chains);
+    storeUp.set(true);
+  } catch (error) {
+    if (error instanceof ApiFailure && error.code === 'store_unavailable') storeUp.set(false);
+    throw error;
+  }
+}, 1000);
 export const refreshSupervision = throttle(
   async () => supervision.set(await api<Supervision>('GET', '/supervision')),
   1000,
 );
-export const refreshReadiness = throttle(async () => ready.set((await readiness()) as Readiness), 1000);
 
 /** A tracker change from the stream, with its event id (to compare with a list's `eventId`). */
 export interface LiveChange {

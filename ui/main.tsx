@@ -6,11 +6,10 @@ import {
   connected,
   headMoved,
   machines,
-  ready,
   refreshChains,
-  refreshReadiness,
   refreshSupervision,
   resync,
+  storeUp,
   trackerChanged,
   useStore,
 } from './live.js';
@@ -55,16 +54,15 @@ function TokenForm({ onDone, retry }: { onDone: () => void; retry: boolean }) {
 
 function Health() {
   const list = useStore(chains);
-  const readiness = useStore(ready);
+  const store = useStore(storeUp);
   const live = useStore(connected);
-  const checks = readiness?.checks;
   return (
     <div class="health" aria-live="polite">
       <span class={`pill ${live ? 'ok' : 'down'}`} data-health="stream">
         {live ? 'live' : 'reconnecting'}
       </span>
-      <span class={`pill ${checks?.store ? 'ok' : 'down'}`} data-health="store">
-        store {checks ? (checks.store ? 'ok' : 'down') : '…'}
+      <span class={`pill ${store ? 'ok' : 'down'}`} data-health="store">
+        store {store === null ? '…' : store ? 'ok' : 'down'}
       </span>
       {(list ?? []).map((chain) => (
         <span class={`pill ${chain.rpc.status}`} data-chain={chain.name}>
@@ -143,7 +141,6 @@ function App() {
         setPhase('ready');
         refreshChains();
         refreshSupervision();
-        refreshReadiness();
         stop = streamEvents(
           {
             tracker: (data, eventId) => {
@@ -157,10 +154,9 @@ function App() {
           },
           after,
         );
-        // Lag, RPC health and readiness change without any tracker change.
+        // Lag, RPC and store health change without any tracker change.
         poll = setInterval(() => {
           refreshChains();
-          refreshReadiness();
           refreshSupervision();
         }, 5000);
       },

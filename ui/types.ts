@@ -21,8 +21,3 @@ export interface Supervision {
   restarts: number;
   crashLoops: number;
 }
-
-export interface Readiness {
-  status?: string;
-  checks?: { store: boolean; chain: boolean; chains?: Record<string, string> };
-}
