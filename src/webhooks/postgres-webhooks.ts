@@ -258,11 +258,14 @@ export class PostgresWebhookStore implements WebhookStore {
       // the deliveries deleted next include that commit's.
       const { rowCount } = await client.query('DELETE FROM webhook_endpoints WHERE id = $1', [id]);
       if (!rowCount) return false;
-      await client.query(
-        'DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE endpoint_id = $1)',
+      // The deliveries before their attempts: an attempt being recorded holds its delivery's row, so
+      // this waits for that record to commit and the attempts' delete then sees its row; a record
+      // that comes after finds its delivery gone and writes nothing. The other order left it behind.
+      const { rows } = await client.query<{ id: string }>(
+        'DELETE FROM webhook_deliveries WHERE endpoint_id = $1 RETURNING id',
         [id],
       );
-      await client.query('DELETE FROM webhook_deliveries WHERE endpoint_id = $1', [id]);
+      await client.query('DELETE FROM webhook_attempts WHERE delivery_id = ANY($1::int8[])', [rows.map((r) => r.id)]);
       return true;
     });
     if (deleted) this.notify();
