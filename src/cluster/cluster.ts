@@ -111,6 +111,8 @@ export class Cluster {
     const pool = new pg.Pool({ connectionString: options.url, max: 8 });
     // An idle connection that dies (the database restarted) is dropped from the pool, not thrown.
     pool.on('error', (error) => options.logger.debug({ err: error }, 'a cluster connection closed'));
+    // A connection may emit twice as the server dies; `pool.query`'s one-shot listener takes one.
+    pool.on('connect', (client) => client.on('error', () => undefined));
     try {
       await migrateCluster(pool, options.shardCount ?? DEFAULT_SHARD_COUNT);
     } catch (error) {

@@ -218,6 +218,10 @@ export class PostgresStore implements SnapshotStore {
     // A pooled connection that the server closes while idle (a restart) reports here; the next
     // checkout opens a new one. Without a listener it would crash the process.
     this.pool.on('error', (error) => this.unreachable(error));
+    // Every connection keeps a listener of its own for its whole life: a dying server can make one
+    // connection emit twice (its FATAL message, then the socket's end), and the pool's one-shot
+    // listener of `pool.query` takes only the first; the second would crash the process.
+    this.pool.on('connect', (client) => client.on('error', (error) => this.unreachable(error)));
     this.webhooks = new PostgresWebhookStore(this.pool);
   }
 
