@@ -1,10 +1,9 @@
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PostgresStore } from '../src/store/postgres.js';
-import { hashOf } from './helpers.js';
 import { type PostgresServer, describeWithPostgres, startPostgres } from './support/postgres.js';
 import { waitUntil } from './support/wait.js';
-import { endpointOf } from './support/webhook-store-contract.js';
+import { changed, endpointOf } from './support/webhook-store-contract.js';
 
 describeWithPostgres('an endpoint deleted while an attempt of one of its deliveries is being recorded', () => {
   let server: PostgresServer;
@@ -23,28 +22,7 @@ describeWithPostgres('an endpoint deleted while an attempt of one of its deliver
     client.on('error', () => {});
     try {
       await store.webhooks.createEndpoint(endpointOf('ep_gone', { url: 'http://127.0.0.1:9/', createdAt: Date.now() }));
-      const at = Date.now();
-      store.write({
-        id: 'mid-attempt',
-        txHash: hashOf(at),
-        state: 'pending',
-        version: 3,
-        snapshot: {},
-        restarts: 0,
-        createdAt: at,
-        updatedAt: at,
-        change: {
-          from: null,
-          to: 'pending.unseen',
-          event: 'START',
-          at,
-          blockNumber: null,
-          blockHash: null,
-          restarts: 0,
-          reorgs: 0,
-          detail: null,
-        },
-      });
+      store.write(changed('mid-attempt', null, 'pending.unseen', Date.now(), { event: 'START' }));
       await store.flush();
       const [{ id: deliveryId }] = (await client.query<{ id: string }>('SELECT id FROM webhook_deliveries')).rows as [
         { id: string },

@@ -4,10 +4,9 @@ import { PostgresStore } from '../src/store/postgres.js';
 import type { TrackerRecord } from '../src/store/types.js';
 import { WebhookDispatcher } from '../src/webhooks/dispatcher.js';
 import { parseAllowList } from '../src/webhooks/ssrf.js';
-import { hashOf } from './helpers.js';
 import { type PostgresServer, describeWithPostgres, startPostgres } from './support/postgres.js';
 import { waitUntil } from './support/wait.js';
-import { endpointOf } from './support/webhook-store-contract.js';
+import { changed, endpointOf } from './support/webhook-store-contract.js';
 import { type Answer, type Receiver, startReceiver } from './support/webhook-receiver.js';
 
 const SHARDS = 1024;
@@ -19,27 +18,7 @@ interface Instance {
   attempts: number;
 }
 
-const created = (id: string, at: number): TrackerRecord => ({
-  id,
-  txHash: hashOf(at),
-  state: 'pending',
-  version: 3,
-  snapshot: {},
-  restarts: 0,
-  createdAt: at,
-  updatedAt: at,
-  change: {
-    from: null,
-    to: 'pending.unseen',
-    event: 'START',
-    at,
-    blockNumber: null,
-    blockHash: null,
-    restarts: 0,
-    reorgs: 0,
-    detail: null,
-  },
-});
+const created = (id: string, at: number): TrackerRecord => changed(id, null, 'pending.unseen', at, { event: 'START' });
 
 describeWithPostgres('instances sharing one database: endpoints and shards as the others change them', () => {
   let pg: PostgresServer;

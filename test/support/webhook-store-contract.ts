@@ -31,7 +31,7 @@ export const endpointOf = (id: string, overrides: Partial<WebhookEndpoint> = {})
 });
 
 /** A tracker's change as the runtime writes it: its row and its change-log entry. */
-const changed = (
+export const changed = (
   id: string,
   from: string | null,
   to: string,
