@@ -1,9 +1,10 @@
 import pg from 'pg';
 import { FINAL_STATE_NAMES, TRACKER_STATE_NAMES } from '../../machines/tracker.machine.js';
 import { StoreError } from '../errors.js';
-import { DEFAULT_SHARD_COUNT, shardOf, storedShard, storedShards } from '../runtime/shard.js';
+import { storedShard } from '../runtime/shard.js';
 import { PostgresWebhookStore } from '../webhooks/postgres-webhooks.js';
 import { FlushTiming } from './flush-timing.js';
+import { liveOfShards } from './live-of-shards.js';
 import { fillShards, migrate } from './postgres-schema.js';
 import {
   COLUMNS,
@@ -388,7 +389,12 @@ export class PostgresStore implements SnapshotStore {
   async *loadLive(batchSize: number, options?: LoadLiveOptions): AsyncIterable<TrackerRecord[]> {
     await this.flush();
     if (options) {
-      yield* this.loadLiveOf(batchSize, options);
+      yield* liveOfShards(
+        batchSize,
+        options,
+        (n) => this.loadLive(n),
+        (stored, ours) => this.loadLiveByColumn(batchSize, stored, ours),
+      );
       return;
     }
     // Rows in a state this machine does not know are handed out too, to be quarantined, not left unseen.
@@ -405,24 +411,12 @@ export class PostgresStore implements SnapshotStore {
     }
   }
 
-  /** The live rows of some shards: by the shard column where it tells them apart, else every live row, filtered. */
-  private async *loadLiveOf(batchSize: number, options: LoadLiveOptions): AsyncIterable<TrackerRecord[]> {
-    const shardCount = options.shardCount ?? DEFAULT_SHARD_COUNT;
-    const wanted = new Set(options.shards);
-    const ours = (id: string) => wanted.has(shardOf(id, shardCount));
-    const stored = storedShards(wanted, shardCount);
-    // Every shard (the first instance of a cluster): read as without shards.
-    if (stored?.length === DEFAULT_SHARD_COUNT) {
-      yield* this.loadLive(batchSize);
-      return;
-    }
-    if (stored === undefined) {
-      for await (const batch of this.loadLive(batchSize)) {
-        const records = batch.filter((record) => ours(record.id));
-        if (records.length > 0) yield records;
-      }
-      return;
-    }
+  /** The live rows of the shard column values `stored`, and the rows without a value, those `ours` keeps. */
+  private async *loadLiveByColumn(
+    batchSize: number,
+    stored: number[],
+    ours: (id: string) => boolean,
+  ): AsyncIterable<TrackerRecord[]> {
     for (let shard = -1, after = ''; stored.length > 0;) {
       const from = shard;
       const rows = await this.query(QUERIES.pageOfShards, [stored.filter((s) => s >= from), shard, after, batchSize]);

@@ -19,7 +19,8 @@ import {
   historyValues,
   rowValues,
 } from './row.js';
-import { DEFAULT_SHARD_COUNT, shardOf, storedShard, storedShards } from '../runtime/shard.js';
+import { storedShard } from '../runtime/shard.js';
+import { liveOfShards } from './live-of-shards.js';
 import { type DatabaseLock, lockDatabase } from './lock.js';
 import { openDatabase } from './schema.js';
 import {
@@ -519,7 +520,12 @@ export class SqliteStore implements SnapshotStore {
     // batch one index range scan and holds no read transaction open between batches.
     await this.flush();
     if (options) {
-      yield* this.loadLiveOf(batchSize, options);
+      yield* liveOfShards(
+        batchSize,
+        options,
+        (n) => this.loadLive(n),
+        (stored, ours) => this.loadLiveByColumn(batchSize, stored, ours),
+      );
       return;
     }
     // Rows whose state column is not a state this machine knows are live for all we know: they are
@@ -537,23 +543,12 @@ export class SqliteStore implements SnapshotStore {
     }
   }
 
-  /** The live rows of some shards: by the shard column where it tells them apart, else every live row, filtered. */
-  private async *loadLiveOf(batchSize: number, options: LoadLiveOptions): AsyncIterable<TrackerRecord[]> {
-    const shardCount = options.shardCount ?? DEFAULT_SHARD_COUNT;
-    const wanted = new Set(options.shards);
-    const stored = storedShards(wanted, shardCount);
-    // Every shard (the first instance of a cluster): read as without shards.
-    if (stored?.length === DEFAULT_SHARD_COUNT) {
-      yield* this.loadLive(batchSize);
-      return;
-    }
-    if (stored === undefined) {
-      for await (const batch of this.loadLive(batchSize)) {
-        const rows = batch.filter((record) => wanted.has(shardOf(record.id, shardCount)));
-        if (rows.length > 0) yield rows;
-      }
-      return;
-    }
+  /** The live rows of the shard column values `stored`, and the rows without a value, those `ours` keeps. */
+  private async *loadLiveByColumn(
+    batchSize: number,
+    stored: number[],
+    ours: (id: string) => boolean,
+  ): AsyncIterable<TrackerRecord[]> {
     // One shard column value after the other, each paged by id, then the rows without one, if any
     // (an older build wrote to the file): read too, and told apart here. Gathered into batches.
     const batch: TrackerRecord[] = [];
@@ -565,7 +560,7 @@ export class SqliteStore implements SnapshotStore {
       let after = '';
       for (;;) {
         const rows = this.read(() => page(after));
-        for (const row of rows) if (wanted.has(shardOf(row[0], shardCount))) batch.push(fromRow(row));
+        for (const row of rows) if (ours(row[0])) batch.push(fromRow(row));
         while (batch.length >= batchSize) yield batch.splice(0, batchSize);
         if (rows.length < batchSize) break;
         after = rows[rows.length - 1]![0];
