@@ -560,12 +560,11 @@ export class PostgresStore implements SnapshotStore {
    */
   private async transaction(batch: Map<string, RowValues>, pendingHistory: HistoryValues[]): Promise<number> {
     const client = await this.pool.connect();
-    // A checked-out client's errors are ours (the pool listens only to idle ones): the server going away
-    // between two statements must fail this commit, not the process.
+    // The server going away between two statements must fail this commit; the connection's own
+    // listener (set on 'connect') reports the store unreachable.
     let lost: Error | undefined;
     const onError = (error: Error) => {
       lost = error;
-      this.unreachable(error);
     };
     client.on('error', onError);
     let broken = false;
