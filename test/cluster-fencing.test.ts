@@ -1,19 +1,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Cluster } from '../src/cluster/cluster.js';
-import { silentLogger } from '../src/runtime/logger.js';
 import { shardOf } from '../src/runtime/shard.js';
-import { type TrackerSystem, createTrackerSystem } from '../src/runtime/system.js';
-import { PostgresStore } from '../src/store/postgres.js';
 import { hashOf } from './helpers.js';
+import { type Member, joinInProcess, leaveAll } from './support/cluster-in-process.js';
 import { type PostgresServer, describeWithPostgres, startPostgres } from './support/postgres.js';
 import { waitUntil } from './support/wait.js';
-
-interface Member {
-  store: PostgresStore;
-  cluster: Cluster;
-  system: TrackerSystem;
-}
 
 describeWithPostgres('fencing: the store commit checks the shard lease in its transaction', () => {
   let server: PostgresServer;
@@ -23,28 +14,12 @@ describeWithPostgres('fencing: the store commit checks the shard lease in its tr
     server = await startPostgres();
   }, 60_000);
   afterAll(async () => {
-    for (const { cluster, system, store } of members) {
-      await cluster.stop().catch(() => {});
-      await system.shutdown();
-      await store.close();
-    }
+    await leaveAll(members);
     await server?.close();
   });
 
-  /** An instance in this process; its heartbeat is slow, so a test decides when leases change. */
   const join = async (instanceId: string): Promise<Member> => {
-    const store = await PostgresStore.open({ url: server.url });
-    const cluster = await Cluster.open({
-      url: server.url,
-      instanceId,
-      leaseTtlMs: 120_000,
-      heartbeatMs: 60_000,
-      logger: silentLogger,
-    });
-    store.setCommitHook(cluster.commitHook);
-    const system = await createTrackerSystem({ store, placement: cluster.placement, rehydrate: false });
-    await cluster.start(system);
-    const member = { store, cluster, system };
+    const member = await joinInProcess(server.url, instanceId);
     members.push(member);
     return member;
   };

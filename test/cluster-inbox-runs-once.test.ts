@@ -1,18 +1,12 @@
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Cluster } from '../src/cluster/cluster.js';
-import { silentLogger } from '../src/runtime/logger.js';
 import { shardOf } from '../src/runtime/shard.js';
-import { type TrackerSystem, createTrackerSystem } from '../src/runtime/system.js';
-import { PostgresStore } from '../src/store/postgres.js';
 import { hashOf } from './helpers.js';
+import { type Member as InProcess, joinInProcess, leaveAll as leaveEvery } from './support/cluster-in-process.js';
 import { type PostgresServer, describeWithPostgres, startPostgres } from './support/postgres.js';
 import { waitUntil } from './support/wait.js';
 
-interface Member {
-  store: PostgresStore;
-  cluster: Cluster;
-  system: TrackerSystem;
+interface Member extends InProcess {
   /** RECHECK lookups this instance's trackers asked for, by tracker id. */
   rechecks: Map<string, number>;
 }
@@ -60,36 +54,17 @@ describeWithPostgres('the inbox: a request runs once across an ownership change'
   });
 
   /** Every member stops, handing its leases back. */
-  const leaveAll = async (): Promise<void> => {
-    for (const { cluster, system, store } of members.splice(0)) {
-      await cluster.stop().catch(() => {});
-      await system.shutdown();
-      await store.close();
-    }
-  };
+  const leaveAll = (): Promise<void> => leaveEvery(members);
 
-  /** An instance in this process; its heartbeat is slow, so the test decides when leases change. */
   const join = async (instanceId: string, beforeAnswers?: Gate['hook'], requestTimeoutMs = 60_000): Promise<Member> => {
-    const store = await PostgresStore.open({ url: server.url });
-    const cluster = await Cluster.open({
-      url: server.url,
-      instanceId,
-      leaseTtlMs: 120_000,
-      heartbeatMs: 60_000,
-      requestTimeoutMs,
-      logger: silentLogger,
-      ...(beforeAnswers ? { beforeAnswers } : {}),
-    });
-    store.setCommitHook(cluster.commitHook);
     const rechecks = new Map<string, number>();
-    const system = await createTrackerSystem({
-      store,
-      placement: cluster.placement,
-      rehydrate: false,
-      hooks: { recheck: ({ id }) => rechecks.set(id, (rechecks.get(id) ?? 0) + 1) },
-    });
-    await cluster.start(system);
-    const member = { store, cluster, system, rechecks };
+    const member = {
+      ...(await joinInProcess(server.url, instanceId, {
+        cluster: { requestTimeoutMs, ...(beforeAnswers ? { beforeAnswers } : {}) },
+        system: { hooks: { recheck: ({ id }) => rechecks.set(id, (rechecks.get(id) ?? 0) + 1) } },
+      })),
+      rechecks,
+    };
     members.push(member);
     return member;
   };

@@ -1,20 +1,12 @@
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Cluster } from '../src/cluster/cluster.js';
-import { silentLogger } from '../src/runtime/logger.js';
 import { DEFAULT_SHARD_COUNT, shardOf } from '../src/runtime/shard.js';
-import { type TrackerSystem, createTrackerSystem } from '../src/runtime/system.js';
 import { PostgresStore } from '../src/store/postgres.js';
 import type { LoadLiveOptions, TrackerRecord } from '../src/store/types.js';
 import { hashOf } from './helpers.js';
+import { type Member, joinInProcess, leaveAll } from './support/cluster-in-process.js';
 import { type PostgresServer, describeWithPostgres, startPostgres } from './support/postgres.js';
 import { waitUntil } from './support/wait.js';
-
-interface Member {
-  store: PostgresStore;
-  cluster: Cluster;
-  system: TrackerSystem;
-}
 
 /** What an instance's store read of the trackers table. */
 interface Reads {
@@ -57,29 +49,12 @@ describeWithPostgres('a claim of a few shards reads only their rows', () => {
     url = await server.createDatabase();
   }, 60_000);
   afterAll(async () => {
-    for (const { cluster, system, store } of members) {
-      await cluster.stop().catch(() => {});
-      await system.shutdown();
-      await store.close();
-    }
+    await leaveAll(members);
     await server?.close();
   });
 
-  /** An instance in this process; its heartbeat is slow, so the test decides when leases change. */
   const join = async (instanceId: string, watch?: (store: PostgresStore) => void): Promise<Member> => {
-    const store = await PostgresStore.open({ url });
-    watch?.(store);
-    const cluster = await Cluster.open({
-      url,
-      instanceId,
-      leaseTtlMs: 120_000,
-      heartbeatMs: 60_000,
-      logger: silentLogger,
-    });
-    store.setCommitHook(cluster.commitHook);
-    const system = await createTrackerSystem({ store, placement: cluster.placement, rehydrate: false });
-    await cluster.start(system);
-    const member = { store, cluster, system };
+    const member = await joinInProcess(url, instanceId, watch ? { watch } : {});
     members.push(member);
     return member;
   };
