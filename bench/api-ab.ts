@@ -20,6 +20,8 @@ if (!before) throw new Error('usage: npx tsx bench/api-ab.ts <directory of the c
 const DURATION = Number(process.env.BENCH_DURATION ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const LOAD = process.env.BENCH_LOAD ?? 'get';
+/** Node flags for the after server only, to try a runtime setting against the same code. */
+const AFTER_FLAGS = (process.env.BENCH_AFTER_FLAGS ?? '').split(' ').filter(Boolean);
 const hashOf = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
 
 /** User + system CPU seconds of a process so far (its threads included). */
@@ -28,8 +30,8 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-async function start(cwd: string, script: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+async function start(cwd: string, script: string, flags: string[] = []): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [...flags, '--import', 'tsx', script], {
     cwd,
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, DATABASE_URL: `sqlite:${join(mkdtempSync(join(tmpdir(), 'api-ab-')), 'trackers.db')}` },
@@ -45,7 +47,7 @@ async function start(cwd: string, script: string): Promise<{ child: ChildProcess
 const servers = {
   floor: await start(process.cwd(), 'bench/floor-server.ts'),
   before: await start(before, 'bench/api-server.ts'),
-  after: await start(process.cwd(), 'bench/api-server.ts'),
+  after: await start(process.cwd(), 'bench/api-server.ts', AFTER_FLAGS),
 };
 type Name = keyof typeof servers;
 const names = Object.keys(servers) as Name[];

@@ -1,4 +1,4 @@
-import { STATUS_CODES, maxHeaderSize } from 'node:http';
+import { STATUS_CODES, type ServerResponse, maxHeaderSize } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { z } from 'zod';
 import {
@@ -109,17 +109,39 @@ function bodyParserError(error: unknown): { status: number; code: string; messag
  * app.use(errorHandler(logger));
  */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
-  return (error: unknown, req, res, _next) => {
-    const { status, body } = toHttpError(error);
-    const log = { reqId: res.locals.reqId as unknown, code: body.error.code, err: error };
-    if (status >= 500) logger.error(log, 'request failed');
-    else logger.debug(log, 'request rejected');
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    res.status(status).json(body);
-  };
+  return (error: unknown, _req, res, _next) => answerError(logger, error, res, res.locals.reqId);
+}
+
+/**
+ * Answer `error` as `{"error":{"code","message"}}` with its status and log it: the central error
+ * handler's answer, also given by the routes answered before Express (`fast-path.ts`).
+ *
+ * @example
+ * answerError(logger, new ApiError(404, 'not_found', 'no tracker x'), res, reqId);
+ */
+export function answerError(logger: Logger, error: unknown, res: ServerResponse, reqId: unknown): void {
+  const { status, body } = toHttpError(error);
+  const log = { reqId, code: body.error.code, err: error };
+  if (status >= 500) logger.error(log, 'request failed');
+  else logger.debug(log, 'request rejected');
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJsonText(res, status, JSON.stringify(body));
+}
+
+/**
+ * Send a JSON text with the headers Express's `res.json` gives it (no ETag: the app disables it).
+ *
+ * @example
+ * sendJsonText(res, 200, '{"status":"ok"}');
+ */
+export function sendJsonText(res: ServerResponse, status: number, text: string): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(text);
 }
 
 /** Unknown routes and methods: 404 JSON. */

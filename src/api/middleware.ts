@@ -1,5 +1,6 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { Request, RequestHandler, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Request, RequestHandler } from 'express';
 import type { Logger } from '../runtime/logger.js';
 import { ApiError } from './errors.js';
 import type { Metrics } from './metrics.js';
@@ -12,32 +13,46 @@ const digest = (value: string) => createHash('sha256').update(value).digest();
  * and in one structured log line when the response is sent.
  *
  * @example
- * app.use(requestContext(logger, metrics));
+ * app.use(requestContext(begin));
  */
-export function requestContext(
+export function requestContext(begin: BeginRequest): RequestHandler {
+  return (req, res, next) => {
+    res.locals.reqId = begin(req, res, () => (req.route as { path?: string } | undefined)?.path ?? 'unmatched');
+    next();
+  };
+}
+
+/** Starts a request's bookkeeping; `route` names its route once matched. Returns the request's id. */
+export type BeginRequest = (req: IncomingMessage, res: ServerResponse, route: () => string) => string;
+
+/**
+ * The bookkeeping of every request, whether Express or the fast path answers it: its id echoed in
+ * the response, and when the response is sent, the metrics, one log line and `finished`.
+ *
+ * @example
+ * const begin = requestBookkeeping(logger, metrics);
+ * begin(req, res, () => '/trackers/:id');
+ */
+export function requestBookkeeping(
   logger: Logger,
   metrics: Metrics,
-  finished?: (req: Request, res: Response) => void,
-): RequestHandler {
-  return (req, res, next) => {
+  finished?: (req: IncomingMessage, res: ServerResponse) => void,
+): BeginRequest {
+  return (req, res, route) => {
     const given = req.headers['x-request-id'];
     const reqId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    res.locals.reqId = reqId;
     res.setHeader('X-Request-Id', reqId);
     const t0 = performance.now();
     // One listener per request does all the bookkeeping of its end.
     res.once('finish', () => {
       finished?.(req, res);
-      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
-      metrics.httpRequests.inc({ method: req.method, route, status: res.statusCode });
+      metrics.httpRequests.inc({ method: req.method!, route: route(), status: res.statusCode });
       if (logger.isLevelEnabled?.('info') === false) return;
       const ms = Math.round((performance.now() - t0) * 100) / 100;
-      logger.info(
-        { reqId, method: req.method, url: req.originalUrl.slice(0, 512), status: res.statusCode, ms },
-        'request',
-      );
+      const url = (req as Partial<Request>).originalUrl ?? req.url!;
+      logger.info({ reqId, method: req.method, url: url.slice(0, 512), status: res.statusCode, ms }, 'request');
     });
-    next();
+    return reqId;
   };
 }
 

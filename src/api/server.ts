@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import express, { type RequestHandler, Router } from 'express';
 import type { TrackerSystem } from '../runtime/system.js';
@@ -8,7 +8,8 @@ import { type DashboardAssets, dashboardRoutes } from './dashboard.js';
 import { INSPECT_PAGE, type Inspection } from './inspector.js';
 import { machineRouteDocs, machineRoutes } from './machines.routes.js';
 import { type MetricsSources, createMetrics } from './metrics.js';
-import { bearerAuth, refuseWhile, requestContext } from './middleware.js';
+import { bearerAuth, refuseWhile, requestBookkeeping, requestContext, tokenMatcher } from './middleware.js';
+import { fastPath } from './fast-path.js';
 import { type RouteDoc, buildOpenApi } from './openapi.js';
 import { type ChainHealthSource, type RpcStatus, chainRouteDocs, chainRoutes } from './chains.routes.js';
 import { ChangeFeed, type ChangeFeedOptions } from './sse.js';
@@ -203,11 +204,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Sockets with a request in flight, and its response; the others may be closed at once when
   // closing (Node's closeIdleConnections skips connections that never carried a request).
   const busy = new Map<Socket, ServerResponse>();
-  app.use(
-    requestContext(logger, metrics, (req, res) => {
-      if (busy.get(req.socket) === res) busy.delete(req.socket);
-    }),
-  );
+  const begin = requestBookkeeping(logger, metrics, (req, res) => {
+    if (busy.get(req.socket) === res) busy.delete(req.socket);
+  });
+  app.use(requestContext(begin));
   app.use(refuseWhile(() => closing));
   // The open routes come before the token check, so Express's own matching (any case, one trailing
   // slash) decides what is open, the same way it decides which handler runs.
@@ -283,10 +283,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   app.use(notFoundHandler);
   app.use(errorHandler(logger));
 
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(options.port, options.host ?? '127.0.0.1', (error?: Error) =>
-      error ? reject(error) : resolve(s),
-    );
+  const fast = fastPath({
+    system,
+    logger,
+    begin,
+    closing: () => closing,
+    authorized: options.apiToken ? tokenMatcher(options.apiToken) : undefined,
+  });
+  const server = createServer((req, res) => {
+    if (!fast(req, res)) void app(req, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   server.keepAliveTimeout = 5_000;
   const sockets = new Set<Socket>();

@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { TRACKER_EVENT_TYPES } from '../../machines/tracker.machine.js';
 import { InvalidInputError } from '../errors.js';
 import type { StartManyResult, TrackerSystem } from '../runtime/system.js';
+import type { Tracker } from '../runtime/tracker-view.js';
 import { normalizeId } from '../runtime/validate.js';
 import { ApiError, fromZodError, toHttpError } from './errors.js';
 import type { RouteDoc } from './openapi.js';
@@ -112,6 +113,23 @@ function toBatchItem(result: StartManyResult) {
 }
 
 /**
+ * `POST /trackers` on its parsed body: 201 and the tracker when this call started it, 200 and the
+ * tracker when it was already tracked (same id, same hash).
+ *
+ * @example
+ * const { status, tracker } = await createTracker(system, { txHash });
+ */
+export async function createTracker(
+  system: TrackerSystem,
+  body: unknown,
+): Promise<{ status: 201 | 200; tracker: Tracker }> {
+  const parsed = CreateTrackerBody.safeParse(body);
+  if (!parsed.success) throw fromZodError(parsed.error, 'invalid_body');
+  const result = await system.start(parsed.data.id, parsed.data);
+  return { status: result.status === 'started' ? 201 : 200, tracker: result.tracker };
+}
+
+/**
  * The tracker routes: each validates with a schema from `schemas.ts`, calls one function of the
  * tracker system, maps its result. Errors go to the central handler.
  *
@@ -125,10 +143,8 @@ export function trackerRoutes(system: TrackerSystem, lastEventId: () => number):
   const router = Router();
 
   router.post('/trackers', async (req, res) => {
-    const parsed = CreateTrackerBody.safeParse(req.body);
-    if (!parsed.success) throw fromZodError(parsed.error, 'invalid_body');
-    const result = await system.start(parsed.data.id, parsed.data);
-    res.status(result.status === 'started' ? 201 : 200).json(result.tracker);
+    const { status, tracker } = await createTracker(system, req.body);
+    res.status(status).json(tracker);
   });
 
   router.post('/trackers/batch', async (req, res) => {
