@@ -192,6 +192,7 @@ export function webhookRoutes(options: WebhookRoutesOptions): Router {
       updatedAt: now,
     };
     await store.createEndpoint(endpoint);
+    options.wake?.();
     res.status(201).json(endpointJson(endpoint, secret));
   });
 
@@ -238,7 +239,7 @@ export function webhookRoutes(options: WebhookRoutesOptions): Router {
     }
     endpoint.updatedAt = now;
     await store.updateEndpoint(endpoint);
-    if (endpoint.enabled) options.wake?.();
+    options.wake?.();
     res.json(endpointJson(endpoint, secret));
   });
 
@@ -246,6 +247,7 @@ export function webhookRoutes(options: WebhookRoutesOptions): Router {
     if (!(await store.deleteEndpoint(req.params.id))) {
       throw new ApiError(404, 'not_found', `no webhook endpoint ${req.params.id.slice(0, 64)}`);
     }
+    options.wake?.();
     res.status(204).end();
   });
 

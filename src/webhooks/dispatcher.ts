@@ -153,8 +153,9 @@ export class WebhookDispatcher {
   }
 
   start(): void {
-    // Endpoints change only by commits: read again after each one, and on the timer.
-    this.stopListening = this.options.store.onCommit(() => this.wake(true));
+    // A commit may make deliveries due; the endpoints are read again on the timer and when the
+    // routes change one (`wake()`), not at every commit: a busy store commits hundreds of times a second.
+    this.stopListening = this.options.store.onCommit(() => this.wake(false));
     this.timer = setInterval(() => this.wake(true), this.pollMs);
     this.timer.unref();
     this.wake();
