@@ -2,14 +2,14 @@ import type { Worker } from 'node:worker_threads';
 import { closeSqliteWorker, startSqliteWorker } from './sqlite-worker.js';
 
 /**
- * The worker: its own connection to the file. A group commit arrives as `history` messages (the
- * change log's rows, in order, `rowsPerUpsert` per statement inside one open transaction), then
- * `rows` messages (a slice of the batch each, upserted the same way in the same transaction), then
- * `statements` (other writes of the same transaction: the webhook tables'), then `commit`, which is
- * answered; a PRAGMA, a `prune` (its own transaction) or
- * `close` is one message. Answers go out in the order
- * the requests came. After a failed `rows`, the transaction is rolled back and the rest of that
- * commit is skipped; its `commit` answers with the error.
+ * The worker: its own connection to the file. A group commit of up to `ROWS_PER_MESSAGE` rows and
+ * history rows is one `commit` message carrying them all (history, rows, statements), answered. A
+ * larger one arrives as `history` messages (the change log's rows, in order, `rowsPerUpsert` per
+ * statement inside one open transaction), then `rows` messages (a slice of the batch each, upserted
+ * the same way in the same transaction), then `statements` (other writes of the same transaction:
+ * the webhook tables'), then `commit`. A PRAGMA, a `prune` (its own transaction) or `close` is one
+ * message. Answers go out in the order the requests came. After a failed `rows`, the transaction is
+ * rolled back and the rest of that commit is skipped; its `commit` answers with the error.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -42,6 +42,18 @@ const fail = (error) => {
   failure = { message: String(error && error.message), code: error && error.code };
   if (db.inTransaction) db.exec('ROLLBACK');
 };
+const insert = (table, values) => {
+  if (!db.inTransaction) db.exec('BEGIN');
+  const width = rowsPerUpsert * table.columns;
+  for (let at = 0; at < values.length; at += width) {
+    const chunk = values.length - at >= width ? values.slice(at, at + width) : values.slice(at);
+    table.statement(chunk.length / table.columns).run(chunk);
+  }
+};
+const run = (list) => {
+  if (!db.inTransaction) db.exec('BEGIN');
+  for (const [sql, params] of list) statement(sql).run(params);
+};
 parentPort.on('message', (message) => {
   if (message.type === 'close') {
     db.close();
@@ -52,13 +64,7 @@ parentPort.on('message', (message) => {
   if (table) {
     if (failure) return;
     try {
-      if (!db.inTransaction) db.exec('BEGIN');
-      const values = message.values;
-      const width = rowsPerUpsert * table.columns;
-      for (let at = 0; at < values.length; at += width) {
-        const chunk = values.length - at >= width ? values.slice(at, at + width) : values.slice(at);
-        table.statement(chunk.length / table.columns).run(chunk);
-      }
+      insert(table, message.values);
     } catch (error) {
       fail(error);
     }
@@ -67,8 +73,7 @@ parentPort.on('message', (message) => {
   if (message.type === 'statements') {
     if (failure) return;
     try {
-      if (!db.inTransaction) db.exec('BEGIN');
-      for (const [sql, params] of message.statements) statement(sql).run(params);
+      run(message.statements);
     } catch (error) {
       fail(error);
     }
@@ -77,6 +82,10 @@ parentPort.on('message', (message) => {
   if (message.type === 'commit') {
     if (!failure) {
       try {
+        // A small commit comes whole in this one message; a large one's slices came before it.
+        if (message.history) insert(tables.history, message.history);
+        if (message.rows) insert(tables.rows, message.rows);
+        if (message.statements) run(message.statements);
         if (db.inTransaction) db.exec('COMMIT');
       } catch (error) {
         fail(error);
@@ -101,6 +110,36 @@ parentPort.on('message', (message) => {
  * much larger after the work is done (docs/performance.md).
  */
 const ROWS_PER_MESSAGE = 1024;
+
+/**
+ * Rows' values, flat, a slice of up to `ROWS_PER_MESSAGE` rows at a time: `next()` gives the next
+ * slice (empty when none is left), `done` whether every row has been taken.
+ */
+class Slices {
+  private readonly rows: Iterator<readonly unknown[]>;
+  private ahead: IteratorResult<readonly unknown[]>;
+
+  constructor(
+    rows: Iterable<readonly unknown[]>,
+    private readonly columns: number,
+  ) {
+    this.rows = rows[Symbol.iterator]();
+    this.ahead = this.rows.next();
+  }
+
+  get done(): boolean {
+    return this.ahead.done === true;
+  }
+
+  next(): unknown[] {
+    const values: unknown[] = [];
+    while (!this.ahead.done && values.length < ROWS_PER_MESSAGE * this.columns) {
+      for (const value of this.ahead.value) values.push(value);
+      this.ahead = this.rows.next();
+    }
+    return values;
+  }
+}
 
 export interface WriterOptions {
   /** The database file (already created and migrated by the caller). */
@@ -190,8 +229,24 @@ export class Writer {
   ): Promise<void> {
     if (this.failed || this.closing) return Promise.reject(new Error("the store's writer thread is not running"));
     // The history first: a change chains to its tracker row's history_seq before the upsert moves it.
-    this.send('history', history, this.options.historyColumns);
-    this.send('rows', rows, this.options.columns);
+    const historySlices = new Slices(history, this.options.historyColumns);
+    const rowSlices = new Slices(rows, this.options.columns);
+    const firstHistory = historySlices.next();
+    if (historySlices.done) {
+      const firstRows = rowSlices.next();
+      if (rowSlices.done) {
+        // The usual commit, a few requests' rows: one message (each costs more than a row to clone).
+        const message = { type: 'commit', history: firstHistory, rows: firstRows };
+        return this.request(statements.length > 0 ? { ...message, statements } : message) as Promise<void>;
+      }
+      if (firstHistory.length > 0) this.worker.postMessage({ type: 'history', values: firstHistory });
+      this.worker.postMessage({ type: 'rows', values: firstRows });
+    } else {
+      // A large batch goes over in slices, each sent once made.
+      this.worker.postMessage({ type: 'history', values: firstHistory });
+      while (!historySlices.done) this.worker.postMessage({ type: 'history', values: historySlices.next() });
+    }
+    while (!rowSlices.done) this.worker.postMessage({ type: 'rows', values: rowSlices.next() });
     if (statements.length > 0) this.worker.postMessage({ type: 'statements', statements });
     return this.request({ type: 'commit' }) as Promise<void>;
   }
@@ -210,18 +265,6 @@ export class Writer {
   close(): Promise<void> {
     this.closing ??= this.failed ? Promise.resolve() : closeSqliteWorker(this.worker, { type: 'close' });
     return this.closing;
-  }
-
-  private send(type: 'rows' | 'history', rows: Iterable<readonly unknown[]>, columns: number): void {
-    let values: unknown[] = [];
-    for (const row of rows) {
-      for (const value of row) values.push(value);
-      if (values.length === ROWS_PER_MESSAGE * columns) {
-        this.worker.postMessage({ type, values });
-        values = [];
-      }
-    }
-    if (values.length > 0) this.worker.postMessage({ type, values });
   }
 
   private request(message: object): Promise<unknown> {
