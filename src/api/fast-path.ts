@@ -8,8 +8,8 @@ import type { BeginRequest } from './middleware.js';
 import { bearerToken } from './middleware.js';
 import { createTracker } from './trackers.routes.js';
 
-/** The body limit of `express.json` in server.ts (1 MB). */
-const BODY_LIMIT = 1024 * 1024;
+/** The largest JSON body either path reads (1 MB; `express.json` in server.ts has the same limit). */
+export const BODY_LIMIT = 1024 * 1024;
 /** `GET /trackers/:id` with an id as `TRACKER_ID_PATTERN` has it (nothing to decode), the query ignored as Express does. */
 const GET_TRACKER = new RegExp(`^/trackers/(${TRACKER_ID_PATTERN.source.slice(1, -1)})(?:\\?|$)`);
 const POST_TRACKERS = /^\/trackers(?:\?|$)/;

@@ -9,7 +9,7 @@ import { INSPECT_PAGE, type Inspection } from './inspector.js';
 import { machineRouteDocs, machineRoutes } from './machines.routes.js';
 import { type MetricsSources, createMetrics } from './metrics.js';
 import { bearerAuth, refuseWhile, requestBookkeeping, requestContext, tokenMatcher } from './middleware.js';
-import { fastPath } from './fast-path.js';
+import { BODY_LIMIT, fastPath } from './fast-path.js';
 import { type RouteDoc, buildOpenApi } from './openapi.js';
 import { type ChainHealthSource, type RpcStatus, chainRouteDocs, chainRoutes } from './chains.routes.js';
 import { ChangeFeed, type ChangeFeedOptions } from './sse.js';
@@ -238,7 +238,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   if (options.apiToken) app.use(bearerAuth(options.apiToken));
   // Any content type is read as JSON: clients that forget the header still get precise errors.
-  app.use(express.json({ limit: '1mb', type: () => true, strict: false }));
+  app.use(express.json({ limit: BODY_LIMIT, type: () => true, strict: false }));
 
   // Before any router: a router answers OPTIONS for its own paths in text.
   const options204 = optionsHandler(routeDocs);
