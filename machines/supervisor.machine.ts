@@ -123,14 +123,24 @@ interface RegisterQueue {
 }
 
 /**
- * Create trackers into the registry in one assignment (ids already registered or restarting are
- * skipped: never a duplicate), let the runtime attach persistence to each, then start them.
+ * The spawns `START` creates trackers for: ids neither registered nor restarting, each once.
+ * Shared with `startInShard` (machines/xstate-adaptations.ts), which applies `START` without
+ * XState's macrostep.
  */
-function register(enqueue: RegisterQueue, context: SupervisorContext, spawns: readonly TrackerSpawn[]): void {
+export function freshSpawns(context: SupervisorContext, spawns: readonly TrackerSpawn[]): Map<string, TrackerSpawn> {
   const fresh = new Map<string, TrackerSpawn>();
   for (const s of spawns) {
     if (!context.trackers.has(s.id) && !(s.id in context.restarting) && !fresh.has(s.id)) fresh.set(s.id, s);
   }
+  return fresh;
+}
+
+/**
+ * Create trackers into the registry in one assignment (ids already registered or restarting are
+ * skipped: never a duplicate), let the runtime attach persistence to each, then start them.
+ */
+function register(enqueue: RegisterQueue, context: SupervisorContext, spawns: readonly TrackerSpawn[]): void {
+  const fresh = freshSpawns(context, spawns);
   if (fresh.size === 0) return;
   enqueue.assign({
     trackers: ({ self, context: current }) =>

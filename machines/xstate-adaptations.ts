@@ -30,22 +30,31 @@
  *    XState leaves a failed actor's actors running (and trackers are not its children, see 1);
  *    the shard's actor scope, captured in its `transition`, is used to stop them as their parent.
  *    Guarded by: test/restart-in-one-turn.test.ts ("a shard supervisor that fails").
+ * 6. Starting trackers without the shard's macrostep (`startInShard`).
+ *    XState runs a macrostep for every event (microstep, action resolution, a copied snapshot),
+ *    which costs about as much as the tracker's own start; with 1,024 shards a request's `START`
+ *    nearly always carries one tracker, so it was paid once per new tracker. The runtime applies
+ *    `START` itself, as the transition does it, and gives the shard its new snapshot.
+ *    Guarded by: test/start-in-shard.test.ts.
  *
  * @internal
  */
 import type { AnyActorRef, AnyActorScope, AnyMachineSnapshot, AnyStateMachine, Snapshot } from 'xstate';
 import { createActor } from 'xstate';
-import type {
-  PersistedTracker,
-  SupervisorContext,
-  SupervisorMachine,
-  TrackerRef,
-  TrackerSpawn,
+import {
+  type PersistedTracker,
+  type SupervisorContext,
+  type SupervisorMachine,
+  type SupervisorRef,
+  type TrackerRef,
+  type TrackerSpawn,
+  freshSpawns,
 } from './supervisor.machine.js';
 import type { TrackerInput, TrackerMachine } from './tracker.machine.js';
 
 // ---- 1. Trackers outside `children` ----------------------------------------------------------
 
+/** At most 32: `with` keeps one bit per bucket. */
 const REGISTRY_BUCKETS = 32;
 
 /** djb2 over the id's UTF-16 code units (a different hash from the one that picks the shard). */
@@ -89,19 +98,20 @@ export class TrackerRegistry {
   /** A registry with these entries added (or replaced); each touched bucket is copied once. */
   with(entries: Iterable<readonly [string, TrackerRef]>): TrackerRegistry {
     const buckets = this.buckets.slice();
-    const copied = new Set<number>();
+    // One bit per bucket copied so far (REGISTRY_BUCKETS must stay at most 32).
+    let copied = 0;
     let size = this.size;
     for (const [id, ref] of entries) {
       const index = bucketOf(id);
       let bucket = buckets[index] as Map<string, TrackerRef> | undefined;
-      if (!copied.has(index)) {
+      if ((copied & (1 << index)) === 0) {
         buckets[index] = bucket = new Map(bucket);
-        copied.add(index);
+        copied |= 1 << index;
       }
       if (!bucket!.has(id)) size++;
       bucket!.set(id, ref);
     }
-    return copied.size === 0 ? this : new TrackerRegistry(buckets, size);
+    return copied === 0 ? this : new TrackerRegistry(buckets, size);
   }
 
   /** A registry without `id` (this one when it has no such entry). */
@@ -293,4 +303,44 @@ export function stampingLogic<TLogic extends AnyStateMachine>(machine: TLogic): 
 export function persistedSnapshot(snapshot: AnyMachineSnapshot): Snapshot<unknown> {
   const { status, value, context } = snapshot;
   return { status, value, historyValue: {}, context, children: {} } as unknown as Snapshot<unknown>;
+}
+
+// ---- 6. Starting trackers without the shard's macrostep -------------------------------------
+
+/** XState's actor fields `startInShard` reads and sets (xstate 5.33's `Actor`). */
+interface ActorInternals {
+  _snapshot: ReturnType<SupervisorRef['getSnapshot']>;
+  /** 1: running (XState's `ProcessingStatus.Running`). */
+  _processingStatus: number;
+  mailbox: { _current: unknown };
+}
+
+/**
+ * What the shard's `START` transition does, done here: the same trackers created
+ * (`freshSpawns`, `createTracker` with the shard as parent), the registry with them in a new
+ * snapshot of the shard (an `assign` would give one: a snapshot read before keeps its registry),
+ * `spawned` called for each (the runtime's `trackerSpawned`) before any starts, then each started
+ * (`startTrackers`). Only for a running shard with nothing in its mailbox, so that no event of
+ * its own is overtaken; false otherwise, and the caller sends `START`. The inspector would not see
+ * the event: a runtime that is inspected sends `START`.
+ *
+ * @example
+ * if (!startInShard(shard, spawns, attach)) shard.send({ type: 'START', trackers: spawns });
+ */
+export function startInShard(
+  shard: SupervisorRef,
+  spawns: readonly TrackerSpawn[],
+  spawned: (id: string, ref: TrackerRef) => void,
+): boolean {
+  const actor = shard as unknown as ActorInternals;
+  const snapshot = actor._snapshot;
+  if (actor._processingStatus !== 1 || actor.mailbox._current !== null || snapshot?.status !== 'active') return false;
+  const { context } = snapshot;
+  const fresh = freshSpawns(context, spawns);
+  if (fresh.size === 0) return true;
+  const created = [...fresh.values()].map((s) => [s.id, createTracker(context.trackerLogic, s, shard)] as const);
+  actor._snapshot = { ...snapshot, context: { ...context, trackers: context.trackers.with(created) } };
+  for (const [id, ref] of created) spawned(id, ref);
+  for (const [, ref] of created) ref.start();
+  return true;
 }

@@ -17,7 +17,7 @@ import {
   type TrackerEvent,
   trackerMachine,
 } from '../../machines/tracker.machine.js';
-import { stampingLogic } from '../../machines/xstate-adaptations.js';
+import { stampingLogic, startInShard } from '../../machines/xstate-adaptations.js';
 import {
   IdConflictError,
   InvalidInputError,
@@ -139,9 +139,12 @@ export class TrackerSystem {
   /** Ids that crashed in this process and have not run again yet (for the restarts counter). */
   private readonly crashedHere = new Set<string>();
   private shuttingDown = false;
+  /** An inspector is attached: shards get their START as events, which it sees. */
+  private readonly inspected: boolean;
 
   constructor(options: TrackerSystemOptions) {
     this.store = options.store;
+    this.inspected = options.inspect !== undefined;
     this.reader = new StoredReader(options.store);
     this.shardCount = options.shardCount ?? DEFAULT_SHARD_COUNT;
     this.defaultConfirmations = validateConfirmations(options.defaultConfirmations ?? 12);
@@ -181,10 +184,7 @@ export class TrackerSystem {
           ? (id) => this.quarantine.restoreOutput(id, this.reader.readOneNow(id)).snapshot
           : undefined,
         giveUp: (input) => this.giveUp(input),
-        spawned: (id, ref) => {
-          this.registry.registered(id, ref);
-          this.attach(id, ref);
-        },
+        spawned: this.spawned,
         crashed: (id) => {
           this.registry.deregistered(id);
           this.counters.crashes++;
@@ -339,8 +339,7 @@ export class TrackerSystem {
       spawned.push({ index: p.index, id: p.id });
     });
     // One START per shard: the shard copies its registry once for the whole group.
-    this.registry.ensure(byShard.keys());
-    for (const [shard, trackers] of byShard) this.registry.shard(shard).send({ type: 'START', trackers });
+    this.startInShards(byShard);
     for (const { index, id } of spawned) {
       const ref = this.lookup(id)!;
       results[index] = { status: 'started', tracker: this.view(ref), ref };
@@ -353,6 +352,25 @@ export class TrackerSystem {
     await forwarded;
     return results as StartManyResult[];
   }
+
+  /**
+   * Each shard's START, applied by the runtime as the transition does it (`startInShard`: XState's
+   * macrostep per shard cost as much as the tracker's own start); sent as the event while the
+   * system is inspected, so that the inspector sees it.
+   */
+  private startInShards(byShard: ReadonlyMap<number, TrackerSpawn[]>): void {
+    this.registry.ensure(byShard.keys());
+    for (const [index, trackers] of byShard) {
+      const shard = this.registry.shard(index);
+      if (this.inspected || !startInShard(shard, trackers, this.spawned)) shard.send({ type: 'START', trackers });
+    }
+  }
+
+  /** A shard created a tracker (new, restarted or rehydrated): register it, attach persistence. */
+  private readonly spawned = (id: string, ref: TrackerRef): void => {
+    this.registry.registered(id, ref);
+    this.attach(id, ref);
+  };
 
   /** The live actor for `id`, wherever it runs, also after a restart; undefined when not live. */
   lookup(id: string): TrackerRef | undefined {
@@ -649,8 +667,7 @@ export class TrackerSystem {
         byShard.delete(shardIndex);
       }
     }
-    this.registry.ensure(byShard.keys());
-    for (const [shardIndex, trackers] of byShard) this.registry.shard(shardIndex).send({ type: 'START', trackers });
+    this.startInShards(byShard);
     this.rehydrating.clear();
     for (const [chainId, trackers] of elsewhere) {
       this.logger.warn(
