@@ -55,12 +55,21 @@ import type { TrackerInput, TrackerMachine } from './tracker.machine.js';
 // ---- 1. Trackers outside `children` ----------------------------------------------------------
 
 /** At most 32: `with` keeps one bit per bucket. */
-const REGISTRY_BUCKETS = 32;
+export const REGISTRY_BUCKETS = 32;
 
-/** djb2 over the id's UTF-16 code units (a different hash from the one that picks the shard). */
-function bucketOf(id: string): number {
+/**
+ * djb2 over the id's UTF-16 code units, then murmur3's finalizer. Without it the low bits follow
+ * the shard's FNV-1a (both end in the parity of the code units: a shard's ids used half the
+ * buckets), and ids that differ only at the end (sequential ones) differ only in the low bits.
+ */
+export function bucketOf(id: string): number {
   let hash = 5381;
   for (let i = 0; i < id.length; i++) hash = (Math.imul(hash, 33) + id.charCodeAt(i)) | 0;
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
   return (hash >>> 0) & (REGISTRY_BUCKETS - 1);
 }
 
