@@ -84,7 +84,9 @@ async function main(): Promise<void> {
     let cpu = process.cpuUsage();
     confirmed = 0;
     for (let i = 0; i < n; i += 1000) await system.startMany(mine.slice(i, i + 1000).map((txHash) => ({ txHash })));
-    while (watcher.health().pendingLookups > 0 || total(await stats(ours.url)) < 3 * n) await sleep(50);
+    // Each tracker's lookup ends with its transaction's raw form (all N wait in the mempool).
+    const rawForms = async () => (await stats(ours.url)).calls.eth_getRawTransactionByHash ?? 0;
+    while (watcher.health().pendingLookups > 0 || (await rawForms()) < n) await sleep(50);
     progress(`n=${n}: ours: lookups done; mining`);
     const atStart = await stats(ours.url);
     await stats(ours.url, true);
