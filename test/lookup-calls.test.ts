@@ -4,9 +4,9 @@ import { type Transport, createHttpTransport } from '../src/chain/transport.js';
 import { type Harness, rpc, startHarness } from './support/chain.js';
 import { type RpcProxy, startRpcProxy } from './support/rpcProxy.js';
 
-// A tracker's lookup asks the node for what it can have: a hash it does not know costs one call,
-// a pending transaction no receipt, and a mined one its receipt (against a real anvil, counted by
-// a proxy in front of it).
+// A tracker's lookup asks for a receipt only of a mined transaction: a hash the node does not know
+// and a pending transaction cost their transaction and raw form, a mined one its receipt too
+// (against a real anvil, counted by a proxy in front of it).
 describe('lookupTransactions', () => {
   let h: Harness;
   let proxy: RpcProxy;
@@ -23,7 +23,7 @@ describe('lookupTransactions', () => {
     await h?.close();
   });
 
-  it('asks for a receipt only of a mined transaction, and for no more of a hash the node does not know', async () => {
+  it('asks for a receipt only of a mined transaction', async () => {
     const mined = await h.sign(0, { to: h.wallets[1]!.address, value: 1n, nonce: 0 });
     await h.send(mined.raw);
     await rpc(h.anvil.url, 'evm_mine');
@@ -48,14 +48,14 @@ describe('lookupTransactions', () => {
     expect(c!.ok && c!.raw).toBe(mined.raw);
     expect(Object.fromEntries(proxy.calls)).toEqual({
       eth_getTransactionByHash: 3,
+      eth_getRawTransactionByHash: 3,
       eth_getTransactionReceipt: 1,
-      eth_getRawTransactionByHash: 2,
     });
-    // batchSize 2: the three transactions in two requests, then the three other calls in two.
+    // batchSize 2: the transactions and raw forms in three requests, then the one receipt.
     expect(proxy.httpRequests).toBe(4);
   });
 
-  it('a malformed receipt fails its own hash only (one the node does not know needs none)', async () => {
+  it('a malformed receipt fails its own hash only (one the node does not know asks for none)', async () => {
     const mined = await h.sign(2, { to: h.wallets[1]!.address, value: 1n, nonce: 0 });
     await h.send(mined.raw);
     await rpc(h.anvil.url, 'evm_mine');

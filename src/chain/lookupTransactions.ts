@@ -26,10 +26,11 @@ export type LookupTransactionsErrorType = BaseError;
 
 /**
  * Transaction and receipt of many hashes in JSON-RPC batches: what a tracker needs to catch up
- * when it starts. Two rounds: every hash's transaction first, then only what the found ones need,
- * the receipt of a mined one and the raw form when asked for. A hash the node does not know
- * (most lookups of new or dropped transactions) costs one call instead of three; a node with no
- * transaction for a hash has no receipt for it either. Throws only when a whole batch fails.
+ * when it starts. Two rounds: every hash's transaction (and raw form, when asked for) first, then
+ * the receipts of the mined ones only. A hash the node does not know and a pending transaction
+ * (most lookups: new trackers, the dropped check) need no receipt call; the raw form is asked for
+ * with the transaction even when the node has no transaction for it, since a node may still hold
+ * the signed form of one a reorg took out. Throws only when a whole batch fails.
  *
  * @example
  * const [lookup] = await lookupTransactions(transport, { hashes: [txHash] });
@@ -39,53 +40,46 @@ export async function lookupTransactions(
   transport: Transport,
   { hashes, withRaw, batchSize = 300 }: LookupTransactionsParameters,
 ): Promise<LookupTransactionsReturnType> {
-  const transactions = await batched(
-    transport,
-    hashes.map((hash) => ({ method: 'eth_getTransactionByHash', params: [hash] })),
-    batchSize,
-  );
+  const first: RpcCall[] = [];
+  for (const hash of hashes) {
+    first.push({ method: 'eth_getTransactionByHash', params: [hash] });
+    if (withRaw?.has(hash)) first.push({ method: 'eth_getRawTransactionByHash', params: [hash] });
+  }
+  const outcomes = await batched(transport, first, batchSize);
   const results: TransactionLookup[] = [];
-  /** Found transactions and the calls still to make for each. */
-  const found: Array<{ index: number; transaction: ChainTransaction; receipt: boolean; raw: boolean }> = [];
-  hashes.forEach((hash, i) => {
+  /** Mined transactions, whose receipts the second round asks for. */
+  const mined: Array<{ index: number; transaction: ChainTransaction; raw: string | null }> = [];
+  let at = 0;
+  hashes.forEach((hash, index) => {
+    const tx = outcomes[at++]!;
+    const raw = withRaw?.has(hash) ? outcomes[at++]! : { ok: true as const, result: null };
     try {
-      const outcome = transactions[i]!;
-      if (!outcome.ok) throw outcome.error;
-      const transaction = parseNullable(outcome.result, parseTransaction, `transaction ${hash}`);
-      results.push({ hash, ok: true, transaction, receipt: null, raw: null });
-      if (!transaction) return;
-      const receipt = transaction.blockNumber !== null;
-      const raw = withRaw?.has(hash) ?? false;
-      if (receipt || raw) found.push({ index: i, transaction, receipt, raw });
+      if (!tx.ok) throw tx.error;
+      const transaction = parseNullable(tx.result, parseTransaction, `transaction ${hash}`);
+      // Nodes without eth_getRawTransactionByHash still track fine; raw stays unknown.
+      const signed = raw.ok && typeof raw.result === 'string' ? raw.result : null;
+      results.push({ hash, ok: true, transaction, receipt: null, raw: signed });
+      if (transaction?.blockNumber != null) mined.push({ index, transaction, raw: signed });
     } catch (error) {
       results.push({ hash, ok: false, error: error instanceof Error ? error : new Error(String(error)) });
     }
   });
-  const calls: RpcCall[] = [];
-  for (const { index, receipt, raw } of found) {
-    if (receipt) calls.push({ method: 'eth_getTransactionReceipt', params: [hashes[index]!] });
-    if (raw) calls.push({ method: 'eth_getRawTransactionByHash', params: [hashes[index]!] });
-  }
-  const outcomes = await batched(transport, calls, batchSize);
-  let at = 0;
-  for (const { index, transaction, receipt: wantsReceipt, raw: wantsRaw } of found) {
+  const receipts = await batched(
+    transport,
+    mined.map(({ index }) => ({ method: 'eth_getTransactionReceipt', params: [hashes[index]!] })),
+    batchSize,
+  );
+  mined.forEach(({ index, transaction, raw }, i) => {
     const hash = hashes[index]!;
-    const receipt = wantsReceipt ? outcomes[at++]! : { ok: true as const, result: null };
-    const raw = wantsRaw ? outcomes[at++]! : { ok: true as const, result: null };
+    const receipt = receipts[i]!;
     try {
       if (!receipt.ok) throw receipt.error;
-      results[index] = {
-        hash,
-        ok: true,
-        transaction,
-        receipt: parseNullable(receipt.result, parseReceipt, `receipt ${hash}`),
-        // Nodes without eth_getRawTransactionByHash still track fine; raw stays unknown.
-        raw: raw.ok && typeof raw.result === 'string' ? raw.result : null,
-      };
+      const parsed = parseNullable(receipt.result, parseReceipt, `receipt ${hash}`);
+      results[index] = { hash, ok: true, transaction, receipt: parsed, raw };
     } catch (error) {
       results[index] = { hash, ok: false, error: error instanceof Error ? error : new Error(String(error)) };
     }
-  }
+  });
   return results;
 }
 
