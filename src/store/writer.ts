@@ -232,20 +232,16 @@ export class Writer {
     const historySlices = new Slices(history, this.options.historyColumns);
     const rowSlices = new Slices(rows, this.options.columns);
     const firstHistory = historySlices.next();
-    if (historySlices.done) {
-      const firstRows = rowSlices.next();
-      if (rowSlices.done) {
-        // The usual commit, a few requests' rows: one message (each costs more than a row to clone).
-        const message = { type: 'commit', history: firstHistory, rows: firstRows };
-        return this.request(statements.length > 0 ? { ...message, statements } : message) as Promise<void>;
-      }
-      if (firstHistory.length > 0) this.worker.postMessage({ type: 'history', values: firstHistory });
-      this.worker.postMessage({ type: 'rows', values: firstRows });
-    } else {
-      // A large batch goes over in slices, each sent once made.
-      this.worker.postMessage({ type: 'history', values: firstHistory });
-      while (!historySlices.done) this.worker.postMessage({ type: 'history', values: historySlices.next() });
+    const firstRows = rowSlices.next();
+    if (historySlices.done && rowSlices.done) {
+      // The usual commit, a few requests' rows: one message (each costs more than a row to clone).
+      const message = { type: 'commit', history: firstHistory, rows: firstRows };
+      return this.request(statements.length > 0 ? { ...message, statements } : message) as Promise<void>;
     }
+    // A large batch goes over in slices, each sent once made.
+    if (firstHistory.length > 0) this.worker.postMessage({ type: 'history', values: firstHistory });
+    while (!historySlices.done) this.worker.postMessage({ type: 'history', values: historySlices.next() });
+    if (firstRows.length > 0) this.worker.postMessage({ type: 'rows', values: firstRows });
     while (!rowSlices.done) this.worker.postMessage({ type: 'rows', values: rowSlices.next() });
     if (statements.length > 0) this.worker.postMessage({ type: 'statements', statements });
     return this.request({ type: 'commit' }) as Promise<void>;
